@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: MIT
+// The reader's state machine. Grammar: RESP3 specification (redis/redis-specifications,
+// protocol/RESP3.md), with RESP2's `$-1` / `*-1` nulls.
+#include "resp/reader.hpp"
+
+#include "resp/number.hpp"
+
+#include <array>
+#include <cstring>
+
+namespace redring::resp {
+namespace {
+
+// Which bytes may start an element. Context rules for `;` and `.` are checked separately.
+constexpr std::array<bool, 256> type_bytes = [] {
+  std::array<bool, 256> t{};
+  for (unsigned char c : std::string_view("+-:$*_,#!=(%~|>;.")) t[c] = true;
+  return t;
+}();
+
+// Returns a pointer to the CR of the first CRLF in [p, end), or nullptr. A lone CR or LF is data.
+inline const char* find_crlf(const char* p, const char* end) noexcept {
+  // Most lines are a few bytes (+OK, :1, $16, *3): a plain loop beats memchr's call and setup.
+  const char* const short_end = end - p > 16 ? p + 16 : end;
+  for (; p < short_end; ++p) {
+    if (*p == '\r') {
+      if (p + 1 == end) return nullptr;
+      if (p[1] == '\n') return p;
+    }
+  }
+  while (p < end) {
+    const char* cr = static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(end - p)));
+    if (cr == nullptr || cr + 1 == end) return nullptr;
+    if (cr[1] == '\n') return cr;
+    p = cr + 1;
+  }
+  return nullptr;
+}
+
+enum class length_kind : std::uint8_t { number, null, streamed, invalid, too_large };
+
+// Parses a length or count line: digits, or `-1` (if `allow_null`), or `?` (if `allow_stream`).
+inline length_kind parse_length(std::string_view s, bool allow_null, bool allow_stream, std::uint64_t max,
+                                std::uint64_t& out) noexcept {
+  if (s.empty()) return length_kind::invalid;
+  if (s[0] == '?' && s.size() == 1) return allow_stream ? length_kind::streamed : length_kind::invalid;
+  if (s[0] == '-') return (allow_null && s == "-1") ? length_kind::null : length_kind::invalid;
+  std::uint64_t v = 0;
+  bool over = false;
+  for (const char c : s) {
+    if (c < '0' || c > '9') return length_kind::invalid;
+    if (!over) {
+      v = v * 10 + static_cast<std::uint64_t>(c - '0');
+      over = v > max;  // max <= 2^64 / 10 in practice; stop accumulating before wrapping
+      if (v > (std::uint64_t{1} << 60)) over = true;
+    }
+  }
+  if (over) return length_kind::too_large;
+  out = v;
+  return length_kind::number;
+}
+
+}  // namespace
+
+void reader::reset() noexcept {
+  stack_.clear();
+  offset_ = 0;
+  input_begin_ = nullptr;
+  scanned_ = 0;
+  body_length_ = 0;
+  body_depth_ = 0;
+  pending_body_ = false;
+  after_attribute_ = false;
+  failed_ = false;
+  error_ = {};
+}
+
+reader::step reader::fail(errc code, const char* at) {
+  failed_ = true;
+  error_ = {code, offset_ + static_cast<std::uint64_t>(at - input_begin_)};
+  return step::error;
+}
+
+bool reader::push_frame(type kind, std::uint64_t count, bool streamed, const char* at) {
+  if (stack_.size() >= limits_.max_depth) {
+    fail(errc::nesting_too_deep, at);
+    return false;
+  }
+  stack_.push_back(frame{count, 0, kind, streamed});
+  return true;
+}
+
+// Counts a new value against the enclosing aggregate. Attributes and stream parts do not count.
+bool reader::begin_element(const char* at) {
+  after_attribute_ = false;
+  if (stack_.empty()) return true;
+  frame& f = stack_.back();
+  if (!f.streamed) {
+    --f.remaining;  // never zero here: a counted frame is popped when it reaches zero
+    return true;
+  }
+  ++f.remaining;
+  const std::uint64_t m = multiplicity(f.kind);
+  if ((f.remaining + m - 1) / m > limits_.max_aggregate_size) {
+    fail(errc::aggregate_too_large, at);
+    return false;
+  }
+  return true;
+}
+
+// A value just completed: close every counted aggregate it completes, innermost first.
+void reader::finish_element(node& out) {
+  while (!stack_.empty()) {
+    const frame& f = stack_.back();
+    if (f.streamed || f.remaining != 0) return;
+    const bool attribute = f.kind == type::attribute;
+    stack_.pop_back();
+    if (attribute) {
+      // An attribute's last value closes it; the annotated value follows at the attribute's depth.
+      after_attribute_ = true;
+      return;
+    }
+  }
+  out.ends_reply = !after_attribute_;
+}
+
+reader::step reader::parse_body(const char*& p, const char* end, node& out) {
+  const std::uint64_t len = body_length_;
+  if (static_cast<std::uint64_t>(end - p) < len + 2) return step::need_more;
+  if (p[len] != '\r' || p[len + 1] != '\n') return fail(errc::missing_crlf, p + len);
+  if (body_type_ == type::verbatim_string && (len < 4 || p[3] != ':')) return fail(errc::invalid_verbatim, p);
+  out = node{};
+  out.data_type = body_type_;
+  out.depth = body_depth_;
+  out.value = std::string_view(p, len);
+  p += len + 2;
+  pending_body_ = false;
+  if (body_type_ != type::stream_part) finish_element(out);
+  return step::emitted;
+}
+
+reader::step reader::parse_element(const char*& p, const char* end, node& out) {
+  const char* const start = p;
+  const char c = *start;
+  // Context rules that the type byte alone decides.
+  const bool in_stream = !stack_.empty() && stack_.back().streamed;
+  const bool in_streamed_string = in_stream && stack_.back().kind == type::blob_string;
+  if (in_streamed_string) {
+    if (c != ';') return fail(errc::invalid_stream_part, start);
+  } else if (c == ';') {
+    return fail(errc::unexpected_stream_part, start);
+  } else if (c == '.') {
+    if (!in_stream) return fail(errc::unexpected_end, start);
+  } else if (!type_bytes[static_cast<unsigned char>(c)]) {
+    return fail(errc::invalid_type_byte, start);
+  }
+
+  // Find the line, resuming the scan where an earlier call stopped.
+  const auto content = static_cast<std::uint64_t>(end - start - 1);
+  if (scanned_ > content) scanned_ = 0;  // the caller broke the contract; rescan rather than overrun
+  const char* cr = find_crlf(start + 1 + scanned_, end);
+  if (cr == nullptr) {
+    // With max + 2 content bytes and no CRLF, the line is certainly longer than max.
+    if (content >= limits_.max_line_length + 2) return fail(errc::line_too_long, start + 1 + limits_.max_line_length);
+    scanned_ = content == 0 ? 0 : content - 1;  // the last byte may be a CR
+    return step::need_more;
+  }
+  scanned_ = 0;
+  if (static_cast<std::uint64_t>(cr - start - 1) > limits_.max_line_length) {
+    return fail(errc::line_too_long, start + 1 + limits_.max_line_length);
+  }
+  return parse_line_element(start, cr, p, out);
+}
+
+reader::step reader::parse_line_element(const char* start, const char* cr, const char*& p, node& out) {
+  const auto t = static_cast<type>(*start);
+  const std::string_view line(start + 1, static_cast<std::size_t>(cr - start - 1));
+  const char* const after = cr + 2;
+  const auto depth = static_cast<std::uint32_t>(stack_.size());
+  out = node{};
+  out.data_type = t;
+  out.depth = depth;
+
+  switch (t) {
+    case type::simple_string:
+    case type::simple_error:
+      if (!begin_element(start)) return step::error;
+      out.value = line;
+      break;
+
+    case type::integer: {
+      const int64_result r = parse_int64(line);
+      if (r.code != errc{}) return fail(r.code, start + 1);
+      if (!begin_element(start)) return step::error;
+      out.integer = r.value;
+      out.value = line;
+      break;
+    }
+
+    case type::double_number:
+      if (!is_valid_double(line)) return fail(errc::invalid_double, start + 1);
+      if (!begin_element(start)) return step::error;
+      out.value = line;
+      break;
+
+    case type::big_number:
+      if (!is_valid_big_number(line)) return fail(errc::invalid_big_number, start + 1);
+      if (!begin_element(start)) return step::error;
+      out.value = line;
+      break;
+
+    case type::boolean:
+      if (line != "t" && line != "f") return fail(errc::invalid_boolean, start + 1);
+      if (!begin_element(start)) return step::error;
+      out.integer = line[0] == 't' ? 1 : 0;
+      out.value = line;
+      break;
+
+    case type::null:
+      if (!line.empty()) return fail(errc::invalid_null, start + 1);
+      if (!begin_element(start)) return step::error;
+      break;
+
+    case type::end: {
+      // Context checked: the innermost frame is a streamed aggregate.
+      const frame& f = stack_.back();
+      if (!line.empty() || after_attribute_ || (f.kind == type::map && f.remaining % 2 != 0)) {
+        return fail(errc::unexpected_end, start);
+      }
+      out.depth = depth - 1;
+      stack_.pop_back();
+      p = after;
+      finish_element(out);
+      return step::emitted;
+    }
+
+    case type::blob_string:
+    case type::blob_error:
+    case type::verbatim_string:
+    case type::stream_part: {
+      std::uint64_t len = 0;
+      const bool blob = t == type::blob_string;
+      switch (parse_length(line, blob, blob, limits_.max_bulk_length, len)) {
+        case length_kind::invalid: return fail(errc::invalid_length, start + 1);
+        case length_kind::too_large: return fail(errc::bulk_too_long, start + 1);
+        case length_kind::null:
+          if (!begin_element(start)) return step::error;
+          out.data_type = type::null;
+          out.null_origin = type::blob_string;
+          p = after;
+          finish_element(out);
+          return step::emitted;
+        case length_kind::streamed:
+          if (!begin_element(start) || !push_frame(type::blob_string, 0, true, start)) return step::error;
+          out.streamed = true;
+          p = after;
+          return step::emitted;
+        case length_kind::number: break;
+      }
+      if (t == type::stream_part) {
+        frame& f = stack_.back();  // context checked: a streamed string
+        if (len == 0) {            // `;0` closes the string
+          out.data_type = type::end;
+          out.depth = depth - 1;
+          stack_.pop_back();
+          p = after;
+          finish_element(out);
+          return step::emitted;
+        }
+        f.bytes += len;
+        if (f.bytes > limits_.max_bulk_length) return fail(errc::bulk_too_long, start + 1);
+      } else if (!begin_element(start)) {
+        return step::error;
+      }
+      // The header is consumed now, so a payload arriving in pieces is never rescanned.
+      p = after;
+      body_type_ = t;
+      body_length_ = len;
+      body_depth_ = depth;
+      pending_body_ = true;
+      return parse_body(p, end_, out);
+    }
+
+    case type::array:
+    case type::set:
+    case type::map:
+    case type::attribute:
+    case type::push: {
+      std::uint64_t count = 0;
+      const bool can_stream = t == type::array || t == type::set || t == type::map;
+      switch (parse_length(line, t == type::array, can_stream, limits_.max_aggregate_size, count)) {
+        case length_kind::invalid: return fail(errc::invalid_length, start + 1);
+        case length_kind::too_large: return fail(errc::aggregate_too_large, start + 1);
+        case length_kind::null:
+          if (!begin_element(start)) return step::error;
+          out.data_type = type::null;
+          out.null_origin = type::array;
+          p = after;
+          finish_element(out);
+          return step::emitted;
+        case length_kind::streamed:
+          if (!begin_element(start) || !push_frame(t, 0, true, start)) return step::error;
+          out.streamed = true;
+          p = after;
+          return step::emitted;
+        case length_kind::number: break;
+      }
+      out.size = count;
+      p = after;
+      if (t == type::attribute) {
+        // An attribute annotates the next value and is not an element of the enclosing aggregate.
+        if (count == 0) {
+          after_attribute_ = true;
+          return step::emitted;
+        }
+        if (!push_frame(t, count * 2, false, start)) return step::error;
+        return step::emitted;
+      }
+      if (!begin_element(start)) return step::error;
+      if (count == 0) {
+        finish_element(out);
+        return step::emitted;
+      }
+      if (!push_frame(t, count * multiplicity(t), false, start)) return step::error;
+      return step::emitted;
+    }
+  }
+  p = after;
+  finish_element(out);
+  return step::emitted;
+}
+
+read_result reader::read(std::string_view input, std::span<node> out) {
+  read_result r;
+  if (failed_) {
+    r.state = status::error;
+    r.error = error_;
+    return r;
+  }
+  input_begin_ = input.data();
+  const char* p = input.data();
+  end_ = p + input.size();
+  std::size_t n = 0;
+  step s = step::emitted;
+  while (n < out.size()) {
+    if (pending_body_) {
+      s = parse_body(p, end_, out[n]);
+    } else if (p == end_) {
+      s = step::need_more;
+    } else {
+      s = parse_element(p, end_, out[n]);
+    }
+    if (s != step::emitted) break;
+    ++n;
+  }
+  r.nodes = n;
+  r.consumed = static_cast<std::size_t>(p - input.data());
+  offset_ += r.consumed;
+  switch (s) {
+    case step::emitted: r.state = status::ok; break;
+    case step::need_more:
+      r.state = status::need_more;
+      r.needed = pending_body_ ? body_length_ + 2 - static_cast<std::uint64_t>(end_ - p) : 1;
+      break;
+    case step::error:
+      r.state = status::error;
+      r.error = error_;
+      break;
+  }
+  return r;
+}
+
+}  // namespace redring::resp

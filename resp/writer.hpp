@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+// The RESP encoder: commands as arrays of bulk strings, and every RESP3 reply type, into one reusable
+// buffer; large payloads are referenced, not copied.
+#pragma once
+
+#include "resp/type.hpp"
+
+#include <sys/uio.h>
+
+#include <charconv>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <ranges>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace redring::resp {
+
+/// Something the writer turns into one bulk-string argument: text, an integer or a floating point
+/// number (written in its shortest round-trip form). Other types convert to one of these first.
+template <class T>
+concept scalar_argument = std::convertible_to<const T&, std::string_view> ||
+                          (std::integral<T> && !std::same_as<T, bool> && !std::same_as<T, char>) ||
+                          std::floating_point<T>;
+
+/// A range of scalar arguments (e.g. `std::vector<std::string>` of keys): one bulk string per element.
+template <class T>
+concept range_argument = std::ranges::sized_range<const T> && !scalar_argument<T> &&
+                         scalar_argument<std::ranges::range_value_t<const T>>;
+
+/// Anything `writer::command` accepts.
+template <class T>
+concept argument = scalar_argument<T> || range_argument<T>;
+
+/// Payloads of this many bytes or more are referenced by an iovec instead of copied.
+inline constexpr std::size_t default_reference_threshold = 16 * 1024;
+
+/// Encodes RESP into a growable buffer that is reused across `clear()`s, so that steady-state encoding
+/// allocates nothing.
+///
+/// Lifetime: a payload of `reference_threshold` bytes or more is not copied; the writer keeps a pointer
+/// to it, and the caller must keep those bytes alive and unchanged until it is done with `iovecs()`.
+/// Views returned by `data()` and `iovecs()` are valid until the next call that writes or clears.
+class writer {
+ public:
+  /// A writer that references payloads of `reference_threshold` bytes or more (0: never reference).
+  explicit writer(std::size_t reference_threshold = default_reference_threshold) noexcept
+      : threshold_(reference_threshold == 0 ? SIZE_MAX : reference_threshold) {}
+
+  /// Appends a command: an array of one bulk string per scalar argument and per element of each range.
+  /// `command("SET", key, 42)` writes `*3\r\n$3\r\nSET\r\n$...`.
+  template <argument... Args>
+  void command(const Args&... args) {
+    array_header_raw(type::array, (argument_count(args) + ... + 0));
+    (write_argument(args), ...);
+  }
+
+  /// Appends a command from already-split arguments.
+  void command(std::span<const std::string_view> args);
+
+  /// Appends one bulk string (`$<len>\r\n<bytes>\r\n`); for building commands piece by piece after
+  /// `aggregate_header(type::array, n)`.
+  void bulk(std::string_view bytes);
+  /// Appends an integer as a bulk string argument.
+  void bulk(std::int64_t v);
+  /// Appends a double as a bulk string argument, shortest round-trip form ("inf", "-inf", "nan" too).
+  void bulk(double v);
+
+  // --- RESP3 values (for fake servers, the fuzzer and round-trip tests) ---
+
+  /// `+text\r\n`. `text` must not contain CRLF (not checked: the fuzzer writes invalid frames on purpose).
+  void simple_string(std::string_view text);
+  /// `-text\r\n`.
+  void simple_error(std::string_view text);
+  /// `:v\r\n`.
+  void integer(std::int64_t v);
+  /// `$len\r\nbytes\r\n`. Same as `bulk`.
+  void blob_string(std::string_view bytes) { bulk(bytes); }
+  /// `!len\r\nbytes\r\n`.
+  void blob_error(std::string_view bytes);
+  /// `=len\r\nfmt:text\r\n`; `format` should be 3 bytes.
+  void verbatim_string(std::string_view format, std::string_view text);
+  /// `_\r\n`.
+  void null();
+  /// RESP2 `$-1\r\n`.
+  void null_bulk();
+  /// RESP2 `*-1\r\n`.
+  void null_array();
+  /// `#t\r\n` or `#f\r\n`.
+  void boolean(bool v);
+  /// `,v\r\n` in shortest round-trip form; infinities as `inf`/`-inf`, NaN as `nan`.
+  void double_number(double v);
+  /// `,text\r\n` with the text as given (it should match the RESP3 double grammar).
+  void double_text(std::string_view text);
+  /// `(digits\r\n`.
+  void big_number(std::string_view digits);
+  /// `<byte><count>\r\n` for array, set, push (count elements) or map, attribute (count pairs).
+  void aggregate_header(type t, std::uint64_t count);
+  /// The head of a streamed string (`$?\r\n`) or streamed array, set or map (`*?`, `~?`, `%?`).
+  void streamed_header(type t);
+  /// One part of a streamed string: `;len\r\nbytes\r\n` (a zero-length part is written as-is: it ends the string).
+  void stream_part(std::string_view bytes);
+  /// `;0\r\n`: ends a streamed string.
+  void stream_end() { raw(";0\r\n"); }
+  /// `.\r\n`: ends a streamed aggregate.
+  void end() { raw(".\r\n"); }
+  /// Appends bytes verbatim (copied, whatever their size): for frames the other methods cannot make.
+  void raw(std::string_view bytes);
+
+  // --- Output ---
+
+  /// Total bytes written since the last `clear()`.
+  [[nodiscard]] std::size_t size() const noexcept { return size_ + referenced_; }
+  /// True if nothing was written since the last `clear()`.
+  [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+  /// The bytes written, if none was referenced (else empty): valid until the next write or clear.
+  [[nodiscard]] std::string_view data() const noexcept {
+    return segments_.empty() ? std::string_view(buf_.get(), size_) : std::string_view();
+  }
+  /// The bytes written, in order, as iovecs over the buffer and the referenced payloads: valid until
+  /// the next write or clear.
+  [[nodiscard]] std::span<const iovec> iovecs();
+  /// Forgets everything written, keeping the buffer's capacity.
+  void clear() noexcept {
+    size_ = 0;
+    referenced_ = 0;
+    segments_.clear();
+    segment_start_ = 0;
+  }
+
+ private:
+  struct segment {
+    const char* external;  // nullptr: buffer bytes [offset, offset + length)
+    std::size_t offset;
+    std::size_t length;
+  };
+
+  template <class T>
+  static constexpr std::size_t argument_count(const T& arg) noexcept {
+    if constexpr (range_argument<T>) {
+      return static_cast<std::size_t>(std::ranges::size(arg));
+    } else {
+      return 1;
+    }
+  }
+
+  template <class T>
+  void write_argument(const T& arg) {
+    if constexpr (range_argument<T>) {
+      for (const auto& element : arg) write_argument(element);
+    } else if constexpr (std::convertible_to<const T&, std::string_view>) {
+      bulk(std::string_view(arg));
+    } else if constexpr (std::floating_point<T>) {
+      bulk(static_cast<double>(arg));
+    } else if constexpr (std::is_signed_v<T>) {
+      bulk(static_cast<std::int64_t>(arg));
+    } else {
+      bulk_unsigned(static_cast<std::uint64_t>(arg));
+    }
+  }
+
+  void bulk_unsigned(std::uint64_t v);
+  void copy_bulk(std::string_view bytes);  // never references: for digits in a local buffer
+  void array_header_raw(type t, std::uint64_t count);
+  char* reserve(std::size_t n);  // room for n more bytes; returns the write position
+  void commit(char* end) noexcept { size_ = static_cast<std::size_t>(end - buf_.get()); }
+  void reference(std::string_view bytes);
+  void line(char prefix, std::string_view text);
+
+  std::unique_ptr<char[]> buf_;
+  std::size_t size_ = 0;          // bytes in buf_
+  std::size_t capacity_ = 0;
+  std::size_t referenced_ = 0;    // bytes in referenced payloads
+  std::size_t threshold_;
+  std::size_t segment_start_ = 0; // buf_ offset where the current internal segment begins
+  std::vector<segment> segments_; // empty while nothing is referenced
+  std::vector<iovec> iovecs_;
+};
+
+}  // namespace redring::resp
