@@ -40,6 +40,9 @@ template <class... Ts> struct is_tuple<std::tuple<Ts...>> : std::true_type {};
 template <class T> struct is_map : std::false_type {};
 template <class K, class V, class C, class A> struct is_map<std::map<K, V, C, A>> : std::true_type {};
 template <class K, class V, class H, class E, class A> struct is_map<std::unordered_map<K, V, H, E, A>> : std::true_type {};
+// std::vector<std::pair<K, V>>: a map that keeps the reply's order.
+template <class T> struct is_pair_vector : std::false_type {};
+template <class A, class B, class Al> struct is_pair_vector<std::vector<std::pair<A, B>, Al>> : std::true_type {};
 
 error type_error(const value& v, std::string_view wanted);
 error error_of(const value& v);
@@ -53,6 +56,7 @@ bool text_of(const value& v, std::string_view& out);  // string-like payload; ve
 /// when a tuple's arity differs. Strings convert to numbers when their text is a valid number (RESP2
 /// sends `ZSCORE` as a bulk string), integers to bool (non-zero is true).
 ///
+/// `T = value` copies the reply as it is, error replies included.
 /// `T = std::string_view` views `v.text` and lives as long as `v`; it does not bind to a temporary.
 template <class T>
 result<T> convert(const value& v);
@@ -69,11 +73,11 @@ result<T> convert(const value& v) {
     auto inner = convert<typename T::value_type>(v);
     if (!inner) return inner.error();
     return T{std::move(*inner)};
+  } else if constexpr (std::same_as<T, value>) {
+    return v;  // error replies included: the caller asked for the reply as it is
   } else {
     if (v.is_error()) return detail::error_of(v);
-    if constexpr (std::same_as<T, value>) {
-      return v;
-    } else if constexpr (std::same_as<T, ignore_t>) {
+    if constexpr (std::same_as<T, ignore_t>) {
       return ignore_t{};
     } else {
       if (v.is_null()) return error{errc::unexpected_null, "reply is null"};
@@ -115,8 +119,7 @@ result<T> convert(const value& v) {
         std::string_view text;
         if (detail::text_of(v, text)) return T(text);
         return detail::type_error(v, "string");
-      } else if constexpr (detail::is_map<T>::value || (detail::is_vector<T>::value &&
-                                                         detail::is_pair<typename T::value_type>::value)) {
+      } else if constexpr (detail::is_map<T>::value || detail::is_pair_vector<T>::value) {
         // A map, or RESP2's flat key, value, ... array (HGETALL).
         const bool flat = v.data_type == type::array || v.data_type == type::set || v.data_type == type::push;
         if (v.data_type != type::map && !(flat && v.elements.size() % 2 == 0)) return detail::type_error(v, "map");

@@ -61,7 +61,9 @@ class reader {
   /// Parses at most one node: `read(input, {&out, 1})`.
   [[nodiscard]] read_result next(std::string_view input, node& out) { return read(input, {&out, 1}); }
 
-  /// True between replies: no element, aggregate or attribute is open.
+  /// True between replies: no aggregate, attribute or blob payload is open. A partial line is not the
+  /// reader's to know: the stream is at a reply boundary when this is true and the caller holds no
+  /// unconsumed bytes.
   [[nodiscard]] bool at_reply_boundary() const noexcept {
     return stack_.empty() && !pending_body_ && !after_attribute_ && !failed_;
   }

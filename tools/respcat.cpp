@@ -122,7 +122,8 @@ int main(int argc, char** argv) {
     }
   }
   d.flush();
-  if (!d.reader.at_reply_boundary()) {
+  // Unconsumed bytes are a partial line the reader is waiting to complete.
+  if (!d.reader.at_reply_boundary() || d.pos != d.buffer.size()) {
     std::fprintf(stderr, "respcat: input ended inside a reply at byte %llu\n",
                  static_cast<unsigned long long>(d.reader.stream_offset() + (d.buffer.size() - d.pos)));
     return 2;
