@@ -214,8 +214,8 @@ INSTANTIATE_TEST_SUITE_P(
         error_case{"string interrupted", "$?\r\n;1\r\na\r\n+a\r\n", errc::invalid_stream_part, 11},
         error_case{"part length bad", "$?\r\n;x\r\n", errc::invalid_length, 5},
         error_case{"part null", "$?\r\n;-1\r\n", errc::invalid_length, 5}),
-    [](const ::testing::TestParamInfo<error_case>& info) {
-      std::string name = info.param.name;
+    [](const ::testing::TestParamInfo<error_case>& param_info) {
+      std::string name = param_info.param.name;
       for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
       return name;
     });
