@@ -180,12 +180,13 @@ void check_scalars(const value& v) {
   if (v.is_null()) FUZZ_CHECK(os && !*os);
   else FUZZ_CHECK(s ? (os && *os && **os == *s) : (!os && os.error() == s.error()));
 
-  // ignore_t and value accept anything but an error reply.
+  // ignore_t accepts anything but an error reply; value copies the reply as it is, errors included.
   const auto ig = conv<resp::ignore_t>(v);
   FUZZ_CHECK(bool(ig) == !v.is_error());
   const auto same = conv<value>(v);
-  FUZZ_CHECK(bool(same) == !v.is_error());
-  if (same) FUZZ_CHECK(*same == v);
+  FUZZ_CHECK(same && *same == v);
+  const auto opt_same = conv<std::optional<value>>(v);
+  FUZZ_CHECK(opt_same && (v.is_null() ? !*opt_same : (*opt_same && **opt_same == v)));
 }
 
 bool is_list(const value& v) { return resp::is_aggregate(v.data_type) && v.data_type != type::attribute; }

@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: MIT
+#include "net/loop.hpp"
+
+#include <sys/eventfd.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <functional>
+#include <thread>
+
+namespace redring::net {
+namespace {
+
+std::uint64_t this_thread_id() noexcept {
+  return static_cast<std::uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id())) | 1;
+}
+
+// Kernel version as major * 1000 + minor, for features that the opcode probe cannot see (flags).
+int kernel_version() noexcept {
+  utsname u{};
+  if (::uname(&u) != 0) return 0;
+  int major = 0, minor = 0;
+  if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return 0;
+  return major * 1000 + minor;
+}
+
+constexpr std::uint32_t slot_index(op_token t) noexcept { return static_cast<std::uint32_t>(t); }
+constexpr std::uint32_t slot_generation(op_token t) noexcept { return static_cast<std::uint32_t>(t >> 32); }
+
+}  // namespace
+
+loop::loop(const loop_options& options) : now_(clock::now()) {
+  const unsigned entries = options.entries == 0 ? 512 : options.entries;
+  // Fall back step by step: DEFER_TASKRUN (6.1) runs completions only when we enter the ring, which
+  // is what a one-thread loop wants; it cannot signal an eventfd for embedding, so notify_fd uses
+  // COOP_TASKRUN (5.19); older kernels get neither.
+  struct attempt {
+    unsigned flags;
+    bool defer, coop;
+  };
+  const attempt attempts[] = {
+      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL, true, false},
+      {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, false, true},
+      {0, false, false},
+  };
+  int rc = -EINVAL;
+  for (const attempt& a : attempts) {
+    if (a.defer && options.notify_fd) continue;
+    io_uring_params params{};
+    params.flags = a.flags | IORING_SETUP_CQSIZE;
+    params.cq_entries = entries * 2;
+    rc = io_uring_queue_init_params(entries, &ring_, &params);
+    if (rc == 0) {
+      features_.defer_taskrun = a.defer;
+      features_.coop_taskrun = a.coop;
+      break;
+    }
+  }
+  if (rc != 0) throw std::system_error(-rc, std::system_category(), "io_uring_queue_init_params");
+
+  if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
+    features_.send_zc = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC) != 0;
+    io_uring_free_probe(probe);
+  }
+  const int version = kernel_version();
+  features_.buffer_rings = version >= 5019;
+  features_.recv_multishot = version >= 6000;
+
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) {
+    io_uring_queue_exit(&ring_);
+    throw std::system_error(errno, std::system_category(), "eventfd");
+  }
+  if (options.notify_fd) {
+    notify_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (notify_fd_ >= 0) io_uring_register_eventfd(&ring_, notify_fd_);
+  }
+  thread_id_.store(this_thread_id());
+  wake_token_ = reserve(&loop::on_wakeup, this);
+  arm_wakeup();
+}
+
+loop::~loop() {
+  // Cancel what is in flight and drain it, so the kernel writes into no memory after this.
+  cancel_op(wake_token_);
+  io_uring_sqe* s = sqe();
+  io_uring_prep_cancel64(s, 0, IORING_ASYNC_CANCEL_ANY);
+  io_uring_sqe_set_data64(s, 0);
+  for (int i = 0; i < 16 && run_once(std::chrono::milliseconds(1)) != 0; ++i) {
+  }
+  io_uring_queue_exit(&ring_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (notify_fd_ >= 0) ::close(notify_fd_);
+}
+
+op_token loop::reserve(completion_fn fn, void* context) {
+  std::uint32_t index;
+  if (free_head_ != UINT32_MAX) {
+    index = free_head_;
+    free_head_ = slots_[index].next_free;
+  } else {
+    index = static_cast<std::uint32_t>(slots_.size());
+    slots_.push_back(slot{nullptr, nullptr, 1, UINT32_MAX});
+  }
+  slot& s = slots_[index];
+  s.fn = fn;
+  s.context = context;
+  return (static_cast<std::uint64_t>(s.generation) << 32) | index;
+}
+
+void loop::release(op_token token) noexcept {
+  const std::uint32_t index = slot_index(token);
+  if (index >= slots_.size() || slots_[index].generation != slot_generation(token)) return;
+  slot& s = slots_[index];
+  s.fn = nullptr;
+  s.context = nullptr;
+  if (++s.generation == 0) s.generation = 1;  // token 0 stays "no slot"
+  s.next_free = free_head_;
+  free_head_ = index;
+}
+
+io_uring_sqe* loop::sqe() {
+  io_uring_sqe* s = io_uring_get_sqe(&ring_);
+  while (s == nullptr) {  // the queue is full: hand it to the kernel and take a fresh entry
+    io_uring_submit(&ring_);
+    s = io_uring_get_sqe(&ring_);
+  }
+  return s;
+}
+
+void loop::cancel_op(op_token token) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_cancel64(s, token, IORING_ASYNC_CANCEL_ALL);
+  io_uring_sqe_set_data64(s, 0);
+}
+
+void loop::dispatch(const io_uring_cqe& cqe) noexcept {
+  const op_token token = io_uring_cqe_get_data64(&cqe);
+  if (token == 0) return;
+  const std::uint32_t index = slot_index(token);
+  if (index >= slots_.size()) return;
+  const slot& s = slots_[index];
+  if (s.generation != slot_generation(token) || s.fn == nullptr) return;  // released: stale
+  s.fn(s.context, cqe.res, cqe.flags);
+}
+
+void loop::arm_wakeup() {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_read(s, wake_fd_, &wake_buf_, sizeof wake_buf_, 0);
+  io_uring_sqe_set_data64(s, wake_token_);
+}
+
+void loop::on_wakeup(void* self, int res, std::uint32_t) {
+  auto* l = static_cast<loop*>(self);
+  if (res == -ECANCELED) return;
+  l->arm_wakeup();
+}
+
+// --- Timers: a binary min-heap of intrusive timers. ---
+
+void loop::heap_swap(std::size_t a, std::size_t b) noexcept {
+  std::swap(timers_[a], timers_[b]);
+  timers_[a]->heap_index = a;
+  timers_[b]->heap_index = b;
+}
+
+void loop::heap_up(std::size_t i) noexcept {
+  while (i > 0) {
+    const std::size_t parent = (i - 1) / 2;
+    if (timers_[parent]->deadline <= timers_[i]->deadline) break;
+    heap_swap(i, parent);
+    i = parent;
+  }
+}
+
+void loop::heap_down(std::size_t i) noexcept {
+  for (;;) {
+    const std::size_t l = 2 * i + 1, r = l + 1;
+    std::size_t m = i;
+    if (l < timers_.size() && timers_[l]->deadline < timers_[m]->deadline) m = l;
+    if (r < timers_.size() && timers_[r]->deadline < timers_[m]->deadline) m = r;
+    if (m == i) return;
+    heap_swap(i, m);
+    i = m;
+  }
+}
+
+void loop::heap_remove(std::size_t i) noexcept {
+  const std::size_t last = timers_.size() - 1;
+  if (i != last) heap_swap(i, last);
+  timers_.back()->heap_index = timer::npos;
+  timers_.pop_back();
+  if (i < timers_.size()) {
+    heap_up(i);
+    heap_down(i);
+  }
+}
+
+void loop::arm(timer& t, clock::time_point deadline) {
+  if (t.armed()) heap_remove(t.heap_index);
+  t.deadline = deadline;
+  t.heap_index = timers_.size();
+  timers_.push_back(&t);
+  heap_up(t.heap_index);
+}
+
+void loop::cancel(timer& t) noexcept {
+  if (t.armed()) heap_remove(t.heap_index);
+}
+
+std::size_t loop::run_timers() {
+  std::size_t n = 0;
+  while (!timers_.empty() && timers_.front()->deadline <= now_) {
+    timer* t = timers_.front();
+    heap_remove(0);
+    ++n;
+    t->fn(t);
+  }
+  return n;
+}
+
+// --- Posted work: a Treiber stack drained whole and reversed into FIFO order. ---
+
+void loop::post(task& t) noexcept {
+  task* head = posted_.load(std::memory_order_relaxed);
+  do {
+    t.next = head;
+  } while (!posted_.compare_exchange_weak(head, &t, std::memory_order_seq_cst, std::memory_order_relaxed));
+  // Paired with run_once: it sets sleeping_ before it last looks at posted_, so either it sees this
+  // task or we see it asleep and wake it. No syscall while the loop is awake.
+  if (sleeping_.load(std::memory_order_seq_cst)) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto ignored = ::write(wake_fd_, &one, sizeof one);
+  }
+}
+
+std::size_t loop::run_posted() {
+  task* list = posted_.exchange(nullptr, std::memory_order_acquire);
+  task* fifo = nullptr;
+  while (list != nullptr) {
+    task* next = list->next;
+    list->next = fifo;
+    fifo = list;
+    list = next;
+  }
+  std::size_t n = 0;
+  while (fifo != nullptr) {
+    task* next = fifo->next;
+    fifo->fn(fifo);  // may free fifo
+    fifo = next;
+    ++n;
+  }
+  return n;
+}
+
+void loop::at_end_of_turn(turn_hook& hook) noexcept {
+  if (hook.queued) return;
+  hook.queued = true;
+  hook.next = hooks_;
+  hooks_ = &hook;
+}
+
+void loop::run_hooks() {
+  // Hooks may queue hooks (a flush that completes a request whose continuation writes again).
+  while (hooks_ != nullptr) {
+    turn_hook* list = hooks_;
+    hooks_ = nullptr;
+    while (list != nullptr) {
+      turn_hook* next = list->next;
+      list->queued = false;
+      list->fn(list);
+      list = next;
+    }
+  }
+}
+
+bool loop::in_loop_thread() const noexcept { return thread_id_.load(std::memory_order_relaxed) == this_thread_id(); }
+
+std::size_t loop::run_once(std::chrono::milliseconds max_wait) {
+  now_ = clock::now();
+  std::size_t handled = run_posted() + run_timers();
+  run_hooks();
+
+  auto wait = std::chrono::duration_cast<clock::duration>(max_wait);
+  if (!timers_.empty()) wait = std::min(wait, std::max(clock::duration::zero(), timers_.front()->deadline - now_));
+  if (handled != 0) wait = clock::duration::zero();  // the work may have produced more work
+  if (wait > clock::duration::zero()) {
+    sleeping_.store(true, std::memory_order_seq_cst);
+    if (posted_.load(std::memory_order_seq_cst) != nullptr) wait = clock::duration::zero();
+  }
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
+  __kernel_timespec ts{ns / 1000000000, ns % 1000000000};
+  io_uring_cqe* first = nullptr;
+  // One io_uring_enter per turn: submit everything, run deferred task work, wait with a timeout
+  // passed by argument (no timeout SQE). -ETIME just means nothing arrived.
+  io_uring_submit_and_wait_timeout(&ring_, &first, 1, &ts, nullptr);
+  sleeping_.store(false, std::memory_order_relaxed);
+
+  now_ = clock::now();
+  io_uring_cqe* batch[64];
+  for (;;) {
+    const unsigned n = io_uring_peek_batch_cqe(&ring_, batch, 64);
+    if (n == 0) break;
+    for (unsigned i = 0; i < n; ++i) dispatch(*batch[i]);
+    io_uring_cq_advance(&ring_, n);
+    handled += n;
+  }
+  return handled;
+}
+
+void loop::run() {
+  stop_.store(false, std::memory_order_relaxed);
+  thread_id_.store(this_thread_id());
+  while (!stop_.load(std::memory_order_relaxed)) run_once(std::chrono::milliseconds(1000));
+}
+
+void loop::stop() noexcept {
+  stop_.store(true, std::memory_order_relaxed);
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const auto ignored = ::write(wake_fd_, &one, sizeof one);
+}
+
+}  // namespace redring::net

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+// The event loop: one io_uring per loop, one loop per thread. Completions are dispatched through a
+// slot table (no allocation, no virtual call); timers live in a heap with one kernel timeout per
+// loop turn; other threads post work through a lock-free queue with one wakeup.
+#pragma once
+
+#include <liburing.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace redring::net {
+
+/// Called when an operation completes: `res` is the CQE result (bytes, or -errno), `flags` its flags
+/// (IORING_CQE_F_MORE while a multishot operation stays armed, IORING_CQE_F_BUFFER ...).
+using completion_fn = void (*)(void* context, int res, std::uint32_t flags);
+
+/// Identifies an operation slot; goes into a submission's user_data. Stale after `loop::release`.
+using op_token = std::uint64_t;
+
+/// The clock of timers and deadlines.
+using clock = std::chrono::steady_clock;
+
+/// A timer armed on a loop. Intrusive: the owner keeps it alive while armed (`loop::cancel` first).
+struct timer {
+  clock::time_point deadline{};
+  void (*fn)(timer*) = nullptr;      ///< Called on the loop thread when the deadline passes.
+  std::size_t heap_index = npos;     ///< Position in the loop's heap; npos when not armed.
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  [[nodiscard]] bool armed() const noexcept { return heap_index != npos; }
+};
+
+/// Work posted to a loop from any thread. Intrusive: the poster keeps it alive until `fn` ran.
+struct task {
+  void (*fn)(task*) = nullptr;
+  task* next = nullptr;
+};
+
+/// Runs at the end of a loop turn, before the turn's single submit (a connection flushes its writes
+/// there). Intrusive; registered with `loop::at_end_of_turn`, once per turn.
+struct turn_hook {
+  void (*fn)(turn_hook*) = nullptr;
+  turn_hook* next = nullptr;
+  bool queued = false;
+};
+
+/// Loop settings.
+struct loop_options {
+  unsigned entries = 512;          ///< Submission queue size (completion queue is twice that).
+  bool notify_fd = false;          ///< Provide `notify_fd()` for embedding in another event loop.
+};
+
+/// What the kernel offers, probed once per loop.
+struct loop_features {
+  bool defer_taskrun = false;      ///< IORING_SETUP_DEFER_TASKRUN (6.1)
+  bool coop_taskrun = false;       ///< IORING_SETUP_COOP_TASKRUN (5.19)
+  bool buffer_rings = false;       ///< provided buffer rings (5.19)
+  bool recv_multishot = false;     ///< multishot recv (6.0)
+  bool send_zc = false;            ///< IORING_OP_SEND_ZC (6.0)
+};
+
+/// An io_uring event loop. Not thread-safe, except `post` and `stop`, which any thread may call.
+class loop {
+ public:
+  /// Sets up the ring, falling back from DEFER_TASKRUN to COOP_TASKRUN to none. Throws
+  /// std::system_error if io_uring is unavailable (e.g. disabled by sysctl).
+  explicit loop(const loop_options& options = {});
+  ~loop();
+  loop(const loop&) = delete;
+  loop& operator=(const loop&) = delete;
+
+  // --- Operations ---
+
+  /// Reserves a slot whose completions call `fn(context, ...)`. Returns its token for user_data.
+  [[nodiscard]] op_token reserve(completion_fn fn, void* context);
+  /// Frees a slot; completions still in flight for it are then dropped. The caller must keep the
+  /// memory those operations use alive until they complete (cancel them and wait, see `cancel_op`).
+  void release(op_token token) noexcept;
+  /// A submission queue entry for this turn; never null (submits to make room when the queue is full).
+  [[nodiscard]] io_uring_sqe* sqe();
+  /// Queues a cancellation of every operation submitted with `token` (their completions arrive with -ECANCELED).
+  void cancel_op(op_token token);
+
+  // --- Timers ---
+
+  /// Arms `t` to fire at `deadline` (re-arms it if armed).
+  void arm(timer& t, clock::time_point deadline);
+  /// Disarms `t`; no-op if not armed.
+  void cancel(timer& t) noexcept;
+  /// The time at the start of this loop turn (cheap; refreshed once per turn).
+  [[nodiscard]] clock::time_point now() const noexcept { return now_; }
+
+  // --- Turns ---
+
+  /// Runs `hook` at the end of this turn, before the submit. No-op if already queued this turn.
+  void at_end_of_turn(turn_hook& hook) noexcept;
+  /// One turn: runs posted work, expired timers and end-of-turn hooks, submits, then waits up to
+  /// `max_wait` for at least one completion (0: do not wait) and dispatches every completion that
+  /// arrived. Returns the number of completions, timers and tasks handled.
+  std::size_t run_once(std::chrono::milliseconds max_wait);
+  /// `run_once` without waiting: for embedding in another loop.
+  std::size_t poll() { return run_once(std::chrono::milliseconds(0)); }
+  /// Runs turns until `stop()`.
+  void run();
+  /// Makes `run()` return after its current turn. Thread-safe.
+  void stop() noexcept;
+  /// True if `stop()` was called and `run()` has not been entered since.
+  [[nodiscard]] bool stopping() const noexcept { return stop_.load(std::memory_order_relaxed); }
+
+  // --- Other threads ---
+
+  /// Queues `t` to run on the loop thread. Thread-safe; wakes the loop only if it sleeps.
+  void post(task& t) noexcept;
+  /// True on the thread that runs the loop (the one that constructed it, or the last to call run).
+  [[nodiscard]] bool in_loop_thread() const noexcept;
+
+  /// An eventfd that becomes readable when the loop has completions to handle (with
+  /// `loop_options::notify_fd`): watch it from epoll/libuv/asio and call `poll()`. -1 otherwise.
+  [[nodiscard]] int notify_fd() const noexcept { return notify_fd_; }
+
+  /// What the kernel supports.
+  [[nodiscard]] const loop_features& features() const noexcept { return features_; }
+  /// The raw ring, for the buffer ring and tests.
+  [[nodiscard]] io_uring& ring() noexcept { return ring_; }
+
+ private:
+  struct slot {
+    completion_fn fn;
+    void* context;
+    std::uint32_t generation;
+    std::uint32_t next_free;
+  };
+
+  void dispatch(const io_uring_cqe& cqe) noexcept;
+  std::size_t run_timers();
+  std::size_t run_posted();
+  void run_hooks();
+  void arm_wakeup();
+  static void on_wakeup(void* self, int res, std::uint32_t flags);
+  void heap_swap(std::size_t a, std::size_t b) noexcept;
+  void heap_up(std::size_t i) noexcept;
+  void heap_down(std::size_t i) noexcept;
+  void heap_remove(std::size_t i) noexcept;
+
+  io_uring ring_{};
+  loop_features features_;
+  std::vector<slot> slots_;
+  std::uint32_t free_head_ = UINT32_MAX;
+  std::vector<timer*> timers_;  // min-heap on deadline
+  clock::time_point now_;
+  turn_hook* hooks_ = nullptr;
+  std::atomic<task*> posted_{nullptr};
+  std::atomic<bool> sleeping_{false};
+  std::atomic<bool> stop_{false};
+  int wake_fd_ = -1;
+  int notify_fd_ = -1;
+  std::uint64_t wake_buf_ = 0;
+  op_token wake_token_ = 0;
+  std::atomic<std::uint64_t> thread_id_{0};
+};
+
+}  // namespace redring::net
