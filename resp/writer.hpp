@@ -51,6 +51,9 @@ class writer {
   explicit writer(std::size_t reference_threshold = default_reference_threshold) noexcept
       : threshold_(reference_threshold == 0 ? SIZE_MAX : reference_threshold) {}
 
+  /// Changes the reference threshold for what is written next (0: never reference).
+  void set_reference_threshold(std::size_t bytes) noexcept { threshold_ = bytes == 0 ? SIZE_MAX : bytes; }
+
   /// Appends a command: an array of one bulk string per scalar argument and per element of each range.
   /// `command("SET", key, 42)` writes `*3\r\n$3\r\nSET\r\n$...`.
   template <argument... Args>

@@ -35,11 +35,11 @@ int connect_unix(const std::string& path) {
 
 }  // namespace
 
-redis_server::redis_server(std::vector<std::string> extra_args) {
+redis_server::redis_server(std::vector<std::string> extra_args, std::string socket_path) {
   char tmpl[] = "/tmp/redring-test-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
-  socket_ = dir_ + "/redis.sock";
+  socket_ = socket_path.empty() ? dir_ + "/redis.sock" : std::move(socket_path);
   std::vector<std::string> args = {"redis-server", "--port",    "0",      "--unixsocket", socket_,
                                    "--dir",        dir_,        "--save", "",             "--appendonly",
                                    "no",           "--logfile", dir_ + "/redis.log"};

@@ -19,7 +19,8 @@ namespace redring::test {
 class redis_server {
  public:
   /// `extra_args` are appended to the command line, e.g. {"--enable-debug-command", "yes"}.
-  explicit redis_server(std::vector<std::string> extra_args = {});
+  /// `socket_path`, if given, is used instead of one in the temp dir (to restart on the same path).
+  explicit redis_server(std::vector<std::string> extra_args = {}, std::string socket_path = {});
   ~redis_server();
   redis_server(const redis_server&) = delete;
   redis_server& operator=(const redis_server&) = delete;

@@ -1,0 +1,417 @@
+// SPDX-License-Identifier: MIT
+#include "client/connection.hpp"
+
+#include "client/error.hpp"
+#include "net/error.hpp"
+#include "net/socket.hpp"
+#include "resp/error.hpp"
+
+#include <climits>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace redring::client {
+namespace {
+
+constexpr const char* library_version = "0.1.0";
+
+}  // namespace
+
+connection::connection(net::loop& loop, const options& opts)
+    : loop_(loop), opts_(opts), mux_(opts.protocol_limits, opts.read_buffer_bytes), protocol_(opts.protocol),
+      rng_(static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(this))) {
+  connect_op_ = loop_.reserve(&connection::on_connect_done, this);
+  recv_op_ = loop_.reserve(&connection::on_recv_done, this);
+  send_op_ = loop_.reserve(&connection::on_send_done, this);
+  flush_hook_.fn = &connection::on_flush_hook;
+  flush_hook_.owner = this;
+  deadline_timer_.fn = &connection::on_deadline;
+  deadline_timer_.owner = this;
+  reconnect_timer_.fn = &connection::on_reconnect;
+  reconnect_timer_.owner = this;
+}
+
+connection::~connection() {
+  close();
+  // The kernel may still hold our buffers: drain what is in flight before they go.
+  for (int i = 0; i < 1000 && inflight_ops_ > 0; ++i) loop_.run_once(std::chrono::milliseconds(1));
+  if (fd_ >= 0) ::close(fd_);
+  loop_.release(connect_op_);
+  loop_.release(recv_op_);
+  loop_.release(send_op_);
+  loop_.cancel(deadline_timer_);
+  loop_.cancel(reconnect_timer_);
+}
+
+void connection::set_state(connection_state s) {
+  state_ = s;
+  if (state_fn_ != nullptr) state_fn_(state_ctx_, s);
+}
+
+void connection::start() {
+  if (state_ != connection_state::idle) return;
+  begin_connect();
+}
+
+void connection::begin_connect() {
+  set_state(connection_state::connecting);
+  addresses_.clear();
+  std::error_code ec;
+  if (!opts_.unix_path.empty()) {
+    net::address a;
+    ec = net::address::from_unix_path(opts_.unix_path, a);
+    if (!ec) addresses_.push_back(a);
+  } else {
+    ec = net::address::resolve(opts_.host, opts_.port, addresses_);
+  }
+  if (ec) {
+    fail("cannot resolve " + (opts_.unix_path.empty() ? opts_.host : opts_.unix_path) + ": " + ec.message(),
+         errc::connect_failed);
+    return;
+  }
+  fd_ = net::open_stream_socket(addresses_.front(), {}, ec);
+  if (fd_ < 0) {
+    fail("cannot create a socket: " + ec.message(), errc::connect_failed);
+    return;
+  }
+  io_uring_sqe* s = loop_.sqe();
+  io_uring_prep_connect(s, fd_, addresses_.front().get(), addresses_.front().length());
+  io_uring_sqe_set_data64(s, connect_op_);
+  ++inflight_ops_;
+  if (opts_.connect_timeout.count() > 0) {
+    // A linked timeout cancels the connect (-ECANCELED) if it has not completed in time.
+    s->flags |= IOSQE_IO_LINK;
+    const auto ms = opts_.connect_timeout.count();
+    connect_ts_ = {ms / 1000, (ms % 1000) * 1000000};
+    io_uring_sqe* t = loop_.sqe();
+    io_uring_prep_link_timeout(t, &connect_ts_, 0);
+    io_uring_sqe_set_data64(t, 0);
+  }
+}
+
+void connection::on_connect_done(void* self, int res, std::uint32_t) {
+  auto* c = static_cast<connection*>(self);
+  --c->inflight_ops_;
+  if (c->draining_) {
+    if (c->inflight_ops_ == 0) c->finish_close();
+    return;
+  }
+  if (res < 0) {
+    const std::string where = c->addresses_.empty() ? std::string("server") : c->addresses_.front().to_string();
+    c->fail(res == -ECANCELED ? "connect to " + where + " timed out"
+                              : "cannot connect to " + where + ": " + std::strerror(-res),
+            errc::connect_failed);
+    return;
+  }
+  ++c->connects_;
+  c->attempt_ = 0;
+  c->set_state(connection_state::handshaking);
+  c->submit_recv();
+  if (c->opts_.protocol == 3) {
+    std::vector<std::string> args = {"HELLO", "3"};
+    if (c->opts_.password) {
+      args.insert(args.end(), {"AUTH", c->opts_.user.empty() ? "default" : c->opts_.user, *c->opts_.password});
+    }
+    if (!c->opts_.client_name.empty()) args.insert(args.end(), {"SETNAME", c->opts_.client_name});
+    c->send_step(c->hello_, std::move(args), &connection::on_hello);
+  } else {
+    c->begin_resp2();
+  }
+}
+
+void connection::begin_resp2() {
+  protocol_ = 2;
+  if (opts_.password) {
+    std::vector<std::string> args = {"AUTH"};
+    if (!opts_.user.empty()) args.push_back(opts_.user);
+    args.push_back(*opts_.password);
+    send_step(auth_, std::move(args), &connection::on_resp2_auth);
+  } else {
+    begin_setup();
+  }
+}
+
+// --- Handshake ---
+
+void connection::send_step(step& s, std::vector<std::string> args, void (connection::*then)(step&, std::error_code)) {
+  s.owner = this;
+  s.error.clear();
+  s.args = std::move(args);
+  s.then = then;
+  s.replies = 1;
+  s.encode = [](request& r, resp::writer& w) {
+    const auto& step_args = static_cast<step&>(r).args;
+    std::vector<std::string_view> views(step_args.begin(), step_args.end());
+    w.command(std::span<const std::string_view>(views));
+  };
+  s.on_node = [](request& r, const resp::node& n) {
+    if (n.depth == 0 && resp::is_error(n.data_type)) static_cast<step&>(r).error.assign(n.value);
+  };
+  s.on_done = [](request& r, std::error_code ec) {
+    auto& st = static_cast<step&>(r);
+    (st.owner->*st.then)(st, ec);
+  };
+  mux_.encode(s, net::clock::time_point::max(), /*front=*/true);
+  loop_.at_end_of_turn(flush_hook_);
+}
+
+bool connection::is_auth_error(const std::string& text) const {
+  const std::string_view code = resp::error_code_word(text);
+  return code == "WRONGPASS" || code == "NOAUTH" || code == "NOPERM" ||
+         std::string_view(text).starts_with("ERR invalid password") ||
+         std::string_view(text).starts_with("ERR AUTH");
+}
+
+void connection::on_hello(step& s, std::error_code ec) {
+  if (ec) return;  // the connection is already failing
+  if (s.error.empty()) {
+    protocol_ = 3;
+    begin_setup();
+    return;
+  }
+  if (is_auth_error(s.error)) {
+    auth_failed_ = true;
+    const std::string why = "authentication failed: " + s.error;
+    mux_.fail_all(errc::auth_failed);
+    fail(why, errc::auth_failed);
+    return;
+  }
+  // No HELLO (Redis < 6) or no RESP3 (NOPROTO): speak RESP2, authenticate with AUTH.
+  if (!s.error.starts_with("ERR unknown command") && !s.error.starts_with("NOPROTO")) {
+    fail("HELLO failed: " + s.error, errc::handshake_failed);
+    return;
+  }
+  begin_resp2();
+}
+
+void connection::on_resp2_auth(step& s, std::error_code ec) {
+  if (ec) return;
+  if (!s.error.empty()) {
+    auth_failed_ = true;
+    const std::string why = "authentication failed: " + s.error;
+    mux_.fail_all(errc::auth_failed);
+    fail(why, errc::auth_failed);
+    return;
+  }
+  begin_setup();
+}
+
+void connection::begin_setup() {
+  setup_pending_ = 0;
+  if (protocol_ == 2 && !opts_.client_name.empty()) {
+    ++setup_pending_;
+    send_step(setname_, {"CLIENT", "SETNAME", opts_.client_name}, &connection::on_setup);
+  }
+  if (opts_.database != 0) {
+    ++setup_pending_;
+    send_step(select_, {"SELECT", std::to_string(opts_.database)}, &connection::on_setup);
+  }
+  if (opts_.set_lib_info) {
+    setup_pending_ += 2;
+    send_step(lib_name_, {"CLIENT", "SETINFO", "LIB-NAME", "redring"}, &connection::on_setup);
+    send_step(lib_ver_, {"CLIENT", "SETINFO", "LIB-VER", library_version}, &connection::on_setup);
+  }
+  if (setup_pending_ == 0) {
+    auth_failed_ = false;
+    set_state(connection_state::ready);
+    loop_.at_end_of_turn(flush_hook_);
+  }
+}
+
+void connection::on_setup(step& s, std::error_code ec) {
+  if (ec) return;
+  // CLIENT SETINFO is Redis 7.2+: older servers refuse it, and that is fine.
+  if (!s.error.empty() && &s != &lib_name_ && &s != &lib_ver_) {
+    fail(s.args[0] + " failed: " + s.error, errc::handshake_failed);
+    return;
+  }
+  if (--setup_pending_ == 0) {
+    auth_failed_ = false;
+    set_state(connection_state::ready);
+    loop_.at_end_of_turn(flush_hook_);
+  }
+}
+
+// --- Commands ---
+
+void connection::submit(request& r) {
+  if (state_ == connection_state::closed) {
+    r.on_done(r, errc::shutting_down);
+    return;
+  }
+  if (auth_failed_) {
+    r.on_done(r, errc::auth_failed);
+    return;
+  }
+  if (state_ != connection_state::ready && mux_.unsent() >= opts_.offline_queue_limit) {
+    r.on_done(r, errc::offline_queue_full);
+    return;
+  }
+  const auto timeout = r.timeout.count() != 0 ? r.timeout : opts_.command_timeout;
+  const auto deadline = timeout.count() > 0 ? loop_.now() + timeout : net::clock::time_point::max();
+  mux_.encode(r, deadline);
+  if (state_ == connection_state::ready) loop_.at_end_of_turn(flush_hook_);
+  if (deadline != net::clock::time_point::max()) arm_deadline_timer();
+}
+
+void connection::arm_deadline_timer() {
+  const auto next = mux_.next_deadline();
+  if (next == net::clock::time_point::max()) return;
+  if (!deadline_timer_.armed() || next < deadline_timer_.deadline) loop_.arm(deadline_timer_, next);
+}
+
+void connection::on_deadline(net::timer* t) {
+  auto* c = static_cast<owned_timer*>(t)->owner;
+  const auto next = c->mux_.expire(c->loop_.now());
+  if (next != net::clock::time_point::max()) c->loop_.arm(c->deadline_timer_, next);
+}
+
+// --- I/O ---
+
+void connection::submit_recv() {
+  if (recv_armed_ || fd_ < 0 || draining_) return;
+  const std::span<char> space = mux_.read_space();
+  io_uring_sqe* s = loop_.sqe();
+  io_uring_prep_recv(s, fd_, space.data(), space.size(), 0);
+  io_uring_sqe_set_data64(s, recv_op_);
+  ++inflight_ops_;
+  recv_armed_ = true;
+}
+
+void connection::on_recv_done(void* self, int res, std::uint32_t) {
+  auto* c = static_cast<connection*>(self);
+  --c->inflight_ops_;
+  c->recv_armed_ = false;
+  if (c->draining_) {
+    if (c->inflight_ops_ == 0) c->finish_close();
+    return;
+  }
+  if (res <= 0) {
+    c->fail(res == 0 ? "server closed the connection" : std::string("receive failed: ") + std::strerror(-res),
+            errc::connection_lost);
+    return;
+  }
+  if (c->mux_.commit_read(static_cast<std::size_t>(res))) {
+    c->fail("protocol error: the server sent invalid RESP", errc::protocol_error);
+    return;
+  }
+  c->submit_recv();
+  c->arm_deadline_timer();
+}
+
+void connection::on_flush_hook(net::turn_hook* h) { static_cast<owned_hook*>(h)->owner->flush(); }
+
+void connection::flush() {
+  if (draining_ || fd_ < 0 || mux_.sending()) return;
+  const bool user = state_ == connection_state::ready;
+  if (state_ != connection_state::ready && state_ != connection_state::handshaking) return;
+  if (!mux_.has_output(user)) return;
+  send_iov_ = mux_.take_output(user);
+  msg_ = {};
+  msg_.msg_iov = const_cast<iovec*>(send_iov_.data());
+  msg_.msg_iovlen = std::min<std::size_t>(send_iov_.size(), IOV_MAX);
+  io_uring_sqe* s = loop_.sqe();
+  io_uring_prep_sendmsg(s, fd_, &msg_, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(s, send_op_);
+  ++inflight_ops_;
+}
+
+void connection::on_send_done(void* self, int res, std::uint32_t) {
+  auto* c = static_cast<connection*>(self);
+  --c->inflight_ops_;
+  if (c->draining_) {
+    if (c->inflight_ops_ == 0) c->finish_close();
+    return;
+  }
+  if (res < 0) {
+    c->fail(std::string("send failed: ") + std::strerror(-res), errc::connection_lost);
+    return;
+  }
+  c->send_iov_ = c->mux_.output_written(static_cast<std::size_t>(res));
+  if (!c->send_iov_.empty()) {  // short write: send the rest now
+    c->msg_ = {};
+    c->msg_.msg_iov = const_cast<iovec*>(c->send_iov_.data());
+    c->msg_.msg_iovlen = std::min<std::size_t>(c->send_iov_.size(), IOV_MAX);
+    io_uring_sqe* s = c->loop_.sqe();
+    io_uring_prep_sendmsg(s, c->fd_, &c->msg_, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(s, c->send_op_);
+    ++c->inflight_ops_;
+    return;
+  }
+  if (c->mux_.has_output(c->state_ == connection_state::ready)) c->loop_.at_end_of_turn(c->flush_hook_);
+}
+
+// --- Faults ---
+
+void connection::fail(std::string why, std::error_code ec) {
+  if (draining_ || state_ == connection_state::closed) return;
+  last_error_ = std::move(why);
+  drop_reason_ = ec;
+  draining_ = true;
+  set_state(connection_state::backoff);
+  // Sent commands will get no reply; unsent ones wait for the next connection.
+  mux_.drop_sent(ec == errc::protocol_error ? std::error_code(errc::protocol_error)
+                                            : std::error_code(errc::connection_lost));
+  if (fd_ >= 0) {
+    ::shutdown(fd_, SHUT_RDWR);  // completes a pending recv at once
+    loop_.cancel_op(connect_op_);
+    loop_.cancel_op(recv_op_);
+    loop_.cancel_op(send_op_);
+  }
+  if (inflight_ops_ == 0) finish_close();
+}
+
+void connection::finish_close() {
+  draining_ = false;
+  recv_armed_ = false;
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (state_ != connection_state::closed) schedule_reconnect();
+}
+
+void connection::schedule_reconnect() {
+  if (!opts_.reconnect.enabled) {
+    mux_.fail_all(errc::connection_lost);
+    set_state(connection_state::closed);
+    return;
+  }
+  const auto initial = std::max<std::int64_t>(1, opts_.reconnect.initial_delay.count());
+  const auto cap = std::max<std::int64_t>(initial, opts_.reconnect.max_delay.count());
+  std::int64_t delay = auth_failed_ ? cap : std::min<std::int64_t>(cap, initial << std::min<std::uint32_t>(attempt_, 30));
+  ++attempt_;
+  const double jitter = std::clamp(opts_.reconnect.jitter, 0.0, 1.0);
+  const double draw = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  delay = static_cast<std::int64_t>(static_cast<double>(delay) * (1.0 - jitter * draw));
+  set_state(connection_state::backoff);
+  loop_.arm(reconnect_timer_, loop_.now() + std::chrono::milliseconds(delay));
+}
+
+void connection::on_reconnect(net::timer* t) {
+  auto* c = static_cast<owned_timer*>(t)->owner;
+  if (c->state_ == connection_state::closed) return;
+  c->begin_connect();
+}
+
+void connection::close() {
+  if (state_ == connection_state::closed) return;
+  loop_.cancel(reconnect_timer_);
+  loop_.cancel(deadline_timer_);
+  const bool was_open = fd_ >= 0 && !draining_;
+  set_state(connection_state::closed);
+  mux_.fail_all(errc::shutting_down);
+  if (was_open) {
+    draining_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    loop_.cancel_op(connect_op_);
+    loop_.cancel_op(recv_op_);
+    loop_.cancel_op(send_op_);
+    if (inflight_ops_ == 0) finish_close();
+  }
+}
+
+}  // namespace redring::client

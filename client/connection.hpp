@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+// One connection to one server: a multiplexer bound to a socket on a loop, with the handshake,
+// reconnection and timeouts. Addressed by node, so a cluster client holds one per node.
+#pragma once
+
+#include "client/multiplexer.hpp"
+#include "client/options.hpp"
+#include "net/address.hpp"
+#include "net/loop.hpp"
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace redring::client {
+
+/// Where a connection is in its life.
+enum class connection_state : std::uint8_t {
+  idle,         ///< Not started.
+  connecting,   ///< Resolving and connecting.
+  handshaking,  ///< Connected; HELLO/AUTH/SELECT under way. User commands wait.
+  ready,        ///< Commands flow.
+  backoff,      ///< Lost; waiting to reconnect. Commands queue (bounded).
+  closed,       ///< Closed for good (`close()`); commands fail with `shutting_down`.
+};
+
+/// A connection to one server. Loop thread only. Lifecycle:
+/// 1. `start()` resolves and connects (with `connect_timeout`), then runs the handshake.
+/// 2. Commands submitted before `ready` wait in the multiplexer (at most `offline_queue_limit`).
+/// 3. On any I/O error, EOF or protocol error: sent commands complete with `connection_lost` (or
+///    `protocol_error`), in-flight operations are cancelled and drained (the kernel must be done with
+///    our buffers), the socket closes, and a reconnect is scheduled with backoff and jitter.
+/// 4. `close()` completes everything with `shutting_down`; the destructor closes too.
+class connection {
+ public:
+  connection(net::loop& loop, const options& opts);
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  /// Starts connecting. Idempotent.
+  void start();
+  /// Queues `r` (encoding it now). Completes it at once with an error if the connection is closed,
+  /// the offline queue is full, or authentication failed.
+  void submit(request& r);
+  /// Closes: every queued command completes with `shutting_down`; no reconnect.
+  void close();
+
+  [[nodiscard]] connection_state state() const noexcept { return state_; }
+  /// Why the connection last failed (empty if it never did).
+  [[nodiscard]] const std::string& last_error() const noexcept { return last_error_; }
+  /// 3 or 2: the protocol agreed in the handshake.
+  [[nodiscard]] int protocol() const noexcept { return protocol_; }
+  /// How many times a connection was established.
+  [[nodiscard]] std::uint64_t connects() const noexcept { return connects_; }
+  /// Where out-of-band replies (RESP3 pushes) go.
+  void set_push_handler(push_handler h) { mux_.set_push_handler(h); }
+  /// The multiplexer (for tests and statistics).
+  [[nodiscard]] const multiplexer& mux() const noexcept { return mux_; }
+  /// Called whenever the state changes (tests, logging).
+  void on_state_change(void (*fn)(void*, connection_state), void* context) { state_fn_ = fn, state_ctx_ = context; }
+
+ private:
+  // A handshake command: remembers the error reply, if any, and calls back the connection.
+  struct step : request {
+    connection* owner = nullptr;
+    std::string error;  // server error text, empty if OK
+    std::vector<std::string> args;
+    void (connection::*then)(step&, std::error_code) = nullptr;
+  };
+
+  void set_state(connection_state s);
+  void begin_connect();
+  void submit_recv();
+  void flush();
+  void fail(std::string why, std::error_code ec);
+  void finish_close();
+  void schedule_reconnect();
+  void arm_deadline_timer();
+  void send_step(step& s, std::vector<std::string> args, void (connection::*then)(step&, std::error_code));
+  void on_hello(step& s, std::error_code ec);
+  void on_resp2_auth(step& s, std::error_code ec);
+  void on_setup(step& s, std::error_code ec);
+  void begin_setup();
+  void begin_resp2();
+  bool is_auth_error(const std::string& text) const;
+
+  static void on_connect_done(void* self, int res, std::uint32_t flags);
+  static void on_recv_done(void* self, int res, std::uint32_t flags);
+  static void on_send_done(void* self, int res, std::uint32_t flags);
+  static void on_flush_hook(net::turn_hook* h);
+  static void on_deadline(net::timer* t);
+  static void on_reconnect(net::timer* t);
+
+  net::loop& loop_;
+  options opts_;
+  multiplexer mux_;
+  connection_state state_ = connection_state::idle;
+  int fd_ = -1;
+  int inflight_ops_ = 0;          // submitted operations whose final completion has not arrived
+  bool recv_armed_ = false;
+  bool draining_ = false;         // lost: waiting for inflight_ops_ to reach 0
+  bool auth_failed_ = false;
+  int protocol_ = 3;
+  int setup_pending_ = 0;
+  std::uint32_t attempt_ = 0;     // reconnect attempts since the last success
+  std::uint64_t connects_ = 0;
+  std::string last_error_;
+  std::error_code drop_reason_;
+
+  net::op_token connect_op_ = 0, recv_op_ = 0, send_op_ = 0;
+  std::vector<net::address> addresses_;
+  __kernel_timespec connect_ts_{};
+  msghdr msg_{};
+  std::span<const iovec> send_iov_;
+  struct owned_hook : net::turn_hook {
+    connection* owner = nullptr;
+  };
+  struct owned_timer : net::timer {
+    connection* owner = nullptr;
+  };
+  owned_hook flush_hook_;
+  owned_timer deadline_timer_, reconnect_timer_;
+  std::minstd_rand rng_;
+
+  step hello_, auth_, setname_, select_, lib_name_, lib_ver_;
+  void (*state_fn_)(void*, connection_state) = nullptr;
+  void* state_ctx_ = nullptr;
+};
+
+}  // namespace redring::client

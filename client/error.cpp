@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: MIT
+#include "client/error.hpp"
+
+#include <string>
+
+namespace redring::client {
+namespace {
+
+class category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "redring.client"; }
+  std::string message(int ev) const override {
+    switch (static_cast<errc>(ev)) {
+      case errc::connection_lost: return "connection lost before the reply arrived";
+      case errc::timeout: return "command timed out";
+      case errc::offline_queue_full: return "not connected and the offline queue is full";
+      case errc::protocol_error: return "protocol error: the server sent invalid RESP";
+      case errc::auth_failed: return "authentication failed";
+      case errc::handshake_failed: return "connection handshake failed";
+      case errc::shutting_down: return "client is shutting down";
+      case errc::invalid_url: return "invalid URL";
+      case errc::tls_unsupported: return "TLS (rediss://) is not supported yet";
+      case errc::connect_failed: return "cannot connect to the server";
+    }
+    return "unknown redring.client error";
+  }
+};
+
+}  // namespace
+
+const std::error_category& client_category() noexcept {
+  static const category instance;
+  return instance;
+}
+
+}  // namespace redring::client

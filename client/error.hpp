@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: MIT
+// Error codes of the client: why a command completed without a reply.
+#pragma once
+
+#include <system_error>
+
+namespace redring::client {
+
+/// Why a command produced no reply, or why a client could not be set up. Server error replies are
+/// not here: they arrive as `resp::errc::server_error` with the server's text.
+enum class errc : int {
+  connection_lost = 1,   ///< The connection dropped after the command was sent; it may or may not have run.
+  timeout,               ///< No reply within the command's timeout; the connection stays in sync.
+  offline_queue_full,    ///< Not connected, and the offline queue is at its bound.
+  protocol_error,        ///< The server sent bytes that are not RESP; the connection was reset.
+  auth_failed,           ///< The server refused the credentials (or the ACL user); no retry.
+  handshake_failed,      ///< HELLO/SELECT/SETNAME failed for another reason.
+  shutting_down,         ///< The client is closing; the command was not sent.
+  invalid_url,           ///< A URL could not be parsed; the message names the bad part.
+  tls_unsupported,       ///< `rediss://`: TLS comes in a later version.
+  connect_failed,        ///< The server could not be reached (the message says why).
+};
+
+/// The "redring.client" category.
+[[nodiscard]] const std::error_category& client_category() noexcept;
+
+/// Makes `e` an error_code in `client_category()` (found by ADL).
+[[nodiscard]] inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), client_category()}; }
+
+}  // namespace redring::client
+
+template <>
+struct std::is_error_code_enum<redring::client::errc> : std::true_type {};

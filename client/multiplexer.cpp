@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: MIT
+#include "client/multiplexer.hpp"
+
+#include "client/error.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace redring::client {
+
+namespace {
+constexpr std::size_t min_read_space = 4096;
+}
+
+multiplexer::multiplexer(const resp::limits& lim, std::size_t read_buffer_bytes)
+    : ring_(64), reader_(lim), rbuf_(std::make_unique_for_overwrite<char[]>(std::max(read_buffer_bytes, 2 * min_read_space))),
+      rcap_(std::max(read_buffer_bytes, 2 * min_read_space)) {}
+
+// --- The FIFO: a power-of-two ring of slots that grows and never shrinks. ---
+
+void multiplexer::grow() {
+  std::vector<slot> bigger(ring_.size() * 2);
+  for (std::size_t i = 0; i < size_; ++i) bigger[i] = at(i);
+  ring_.swap(bigger);
+  head_ = 0;
+}
+
+void multiplexer::pop_front() noexcept {
+  head_ = (head_ + 1) & (ring_.size() - 1);
+  --size_;
+  if (sent_ > 0) --sent_;
+}
+
+void multiplexer::encode(request& r, net::clock::time_point deadline, bool front) {
+  if (size_ == ring_.size()) grow();
+  const slot s{&r, r.replies, front, deadline};
+  if (deadline < next_deadline_) next_deadline_ = deadline;
+  if (!front) {
+    pending_.set_reference_threshold(r.borrows_arguments ? resp::default_reference_threshold : 0);
+    r.encode(r, pending_);
+    at(size_++) = s;
+    return;
+  }
+  // Handshake commands go after the sent requests and the unsent handshake ones, before user ones.
+  front_.set_reference_threshold(0);
+  r.encode(r, front_);
+  const std::size_t pos = sent_ + front_unsent_;
+  head_ = (head_ + ring_.size() - 1) & (ring_.size() - 1);
+  ++size_;
+  for (std::size_t i = 0; i < pos; ++i) at(i) = at(i + 1);
+  at(pos) = s;
+  ++front_unsent_;
+}
+
+// --- Write side ---
+
+std::span<const iovec> multiplexer::take_output(bool user) {
+  if (sending_) return {};
+  if (!front_.empty()) {
+    std::swap(front_, out_);
+    sent_ += front_unsent_;
+    front_unsent_ = 0;
+  } else if (user && !pending_.empty()) {
+    std::swap(pending_, out_);
+    sent_ = size_;
+  } else {
+    return {};
+  }
+  sending_ = true;
+  out_iov_ = out_.iovecs();
+  return out_iov_;
+}
+
+std::span<const iovec> multiplexer::output_written(std::size_t n) {
+  std::size_t i = 0;
+  while (i < out_iov_.size() && n >= out_iov_[i].iov_len) n -= out_iov_[i++].iov_len;
+  if (i == out_iov_.size()) {
+    out_.clear();
+    out_iov_ = {};
+    sending_ = false;
+    return {};
+  }
+  // A short write: keep the rest (iovecs are copied so the first one can be advanced).
+  out_rest_.assign(out_iov_.begin() + static_cast<std::ptrdiff_t>(i), out_iov_.end());
+  out_rest_[0].iov_base = static_cast<char*>(out_rest_[0].iov_base) + n;
+  out_rest_[0].iov_len -= n;
+  out_iov_ = out_rest_;
+  return out_iov_;
+}
+
+// --- Read side ---
+
+std::span<char> multiplexer::read_space() {
+  if (rbeg_ == rend_) rbeg_ = rend_ = 0;
+  if (rcap_ - rend_ < min_read_space) {
+    // Make room: move the unconsumed tail (a partial element) to the front, once.
+    const std::size_t tail = rend_ - rbeg_;
+    if (rbeg_ > 0) {
+      std::memmove(rbuf_.get(), rbuf_.get() + rbeg_, tail);
+      rbeg_ = 0;
+      rend_ = tail;
+    }
+    if (rcap_ - rend_ < min_read_space) {
+      const std::size_t bigger = std::max(rcap_ * 2, rend_ + min_read_space);
+      auto grown = std::make_unique_for_overwrite<char[]>(bigger);
+      std::memcpy(grown.get(), rbuf_.get(), rend_);
+      rbuf_ = std::move(grown);
+      rcap_ = bigger;
+    }
+  }
+  return {rbuf_.get() + rend_, rcap_ - rend_};
+}
+
+std::error_code multiplexer::commit_read(std::size_t n) {
+  rend_ += n;
+  return parse();
+}
+
+std::error_code multiplexer::feed(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const std::span<char> space = read_space();
+    const std::size_t n = std::min(space.size(), bytes.size());
+    std::memcpy(space.data(), bytes.data(), n);
+    bytes.remove_prefix(n);
+    if (auto ec = commit_read(n)) return ec;
+  }
+  return {};
+}
+
+std::error_code multiplexer::parse() {
+  const std::uint64_t epoch = epoch_;
+  for (;;) {
+    const auto r = reader_.read(std::string_view(rbuf_.get() + rbeg_, rend_ - rbeg_), nodes_);
+    for (std::size_t i = 0; i < r.nodes; ++i) {
+      dispatch(nodes_[i]);
+      // A completion reset the stream (the connection failed or closed): the rest is void.
+      if (epoch_ != epoch) return {};
+    }
+    rbeg_ += r.consumed;
+    switch (r.state) {
+      case resp::status::ok: continue;
+      case resp::status::need_more:
+        // A large blob is coming: make the buffer hold it whole, so it is received in place.
+        if (r.needed > min_read_space && rcap_ - rbeg_ < (rend_ - rbeg_) + r.needed) {
+          const std::size_t tail = rend_ - rbeg_;
+          const std::size_t want = tail + static_cast<std::size_t>(r.needed) + min_read_space;
+          auto grown = std::make_unique_for_overwrite<char[]>(want);
+          std::memcpy(grown.get(), rbuf_.get() + rbeg_, tail);
+          rbuf_ = std::move(grown);
+          rcap_ = want;
+          rbeg_ = 0;
+          rend_ = tail;
+        }
+        return {};
+      case resp::status::error: return errc::protocol_error;
+    }
+  }
+}
+
+void multiplexer::complete(slot& s, std::error_code ec) {
+  request* r = s.req;
+  s.req = nullptr;
+  r->on_done(*r, ec);  // may destroy r, or enqueue more (which may move the ring)
+}
+
+void multiplexer::dispatch(const resp::node& n) {
+  if (!in_reply_) {
+    in_reply_ = true;
+    // A push, or any reply nobody waits for (sent_ == 0), goes out of band.
+    to_push_ = n.data_type == resp::type::push || sent_ == 0;
+  }
+  if (to_push_) {
+    if (push_.on_node != nullptr) push_.on_node(push_.context, n);
+    if (n.ends_reply) in_reply_ = false;
+    return;
+  }
+  slot& s = at(0);
+  if (s.req != nullptr) s.req->on_node(*s.req, n);
+  if (!n.ends_reply) return;
+  in_reply_ = false;
+  if (--s.replies_left != 0) return;
+  request* r = s.req;
+  if (r == nullptr) --zombies_;
+  pop_front();
+  if (r != nullptr) r->on_done(*r, {});
+}
+
+net::clock::time_point multiplexer::expire(net::clock::time_point now) {
+  next_deadline_ = net::clock::time_point::max();
+  for (std::size_t i = 0; i < size_; ++i) {
+    slot& s = at(i);
+    if (s.req == nullptr) continue;
+    if (s.deadline <= now) {
+      ++zombies_;
+      complete(s, errc::timeout);  // may enqueue: indexes stay valid, new slots go last
+    } else if (s.deadline < next_deadline_) {
+      next_deadline_ = s.deadline;
+    }
+  }
+  return next_deadline_;
+}
+
+void multiplexer::drop_sent(std::error_code ec) {
+  ++epoch_;
+  reader_.reset();
+  rbeg_ = rend_ = 0;
+  in_reply_ = false;
+  // The bytes handed to the transport are gone with the connection; so are handshake leftovers.
+  out_.clear();
+  out_iov_ = {};
+  sending_ = false;
+  front_.clear();
+  while (sent_ + front_unsent_ > 0 && size_ > 0) {
+    slot s = at(0);
+    const bool was_front_unsent = sent_ == 0;
+    pop_front();
+    if (was_front_unsent) --front_unsent_;
+    if (s.req != nullptr) {
+      s.req->on_done(*s.req, ec);
+    } else {
+      --zombies_;
+    }
+  }
+  sent_ = 0;
+  front_unsent_ = 0;
+}
+
+void multiplexer::fail_all(std::error_code ec) {
+  drop_sent(ec);
+  pending_.clear();
+  while (size_ > 0) {
+    slot s = at(0);
+    pop_front();
+    if (s.req != nullptr) {
+      s.req->on_done(*s.req, ec);
+    } else {
+      --zombies_;
+    }
+  }
+}
+
+}  // namespace redring::client

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+// The sans-I/O heart of a connection: the FIFO of requests awaiting replies, the receive buffer and
+// reader, the double-buffered writer. It never touches a socket, so it is tested with plain bytes.
+#pragma once
+
+#include "client/request.hpp"
+#include "net/loop.hpp"
+#include "resp/reader.hpp"
+#include "resp/writer.hpp"
+
+#include <sys/uio.h>
+
+#include <array>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace redring::client {
+
+/// Receives out-of-band replies: RESP3 pushes, and replies that no request waits for.
+struct push_handler {
+  void (*on_node)(void* context, const resp::node& n) = nullptr;
+  void* context = nullptr;
+};
+
+/// Matches replies to requests in order over one byte stream.
+///
+/// Write side: `encode(r, deadline)` encodes `r` into the pending writer; `take_output()` hands all
+/// pending bytes to the transport (marking their requests sent) and `output_done()` releases them.
+/// Read side: `read_space()` / `commit_read(n)` (or `feed(bytes)`) parse and dispatch replies.
+/// Faults: `drop_sent(ec)` completes what was sent on a lost connection, keeping unsent requests
+/// (with their bytes) for the next connection; `fail_all(ec)` completes everything.
+class multiplexer {
+ public:
+  explicit multiplexer(const resp::limits& lim = {}, std::size_t read_buffer_bytes = 64 * 1024);
+
+  // --- Requests ---
+
+  /// Encodes `r` into the pending output and queues it for replies. `deadline` of `clock::time_point::max()`: none.
+  /// With `front`, the request goes before every unsent one (the handshake after a reconnect).
+  void encode(request& r, net::clock::time_point deadline, bool front = false);
+  /// Requests queued (sent or not) and not completed or timed out.
+  [[nodiscard]] std::size_t queued() const noexcept { return size_ - zombies_; }
+  /// Requests queued but not yet sent.
+  [[nodiscard]] std::size_t unsent() const noexcept { return size_ - sent_; }
+  /// True if no request waits for a reply and no reply is half read.
+  [[nodiscard]] bool idle() const noexcept { return size_ == 0 && !in_reply_; }
+
+  // --- Write side ---
+
+  /// True if there are bytes to send (user bytes only if `user`) and no send is in progress.
+  [[nodiscard]] bool has_output(bool user = true) const noexcept {
+    return !sending_ && (!front_.empty() || (user && !pending_.empty()));
+  }
+  /// Hands pending bytes to the transport and counts their requests as sent: the bytes of `front`
+  /// requests (the handshake) if any, else, if `user`, every user byte. Valid until written.
+  [[nodiscard]] std::span<const iovec> take_output(bool user = true);
+  /// The transport wrote `n` more bytes of the output. Returns the rest to write (empty when done).
+  [[nodiscard]] std::span<const iovec> output_written(std::size_t n);
+  /// True while a `take_output` batch is not fully written.
+  [[nodiscard]] bool sending() const noexcept { return sending_; }
+
+  // --- Read side ---
+
+  /// Free space to receive into (at least 4 KiB; more when a large reply is known to be coming).
+  [[nodiscard]] std::span<char> read_space();
+  /// `n` bytes were received into `read_space()`: parse and dispatch. Returns a protocol error, if any
+  /// (the connection must then be reset: call `drop_sent` and `reset_stream`).
+  [[nodiscard]] std::error_code commit_read(std::size_t n);
+  /// Copies `bytes` into the receive buffer and parses them (for transports that own their buffers).
+  [[nodiscard]] std::error_code feed(std::string_view bytes);
+
+  // --- Time and faults ---
+
+  /// Completes with `errc::timeout` every request whose deadline is at or before `now`; their late
+  /// replies will be discarded. Returns the next deadline (time_point::max() if none).
+  net::clock::time_point expire(net::clock::time_point now);
+  /// The earliest deadline of a queued request (may be stale-early; `expire` recomputes it).
+  [[nodiscard]] net::clock::time_point next_deadline() const noexcept { return next_deadline_; }
+  /// The connection is gone: completes every sent request with `ec` (their replies will never come),
+  /// keeps unsent ones and their bytes, and forgets any partial reply.
+  void drop_sent(std::error_code ec);
+  /// Completes every request, sent or not, with `ec`, and drops all output.
+  void fail_all(std::error_code ec);
+
+  /// Where out-of-band replies go.
+  void set_push_handler(push_handler h) noexcept { push_ = h; }
+  /// The reader's limits.
+  [[nodiscard]] const resp::limits& limits() const noexcept { return reader_.limit(); }
+
+ private:
+  struct slot {
+    request* req;             // nullptr once completed early (timeout): the reply is discarded
+    std::uint32_t replies_left;
+    bool front;
+    net::clock::time_point deadline;
+  };
+
+  slot& at(std::size_t i) noexcept { return ring_[(head_ + i) & (ring_.size() - 1)]; }
+  void grow();
+  void pop_front() noexcept;
+  std::error_code parse();
+  void dispatch(const resp::node& n);
+  void complete(slot& s, std::error_code ec);
+
+  // FIFO of requests, oldest first: [0, sent_) were handed to the transport.
+  std::vector<slot> ring_;
+  std::size_t head_ = 0, size_ = 0, sent_ = 0, zombies_ = 0;
+  net::clock::time_point next_deadline_ = net::clock::time_point::max();
+
+  // Output: `pending_` collects user commands, `front_` handshake commands (sent first); `take_output`
+  // swaps one of them with `out_` for the transport.
+  resp::writer pending_, front_, out_;
+  std::size_t front_unsent_ = 0;  // unsent `front` requests, right after the sent ones
+  std::span<const iovec> out_iov_;
+  std::vector<iovec> out_rest_;
+  bool sending_ = false;
+
+  // Input.
+  resp::reader reader_;
+  std::unique_ptr<char[]> rbuf_;
+  std::size_t rcap_ = 0, rbeg_ = 0, rend_ = 0;
+  std::array<resp::node, 64> nodes_;
+  bool in_reply_ = false;
+  std::uint64_t epoch_ = 0;  // bumped when the stream resets, so a parse loop under way stops
+  bool to_push_ = false;
+  push_handler push_;
+};
+
+}  // namespace redring::client

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+// Reply sinks: turn the nodes of one reply into result<T> as they arrive. Scalars are captured
+// without building a tree (no allocation for integers, statuses and short strings); aggregates go
+// through resp::value_builder and resp::convert.
+#pragma once
+
+#include "resp/convert.hpp"
+#include "resp/node.hpp"
+#include "resp/result.hpp"
+#include "resp/value.hpp"
+
+#include <concepts>
+#include <optional>
+#include <string>
+#include <type_traits>
+
+namespace redring::client {
+
+using resp::ignore_t;
+using resp::result;
+
+namespace detail {
+template <class T> struct unwrap_optional { using type = T; };
+template <class T> struct unwrap_optional<std::optional<T>> { using type = T; };
+}  // namespace detail
+
+/// True for reply types that one top-level node decides: numbers, bool, strings, ignore, and
+/// optionals of those.
+template <class T>
+concept scalar_reply = std::integral<typename detail::unwrap_optional<T>::type> ||
+                       std::floating_point<typename detail::unwrap_optional<T>::type> ||
+                       std::same_as<typename detail::unwrap_optional<T>::type, std::string> ||
+                       std::same_as<T, ignore_t>;
+
+/// Collects one reply for conversion to T. Feed every node with `on_node`, then call `take`.
+template <class T>
+class reply_sink {
+ public:
+  void on_node(const resp::node& n) {
+    if (builder_.add(n)) value_ = builder_.take();
+  }
+  [[nodiscard]] result<T> take() { return resp::convert<T>(value_); }
+
+ private:
+  resp::value_builder builder_;
+  resp::value value_;
+};
+
+/// The scalar case: keeps the first depth-0 node that is not an attribute. Attribute contents are
+/// always deeper than the value they annotate, so they are skipped without counting.
+template <class T>
+  requires scalar_reply<T>
+class reply_sink<T> {
+ public:
+  void on_node(const resp::node& n) {
+    if (n.depth != 0 || n.data_type == resp::type::attribute || seen_) return;
+    seen_ = true;
+    value_.data_type = n.data_type;
+    value_.null_origin = n.null_origin;
+    value_.integer = n.integer;
+    if constexpr (std::same_as<T, ignore_t>) {
+      if (resp::is_error(n.data_type)) value_.text.assign(n.value);
+    } else {
+      value_.text.assign(n.value);
+    }
+  }
+  [[nodiscard]] result<T> take() { return resp::convert<T>(value_); }
+
+ private:
+  resp::value value_;
+  bool seen_ = false;
+};
+
+}  // namespace redring::client

@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+// A request: what the multiplexer needs from whoever waits for replies (an awaitable, a callback,
+// a pipeline). Caller-owned and intrusive, so submitting one allocates nothing.
+#pragma once
+
+#include "net/loop.hpp"
+#include "resp/node.hpp"
+#include "resp/writer.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <system_error>
+
+namespace redring::client {
+
+/// One submission: one or more commands whose replies go, node by node, to `on_node`, and then a
+/// single `on_done`. Lifecycle:
+/// 1. The owner fills `encode`, `on_node`, `on_done`, `replies` and submits it to a client.
+/// 2. On the loop thread `encode` writes the command(s) into the connection's writer (so arguments
+///    must stay alive until then: until completion is the simple rule).
+/// 3. Each node of each reply goes to `on_node` (views valid during the call only).
+/// 4. `on_done` is called exactly once: with no error after the last reply, or with the reason
+///    (timeout, connection lost, ...). After it returns the multiplexer never touches the request,
+///    so `on_done` may destroy it or resume a coroutine that does.
+struct request {
+  using encode_fn = void (*)(request&, resp::writer&);
+  using node_fn = void (*)(request&, const resp::node&);
+  using done_fn = void (*)(request&, std::error_code);
+
+  encode_fn encode = nullptr;
+  node_fn on_node = nullptr;
+  done_fn on_done = nullptr;
+  /// How many replies complete the request (a pipeline of N commands: N).
+  std::uint32_t replies = 1;
+  /// Per-request timeout: 0 uses the client's `command_timeout`; negative means none.
+  std::chrono::milliseconds timeout{0};
+  /// Set by the client when the command must not share a connection (blocking commands).
+  bool blocking = false;
+  /// True if the arguments outlive the request's completion (an awaitable's do): large payloads
+  /// are then referenced, not copied, until sent. False copies everything when encoding.
+  bool borrows_arguments = false;
+  /// Used by the client to hand the request to the loop thread.
+  net::task hop;
+  void* hop_target = nullptr;
+};
+
+}  // namespace redring::client

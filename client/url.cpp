@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+#include "client/url.hpp"
+
+#include "client/error.hpp"
+
+#include <charconv>
+#include <cstdlib>
+
+namespace redring::client {
+namespace {
+
+std::error_code bad(std::string* message, std::string text) {
+  if (message != nullptr) *message = std::move(text);
+  return errc::invalid_url;
+}
+
+bool percent_decode(std::string_view in, std::string& out) {
+  out.clear();
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out.push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    unsigned value = 0;
+    const auto [p, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, value, 16);
+    if (ec != std::errc{} || p != in.data() + i + 3) return false;
+    out.push_back(static_cast<char>(value));
+    i += 2;
+  }
+  return true;
+}
+
+template <class T>
+bool parse_number(std::string_view s, T& out) {
+  if (s.empty()) return false;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc{} && p == s.data() + s.size();
+}
+
+std::error_code apply_query(std::string_view query, options& out, std::string* message) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const auto eq = pair.find('=');
+    if (eq == std::string_view::npos) return bad(message, "option without a value: '" + std::string(pair) + "'");
+    const std::string_view key = pair.substr(0, eq), raw = pair.substr(eq + 1);
+    std::string value;
+    if (!percent_decode(raw, value)) return bad(message, "bad percent-encoding in option '" + std::string(key) + "'");
+    long long n = 0;
+    if (key == "db") {
+      if (!parse_number(value, n) || n < 0 || n > 1000000) return bad(message, "db must be a number >= 0, not '" + value + "'");
+      out.database = static_cast<int>(n);
+    } else if (key == "timeout" || key == "command_timeout") {
+      if (!parse_number(value, n) || n < 0) return bad(message, std::string(key) + " must be milliseconds, not '" + value + "'");
+      out.command_timeout = milliseconds(n);
+    } else if (key == "connect_timeout") {
+      if (!parse_number(value, n) || n < 0) return bad(message, "connect_timeout must be milliseconds, not '" + value + "'");
+      out.connect_timeout = milliseconds(n);
+    } else if (key == "name" || key == "client_name") {
+      out.client_name = value;
+    } else if (key == "protocol" || key == "resp") {
+      if (value != "2" && value != "3") return bad(message, "protocol must be 2 or 3, not '" + value + "'");
+      out.protocol = value[0] - '0';
+    } else if (key == "password") {
+      out.password = value;
+    } else if (key == "user" || key == "username") {
+      out.user = value;
+    } else {
+      return bad(message, "unknown option '" + std::string(key) + "'");
+    }
+  }
+  return {};
+}
+
+// `user[:password]@` at the start of `rest`, removed from it.
+std::error_code take_userinfo(std::string_view& rest, std::string_view end_chars, options& out, std::string* message) {
+  const auto at = rest.find('@');
+  if (at == std::string_view::npos || at > rest.find_first_of(end_chars)) return {};
+  const std::string_view info = rest.substr(0, at);
+  rest.remove_prefix(at + 1);
+  const auto colon = info.find(':');
+  std::string user, password;
+  if (!percent_decode(info.substr(0, colon), user)) return bad(message, "bad percent-encoding in user");
+  if (colon != std::string_view::npos) {
+    if (!percent_decode(info.substr(colon + 1), password)) return bad(message, "bad percent-encoding in password");
+    out.password = password;
+  }
+  out.user = user;
+  return {};
+}
+
+}  // namespace
+
+std::error_code parse_url(std::string_view url, options& out, std::string* message) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return bad(message, "missing scheme (redis://, unix://): '" + std::string(url) + "'");
+  const std::string_view scheme = url.substr(0, scheme_end);
+  std::string_view rest = url.substr(scheme_end + 3);
+  std::string_view query;
+  if (const auto q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+
+  if (scheme == "rediss") {
+    if (message != nullptr) *message = "rediss:// needs TLS, which comes in a later version of redring";
+    return errc::tls_unsupported;
+  }
+  if (scheme == "unix") {
+    if (auto ec = take_userinfo(rest, "/", out, message)) return ec;
+    if (rest.empty() || rest[0] != '/') return bad(message, "unix:// needs an absolute socket path, as unix:///path");
+    out.unix_path = std::string(rest);
+    return apply_query(query, out, message);
+  }
+  if (scheme != "redis") return bad(message, "unknown scheme '" + std::string(scheme) + "' (redis://, unix://)");
+
+  if (auto ec = take_userinfo(rest, "/", out, message)) return ec;
+  std::string_view authority = rest.substr(0, rest.find('/'));
+  std::string_view path = rest.substr(authority.size());
+  std::string_view host, port;
+  if (!authority.empty() && authority[0] == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) return bad(message, "unclosed '[' in IPv6 host");
+    host = authority.substr(1, close - 1);
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return bad(message, "unexpected text after IPv6 host: '" + std::string(after) + "'");
+      port = after.substr(1);
+      if (port.empty()) return bad(message, "empty port");
+    }
+  } else {
+    const auto colon = authority.find(':');
+    host = authority.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      if (port.empty()) return bad(message, "empty port");
+    }
+  }
+  if (!host.empty()) out.host = std::string(host);
+  if (!port.empty()) {
+    unsigned p = 0;
+    if (!parse_number(port, p) || p == 0 || p > 65535) return bad(message, "port must be 1-65535, not '" + std::string(port) + "'");
+    out.port = static_cast<std::uint16_t>(p);
+  }
+  if (path.size() > 1) {
+    long long db = 0;
+    const std::string_view d = path.substr(1);
+    if (!parse_number(d, db) || db < 0 || db > 1000000) return bad(message, "database must be a number, not '" + std::string(d) + "'");
+    out.database = static_cast<int>(db);
+  }
+  return apply_query(query, out, message);
+}
+
+std::error_code options_from_env(options& out, std::string* message) {
+  const char* url = std::getenv("REDIS_URL");
+  if (url == nullptr || *url == '\0') return {};
+  return parse_url(url, out, message);
+}
+
+}  // namespace redring::client

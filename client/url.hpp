@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT
+// Configuration from URLs: redis://, unix://, rediss:// (refused until TLS exists), and REDIS_URL.
+#pragma once
+
+#include "client/options.hpp"
+
+#include <string_view>
+#include <system_error>
+
+namespace redring::client {
+
+/// Parses `url` into `out` (other fields of `out` are kept as defaults to build on):
+/// - `redis://[user[:password]@]host[:port][/db][?option=value&...]`; host may be `[v6]`.
+/// - `unix:///path/to/socket[?db=N&...]`, also with `user[:password]@` before the path.
+/// - `rediss://...`: `errc::tls_unsupported`.
+/// Options: `db`, `timeout` / `command_timeout`, `connect_timeout` (milliseconds), `name`,
+/// `protocol` (2 or 3), `password`, `user`. User and password are percent-decoded.
+/// Errors: `errc::invalid_url`, with `message` naming the bad part.
+[[nodiscard]] std::error_code parse_url(std::string_view url, options& out, std::string* message = nullptr);
+
+/// Reads `REDIS_URL` from the environment into `out`. Returns `errc::invalid_url` for a bad URL and
+/// no error (leaving `out` alone) if the variable is unset or empty.
+[[nodiscard]] std::error_code options_from_env(options& out, std::string* message = nullptr);
+
+}  // namespace redring::client

@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: MIT
+// The client against a real redis-server: commands, auto-pipelining at scale, large values, errors,
+// a server killed and restarted under load, and a stopped server with timeouts.
+#include "client/client.hpp"
+#include "client/detached.hpp"
+
+#include "tests/support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <thread>
+
+namespace redring::client {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Runs the loop until `done()` or `limit` passes; false on time-out.
+template <class Pred>
+bool run_until(net::loop& l, Pred done, std::chrono::milliseconds limit = 20s) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    l.run_once(10ms);
+  }
+  return true;
+}
+
+options unix_options(const test::redis_server& s) {
+  options o;
+  o.unix_path = s.socket_path();
+  return o;
+}
+
+TEST(Client, CommandsThroughCoroutines) {
+  test::redis_server server;
+  net::loop loop;
+  client c(loop, unix_options(server));
+  bool finished = false;
+  auto body1 = [&]() -> detached {
+    EXPECT_TRUE(co_await c.set("k", "v"));
+    auto v = co_await c.get("k");
+    EXPECT_EQ(*v, std::optional<std::string>("v"));
+    EXPECT_EQ(*co_await c.get("missing"), std::nullopt);
+    EXPECT_EQ(*co_await c.incr("n"), 1);
+    EXPECT_EQ(*co_await c.incrby("n", 41), 42);
+    EXPECT_EQ(*co_await c.del("k", "n", "missing"), 2);
+    EXPECT_EQ(*co_await c.hset("h", "f", "x"), 1);
+    const auto all = co_await c.hgetall("h");
+    EXPECT_EQ(all->size(), 1u);
+    EXPECT_EQ(all->at(0).second, "x");
+    const std::vector<std::string> keys = {"h", "nope"};
+    const auto wrong = co_await c.mget(keys);
+    EXPECT_EQ(wrong->size(), 2u);
+    const auto err = co_await c.get("h");  // WRONGTYPE
+    EXPECT_FALSE(err);
+    EXPECT_EQ(err.error().code_word(), "WRONGTYPE");
+    EXPECT_EQ(*co_await c.zadd("z", 1.5, "a"), 1);
+    EXPECT_EQ(*co_await c.zscore("z", "a"), 1.5);
+    EXPECT_EQ(*co_await c.ping(), "PONG");
+    const auto any = co_await c.command("HELLO", 3);
+    EXPECT_EQ(any->data_type, resp::type::map);
+    finished = true;
+  };
+  body1();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+  EXPECT_EQ(c.conn().protocol(), 3);
+}
+
+TEST(Client, HundredThousandPipelinedCommands) {
+  test::redis_server server;
+  net::loop loop;
+  client c(loop, unix_options(server));
+  constexpr int n = 100000;
+  int done = 0;
+  std::int64_t last = 0;
+  bool ordered = true;
+  // The closure must outlive its coroutines: they reach the captures through it.
+  auto body2 = [&]() -> detached {
+    const auto r = co_await c.incr("counter");
+    if (!r) ADD_FAILURE() << r.error().what();
+    if (*r != last + 1) ordered = false;
+    last = *r;
+    ++done;
+  };
+  for (int i = 0; i < n; ++i) body2();
+  ASSERT_TRUE(run_until(loop, [&] { return done == n; }, 60s)) << done;
+  EXPECT_TRUE(ordered);
+  EXPECT_EQ(last, n);
+}
+
+TEST(Client, TenThousandConcurrentCoroutinesEachLooping) {
+  test::redis_server server;
+  net::loop loop;
+  client c(loop, unix_options(server));
+  constexpr int workers = 10000, rounds = 5;
+  int finished = 0, mismatches = 0;
+  auto body3 = [&](int w) -> detached {  // w is a parameter: copied into each coroutine frame
+    const std::string key = "w:" + std::to_string(w);
+    for (int r = 0; r < rounds; ++r) {
+      const std::string value = std::to_string(w * 100 + r);
+      (void)co_await c.set(key, value);
+      const auto got = co_await c.get(key);
+      if (!got || *got != value) ++mismatches;
+    }
+    ++finished;
+  };
+  for (int w = 0; w < workers; ++w) body3(w);
+  ASSERT_TRUE(run_until(loop, [&] { return finished == workers; }, 60s)) << finished;
+  EXPECT_EQ(mismatches, 0);
+}
+
+TEST(Client, SixtyFourMebibyteValueRoundTrip) {
+  test::redis_server server;
+  net::loop loop;
+  client c(loop, unix_options(server));
+  std::string big(64u << 20, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 2654435761u >> 24);
+  bool finished = false;
+  auto body4 = [&]() -> detached {
+    EXPECT_TRUE(co_await c.set("big", big));
+    const auto got = co_await c.get("big");
+    EXPECT_TRUE(got && *got && **got == big);
+    finished = true;
+  };
+  body4();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }, 60s));
+}
+
+TEST(Client, CallbacksFromAnotherThread) {
+  test::redis_server server;
+  net::loop loop;
+  client c(loop, unix_options(server));
+  std::atomic<int> replies{0};
+  std::thread other([&] {
+    for (int i = 0; i < 1000; ++i) {
+      c.command_callback<std::int64_t>([&](result<std::int64_t> r) { replies += r ? 1 : 0; }, "INCR", "x");
+    }
+  });
+  ASSERT_TRUE(run_until(loop, [&] { return replies.load() == 1000; }));
+  other.join();
+  int final_value = 0;
+  c.command_callback<int>([&](result<int> r) { final_value = *r; }, "GET", std::string("x"));
+  ASSERT_TRUE(run_until(loop, [&] { return final_value != 0; }));
+  EXPECT_EQ(final_value, 1000);
+}
+
+TEST(Client, AclUserWithRightAndWrongPassword) {
+  test::redis_server server;
+  {
+    test::blocking_connection admin(server.socket_path());
+    ASSERT_EQ(admin.call({"ACL", "SETUSER", "app", "on", ">s3cret", "~*", "+@all"}).text, "OK");
+  }
+  net::loop loop;
+  options good = unix_options(server);
+  good.user = "app";
+  good.password = "s3cret";
+  good.client_name = "redring-test";
+  client ok(loop, good);
+  std::optional<std::string> who;
+  auto body5 = [&]() -> detached {
+    const auto r = co_await ok.command<std::string>("ACL", "WHOAMI");
+    who = r ? *r : r.error().what();
+  };
+  body5();
+  ASSERT_TRUE(run_until(loop, [&] { return who.has_value(); }));
+  EXPECT_EQ(*who, "app");
+
+  options bad = good;
+  bad.password = "wrong";
+  bad.reconnect.max_delay = 10000ms;
+  client denied(loop, bad);
+  std::optional<resp::error> failure;
+  auto body6 = [&]() -> detached {
+    const auto r = co_await denied.ping();
+    if (!r) failure = r.error();
+  };
+  body6();
+  ASSERT_TRUE(run_until(loop, [&] { return failure.has_value(); }));
+  EXPECT_EQ(failure->code, errc::auth_failed);
+  EXPECT_NE(denied.conn().last_error().find("WRONGPASS"), std::string::npos) << denied.conn().last_error();
+  EXPECT_EQ(denied.conn().last_error().find("wrong"), std::string::npos);  // the password is never in messages
+  // No retry storm: one connection attempt now, the next only after max_delay.
+  loop.run_once(200ms);
+  EXPECT_EQ(denied.conn().connects(), 1u);
+  // Later commands fail fast.
+  std::optional<resp::error> again;
+  auto body7 = [&]() -> detached {
+    const auto r = co_await denied.ping();
+    if (!r) again = r.error();
+  };
+  body7();
+  ASSERT_TRUE(run_until(loop, [&] { return again.has_value(); }, 1s));
+  EXPECT_EQ(again->code, errc::auth_failed);
+}
+
+TEST(Client, Resp2WhenAsked) {
+  test::redis_server server;
+  net::loop loop;
+  options o = unix_options(server);
+  o.protocol = 2;
+  o.database = 3;
+  client c(loop, o);
+  bool finished = false;
+  auto body8 = [&]() -> detached {
+    (void)co_await c.set("k", "v");
+    const auto v = co_await c.command("GET", "missing");
+    EXPECT_EQ(v->null_origin, resp::type::blob_string);  // RESP2's $-1
+    const auto db = co_await c.command<std::string>("CLIENT", "INFO");
+    EXPECT_NE(db->find(" db=3 "), std::string::npos) << *db;
+    finished = true;
+  };
+  body8();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+  EXPECT_EQ(c.conn().protocol(), 2);
+}
+
+TEST(Client, ServerKilledUnderLoadEveryCommandCompletesOnceAndClientRecovers) {
+  char sock_dir[] = "/tmp/redring-sock-XXXXXX";
+  ASSERT_NE(::mkdtemp(sock_dir), nullptr);
+  const std::string path = std::string(sock_dir) + "/redis.sock";
+  auto server = std::make_unique<test::redis_server>(std::vector<std::string>{}, path);
+  net::loop loop;
+  options o = unix_options(*server);
+  o.reconnect.initial_delay = 20ms;
+  o.reconnect.max_delay = 200ms;
+  client c(loop, o);
+  // Warm up: connected and ready.
+  bool ready = false;
+  auto body9 = [&]() -> detached {
+    (void)co_await c.ping();
+    ready = true;
+  };
+  body9();
+  ASSERT_TRUE(run_until(loop, [&] { return ready; }));
+
+  constexpr int n = 10000;
+  std::vector<int> completions(n, 0);
+  int ok = 0, lost = 0, other = 0;
+  auto body10 = [&](int i) -> detached {
+    const auto r = co_await c.incr("k");
+    ++completions[i];
+    if (r) ++ok;
+    else if (r.error().code == errc::connection_lost) ++lost;
+    else ++other;
+  };
+  for (int i = 0; i < n; ++i) body10(i);
+  // Freeze the server so that the whole batch is in flight, then kill -9 it.
+  ::kill(server->pid(), SIGSTOP);
+  loop.run_once(0ms);
+  loop.run_once(50ms);
+  EXPECT_EQ(c.conn().mux().unsent(), 0u);
+  ::kill(server->pid(), SIGKILL);
+  ASSERT_TRUE(run_until(loop, [&] { return ok + lost + other == n; }, 30s)) << ok << " " << lost << " " << other;
+  for (int i = 0; i < n; ++i) ASSERT_EQ(completions[i], 1) << i;
+  EXPECT_EQ(lost, n);  // sent, never answered: each says so, once
+  EXPECT_EQ(other, 0);
+  // Restart a server on the same socket path: the client reconnects by itself.
+  server.reset();
+  test::redis_server restarted({}, path);
+  std::optional<std::string> pong;
+  auto body11 = [&]() -> detached {
+    const auto r = co_await c.ping();  // queued while reconnecting, sent once the handshake is done
+    pong = r ? *r : r.error().what();
+  };
+  body11();
+  ASSERT_TRUE(run_until(loop, [&] { return pong.has_value(); }, 20s));
+  EXPECT_EQ(*pong, "PONG");
+  EXPECT_GE(c.conn().connects(), 2u);
+  ::unlink(path.c_str());
+  ::rmdir(sock_dir);
+}
+
+TEST(Client, StoppedServerTimeoutsFireAndLaterRepliesStillMatch) {
+  test::redis_server server({"--enable-debug-command", "yes"});
+  net::loop loop;
+  options o = unix_options(server);
+  o.command_timeout = 300ms;
+  client c(loop, o);
+  bool ready = false;
+  auto body12 = [&]() -> detached {
+    (void)co_await c.set("a", "1");
+    (void)co_await c.set("b", "2");
+    ready = true;
+  };
+  body12();
+  ASSERT_TRUE(run_until(loop, [&] { return ready; }));
+
+  ::kill(server.pid(), SIGSTOP);
+  std::optional<resp::error> timed_out;
+  const auto started = std::chrono::steady_clock::now();
+  auto body13 = [&]() -> detached {
+    const auto r = co_await c.get("a");
+    if (!r) timed_out = r.error();
+  };
+  body13();
+  ASSERT_TRUE(run_until(loop, [&] { return timed_out.has_value(); }, 5s));
+  EXPECT_EQ(timed_out->code, errc::timeout);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 250ms);
+  ::kill(server.pid(), SIGCONT);
+  // The late reply to GET a is discarded; GET b gets its own reply.
+  std::optional<std::string> b;
+  auto body14 = [&]() -> detached {
+    const auto r = co_await c.get("b");
+    b = r && *r ? **r : std::string("error");
+  };
+  body14();
+  ASSERT_TRUE(run_until(loop, [&] { return b.has_value(); }, 5s));
+  EXPECT_EQ(*b, "2");
+
+  // DEBUG SLEEP holds the server: a per-command timeout fires, then order holds.
+  std::optional<resp::error> slept;
+  std::optional<std::string> after;
+  auto body15 = [&]() -> detached {
+    auto r = co_await c.command("DEBUG", "SLEEP", "0.5").with_timeout(100ms);
+    if (!r) slept = r.error();
+    const auto v = co_await c.get("a").with_timeout(5000ms);  // the server still sleeps a while
+    after = v && *v ? **v : (v ? std::string("nil") : v.error().what());
+  };
+  body15();
+  ASSERT_TRUE(run_until(loop, [&] { return after.has_value(); }, 5s));
+  ASSERT_TRUE(slept.has_value());
+  EXPECT_EQ(slept->code, errc::timeout);
+  EXPECT_EQ(*after, "1");
+}
+
+}  // namespace
+}  // namespace redring::client
