@@ -26,6 +26,17 @@ int64_result parse_int64(std::string_view text) noexcept {
     ++i;
   }
   if (i == text.size()) return {0, errc::invalid_integer};
+  // Up to 18 digits cannot overflow: accumulate unsigned, one compare per digit.
+  if (text.size() - i <= 18) {
+    std::uint64_t v = 0;
+    for (; i < text.size(); ++i) {
+      const unsigned d = static_cast<unsigned char>(text[i]) - unsigned{'0'};
+      if (d > 9) return {0, errc::invalid_integer};
+      v = v * 10 + d;
+    }
+    const auto s = static_cast<std::int64_t>(v);
+    return {negative ? -s : s, errc{}};
+  }
   // Accumulate as a negative number: its range holds INT64_MIN.
   constexpr std::int64_t min = std::numeric_limits<std::int64_t>::min();
   std::int64_t acc = 0;

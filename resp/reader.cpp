@@ -8,6 +8,10 @@
 #include <array>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace redring::resp {
 namespace {
 
@@ -20,7 +24,21 @@ constexpr std::array<bool, 256> type_bytes = [] {
 
 // Returns a pointer to the CR of the first CRLF in [p, end), or nullptr. A lone CR or LF is data.
 inline const char* find_crlf(const char* p, const char* end) noexcept {
-  // Most lines are a few bytes (+OK, :1, $16, *3): a plain loop beats memchr's call and setup.
+  // Most lines are a few bytes (+OK, :1, $16, *3): one 16-byte compare finds their CR without a
+  // branch per byte (and without a length-dependent branch to mispredict).
+#if defined(__SSE2__)
+  if (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))));
+    while (mask != 0) {
+      const char* cr = p + __builtin_ctz(mask);
+      if (cr + 1 == end) return nullptr;
+      if (cr[1] == '\n') return cr;
+      mask &= mask - 1;
+    }
+    p += 16;
+  }
+#endif
   const char* const short_end = end - p > 16 ? p + 16 : end;
   for (; p < short_end; ++p) {
     if (*p == '\r') {
@@ -37,6 +55,41 @@ inline const char* find_crlf(const char* p, const char* end) noexcept {
   return nullptr;
 }
 
+// Up to 8 ASCII digits at p (n in [0, 8], 8 bytes readable) as a number; false if one is not a digit.
+// No branch depends on n: the digits are shifted to the top of a word padded with leading '0's.
+inline bool eight_digits(const char* p, unsigned n, std::uint64_t& out) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  const unsigned shift = 8 * (8 - n);                       // in [0, 64]
+  const std::uint64_t keep = shift == 64 ? 0 : v << (shift & 63);
+  const std::uint64_t pad = shift == 64 ? ~std::uint64_t{0} : ~(~std::uint64_t{0} << (shift & 63));
+  v = keep | (0x3030303030303030ULL & pad);
+  const bool digits = ((v & 0xF0F0F0F0F0F0F0F0ULL) |
+                       (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) == 0x3333333333333333ULL;
+  v -= 0x3030303030303030ULL;
+  v = (v * 10) + (v >> 8);
+  v = (((v & 0x000000FF000000FFULL) * 0x000F424000000064ULL) +
+       (((v >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >> 32;
+  out = v;
+  return digits;
+}
+
+// `[+-]?digits` with 1 to 16 digits, 16 bytes readable at `s`; no branch depends on the length.
+inline bool fast_int64(std::string_view s, std::int64_t& out) noexcept {
+  const char* p = s.data();
+  const bool negative = p[0] == '-';
+  const unsigned sign = (negative || p[0] == '+') ? 1 : 0;
+  const auto n = static_cast<unsigned>(s.size()) - sign;
+  if (n == 0 || n > 16) return false;
+  const unsigned lo_n = n < 8 ? n : 8;
+  const unsigned hi_n = n - lo_n;
+  std::uint64_t hi = 0, lo = 0;
+  const bool ok = eight_digits(p + sign, hi_n, hi) & eight_digits(p + sign + hi_n, lo_n, lo);
+  const auto v = static_cast<std::int64_t>(hi * 100000000ULL + lo);
+  out = negative ? -v : v;
+  return ok;
+}
+
 enum class length_kind : std::uint8_t { number, null, streamed, invalid, too_large };
 
 // Parses a length or count line: digits, or `-1` (if `allow_null`), or `?` (if `allow_stream`).
@@ -46,6 +99,16 @@ inline length_kind parse_length(std::string_view s, bool allow_null, bool allow_
   if (s[0] == '?' && s.size() == 1) return allow_stream ? length_kind::streamed : length_kind::invalid;
   if (s[0] == '-') return (allow_null && s == "-1") ? length_kind::null : length_kind::invalid;
   std::uint64_t v = 0;
+  if (s.size() <= 18) {  // cannot wrap: one compare per digit, one range check at the end
+    for (const char c : s) {
+      const unsigned d = static_cast<unsigned char>(c) - unsigned{'0'};
+      if (d > 9) return length_kind::invalid;
+      v = v * 10 + d;
+    }
+    if (v > max) return length_kind::too_large;
+    out = v;
+    return length_kind::number;
+  }
   bool over = false;
   for (const char c : s) {
     if (c < '0' || c > '9') return length_kind::invalid;
@@ -139,7 +202,7 @@ reader::step reader::parse_body(const char*& p, const char* end, node& out) {
   return step::emitted;
 }
 
-reader::step reader::parse_element(const char*& p, const char* end, node& out) {
+[[gnu::always_inline]] inline reader::step reader::parse_element(const char*& p, const char* end, node& out) {
   const char* const start = p;
   const char c = *start;
   // Context rules that the type byte alone decides.
@@ -172,7 +235,7 @@ reader::step reader::parse_element(const char*& p, const char* end, node& out) {
   return parse_line_element(start, cr, p, out);
 }
 
-reader::step reader::parse_line_element(const char* start, const char* cr, const char*& p, node& out) {
+[[gnu::always_inline]] inline reader::step reader::parse_line_element(const char* start, const char* cr, const char*& p, node& out) {
   const auto t = static_cast<type>(*start);
   const std::string_view line(start + 1, static_cast<std::size_t>(cr - start - 1));
   const char* const after = cr + 2;
@@ -189,10 +252,15 @@ reader::step reader::parse_line_element(const char* start, const char* cr, const
       break;
 
     case type::integer: {
-      const int64_result r = parse_int64(line);
-      if (r.code != errc{}) return fail(r.code, start + 1);
+      std::int64_t v = 0;
+      // The 16-byte read stays inside the input; a text fast_int64 rejects goes the strict way.
+      if (!(end_ - line.data() >= 24 && line.size() <= 17 && fast_int64(line, v))) {
+        const int64_result r = parse_int64(line);
+        if (r.code != errc{}) return fail(r.code, start + 1);
+        v = r.value;
+      }
       if (!begin_element(start)) return step::error;
-      out.integer = r.value;
+      out.integer = v;
       out.value = line;
       break;
     }
@@ -330,7 +398,7 @@ reader::step reader::parse_line_element(const char* start, const char* cr, const
   return step::emitted;
 }
 
-read_result reader::read(std::string_view input, std::span<node> out) {
+read_result reader::read_some(std::string_view input, std::span<node> out) {
   read_result r;
   if (failed_) {
     r.state = status::error;

@@ -56,7 +56,16 @@ class reader {
   /// Parses as many nodes from `input` as fit in `out`.
   /// `input` must start at the first byte not yet consumed (see `read_result::consumed`).
   /// Emitted nodes view `input`: see `node` for their lifetime.
-  [[nodiscard]] read_result read(std::string_view input, std::span<node> out);
+  [[nodiscard]] read_result read(std::string_view input, std::span<node> out) {
+    // A blob whose payload has not fully arrived: answer without a call (the common case when a
+    // reply trickles in small chunks).
+    if (pending_body_ && !failed_ && input.size() < body_length_ + 2 && !out.empty()) {
+      read_result r;
+      r.needed = body_length_ + 2 - input.size();
+      return r;
+    }
+    return read_some(input, out);
+  }
 
   /// Parses at most one node: `read(input, {&out, 1})`.
   [[nodiscard]] read_result next(std::string_view input, node& out) { return read(input, {&out, 1}); }
@@ -86,6 +95,8 @@ class reader {
   };
 
   enum class step : std::uint8_t { emitted, need_more, error };
+
+  read_result read_some(std::string_view input, std::span<node> out);
 
   step parse_element(const char*& p, const char* end, node& out);
   step parse_line_element(const char* start, const char* line_end, const char*& p, node& out);
