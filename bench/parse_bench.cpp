@@ -9,9 +9,12 @@
 //   redring          zero-copy window driver: the corpus is one contiguous receive buffer and chunk k
 //                    "arrives" by growing the valid window to (k + 1) * chunk bytes (an io_uring client
 //                    with a contiguous receive buffer); read() sees [first unconsumed byte, window end).
+//   redring_needed   the same window driver, but it skips read() until the window holds the
+//                    read_result::needed bytes the reader said it must receive to progress.
 //   redring_copy     receive-buffer driver: each chunk is memcpy'd after the unconsumed tail of a
-//                    caller-owned buffer, which is compacted (tail memmoved to the front) only when the
-//                    next chunk would not fit, and rewound for free when nothing is left unconsumed.
+//                    caller-owned buffer, rewound for free when nothing is left unconsumed and
+//                    compacted (tail memmoved to the front) only when the next chunk or the element
+//                    being waited for would not fit.
 //   hiredis          redisReaderFeed(chunk) + redisReaderGetReply until no reply, default reply
 //                    objects, freeReplyObject per reply.
 //   hiredis_noalloc  the same with redisReplyObjectFunctions that build nothing (a dummy non-NULL
@@ -135,14 +138,14 @@ corpus make_c3() {
   });
 }
 
-// Integers of 1 to 19 digits (mostly short, as counters and lengths are), about one in eight negative.
+// Integers of 1 to 17 digits (mostly short, as counters and lengths are), about one in eight negative.
 corpus make_c4() {
   std::uint64_t x = 0x9e3779b97f4a7c15ULL;
   return build([&](std::uint64_t, std::string& out) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    static constexpr std::array<int, 16> digit_counts = {1, 1, 2, 2, 3, 3, 4, 5, 5, 6, 7, 8, 10, 12, 16, 19};
+    static constexpr std::array<int, 16> digit_counts = {1, 1, 2, 2, 3, 3, 4, 5, 5, 6, 7, 8, 10, 12, 16, 17};
     const int digits = digit_counts[x & 15];
     std::uint64_t limit = 1;
     for (int d = 0; d < digits; ++d) limit *= 10;
