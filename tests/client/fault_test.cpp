@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+// The client against a scripted server, for what a real one never does: no HELLO, malformed
+// replies, hostile lengths, connections cut mid-reply. Every command completes once, with a reason.
+#include "client/client.hpp"
+#include "client/detached.hpp"
+
+#include "tests/support/fake_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+namespace redring::client {
+namespace {
+
+using namespace std::chrono_literals;
+using test::fake_reply;
+using test::fake_server;
+
+template <class Pred>
+bool run_until(net::loop& l, Pred done, std::chrono::milliseconds limit = 10s) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    l.run_once(10ms);
+  }
+  return true;
+}
+
+options fast_reconnect(const std::string& path) {
+  options o;
+  o.unix_path = path;
+  o.reconnect.initial_delay = 5ms;
+  o.reconnect.max_delay = 20ms;
+  return o;
+}
+
+TEST(Fault, FallsBackToResp2WhenTheServerLacksHello) {
+  std::vector<std::string> seen;
+  fake_server server([&](const std::vector<std::string>& cmd, int) -> fake_reply {
+    seen.push_back(cmd[0]);
+    if (cmd[0] == "HELLO") return {"-ERR unknown command 'HELLO', with args beginning with: '3'\r\n"};
+    if (cmd[0] == "AUTH") return {cmd.size() == 3 && cmd[1] == "u" && cmd[2] == "p" ? "+OK\r\n" : "-ERR bad\r\n"};
+    if (cmd[0] == "CLIENT" || cmd[0] == "SELECT") return {"+OK\r\n"};
+    if (cmd[0] == "GET") return {"$-1\r\n"};
+    return {"-ERR unexpected\r\n"};
+  });
+  net::loop loop;
+  options o = fast_reconnect(server.socket_path());
+  o.user = "u";
+  o.password = "p";
+  o.client_name = "n";
+  o.database = 2;
+  client c(loop, o);
+  std::optional<result<std::optional<std::string>>> got;
+  auto body = [&]() -> detached { got.emplace(co_await c.get("k")); };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }));
+  ASSERT_TRUE(*got) << got->error().what();
+  EXPECT_EQ(**got, std::nullopt);
+  EXPECT_EQ(c.conn().protocol(), 2);
+  // HELLO, then AUTH (RESP2), CLIENT SETNAME, SELECT, CLIENT SETINFO x2, then the command.
+  ASSERT_GE(seen.size(), 4u);
+  EXPECT_EQ(seen[0], "HELLO");
+  EXPECT_EQ(seen[1], "AUTH");
+  EXPECT_EQ(seen.back(), "GET");
+}
+
+TEST(Fault, MalformedReplyFailsInFlightCommandsAndReconnects) {
+  fake_server server([](const std::vector<std::string>& cmd, int conn) -> fake_reply {
+    if (auto r = test::handshake_reply(cmd); !r.bytes.empty()) return r;
+    if (conn == 0) return {"$3\r\nabcXY"};  // payload not followed by CRLF
+    return {"$2\r\nok\r\n"};
+  });
+  net::loop loop;
+  client c(loop, fast_reconnect(server.socket_path()));
+  std::vector<result<std::optional<std::string>>> results;
+  auto body = [&]() -> detached { results.push_back(co_await c.get("k")); };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return results.size() == 1; }));
+  ASSERT_FALSE(results[0]);
+  EXPECT_EQ(results[0].error().code, errc::protocol_error);
+  EXPECT_NE(c.conn().last_error().find("protocol error"), std::string::npos);
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return results.size() == 2; }));
+  ASSERT_TRUE(results[1]) << results[1].error().what();
+  EXPECT_EQ(**results[1], "ok");
+  EXPECT_EQ(server.connections(), 2);
+}
+
+TEST(Fault, HostileLengthsAreProtocolErrorsNotAllocations) {
+  for (const char* hostile : {"*4294967295\r\n", "$99999999999\r\n", ":12x\r\n", "\x01\r\n"}) {
+    SCOPED_TRACE(hostile);
+    fake_server server([&](const std::vector<std::string>& cmd, int conn) -> fake_reply {
+      if (auto r = test::handshake_reply(cmd); !r.bytes.empty()) return r;
+      return {conn == 0 ? hostile : "+PONG\r\n"};
+    });
+    net::loop loop;
+    client c(loop, fast_reconnect(server.socket_path()));
+    std::vector<result<std::string>> results;
+    auto body = [&]() -> detached { results.push_back(co_await c.ping()); };
+    body();
+    ASSERT_TRUE(run_until(loop, [&] { return results.size() == 1; }));
+    ASSERT_FALSE(results[0]);
+    EXPECT_EQ(results[0].error().code, errc::protocol_error);
+    body();
+    ASSERT_TRUE(run_until(loop, [&] { return results.size() == 2; }));
+    EXPECT_TRUE(results[1]);
+  }
+}
+
+TEST(Fault, ConnectionCutMidReplyLosesOnlyWhatWasSent) {
+  fake_server server([](const std::vector<std::string>& cmd, int conn) -> fake_reply {
+    if (auto r = test::handshake_reply(cmd); !r.bytes.empty()) return r;
+    if (conn == 0) return {"$10\r\nabc", true};  // cut in the middle of the payload
+    return {"$1\r\nx\r\n"};
+  });
+  net::loop loop;
+  client c(loop, fast_reconnect(server.socket_path()));
+  std::vector<result<std::optional<std::string>>> results;
+  auto body = [&]() -> detached { results.push_back(co_await c.get("k")); };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return results.size() == 1; }));
+  ASSERT_FALSE(results[0]);
+  EXPECT_EQ(results[0].error().code, errc::connection_lost);
+  for (int i = 0; i < 50; ++i) body();
+  ASSERT_TRUE(run_until(loop, [&] { return results.size() == 51; }));
+  for (std::size_t i = 1; i < results.size(); ++i) EXPECT_TRUE(results[i]) << i;
+}
+
+TEST(Fault, RepliesNobodyAskedForGoToThePushHandler) {
+  fake_server server([](const std::vector<std::string>& cmd, int) -> fake_reply {
+    if (cmd[0] == "HELLO") return {"%1\r\n$5\r\nproto\r\n:3\r\n>2\r\n+invalidate\r\n*1\r\n$1\r\nk\r\n"};
+    if (auto r = test::handshake_reply(cmd); !r.bytes.empty()) return r;
+    return {">2\r\n+message\r\n+hi\r\n:7\r\n"};  // a push, then the reply
+  });
+  net::loop loop;
+  client c(loop, fast_reconnect(server.socket_path()));
+  std::vector<resp::type> pushes;
+  c.set_push_handler({[](void* ctx, const resp::node& n) {
+                        if (n.depth == 0) static_cast<std::vector<resp::type>*>(ctx)->push_back(n.data_type);
+                      },
+                      &pushes});
+  std::optional<result<std::int64_t>> got;
+  auto body = [&]() -> detached { got.emplace(co_await c.incr("k")); };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }));
+  ASSERT_TRUE(*got);
+  EXPECT_EQ(**got, 7);
+  EXPECT_EQ(pushes, (std::vector<resp::type>{resp::type::push, resp::type::push}));
+}
+
+TEST(Fault, OfflineQueueIsBoundedAndCloseCompletesEverything) {
+  net::loop loop;
+  options o = fast_reconnect("/nonexistent/redring.sock");
+  o.offline_queue_limit = 10;
+  client c(loop, o);
+  std::vector<std::error_code> errors;
+  auto body = [&]() -> detached {
+    const auto r = co_await c.ping();
+    errors.push_back(r ? std::error_code() : r.error().code);
+  };
+  for (int i = 0; i < 15; ++i) body();
+  ASSERT_TRUE(run_until(loop, [&] { return errors.size() == 5; }, 2s));
+  for (const auto& e : errors) EXPECT_EQ(e, errc::offline_queue_full);
+  loop.run_once(50ms);
+  EXPECT_NE(c.conn().last_error().find("cannot connect"), std::string::npos) << c.conn().last_error();
+  c.close();
+  ASSERT_EQ(errors.size(), 15u);
+  for (std::size_t i = 5; i < errors.size(); ++i) EXPECT_EQ(errors[i], errc::shutting_down);
+  // After close, commands fail at once.
+  body();
+  ASSERT_EQ(errors.size(), 16u);
+  EXPECT_EQ(errors.back(), errc::shutting_down);
+}
+
+}  // namespace
+}  // namespace redring::client

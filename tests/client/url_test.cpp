@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+// URLs into options, and every kind of bad URL into a message that names the bad part.
+#include "client/error.hpp"
+#include "client/url.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+namespace redring::client {
+namespace {
+
+TEST(Url, RedisUrls) {
+  options o;
+  ASSERT_FALSE(parse_url("redis://localhost", o));
+  EXPECT_EQ(o.host, "localhost");
+  EXPECT_EQ(o.port, 6379);
+  options full;
+  ASSERT_FALSE(parse_url("redis://us%40er:p%3Ass@10.1.2.3:7000/5?timeout=250&name=web&protocol=2&connect_timeout=90", full));
+  EXPECT_EQ(full.user, "us@er");
+  EXPECT_EQ(full.password, "p:ss");
+  EXPECT_EQ(full.host, "10.1.2.3");
+  EXPECT_EQ(full.port, 7000);
+  EXPECT_EQ(full.database, 5);
+  EXPECT_EQ(full.command_timeout.count(), 250);
+  EXPECT_EQ(full.connect_timeout.count(), 90);
+  EXPECT_EQ(full.client_name, "web");
+  EXPECT_EQ(full.protocol, 2);
+  options v6;
+  ASSERT_FALSE(parse_url("redis://:secret@[::1]:6380", v6));
+  EXPECT_EQ(v6.host, "::1");
+  EXPECT_EQ(v6.port, 6380);
+  EXPECT_EQ(v6.user, "");
+  EXPECT_EQ(v6.password, "secret");
+}
+
+TEST(Url, UnixUrls) {
+  options o;
+  ASSERT_FALSE(parse_url("unix:///run/redis/redis.sock?db=3", o));
+  EXPECT_EQ(o.unix_path, "/run/redis/redis.sock");
+  EXPECT_EQ(o.database, 3);
+  options auth;
+  ASSERT_FALSE(parse_url("unix://app:pw@/tmp/r.sock", auth));
+  EXPECT_EQ(auth.unix_path, "/tmp/r.sock");
+  EXPECT_EQ(auth.user, "app");
+  EXPECT_EQ(auth.password, "pw");
+}
+
+TEST(Url, TlsIsRefusedClearly) {
+  options o;
+  std::string why;
+  EXPECT_EQ(parse_url("rediss://host:6380", o, &why), errc::tls_unsupported);
+  EXPECT_NE(why.find("TLS"), std::string::npos);
+}
+
+TEST(Url, BadUrlsNameTheBadPart) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"localhost:6379", "scheme"},          {"http://x", "unknown scheme 'http'"},
+      {"redis://h:0", "port"},               {"redis://h:65536", "port"},
+      {"redis://h:abc", "port"},             {"redis://h:", "empty port"},
+      {"redis://h/x", "database"},           {"redis://h/-1", "database"},
+      {"redis://[::1", "IPv6"},              {"redis://[::1]x", "IPv6"},
+      {"redis://h?db=x", "db"},              {"redis://h?timeout=-5", "timeout"},
+      {"redis://h?protocol=4", "protocol"},  {"redis://h?bogus=1", "unknown option 'bogus'"},
+      {"redis://h?db", "option without a value"}, {"redis://u:%zz@h", "percent-encoding"},
+      {"unix://relative.sock", "absolute"},   {"unix://", "absolute"},
+  };
+  for (const auto& [url, part] : cases) {
+    options o;
+    std::string why;
+    EXPECT_EQ(parse_url(url, o, &why), errc::invalid_url) << url;
+    EXPECT_NE(why.find(part), std::string::npos) << url << " -> " << why;
+  }
+}
+
+TEST(Url, FromEnvironment) {
+  ::setenv("REDIS_URL", "redis://envhost:1234/2", 1);
+  options o;
+  ASSERT_FALSE(options_from_env(o));
+  EXPECT_EQ(o.host, "envhost");
+  EXPECT_EQ(o.port, 1234);
+  EXPECT_EQ(o.database, 2);
+  ::setenv("REDIS_URL", "nonsense", 1);
+  EXPECT_EQ(options_from_env(o), errc::invalid_url);
+  ::unsetenv("REDIS_URL");
+  options untouched;
+  EXPECT_FALSE(options_from_env(untouched));
+  EXPECT_EQ(untouched.host, "127.0.0.1");
+}
+
+}  // namespace
+}  // namespace redring::client
