@@ -33,7 +33,10 @@ void client::start() {
   conn_->start();
 }
 
-void client::close() { conn_->close(); }
+void client::close() {
+  conn_->close();
+  for (auto& c : blocking_) c->close();
+}
 
 void client::submit(request& r) {
   if (!loop_.in_loop_thread()) {
@@ -47,7 +50,97 @@ void client::submit(request& r) {
     return;
   }
   if (!started_) start();
+  if (r.blocking) {
+    blocking_connection().submit(r);
+    return;
+  }
   conn_->submit(r);
+}
+
+}  // namespace redring::client
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+
+namespace redring::client {
+
+namespace {
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::toupper(static_cast<unsigned char>(x)) == y;
+         });
+}
+}  // namespace
+
+namespace detail {
+
+bool is_blocking_command(std::string_view name) noexcept {
+  static constexpr std::array<std::string_view, 10> names = {"BLPOP",  "BRPOP",    "BLMOVE",   "BRPOPLPUSH", "BLMPOP",
+                                                              "BZMPOP", "BZPOPMIN", "BZPOPMAX", "WAIT",       "WAITAOF"};
+  return std::any_of(names.begin(), names.end(), [&](std::string_view n) { return iequals(name, n); });
+}
+bool is_stream_read(std::string_view name) noexcept { return iequals(name, "XREAD") || iequals(name, "XREADGROUP"); }
+bool is_block_option(std::string_view arg) noexcept { return iequals(arg, "BLOCK"); }
+
+}  // namespace detail
+
+connection& client::blocking_connection() {
+  for (auto& c : blocking_) {
+    if (c->mux().queued() == 0 && c->state() != connection_state::closed) return *c;
+  }
+  auto& c = blocking_.emplace_back(std::make_unique<connection>(loop_, opts_));
+  c->start();
+  return *c;
+}
+
+// --- Batches ---
+
+batch_awaitable::batch_awaitable(client& c, std::string_view bytes, std::size_t commands, bool transaction)
+    : client_(c), bytes_(bytes), commands_(commands), transaction_(transaction) {
+  request::encode = &encode_batch;
+  request::on_node = &node_received;
+  request::on_done = &done;
+  request::replies = static_cast<std::uint32_t>(transaction ? commands + 2 : commands);
+}
+
+void batch_awaitable::await_suspend(std::coroutine_handle<> h) {
+  handle_ = h;
+  client_.submit(*this);
+}
+
+void batch_awaitable::encode_batch(request& r, resp::writer& w) {
+  auto& self = static_cast<batch_awaitable&>(r);
+  if (self.transaction_) w.raw("*1\r\n$5\r\nMULTI\r\n");
+  w.raw(self.bytes_);
+  if (self.transaction_) w.raw("*1\r\n$4\r\nEXEC\r\n");
+}
+
+void batch_awaitable::node_received(request& r, const resp::node& n) {
+  auto& self = static_cast<batch_awaitable&>(r);
+  if (!self.builder_.add(n)) return;
+  resp::value v = self.builder_.take();
+  const std::size_t index = self.replies_seen_++;
+  if (!self.transaction_) {
+    self.values_.push_back(std::move(v));
+  } else if (index == self.commands_ + 1) {
+    self.exec_ = std::move(v);  // MULTI's +OK and the +QUEUED replies carry nothing
+  }
+}
+
+void batch_awaitable::done(request& r, std::error_code ec) {
+  auto& self = static_cast<batch_awaitable&>(r);
+  self.failure_ = ec;
+  self.handle_.resume();
+}
+
+result<std::vector<resp::value>> batch_awaitable::await_resume() {
+  if (failure_) return resp::error{failure_, {}};
+  if (!transaction_) return std::move(values_);
+  if (!exec_) return std::vector<resp::value>{};
+  if (exec_->is_error()) return resp::error{resp::errc::server_error, exec_->text};
+  if (exec_->is_null()) return resp::error{errc::transaction_aborted, {}};
+  return std::move(exec_->elements);
 }
 
 }  // namespace redring::client

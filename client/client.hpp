@@ -6,6 +6,7 @@
 #include "client/connection.hpp"
 #include "client/error.hpp"
 #include "client/options.hpp"
+#include "client/pipeline.hpp"
 #include "client/reply.hpp"
 #include "client/request.hpp"
 #include "net/loop.hpp"
@@ -38,6 +39,33 @@ using stored_argument_t =
 
 void submit(client& c, request& r);
 
+// True for commands that may block the connection: BLPOP & co., WAIT, XREAD(GROUP) ... BLOCK.
+bool is_blocking_command(std::string_view name) noexcept;
+bool is_block_option(std::string_view arg) noexcept;
+
+bool is_stream_read(std::string_view name) noexcept;  // XREAD, XREADGROUP: blocking with BLOCK
+
+template <class First, class... Rest>
+bool blocks(const First& first, const Rest&... rest) {
+  if constexpr (std::convertible_to<const First&, std::string_view>) {
+    const std::string_view name(first);
+    if (is_blocking_command(name)) return true;
+    if (is_stream_read(name)) {
+      bool block = false;
+      auto check = [&block](const auto& a) {
+        if constexpr (std::convertible_to<const decltype(a)&, std::string_view>) {
+          block = block || is_block_option(std::string_view(a));
+        }
+      };
+      (check(rest), ...);
+      return block;
+    }
+  }
+  return false;
+}
+
+inline bool blocks() { return false; }
+
 }  // namespace detail
 
 /// What `co_await client.command<T>(...)` waits on. Holds the request, its arguments and the reply
@@ -51,6 +79,7 @@ class [[nodiscard]] command_awaitable : private request {
     request::on_node = &node_received;
     request::on_done = &done;
     request::borrows_arguments = true;
+    request::blocking = detail::blocks(args...);
   }
   command_awaitable(command_awaitable&&) noexcept = default;  // before submission only
   command_awaitable& operator=(command_awaitable&&) = delete;
@@ -87,6 +116,33 @@ class [[nodiscard]] command_awaitable : private request {
   client& client_;
   std::tuple<detail::stored_argument_t<Args>...> args_;
   reply_sink<T> sink_;
+  std::error_code failure_;
+  std::coroutine_handle<> handle_;
+};
+
+/// What `co_await client.execute(pipeline_or_transaction)` waits on: one request for the batch.
+class [[nodiscard]] batch_awaitable : private request {
+ public:
+  batch_awaitable(client& c, std::string_view bytes, std::size_t commands, bool transaction);
+  batch_awaitable(batch_awaitable&&) noexcept = default;
+  bool await_ready() const noexcept { return commands_ == 0; }
+  void await_suspend(std::coroutine_handle<> h);
+  /// One value per command, in order; see `pipeline` and `transaction` for the errors.
+  result<std::vector<resp::value>> await_resume();
+
+ private:
+  static void encode_batch(request& r, resp::writer& w);
+  static void node_received(request& r, const resp::node& n);
+  static void done(request& r, std::error_code ec);
+
+  client& client_;
+  std::string_view bytes_;
+  std::size_t commands_;
+  bool transaction_;
+  std::size_t replies_seen_ = 0;
+  resp::value_builder builder_;
+  std::vector<resp::value> values_;
+  std::optional<resp::value> exec_;
   std::error_code failure_;
   std::coroutine_handle<> handle_;
 };
@@ -129,6 +185,15 @@ class client {
 
   /// Submits a raw request (see request.hpp). Thread-safe.
   void submit(request& r);
+
+  /// Sends the pipeline's commands in one write: `co_await c.execute(p)`. `p` must outlive the co_await.
+  [[nodiscard]] batch_awaitable execute(const pipeline& p) { return {*this, p.bytes(), p.size(), false}; }
+  /// Runs the transaction as MULTI ... EXEC: `co_await c.execute(t)`. `t` must outlive the co_await.
+  [[nodiscard]] batch_awaitable execute(const transaction& t) { return {*this, t.bytes(), t.size(), true}; }
+
+  /// A new client on the same loop with the same options and a connection of its own: for WATCH
+  /// (whose effect is per connection) and anything else that must not share a connection.
+  [[nodiscard]] std::unique_ptr<client> open_session() const { return std::make_unique<client>(loop_, opts_); }
 
   // --- Typed helpers ---
 
@@ -234,9 +299,14 @@ class client {
   template <class T, class F>
   struct callback_request;
 
+  connection& blocking_connection();
+
   net::loop& loop_;
   options opts_;
   std::unique_ptr<connection> conn_;
+  // Blocking commands each get a connection of their own, so they never stall other callers;
+  // idle ones are reused.
+  std::vector<std::unique_ptr<connection>> blocking_;
   bool started_ = false;
 };
 

@@ -254,6 +254,10 @@ void connection::submit(request& r) {
   const auto deadline = timeout.count() > 0 ? loop_.now() + timeout : net::clock::time_point::max();
   mux_.encode(r, deadline);
   if (state_ == connection_state::ready) loop_.at_end_of_turn(flush_hook_);
+  if (r.replies == 0) {  // nothing to wait for (a command the server does not answer)
+    r.on_done(r, {});
+    return;
+  }
   if (deadline != net::clock::time_point::max()) arm_deadline_timer();
 }
 

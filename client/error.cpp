@@ -21,6 +21,7 @@ class category final : public std::error_category {
       case errc::invalid_url: return "invalid URL";
       case errc::tls_unsupported: return "TLS (rediss://) is not supported yet";
       case errc::connect_failed: return "cannot connect to the server";
+      case errc::transaction_aborted: return "transaction aborted: a watched key changed";
     }
     return "unknown redring.client error";
   }

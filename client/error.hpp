@@ -19,6 +19,7 @@ enum class errc : int {
   invalid_url,           ///< A URL could not be parsed; the message names the bad part.
   tls_unsupported,       ///< `rediss://`: TLS comes in a later version.
   connect_failed,        ///< The server could not be reached (the message says why).
+  transaction_aborted,   ///< EXEC returned null: a WATCHed key changed, nothing ran.
 };
 
 /// The "redring.client" category.

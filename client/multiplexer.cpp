@@ -38,7 +38,7 @@ void multiplexer::encode(request& r, net::clock::time_point deadline, bool front
   if (!front) {
     pending_.set_reference_threshold(r.borrows_arguments ? resp::default_reference_threshold : 0);
     r.encode(r, pending_);
-    at(size_++) = s;
+    if (r.replies != 0) at(size_++) = s;  // a command with no reply has nothing to wait for
     return;
   }
   // Handshake commands go after the sent requests and the unsent handshake ones, before user ones.

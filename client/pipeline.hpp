@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+// Explicit batches: a pipeline (N commands, N replies, sent together) and a MULTI/EXEC transaction.
+#pragma once
+
+#include "resp/value.hpp"
+#include "resp/writer.hpp"
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace redring::client {
+
+/// A batch of commands sent in one write; `co_await client.execute(p)` returns one `resp::value` per
+/// command, in order (an error reply is a value whose `is_error()` is true; the others still run).
+/// Arguments are copied when added, so they need not outlive the call. Reusable after `clear()`.
+class pipeline {
+ public:
+  /// Appends a command.
+  template <resp::argument... Args>
+  pipeline& add(const Args&... args) {
+    writer_.command(args...);
+    ++count_;
+    return *this;
+  }
+  /// Commands added.
+  [[nodiscard]] std::size_t size() const noexcept { return count_; }
+  [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
+  /// Forgets the commands, keeping the buffer.
+  void clear() noexcept {
+    writer_.clear();
+    count_ = 0;
+  }
+  /// The encoded commands.
+  [[nodiscard]] std::string_view bytes() const noexcept { return writer_.data(); }
+
+ private:
+  resp::writer writer_{0};  // never references: the bytes are owned
+  std::size_t count_ = 0;
+};
+
+/// A MULTI/EXEC transaction: the commands run atomically on the server, on one connection.
+/// `co_await client.execute(t)` returns the EXEC reply's elements, one per command (an error
+/// reply of one command is an error value there). A command the server refuses to queue fails the
+/// whole transaction with the server's EXECABORT error; a WATCHed key that changed (EXEC replies
+/// null) fails it with `errc::transaction_aborted`. Arguments are copied when added.
+class transaction {
+ public:
+  /// Appends a command.
+  template <resp::argument... Args>
+  transaction& add(const Args&... args) {
+    writer_.command(args...);
+    ++count_;
+    return *this;
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return count_; }
+  [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
+  void clear() noexcept {
+    writer_.clear();
+    count_ = 0;
+  }
+  /// The encoded commands, without MULTI and EXEC (the client adds them).
+  [[nodiscard]] std::string_view bytes() const noexcept { return writer_.data(); }
+
+ private:
+  resp::writer writer_{0};
+  std::size_t count_ = 0;
+};
+
+}  // namespace redring::client

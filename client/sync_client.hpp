@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+// A blocking facade for simple programs: a client whose loop runs on a background thread.
+#pragma once
+
+#include "client/client.hpp"
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace redring::client {
+
+/// A blocking client: each call sends its command and waits for the reply. Thread-safe: calls from
+/// many threads are multiplexed (and pipelined) over one connection. Errors are values, as in the
+/// async API: no exceptions.
+class sync_client {
+ public:
+  /// Starts a loop thread and connects to the server of `opts`.
+  explicit sync_client(options opts);
+  /// Completes every pending call with `shutting_down` and joins the loop thread.
+  ~sync_client();
+  sync_client(const sync_client&) = delete;
+  sync_client& operator=(const sync_client&) = delete;
+
+  /// Sends a command and waits for its reply, converted to T.
+  template <class T = resp::value, resp::argument... Args>
+  result<T> command(const Args&... args) {
+    call<T> c;
+    resp::writer w(0);
+    w.command(args...);
+    c.wire.assign(w.data());
+    c.blocking = detail::blocks(args...);
+    c.encode = [](request& r, resp::writer& out) { out.raw(static_cast<call<T>&>(r).wire); };
+    c.on_node = [](request& r, const resp::node& n) { static_cast<call<T>&>(r).sink.on_node(n); };
+    c.on_done = [](request& r, std::error_code ec) {
+      auto& self = static_cast<call<T>&>(r);
+      std::lock_guard lock(self.mutex);
+      self.failure = ec;
+      self.finished = true;
+      self.cv.notify_one();
+    };
+    client_->submit(c);
+    std::unique_lock lock(c.mutex);
+    c.cv.wait(lock, [&] { return c.finished; });
+    if (c.failure) return resp::error{c.failure, {}};
+    return c.sink.take();
+  }
+
+  /// GET key.
+  result<std::optional<std::string>> get(std::string_view key) { return command<std::optional<std::string>>("GET", key); }
+  /// SET key value.
+  result<std::optional<std::string>> set(std::string_view key, std::string_view value) {
+    return command<std::optional<std::string>>("SET", key, value);
+  }
+  /// The async client underneath (its calls are thread-safe too).
+  [[nodiscard]] client& async() noexcept { return *client_; }
+
+ private:
+  template <class T>
+  struct call : request {
+    std::string wire;
+    reply_sink<T> sink;
+    std::error_code failure;
+    bool finished = false;
+    std::mutex mutex;
+    std::condition_variable cv;
+  };
+
+  std::unique_ptr<net::loop> loop_;
+  std::unique_ptr<client> client_;
+  std::thread thread_;
+};
+
+}  // namespace redring::client

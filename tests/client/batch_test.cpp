@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+// Pipelines, MULTI/EXEC transactions (with WATCH on a session of its own), blocking commands that
+// do not stall other callers, and the blocking facade.
+#include "client/client.hpp"
+#include "client/detached.hpp"
+#include "client/sync_client.hpp"
+
+#include "tests/support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+namespace redring::client {
+namespace {
+
+using namespace std::chrono_literals;
+
+template <class Pred>
+bool run_until(net::loop& l, Pred done, std::chrono::milliseconds limit = 20s) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    l.run_once(10ms);
+  }
+  return true;
+}
+
+class Batch : public ::testing::Test {
+ protected:
+  Batch() : c(loop, opts()) {}
+  options opts() {
+    options o;
+    o.unix_path = server.socket_path();
+    return o;
+  }
+  test::redis_server server;
+  net::loop loop;
+  client c;
+};
+
+TEST_F(Batch, PipelineRepliesInOrderWithErrorsInPlace) {
+  pipeline p;
+  p.add("SET", "a", "1").add("INCR", "a").add("HSET", "a", "f", "v").add("GET", "a");
+  for (int i = 0; i < 1000; ++i) p.add("INCR", "n");
+  EXPECT_EQ(p.size(), 1004u);
+  std::optional<result<std::vector<resp::value>>> got;
+  auto body = [&]() -> detached { got.emplace(co_await c.execute(p)); };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }));
+  ASSERT_TRUE(*got) << got->error().what();
+  const auto& v = **got;
+  ASSERT_EQ(v.size(), 1004u);
+  EXPECT_EQ(v[0].text, "OK");
+  EXPECT_EQ(v[1].integer, 2);
+  EXPECT_EQ(v[2].error_code(), "WRONGTYPE");
+  EXPECT_EQ(v[3].text, "2");
+  EXPECT_EQ(v[1003].integer, 1000);
+  // An empty pipeline completes at once.
+  pipeline empty;
+  bool empty_done = false;
+  auto body2 = [&]() -> detached {
+    const auto r = co_await c.execute(empty);
+    empty_done = r && r->empty();
+  };
+  body2();
+  EXPECT_TRUE(empty_done);
+}
+
+TEST_F(Batch, TransactionRunsAtomicallyAndReportsAborts) {
+  transaction t;
+  t.add("SET", "x", "10").add("INCRBY", "x", 5).add("GET", "x");
+  std::optional<result<std::vector<resp::value>>> got;
+  auto body = [&]() -> detached { got.emplace(co_await c.execute(t)); };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }));
+  ASSERT_TRUE(*got) << got->error().what();
+  ASSERT_EQ((*got)->size(), 3u);
+  EXPECT_EQ((*got)->at(1).integer, 15);
+  EXPECT_EQ((*got)->at(2).text, "15");
+
+  // A command the server refuses to queue aborts everything: EXECABORT.
+  transaction bad;
+  bad.add("SET", "y", "1").add("NOSUCHCOMMAND");
+  got.reset();
+  auto body2 = [&]() -> detached { got.emplace(co_await c.execute(bad)); };
+  body2();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }));
+  ASSERT_FALSE(*got);
+  EXPECT_EQ(got->error().code_word(), "EXECABORT");
+
+  // WATCH on a session of its own; another client changes the key: EXEC aborts.
+  auto session = c.open_session();
+  std::optional<result<std::vector<resp::value>>> watched;
+  auto body3 = [&]() -> detached {
+    (void)co_await session->command("WATCH", "x");
+    (void)co_await c.set("x", "changed");  // through the shared connection
+    transaction t2;
+    t2.add("SET", "x", "mine");
+    watched.emplace(co_await session->execute(t2));
+  };
+  body3();
+  ASSERT_TRUE(run_until(loop, [&] { return watched.has_value(); }));
+  ASSERT_FALSE(*watched);
+  EXPECT_EQ(watched->error().code, errc::transaction_aborted);
+}
+
+TEST_F(Batch, BlockingCommandsDoNotStallOtherCallers) {
+  std::optional<result<resp::value>> popped;
+  std::optional<std::chrono::steady_clock::time_point> got_at;
+  const auto start = std::chrono::steady_clock::now();
+  auto blocker = [&]() -> detached { popped.emplace(co_await c.command("BLPOP", "queue", "5")); };
+  auto other = [&]() -> detached {
+    (void)co_await c.ping();
+    got_at = std::chrono::steady_clock::now();
+    (void)co_await c.rpush("queue", "job");
+  };
+  blocker();
+  auto blocker2 = [&]() -> detached { (void)co_await c.command("BRPOP", "other-queue", "0.3"); };
+  blocker2();
+  other();
+  ASSERT_TRUE(run_until(loop, [&] { return popped.has_value(); }, 10s));
+  ASSERT_TRUE(got_at.has_value());
+  EXPECT_LT(*got_at - start, 250ms);  // PING did not wait behind BLPOP or BRPOP
+  ASSERT_TRUE(*popped);
+  ASSERT_EQ((*popped)->elements.size(), 2u);
+  EXPECT_EQ((*popped)->elements[1].text, "job");
+  EXPECT_TRUE(detail::blocks("XREAD", "BLOCK", "0", "STREAMS", "s", "$"));
+  EXPECT_FALSE(detail::blocks("XREAD", "COUNT", "1", "STREAMS", "s", "0"));
+  EXPECT_TRUE(detail::blocks("blpop", "k", 1));
+  EXPECT_FALSE(detail::blocks("LPOP", "k"));
+}
+
+TEST(SyncClient, ManyThreadsShareOneConnection) {
+  test::redis_server server;
+  options o;
+  o.unix_path = server.socket_path();
+  sync_client c(o);
+  ASSERT_TRUE(c.set("k", "v"));
+  EXPECT_EQ(*c.get("k"), std::optional<std::string>("v"));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 500; ++i) EXPECT_TRUE(c.command<std::int64_t>("INCR", "shared"));
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(*c.command<std::int64_t>("GET", "shared"), 2000);
+  const auto err = c.command<std::int64_t>("HGET", "k", "f");
+  EXPECT_EQ(err.error().code_word(), "WRONGTYPE");
+}
+
+TEST(SyncClient, UnreachableServerFailsWithAReason) {
+  options o;
+  o.unix_path = "/nonexistent/redring.sock";
+  o.command_timeout = 200ms;
+  sync_client c(o);
+  const auto r = c.get("k");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::timeout);
+  EXPECT_NE(c.async().conn().last_error().find("cannot connect"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace redring::client
