@@ -5,6 +5,7 @@
 
 #include "client/connection.hpp"
 #include "client/error.hpp"
+#include "client/info.hpp"
 #include "client/options.hpp"
 #include "client/pipeline.hpp"
 #include "client/reply.hpp"
@@ -147,12 +148,97 @@ class [[nodiscard]] batch_awaitable : private request {
   std::coroutine_handle<> handle_;
 };
 
+/// Like `command_awaitable`, for commands built at run time: owns its arguments (one allocation).
+template <class T>
+class [[nodiscard]] owned_awaitable : private request {
+ public:
+  owned_awaitable(client& c, std::vector<std::string> args) : client_(c), args_(std::move(args)) {
+    request::encode = [](request& r, resp::writer& w) {
+      auto& self = static_cast<owned_awaitable&>(r);
+      w.aggregate_header(resp::type::array, self.args_.size());
+      for (const auto& a : self.args_) w.bulk(std::string_view(a));
+    };
+    request::on_node = [](request& r, const resp::node& n) { static_cast<owned_awaitable&>(r).sink_.on_node(n); };
+    request::on_done = [](request& r, std::error_code ec) {
+      auto& self = static_cast<owned_awaitable&>(r);
+      self.failure_ = ec;
+      self.handle_.resume();
+    };
+    request::borrows_arguments = true;  // args_ lives until completion
+  }
+  owned_awaitable(owned_awaitable&&) noexcept = default;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    handle_ = h;
+    detail::submit(client_, *this);
+  }
+  result<T> await_resume() {
+    if (failure_) return resp::error{failure_, {}};
+    return sink_.take();
+  }
+
+ private:
+  client& client_;
+  std::vector<std::string> args_;
+  reply_sink<T> sink_;
+  std::error_code failure_;
+  std::coroutine_handle<> handle_;
+};
+
+/// An awaitable whose result goes through `f` (e.g. INFO's text into sections).
+template <class Inner, class F>
+class [[nodiscard]] mapped_awaitable {
+ public:
+  mapped_awaitable(Inner&& inner, F f) : inner_(std::move(inner)), f_(std::move(f)) {}
+  bool await_ready() const noexcept { return inner_.await_ready(); }
+  void await_suspend(std::coroutine_handle<> h) { inner_.await_suspend(h); }
+  auto await_resume() { return f_(inner_.await_resume()); }
+
+ private:
+  Inner inner_;
+  F f_;
+};
+
 /// Options of SET.
 struct set_options {
-  std::optional<std::chrono::milliseconds> expire;  ///< PX
+  std::optional<std::chrono::milliseconds> expire;  ///< PX (EX when a whole number of seconds is wanted: use PX anyway)
   bool only_if_absent = false;                      ///< NX
   bool only_if_present = false;                     ///< XX
   bool keep_ttl = false;                            ///< KEEPTTL
+};
+
+/// Options of SCAN, HSCAN, SSCAN, ZSCAN.
+struct scan_options {
+  std::string match;       ///< MATCH pattern ("" = all).
+  std::int64_t count = 0;  ///< COUNT hint (0 = server default).
+  std::string type;        ///< TYPE filter (SCAN only; "" = all).
+};
+
+/// Options of ZRANGE.
+struct zrange_options {
+  bool by_score = false;     ///< BYSCORE: start and stop are scores ("-inf", "(1.5", ...).
+  bool reverse = false;      ///< REV
+  std::optional<std::pair<std::int64_t, std::int64_t>> limit;  ///< LIMIT offset count (with BYSCORE)
+};
+
+/// Iterates a keyspace (SCAN) or a collection (HSCAN, SSCAN, ZSCAN) a page at a time:
+/// `while (!s.done()) { auto page = co_await s.next(); ... }`. A key may appear in more than one
+/// page, as SCAN guarantees no more. Elements of HSCAN/ZSCAN pages alternate field and value/score.
+class scanner {
+ public:
+  scanner(client& c, std::string command, std::string key, scan_options opts)
+      : client_(&c), command_(std::move(command)), key_(std::move(key)), opts_(std::move(opts)) {}
+  /// True once the server returned cursor 0.
+  [[nodiscard]] bool done() const noexcept { return done_; }
+  /// The next page.
+  [[nodiscard]] auto next();
+
+ private:
+  client* client_;
+  std::string command_, key_;
+  scan_options opts_;
+  std::string cursor_ = "0";
+  bool done_ = false;
 };
 
 /// A Redis client on one loop. Every method may be called from any thread; completions run on the
@@ -285,6 +371,107 @@ class client {
   }
   /// SCRIPT LOAD script: the sha1.
   auto script_load(std::string_view script) { return command<std::string>("SCRIPT", "LOAD", script); }
+  /// SET key value with options: true if set, false if NX/XX prevented it.
+  auto set(std::string_view key, std::string_view value, const set_options& o) {
+    return mapped_awaitable(owned_awaitable<std::optional<std::string>>(*this, set_arguments(key, value, o, false)),
+                            [](result<std::optional<std::string>> r) -> result<bool> {
+                              if (!r) return r.error();
+                              return r->has_value();
+                            });
+  }
+  /// SET key value GET [options]: the old value (nullopt if none).
+  auto set_get(std::string_view key, std::string_view value, const set_options& o = {}) {
+    return owned_awaitable<std::optional<std::string>>(*this, set_arguments(key, value, o, true));
+  }
+  /// GETEX key PX ms (or PERSIST when `ttl` is nullopt).
+  auto getex(std::string_view key, std::optional<std::chrono::milliseconds> ttl) {
+    std::vector<std::string> args = {"GETEX", std::string(key)};
+    if (ttl) args.insert(args.end(), {"PX", std::to_string(ttl->count())});
+    else args.emplace_back("PERSIST");
+    return owned_awaitable<std::optional<std::string>>(*this, std::move(args));
+  }
+  /// MSET k1 v1 k2 v2 ... from a range of pairs.
+  template <class Pairs>
+  auto mset(const Pairs& pairs) {
+    std::vector<std::string> args = {"MSET"};
+    for (const auto& [k, v] : pairs) args.insert(args.end(), {std::string(k), std::string(v)});
+    return owned_awaitable<ignore_t>(*this, std::move(args));
+  }
+  /// HDEL key field.
+  auto hdel(std::string_view key, std::string_view field) { return command<std::int64_t>("HDEL", key, field); }
+  /// HINCRBY key field n.
+  auto hincrby(std::string_view key, std::string_view field, std::int64_t n) { return command<std::int64_t>("HINCRBY", key, field, n); }
+  /// HLEN key.
+  auto hlen(std::string_view key) { return command<std::int64_t>("HLEN", key); }
+  /// LPOP key.
+  auto lpop(std::string_view key) { return command<std::optional<std::string>>("LPOP", key); }
+  /// RPOP key.
+  auto rpop(std::string_view key) { return command<std::optional<std::string>>("RPOP", key); }
+  /// LLEN key.
+  auto llen(std::string_view key) { return command<std::int64_t>("LLEN", key); }
+  /// SREM key member.
+  auto srem(std::string_view key, std::string_view member) { return command<std::int64_t>("SREM", key, member); }
+  /// SISMEMBER key member.
+  auto sismember(std::string_view key, std::string_view member) { return command<bool>("SISMEMBER", key, member); }
+  /// SCARD key.
+  auto scard(std::string_view key) { return command<std::int64_t>("SCARD", key); }
+  /// ZRANGE key start stop [BYSCORE] [REV] [LIMIT o c]: members in order.
+  auto zrange(std::string_view key, std::string_view start, std::string_view stop, const zrange_options& o = {}) {
+    return owned_awaitable<std::vector<std::string>>(*this, zrange_arguments(key, start, stop, o, false));
+  }
+  /// ZRANGE ... WITHSCORES: (member, score) pairs in order.
+  auto zrange_with_scores(std::string_view key, std::string_view start, std::string_view stop, const zrange_options& o = {}) {
+    return mapped_awaitable(owned_awaitable<resp::value>(*this, zrange_arguments(key, start, stop, o, true)),
+                            [](result<resp::value> r) -> result<std::vector<std::pair<std::string, double>>> {
+                              if (!r) return r.error();
+                              // RESP3 sends [[member, score], ...]; RESP2 a flat member, score, ... list.
+                              if (!r->elements.empty() && r->elements[0].data_type == resp::type::array) {
+                                std::vector<std::pair<std::string, double>> out;
+                                for (const auto& e : r->elements) {
+                                  auto p = resp::convert<std::pair<std::string, double>>(e);
+                                  if (!p) return p.error();
+                                  out.push_back(std::move(*p));
+                                }
+                                return out;
+                              }
+                              return resp::convert<std::vector<std::pair<std::string, double>>>(*r);
+                            });
+  }
+  /// ZRANK key member (nullopt if absent).
+  auto zrank(std::string_view key, std::string_view member) { return command<std::optional<std::int64_t>>("ZRANK", key, member); }
+  /// ZREVRANK key member.
+  auto zrevrank(std::string_view key, std::string_view member) { return command<std::optional<std::int64_t>>("ZREVRANK", key, member); }
+  /// ZCOUNT key min max.
+  auto zcount(std::string_view key, std::string_view min, std::string_view max) { return command<std::int64_t>("ZCOUNT", key, min, max); }
+  /// ZREMRANGEBYSCORE key min max.
+  auto zremrangebyscore(std::string_view key, std::string_view min, std::string_view max) {
+    return command<std::int64_t>("ZREMRANGEBYSCORE", key, min, max);
+  }
+  /// INFO [section], parsed into sections.
+  auto info(std::string_view section = {}) {
+    std::vector<std::string> args = {"INFO"};
+    if (!section.empty()) args.emplace_back(section);
+    return mapped_awaitable(owned_awaitable<std::string>(*this, std::move(args)),
+                            [](result<std::string> r) -> result<server_info> {
+                              if (!r) return r.error();
+                              return parse_info(*r);
+                            });
+  }
+  /// TIME as a time point (the server's clock).
+  auto time() { return mapped_awaitable(command<resp::value>("TIME"), [](result<resp::value> r) { return r ? to_time(*r) : r.error(); }); }
+  /// SLOWLOG GET n.
+  auto slowlog_get(std::int64_t n = 10) {
+    return mapped_awaitable(command<resp::value>("SLOWLOG", "GET", n),
+                            [](result<resp::value> r) { return r ? to_slowlog(*r) : r.error(); });
+  }
+  /// SCAN over the keyspace, a page at a time.
+  [[nodiscard]] scanner scan(scan_options o = {}) { return scanner(*this, "SCAN", {}, std::move(o)); }
+  /// HSCAN key: field, value, field, value, ...
+  [[nodiscard]] scanner hscan(std::string_view key, scan_options o = {}) { return scanner(*this, "HSCAN", std::string(key), std::move(o)); }
+  /// SSCAN key.
+  [[nodiscard]] scanner sscan(std::string_view key, scan_options o = {}) { return scanner(*this, "SSCAN", std::string(key), std::move(o)); }
+  /// ZSCAN key: member, score, member, score, ...
+  [[nodiscard]] scanner zscan(std::string_view key, scan_options o = {}) { return scanner(*this, "ZSCAN", std::string(key), std::move(o)); }
 
   // --- State ---
 
@@ -300,6 +487,9 @@ class client {
   struct callback_request;
 
   connection& blocking_connection();
+  static std::vector<std::string> set_arguments(std::string_view key, std::string_view value, const set_options& o, bool get);
+  static std::vector<std::string> zrange_arguments(std::string_view key, std::string_view start, std::string_view stop,
+                                                   const zrange_options& o, bool scores);
 
   net::loop& loop_;
   options opts_;
@@ -309,6 +499,23 @@ class client {
   std::vector<std::unique_ptr<connection>> blocking_;
   bool started_ = false;
 };
+
+inline auto scanner::next() {
+  std::vector<std::string> args = {command_};
+  if (!key_.empty()) args.push_back(key_);
+  args.push_back(cursor_);
+  if (!opts_.match.empty()) args.insert(args.end(), {"MATCH", opts_.match});
+  if (opts_.count > 0) args.insert(args.end(), {"COUNT", std::to_string(opts_.count)});
+  if (!opts_.type.empty()) args.insert(args.end(), {"TYPE", opts_.type});
+  using page = std::pair<std::string, std::vector<std::string>>;
+  return mapped_awaitable(owned_awaitable<page>(*client_, std::move(args)),
+                          [this](result<page> r) -> result<std::vector<std::string>> {
+                            if (!r) return r.error();
+                            cursor_ = std::move(r->first);
+                            done_ = cursor_ == "0";
+                            return std::move(r->second);
+                          });
+}
 
 template <class T, class F>
 struct client::callback_request : request {

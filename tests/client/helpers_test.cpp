@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+// The typed helpers against a real redis-server, in RESP3 and RESP2.
+#include "client/client.hpp"
+#include "client/detached.hpp"
+
+#include "tests/support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <set>
+
+namespace redring::client {
+namespace {
+
+using namespace std::chrono_literals;
+
+template <class Pred>
+bool run_until(net::loop& l, Pred done, std::chrono::milliseconds limit = 20s) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    l.run_once(10ms);
+  }
+  return true;
+}
+
+class Helpers : public ::testing::TestWithParam<int> {
+ protected:
+  Helpers() : c(loop, opts()) {}
+  options opts() {
+    options o;
+    o.unix_path = server.socket_path();
+    o.protocol = GetParam();
+    return o;
+  }
+  test::redis_server server{{"--slowlog-log-slower-than", "0"}};
+  net::loop loop;
+  client c;
+};
+
+TEST_P(Helpers, Strings) {
+  bool finished = false;
+  auto body = [&]() -> detached {
+    EXPECT_TRUE(*co_await c.set("s", "1", set_options{.expire = 60000ms}));
+    EXPECT_FALSE(*co_await c.set("s", "2", set_options{.only_if_absent = true}));
+    EXPECT_FALSE(*co_await c.set("nope", "2", set_options{.only_if_present = true}));
+    EXPECT_EQ(*co_await c.set_get("s", "3", set_options{.keep_ttl = true}), std::optional<std::string>("1"));
+    const auto ttl = co_await c.pttl("s");
+    EXPECT_GT(*ttl, 50000);
+    EXPECT_EQ(*co_await c.getex("s", std::nullopt), std::optional<std::string>("3"));
+    EXPECT_EQ(*co_await c.ttl("s"), -1);
+    const std::vector<std::pair<std::string, std::string>> kv = {{"m1", "a"}, {"m2", "b"}};
+    EXPECT_TRUE(co_await c.mset(kv));
+    const std::vector<std::string> keys = {"m1", "m2", "m3"};
+    {
+      const std::vector<std::optional<std::string>> expected{"a", "b", std::nullopt};  // GCC 12: no initializer_list beside co_await
+      EXPECT_EQ(*co_await c.mget(keys), expected);
+    }
+    EXPECT_EQ(*co_await c.getdel("m1"), std::optional<std::string>("a"));
+    EXPECT_EQ(*co_await c.exists("m1", "m2"), 1);
+    EXPECT_EQ(*co_await c.type("m2"), "string");
+    EXPECT_TRUE(*co_await c.expire("m2", 100s));
+    EXPECT_EQ(*co_await c.decr("counter"), -1);
+    EXPECT_EQ(*co_await c.unlink("m2", "counter"), 2);
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+}
+
+TEST_P(Helpers, Collections) {
+  bool finished = false;
+  auto body = [&]() -> detached {
+    EXPECT_EQ(*co_await c.hincrby("h", "n", 5), 5);
+    EXPECT_EQ(*co_await c.hset("h", "f", "v"), 1);
+    EXPECT_EQ(*co_await c.hlen("h"), 2);
+    EXPECT_EQ(*co_await c.hget("h", "f"), std::optional<std::string>("v"));
+    EXPECT_EQ(*co_await c.hdel("h", "f"), 1);
+    EXPECT_EQ(*co_await c.rpush("l", "a"), 1);
+    EXPECT_EQ(*co_await c.lpush("l", "b"), 2);
+    {
+      const std::vector<std::string> expected{"b", "a"};  // GCC 12: no initializer_list beside co_await
+      EXPECT_EQ(*co_await c.lrange("l", 0, -1), expected);
+    }
+    EXPECT_EQ(*co_await c.llen("l"), 2);
+    EXPECT_EQ(*co_await c.lpop("l"), std::optional<std::string>("b"));
+    EXPECT_EQ(*co_await c.rpop("l"), std::optional<std::string>("a"));
+    EXPECT_EQ(*co_await c.rpop("l"), std::nullopt);
+    EXPECT_EQ(*co_await c.sadd("s", "x"), 1);
+    EXPECT_TRUE(*co_await c.sismember("s", "x"));
+    {
+      const std::vector<std::string> expected{"x"};  // GCC 12: no initializer_list beside co_await
+      EXPECT_EQ(*co_await c.smembers("s"), expected);
+    }
+    EXPECT_EQ(*co_await c.srem("s", "x"), 1);
+    EXPECT_EQ(*co_await c.scard("s"), 0);
+    for (int i = 0; i < 5; ++i) (void)co_await c.zadd("z", i * 1.5, "m" + std::to_string(i));
+    {
+      const std::vector<std::string> expected{"m0", "m1"};  // GCC 12: no initializer_list beside co_await
+      EXPECT_EQ(*co_await c.zrange("z", "0", "1"), expected);
+    }
+    {
+      const std::vector<std::string> expected{"m3", "m4"};  // GCC 12: no initializer_list beside co_await
+      const zrange_options by_score{.by_score = true, .limit = std::pair<std::int64_t, std::int64_t>(1, 2)};
+      EXPECT_EQ(*co_await c.zrange("z", "(1.5", "+inf", by_score), expected);
+    }
+    {
+      const std::vector<std::string> expected{"m4"};  // GCC 12: no initializer_list beside co_await
+      const zrange_options reverse{.reverse = true};
+      EXPECT_EQ(*co_await c.zrange("z", "0", "0", reverse), expected);
+    }
+    const auto scored = co_await c.zrange_with_scores("z", "0", "1");
+    EXPECT_TRUE(scored);
+    if (scored) {
+      const std::vector<std::pair<std::string, double>> expected = {{"m0", 0.0}, {"m1", 1.5}};
+      EXPECT_EQ(*scored, expected);
+    }
+    EXPECT_EQ(*co_await c.zrank("z", "m2"), std::optional<std::int64_t>(2));
+    EXPECT_EQ(*co_await c.zrevrank("z", "m2"), std::optional<std::int64_t>(2));
+    EXPECT_EQ(*co_await c.zrank("z", "none"), std::nullopt);
+    EXPECT_EQ(*co_await c.zincrby("z", 10, "m0"), 10.0);
+    // Scores now: m1 1.5, m2 3, m3 4.5, m4 6, m0 10.
+    EXPECT_EQ(*co_await c.zcount("z", "-inf", "5"), 3);
+    EXPECT_EQ(*co_await c.zremrangebyscore("z", "-inf", "(3"), 1);
+    EXPECT_EQ(*co_await c.zcard("z"), 4);
+    EXPECT_EQ(*co_await c.publish("nobody", "hi"), 0);
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+}
+
+TEST_P(Helpers, ServerIntrospection) {
+  bool finished = false;
+  auto body = [&]() -> detached {
+    const auto info = co_await c.info();
+    EXPECT_TRUE(info);
+    if (info) {
+      EXPECT_TRUE(info->get("server", "redis_version").has_value());
+      EXPECT_EQ(info->find("tcp_port"), std::optional<std::string_view>("0"));
+    }
+    const auto t = co_await c.time();
+    EXPECT_TRUE(t);
+    if (t) EXPECT_LT(std::chrono::abs(*t - std::chrono::system_clock::now()), 5s);
+    const auto slow = co_await c.slowlog_get(5);
+    EXPECT_TRUE(slow);
+    if (slow) {
+      EXPECT_FALSE(slow->empty());  // every command is slow with --slowlog-log-slower-than 0
+      if (!slow->empty()) EXPECT_FALSE(slow->front().arguments.empty());
+    }
+    const auto sha = co_await c.script_load("return ARGV[1]");
+    EXPECT_TRUE(sha);
+    const std::vector<std::string> no_keys, argv = {"echoed"};
+    const auto r = co_await c.evalsha(*sha, no_keys, argv);
+    EXPECT_EQ(r->text, "echoed");
+    const std::vector<std::string> eval_keys = {"ek"};
+    const auto e = co_await c.eval("return redis.call('INCR', KEYS[1])", eval_keys, no_keys);
+    EXPECT_EQ(e->integer, 1);
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+}
+
+TEST_P(Helpers, ScanIteratorsSeeEveryKey) {
+  bool finished = false;
+  auto body = [&]() -> detached {
+    pipeline p;
+    for (int i = 0; i < 1000; ++i) p.add("SET", "scan:" + std::to_string(i), "v");
+    for (int i = 0; i < 300; ++i) p.add("HSET", "bigh", "f" + std::to_string(i), i);
+    for (int i = 0; i < 300; ++i) p.add("SADD", "bigs", i);
+    for (int i = 0; i < 300; ++i) p.add("ZADD", "bigz", i, "m" + std::to_string(i));
+    (void)co_await c.execute(p);
+    std::set<std::string> seen;
+    auto s = c.scan({.match = "scan:*", .count = 100, .type = "string"});
+    int pages = 0;
+    while (!s.done()) {
+      const auto page = co_await s.next();
+      if (!page) break;
+      ++pages;
+      seen.insert(page->begin(), page->end());
+    }
+    EXPECT_EQ(seen.size(), 1000u);
+    EXPECT_GT(pages, 1);
+    std::size_t fields = 0, members = 0, scored = 0;
+    for (auto h = c.hscan("bigh", {.count = 50}); !h.done();) fields += (co_await h.next())->size();
+    for (auto ss = c.sscan("bigs"); !ss.done();) members += (co_await ss.next())->size();
+    for (auto z = c.zscan("bigz"); !z.done();) scored += (co_await z.next())->size();
+    EXPECT_GE(fields, 600u);  // field, value pairs; SCAN may repeat, never miss
+    EXPECT_GE(members, 300u);
+    EXPECT_GE(scored, 600u);
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+}
+
+INSTANTIATE_TEST_SUITE_P(Protocols, Helpers, ::testing::Values(3, 2),
+                         [](const auto& p) { return p.param == 3 ? std::string("Resp3") : std::string("Resp2"); });
+
+}  // namespace
+}  // namespace redring::client
