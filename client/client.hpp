@@ -91,6 +91,13 @@ class [[nodiscard]] command_awaitable : private request {
     return std::move(*this);
   }
 
+  /// Marks the command safe to run twice: if the connection drops after it was sent, it is sent
+  /// once more on the next connection instead of failing with `connection_lost`.
+  [[nodiscard]] command_awaitable idempotent() && {
+    request::idempotent = true;
+    return std::move(*this);
+  }
+
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
     handle_ = h;

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -19,6 +21,11 @@ namespace {
 constexpr const char* library_version = "0.1.0";
 
 }  // namespace
+
+template <class... Args>
+void connection::log(int level, const char* format, const Args&... args) {
+  if (opts_.logger) opts_.logger->log(static_cast<spdlog::level::level_enum>(level), fmt::runtime(format), args...);
+}
 
 connection::connection(net::loop& loop, const options& opts)
     : loop_(loop), opts_(opts), mux_(opts.protocol_limits, opts.read_buffer_bytes), protocol_(opts.protocol),
@@ -32,6 +39,21 @@ connection::connection(net::loop& loop, const options& opts)
   deadline_timer_.owner = this;
   reconnect_timer_.fn = &connection::on_reconnect;
   reconnect_timer_.owner = this;
+  health_timer_.fn = &connection::on_health_timer;
+  health_timer_.owner = this;
+  ping_.owner = this;
+  ping_.encode = [](request&, resp::writer& w) { w.command("PING"); };
+  ping_.on_node = [](request& r, const resp::node& n) {
+    if (n.depth == 0 && resp::is_error(n.data_type)) static_cast<health_ping&>(r).failed = true;
+  };
+  ping_.on_done = [](request& r, std::error_code ec) {
+    auto& p = static_cast<health_ping&>(r);
+    p.in_flight = false;
+    if (ec == errc::timeout) {
+      p.owner->fail("health check: no reply to PING within " + std::to_string(p.owner->opts_.health_check_interval.count()) + " ms",
+                    errc::connection_lost);
+    }
+  };
 }
 
 connection::~connection() {
@@ -44,6 +66,7 @@ connection::~connection() {
   loop_.release(send_op_);
   loop_.cancel(deadline_timer_);
   loop_.cancel(reconnect_timer_);
+  loop_.cancel(health_timer_);
 }
 
 void connection::set_state(connection_state s) {
@@ -152,10 +175,19 @@ void connection::send_step(step& s, std::vector<std::string> args, void (connect
   };
   s.on_done = [](request& r, std::error_code ec) {
     auto& st = static_cast<step&>(r);
+    if (ec == errc::timeout) {  // a server that accepts but never answers (stopped, overloaded)
+      st.owner->fail("handshake timed out after " + std::to_string(st.owner->opts_.connect_timeout.count()) +
+                         " ms (" + st.args[0] + ")",
+                     errc::handshake_failed);
+      return;
+    }
     (st.owner->*st.then)(st, ec);
   };
-  mux_.encode(s, net::clock::time_point::max(), /*front=*/true);
+  const auto deadline = opts_.connect_timeout.count() > 0 ? loop_.now() + opts_.connect_timeout
+                                                          : net::clock::time_point::max();
+  mux_.encode(s, deadline, /*front=*/true);
   loop_.at_end_of_turn(flush_hook_);
+  arm_deadline_timer();
 }
 
 bool connection::is_auth_error(const std::string& text) const {
@@ -214,11 +246,31 @@ void connection::begin_setup() {
     send_step(lib_name_, {"CLIENT", "SETINFO", "LIB-NAME", "redring"}, &connection::on_setup);
     send_step(lib_ver_, {"CLIENT", "SETINFO", "LIB-VER", library_version}, &connection::on_setup);
   }
-  if (setup_pending_ == 0) {
-    auth_failed_ = false;
-    set_state(connection_state::ready);
-    loop_.at_end_of_turn(flush_hook_);
+  if (setup_pending_ == 0) become_ready();
+}
+
+void connection::become_ready() {
+  auth_failed_ = false;
+  set_state(connection_state::ready);
+  log(SPDLOG_LEVEL_INFO, "redring: connected to {} (RESP{})",
+      addresses_.empty() ? std::string("server") : addresses_.front().to_string(), protocol_);
+  loop_.at_end_of_turn(flush_hook_);
+  last_read_ = loop_.now();
+  if (opts_.health_check_interval.count() > 0) loop_.arm(health_timer_, loop_.now() + opts_.health_check_interval);
+}
+
+void connection::on_health_timer(net::timer* t) {
+  auto* c = static_cast<owned_timer*>(t)->owner;
+  if (c->state_ != connection_state::ready) return;  // re-armed when ready again
+  const auto interval = c->opts_.health_check_interval;
+  // Only an idle connection is probed: replies flowing prove it alive.
+  if (!c->ping_.in_flight && c->loop_.now() - c->last_read_ >= interval) {
+    c->ping_.in_flight = true;
+    c->ping_.failed = false;
+    c->ping_.timeout = interval;
+    c->submit(c->ping_);
   }
+  c->loop_.arm(c->health_timer_, c->loop_.now() + interval);
 }
 
 void connection::on_setup(step& s, std::error_code ec) {
@@ -228,11 +280,7 @@ void connection::on_setup(step& s, std::error_code ec) {
     fail(s.args[0] + " failed: " + s.error, errc::handshake_failed);
     return;
   }
-  if (--setup_pending_ == 0) {
-    auth_failed_ = false;
-    set_state(connection_state::ready);
-    loop_.at_end_of_turn(flush_hook_);
-  }
+  if (--setup_pending_ == 0) become_ready();
 }
 
 // --- Commands ---
@@ -298,6 +346,7 @@ void connection::on_recv_done(void* self, int res, std::uint32_t) {
             errc::connection_lost);
     return;
   }
+  c->last_read_ = c->loop_.now();
   if (c->mux_.commit_read(static_cast<std::size_t>(res))) {
     c->fail("protocol error: the server sent invalid RESP", errc::protocol_error);
     return;
@@ -354,6 +403,8 @@ void connection::fail(std::string why, std::error_code ec) {
   if (draining_ || state_ == connection_state::closed) return;
   last_error_ = std::move(why);
   drop_reason_ = ec;
+  log(ec == errc::connect_failed ? SPDLOG_LEVEL_WARN : SPDLOG_LEVEL_ERROR, "redring: connection lost: {}", last_error_);
+  loop_.cancel(health_timer_);
   draining_ = true;
   set_state(connection_state::backoff);
   // Sent commands will get no reply; unsent ones wait for the next connection.
@@ -392,6 +443,7 @@ void connection::schedule_reconnect() {
   const double draw = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
   delay = static_cast<std::int64_t>(static_cast<double>(delay) * (1.0 - jitter * draw));
   set_state(connection_state::backoff);
+  log(SPDLOG_LEVEL_INFO, "redring: reconnecting in {} ms (attempt {})", delay, attempt_);
   loop_.arm(reconnect_timer_, loop_.now() + std::chrono::milliseconds(delay));
 }
 
@@ -405,6 +457,7 @@ void connection::close() {
   if (state_ == connection_state::closed) return;
   loop_.cancel(reconnect_timer_);
   loop_.cancel(deadline_timer_);
+  loop_.cancel(health_timer_);
   const bool was_open = fd_ >= 0 && !draining_;
   set_state(connection_state::closed);
   mux_.fail_all(errc::shutting_down);

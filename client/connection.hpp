@@ -95,6 +95,10 @@ class connection {
   static void on_flush_hook(net::turn_hook* h);
   static void on_deadline(net::timer* t);
   static void on_reconnect(net::timer* t);
+  static void on_health_timer(net::timer* t);
+  void become_ready();
+  template <class... Args>
+  void log(int level, const char* format, const Args&... args);
 
   net::loop& loop_;
   options opts_;
@@ -124,7 +128,14 @@ class connection {
     connection* owner = nullptr;
   };
   owned_hook flush_hook_;
-  owned_timer deadline_timer_, reconnect_timer_;
+  owned_timer deadline_timer_, reconnect_timer_, health_timer_;
+  struct health_ping : request {
+    connection* owner = nullptr;
+    bool in_flight = false;
+    bool failed = false;
+  };
+  health_ping ping_;
+  net::clock::time_point last_read_{};
   std::minstd_rand rng_;
 
   step hello_, auth_, setname_, select_, lib_name_, lib_ver_;

@@ -4,6 +4,7 @@
 #include "client/error.hpp"
 
 #include <algorithm>
+#include <utility>
 #include <cstring>
 
 namespace redring::client {
@@ -33,7 +34,7 @@ void multiplexer::pop_front() noexcept {
 
 void multiplexer::encode(request& r, net::clock::time_point deadline, bool front) {
   if (size_ == ring_.size()) grow();
-  const slot s{&r, r.replies, front, deadline};
+  const slot s{&r, r.replies, r.replies, front, deadline};
   if (deadline < next_deadline_) next_deadline_ = deadline;
   if (!front) {
     pending_.set_reference_threshold(r.borrows_arguments ? resp::default_reference_threshold : 0);
@@ -187,12 +188,14 @@ void multiplexer::dispatch(const resp::node& n) {
 
 net::clock::time_point multiplexer::expire(net::clock::time_point now) {
   next_deadline_ = net::clock::time_point::max();
+  const std::uint64_t epoch = epoch_;
   for (std::size_t i = 0; i < size_; ++i) {
     slot& s = at(i);
     if (s.req == nullptr) continue;
     if (s.deadline <= now) {
       ++zombies_;
       complete(s, errc::timeout);  // may enqueue: indexes stay valid, new slots go last
+      if (epoch_ != epoch) return next_deadline_ = net::clock::time_point::min();  // the stream was reset
     } else if (s.deadline < next_deadline_) {
       next_deadline_ = s.deadline;
     }
@@ -201,6 +204,8 @@ net::clock::time_point multiplexer::expire(net::clock::time_point now) {
 }
 
 void multiplexer::drop_sent(std::error_code ec) {
+  // A request that has seen part of its replies cannot start again: its sink holds them.
+  bool head_started = in_reply_ && !to_push_;
   ++epoch_;
   reader_.reset();
   rbeg_ = rend_ = 0;
@@ -210,19 +215,26 @@ void multiplexer::drop_sent(std::error_code ec) {
   out_iov_ = {};
   sending_ = false;
   front_.clear();
+  retry_.clear();
   while (sent_ + front_unsent_ > 0 && size_ > 0) {
     slot s = at(0);
     const bool was_front_unsent = sent_ == 0;
     pop_front();
     if (was_front_unsent) --front_unsent_;
-    if (s.req != nullptr) {
-      s.req->on_done(*s.req, ec);
-    } else {
+    const bool untouched = !std::exchange(head_started, false) && s.replies_left == s.req_replies;
+    if (s.req == nullptr) {
       --zombies_;
+    } else if (s.req->idempotent && !s.req->retried && !s.front && untouched) {
+      s.req->retried = true;  // re-encoded below, after the unsent ones, for the next connection
+      retry_.push_back(s);
+    } else {
+      s.req->on_done(*s.req, ec);
     }
   }
   sent_ = 0;
   front_unsent_ = 0;
+  for (const slot& s : retry_) encode(*s.req, s.deadline);
+  retry_.clear();
 }
 
 void multiplexer::fail_all(std::error_code ec) {

@@ -94,6 +94,7 @@ class multiplexer {
   struct slot {
     request* req;             // nullptr once completed early (timeout): the reply is discarded
     std::uint32_t replies_left;
+    std::uint32_t req_replies;  // replies the request expects in all
     bool front;
     net::clock::time_point deadline;
   };
@@ -124,6 +125,7 @@ class multiplexer {
   std::size_t rcap_ = 0, rbeg_ = 0, rend_ = 0;
   std::array<resp::node, 64> nodes_;
   bool in_reply_ = false;
+  std::vector<slot> retry_;  // idempotent requests to send again after a drop
   std::uint64_t epoch_ = 0;  // bumped when the stream resets, so a parse loop under way stops
   bool to_push_ = false;
   push_handler push_;

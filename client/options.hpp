@@ -5,9 +5,14 @@
 #include "resp/limits.hpp"
 
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <string>
+
+namespace spdlog {
+class logger;
+}
 
 namespace redring::client {
 
@@ -39,8 +44,13 @@ struct options {
   // --- Time ---
   milliseconds connect_timeout{2000};
   milliseconds command_timeout{0};  ///< Default per-command timeout (0: none).
-  milliseconds health_check_interval{0};  ///< PING an idle connection this often (0: never).
+  milliseconds health_check_interval{0};  ///< PING a connection idle this long; no reply within it drops the connection (0: never).
   reconnect_options reconnect;
+
+  // --- Logging ---
+  /// Where connects, disconnects, reconnects and protocol errors are logged (never per command;
+  /// passwords never). Null: no logging.
+  std::shared_ptr<spdlog::logger> logger;
 
   // --- Limits ---
   std::size_t offline_queue_limit = 100000;  ///< Commands kept while disconnected; beyond, they fail fast.

@@ -36,6 +36,11 @@ struct request {
   std::chrono::milliseconds timeout{0};
   /// Set by the client when the command must not share a connection (blocking commands).
   bool blocking = false;
+  /// May be sent again once if the connection drops after it was sent (the caller vouches that
+  /// running it twice is harmless: GET, SET without GET/INCR ...). The retry goes on the next connection.
+  bool idempotent = false;
+  /// Set when the one retry was used.
+  bool retried = false;
   /// True if the arguments outlive the request's completion (an awaitable's do): large payloads
   /// are then referenced, not copied, until sent. False copies everything when encoding.
   bool borrows_arguments = false;

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+// Health checks, idempotent retries, logging (without secrets) and embedding the loop in epoll.
+#include "client/client.hpp"
+#include "client/detached.hpp"
+
+#include "tests/support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+
+namespace redring::client {
+namespace {
+
+using namespace std::chrono_literals;
+
+template <class Pred>
+bool run_until(net::loop& l, Pred done, std::chrono::milliseconds limit = 20s) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    l.run_once(10ms);
+  }
+  return true;
+}
+
+std::string temp_socket_path(std::string& dir) {
+  char tmpl[] = "/tmp/redring-sock-XXXXXX";
+  dir = ::mkdtemp(tmpl);
+  return dir + "/redis.sock";
+}
+
+TEST(Resilience, HealthCheckDropsAStalledConnectionAndRecovers) {
+  test::redis_server server;
+  net::loop loop;
+  options o;
+  o.unix_path = server.socket_path();
+  o.health_check_interval = 150ms;
+  o.connect_timeout = 300ms;
+  o.reconnect.initial_delay = 20ms;
+  o.reconnect.max_delay = 100ms;
+  client c(loop, o);
+  bool ready = false;
+  auto warm = [&]() -> detached {
+    (void)co_await c.ping();
+    ready = true;
+  };
+  warm();
+  ASSERT_TRUE(run_until(loop, [&] { return ready; }));
+  ::kill(server.pid(), SIGSTOP);
+  // Idle for one interval: PING; no reply within the next: the connection goes.
+  ASSERT_TRUE(run_until(loop, [&] { return c.conn().state() != connection_state::ready; }, 3s));
+  EXPECT_NE(c.conn().last_error().find("health check"), std::string::npos) << c.conn().last_error();
+  // Reconnecting to a stopped server: the handshake times out instead of hanging.
+  ASSERT_TRUE(run_until(loop, [&] { return c.conn().last_error().find("handshake timed out") != std::string::npos; }, 5s))
+      << c.conn().last_error();
+  ::kill(server.pid(), SIGCONT);
+  std::optional<std::string> pong;
+  auto again = [&]() -> detached {
+    const auto r = co_await c.ping();
+    pong = r ? *r : r.error().what();
+  };
+  again();
+  ASSERT_TRUE(run_until(loop, [&] { return pong.has_value(); }, 10s));
+  EXPECT_EQ(*pong, "PONG");
+}
+
+TEST(Resilience, IdempotentCommandsAreRetriedOnceOthersFail) {
+  std::string dir;
+  const std::string path = temp_socket_path(dir);
+  auto server = std::make_unique<test::redis_server>(std::vector<std::string>{}, path);
+  net::loop loop;
+  options o;
+  o.unix_path = path;
+  o.reconnect.initial_delay = 20ms;
+  o.reconnect.max_delay = 100ms;
+  client c(loop, o);
+  bool ready = false;
+  auto warm = [&]() -> detached {
+    (void)co_await c.set("k", "v");
+    ready = true;
+  };
+  warm();
+  ASSERT_TRUE(run_until(loop, [&] { return ready; }));
+  ::kill(server->pid(), SIGSTOP);
+  std::optional<result<std::optional<std::string>>> retried, plain;
+  auto send_both = [&]() -> detached { retried.emplace(co_await c.get("k").idempotent()); };
+  auto send_plain = [&]() -> detached { plain.emplace(co_await c.get("k")); };
+  send_both();
+  send_plain();
+  loop.run_once(0ms);
+  loop.run_once(50ms);
+  ::kill(server->pid(), SIGKILL);
+  ASSERT_TRUE(run_until(loop, [&] { return plain.has_value(); }, 5s));
+  ASSERT_FALSE(*plain);
+  EXPECT_EQ(plain->error().code, errc::connection_lost);
+  EXPECT_FALSE(retried.has_value());  // waits for the next connection
+  server.reset();
+  test::redis_server restarted({}, path);
+  {
+    test::blocking_connection admin(path);
+    (void)admin.call({"SET", "k", "after-restart"});
+  }
+  ASSERT_TRUE(run_until(loop, [&] { return retried.has_value(); }, 10s));
+  ASSERT_TRUE(*retried) << retried->error().what();
+  EXPECT_EQ(**retried, std::optional<std::string>("after-restart"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Resilience, LogsConnectionEventsNeverPasswords) {
+  test::redis_server server;
+  {
+    test::blocking_connection admin(server.socket_path());
+    (void)admin.call({"ACL", "SETUSER", "app", "on", ">hunter2", "~*", "+@all"});
+  }
+  std::ostringstream out;
+  auto logger = std::make_shared<spdlog::logger>("redring", std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+  logger->set_level(spdlog::level::trace);
+  net::loop loop;
+  options o;
+  o.unix_path = server.socket_path();
+  o.user = "app";
+  o.password = "hunter2";
+  o.logger = logger;
+  o.reconnect.initial_delay = 10ms;
+  client c(loop, o);
+  bool done = false;
+  auto body = [&]() -> detached {
+    (void)co_await c.ping();
+    done = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return done; }));
+  {
+    test::blocking_connection admin(server.socket_path());  // the server drops our connection
+    EXPECT_EQ(admin.call({"CLIENT", "KILL", "USER", "app"}).integer, 1);
+  }
+  ASSERT_TRUE(run_until(loop, [&] { return c.conn().connects() >= 2 && c.conn().state() == connection_state::ready; }, 5s));
+  logger->flush();
+  const std::string text = out.str();
+  EXPECT_NE(text.find("connected to unix:"), std::string::npos) << text;
+  EXPECT_NE(text.find("connection lost"), std::string::npos) << text;
+  EXPECT_NE(text.find("reconnecting in"), std::string::npos) << text;
+  EXPECT_EQ(text.find("hunter2"), std::string::npos) << text;
+}
+
+TEST(Resilience, EmbedsInAnEpollLoop) {
+  test::redis_server server;
+  net::loop_options lo;
+  lo.notify_fd = true;
+  net::loop loop(lo);
+  ASSERT_GE(loop.notify_fd(), 0);
+  options o;
+  o.unix_path = server.socket_path();
+  client c(loop, o);
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ASSERT_EQ(::epoll_ctl(ep, EPOLL_CTL_ADD, loop.notify_fd(), &ev), 0);
+  std::optional<std::string> pong;
+  auto body = [&]() -> detached {
+    const auto r = co_await c.ping();
+    pong = r ? *r : r.error().what();
+  };
+  body();
+  // The host loop sleeps in epoll_wait and calls poll() when the ring has completions.
+  const auto end = std::chrono::steady_clock::now() + 5s;
+  int wakeups = 0;
+  while (!pong && std::chrono::steady_clock::now() < end) {
+    loop.poll();  // submits what is queued
+    epoll_event got{};
+    if (::epoll_wait(ep, &got, 1, 100) == 1) {
+      std::uint64_t count;
+      [[maybe_unused]] auto n = ::read(loop.notify_fd(), &count, sizeof count);
+      ++wakeups;
+    }
+  }
+  ::close(ep);
+  ASSERT_TRUE(pong.has_value());
+  EXPECT_EQ(*pong, "PONG");
+  EXPECT_GT(wakeups, 0);
+}
+
+}  // namespace
+}  // namespace redring::client
