@@ -142,12 +142,16 @@ TEST_P(Helpers, ServerIntrospection) {
     }
     const auto t = co_await c.time();
     EXPECT_TRUE(t);
-    if (t) EXPECT_LT(std::chrono::abs(*t - std::chrono::system_clock::now()), 5s);
+    if (t) {
+      EXPECT_LT(std::chrono::abs(*t - std::chrono::system_clock::now()), 5s);
+    }
     const auto slow = co_await c.slowlog_get(5);
     EXPECT_TRUE(slow);
     if (slow) {
       EXPECT_FALSE(slow->empty());  // every command is slow with --slowlog-log-slower-than 0
-      if (!slow->empty()) EXPECT_FALSE(slow->front().arguments.empty());
+      if (!slow->empty()) {
+        EXPECT_FALSE(slow->front().arguments.empty());
+      }
     }
     const auto sha = co_await c.script_load("return ARGV[1]");
     EXPECT_TRUE(sha);
