@@ -10,6 +10,7 @@
 #include "client/pipeline.hpp"
 #include "client/reply.hpp"
 #include "client/request.hpp"
+#include "client/url.hpp"
 #include "net/loop.hpp"
 #include "resp/writer.hpp"
 
