@@ -7,8 +7,10 @@ namespace detail {
 void submit(client& c, request& r) { c.submit(r); }
 }  // namespace detail
 
-client::client(net::loop& loop, options opts)
-    : loop_(loop), opts_(std::move(opts)), conn_(std::make_unique<connection>(loop_, opts_)) {}
+client::client(net::loop& loop, options opts) : loop_(loop), opts_(std::move(opts)) {
+  const std::size_t n = std::max<std::size_t>(1, opts_.pool_size);
+  for (std::size_t i = 0; i < n; ++i) pool_.push_back(std::make_unique<connection>(loop_, opts_));
+}
 
 client::~client() = default;
 
@@ -30,11 +32,11 @@ void client::start() {
   }
   if (started_) return;
   started_ = true;
-  conn_->start();
+  for (auto& c : pool_) c->start();
 }
 
 void client::close() {
-  conn_->close();
+  for (auto& c : pool_) c->close();
   for (auto& c : blocking_) c->close();
 }
 
@@ -54,7 +56,8 @@ void client::submit(request& r) {
     blocking_connection().submit(r);
     return;
   }
-  conn_->submit(r);
+  connection& c = *pool_[pool_.size() == 1 ? 0 : next_++ % pool_.size()];
+  c.submit(r);
 }
 
 }  // namespace redring::client

@@ -250,7 +250,8 @@ class scanner {
 };
 
 /// A Redis client on one loop. Every method may be called from any thread; completions run on the
-/// loop thread. One connection per client for now (pool size 1).
+/// loop thread. Commands go round-robin over `options::pool_size` connections (1 by default: with
+/// auto-pipelining one connection is the cheapest), blocking commands over connections of their own.
 class client {
  public:
   /// A client for `opts`; call `start()` (or just submit: the first command starts it).
@@ -485,10 +486,14 @@ class client {
 
   /// The loop this client runs on.
   [[nodiscard]] net::loop& loop() noexcept { return loop_; }
-  /// The connection (state, last error, protocol).
-  [[nodiscard]] connection& conn() noexcept { return *conn_; }
+  /// The first connection of the pool (state, last error, protocol).
+  [[nodiscard]] connection& conn() noexcept { return *pool_.front(); }
+  /// The connections of the pool.
+  [[nodiscard]] const std::vector<std::unique_ptr<connection>>& pool() const noexcept { return pool_; }
   /// Where RESP3 pushes go (pub/sub messages, invalidations). Loop thread.
-  void set_push_handler(push_handler h) { conn_->set_push_handler(h); }
+  void set_push_handler(push_handler h) {
+    for (auto& c : pool_) c->set_push_handler(h);
+  }
 
  private:
   template <class T, class F>
@@ -501,7 +506,8 @@ class client {
 
   net::loop& loop_;
   options opts_;
-  std::unique_ptr<connection> conn_;
+  std::vector<std::unique_ptr<connection>> pool_;
+  std::size_t next_ = 0;
   // Blocking commands each get a connection of their own, so they never stall other callers;
   // idle ones are reused.
   std::vector<std::unique_ptr<connection>> blocking_;

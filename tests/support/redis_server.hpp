@@ -62,3 +62,10 @@ class blocking_connection {
 };
 
 }  // namespace redring::test
+
+namespace redring::test {
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bind to 0, read it, close).
+int free_loopback_port();
+
+}  // namespace redring::test
