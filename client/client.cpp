@@ -9,7 +9,7 @@ void submit(client& c, request& r) { c.submit(r); }
 
 client::client(net::loop& loop, options opts) : loop_(loop), opts_(std::move(opts)) {
   const std::size_t n = std::max<std::size_t>(1, opts_.pool_size);
-  for (std::size_t i = 0; i < n; ++i) pool_.push_back(std::make_unique<connection>(loop_, opts_));
+  for (std::size_t i = 0; i < n; ++i) pool_.push_back(connection::create(loop_, opts_));
 }
 
 client::~client() = default;
@@ -92,7 +92,7 @@ connection& client::blocking_connection() {
   for (auto& c : blocking_) {
     if (c->mux().queued() == 0 && c->state() != connection_state::closed) return *c;
   }
-  auto& c = blocking_.emplace_back(std::make_unique<connection>(loop_, opts_));
+  auto& c = blocking_.emplace_back(connection::create(loop_, opts_));
   c->start();
   return *c;
 }

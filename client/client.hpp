@@ -489,7 +489,7 @@ class client {
   /// The first connection of the pool (state, last error, protocol).
   [[nodiscard]] connection& conn() noexcept { return *pool_.front(); }
   /// The connections of the pool.
-  [[nodiscard]] const std::vector<std::unique_ptr<connection>>& pool() const noexcept { return pool_; }
+  [[nodiscard]] const std::vector<connection::pointer>& pool() const noexcept { return pool_; }
   /// Where RESP3 pushes go (pub/sub messages, invalidations). Loop thread.
   void set_push_handler(push_handler h) {
     for (auto& c : pool_) c->set_push_handler(h);
@@ -506,11 +506,11 @@ class client {
 
   net::loop& loop_;
   options opts_;
-  std::vector<std::unique_ptr<connection>> pool_;
+  std::vector<connection::pointer> pool_;
   std::size_t next_ = 0;
   // Blocking commands each get a connection of their own, so they never stall other callers;
   // idle ones are reused.
-  std::vector<std::unique_ptr<connection>> blocking_;
+  std::vector<connection::pointer> blocking_;
   bool started_ = false;
 };
 

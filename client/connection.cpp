@@ -35,12 +35,20 @@ connection::connection(net::loop& loop, const options& opts)
   send_op_ = loop_.reserve(&connection::on_send_done, this);
   flush_hook_.fn = &connection::on_flush_hook;
   flush_hook_.owner = this;
+  delete_hook_.fn = &connection::on_delete_hook;
+  delete_hook_.owner = this;
   deadline_timer_.fn = &connection::on_deadline;
   deadline_timer_.owner = this;
   reconnect_timer_.fn = &connection::on_reconnect;
   reconnect_timer_.owner = this;
   health_timer_.fn = &connection::on_health_timer;
   health_timer_.owner = this;
+  if (opts_.use_buffer_ring) {
+    buffers_ = loop_.receive_buffers();
+    if (buffers_ == nullptr) {
+      log(SPDLOG_LEVEL_INFO, "redring: multishot receive unavailable (needs Linux 6.0 with provided buffer rings): using plain recv");
+    }
+  }
   ping_.owner = this;
   ping_.encode = [](request&, resp::writer& w) { w.command("PING"); };
   ping_.on_node = [](request& r, const resp::node& n) {
@@ -56,10 +64,29 @@ connection::connection(net::loop& loop, const options& opts)
   };
 }
 
-connection::~connection() {
+void connection::release() noexcept {
   close();
-  // The kernel may still hold our buffers: drain what is in flight before they go.
-  for (int i = 0; i < 1000 && inflight_ops_ > 0; ++i) loop_.run_once(std::chrono::milliseconds(1));
+  released_ = true;
+  delete_when_idle();
+}
+
+// Deletion waits for the end of a turn (no callback of ours is on the stack then) and for the
+// kernel to be done with our buffers (no operation in flight).
+void connection::delete_when_idle() noexcept {
+  if (released_ && inflight_ops_ == 0) loop_.at_end_of_turn(delete_hook_);
+}
+
+void connection::on_delete_hook(net::turn_hook* h) {
+  auto* c = static_cast<owned_hook*>(h)->owner;
+  if (c->inflight_ops_ != 0) return;  // a completion will ask again
+  if (c->flush_hook_.queued) {        // still listed in this turn: delete on the next round
+    c->loop_.at_end_of_turn(c->delete_hook_);
+    return;
+  }
+  delete c;
+}
+
+connection::~connection() {
   if (fd_ >= 0) ::close(fd_);
   loop_.release(connect_op_);
   loop_.release(recv_op_);
@@ -325,33 +352,61 @@ void connection::on_deadline(net::timer* t) {
 
 void connection::submit_recv() {
   if (recv_armed_ || fd_ < 0 || draining_) return;
-  const std::span<char> space = mux_.read_space();
   io_uring_sqe* s = loop_.sqe();
-  io_uring_prep_recv(s, fd_, space.data(), space.size(), 0);
+  if (buffers_ != nullptr) {
+    // One submission keeps receiving (IORING_CQE_F_MORE) into buffers the kernel picks.
+    io_uring_prep_recv_multishot(s, fd_, nullptr, 0, 0);
+    s->flags |= IOSQE_BUFFER_SELECT;
+    s->buf_group = buffers_->group();
+  } else {
+    const std::span<char> space = mux_.read_space();
+    io_uring_prep_recv(s, fd_, space.data(), space.size(), 0);
+  }
   io_uring_sqe_set_data64(s, recv_op_);
   ++inflight_ops_;
   recv_armed_ = true;
 }
 
-void connection::on_recv_done(void* self, int res, std::uint32_t) {
+void connection::on_recv_done(void* self, int res, std::uint32_t flags) {
   auto* c = static_cast<connection*>(self);
-  --c->inflight_ops_;
-  c->recv_armed_ = false;
+  const bool more = (flags & IORING_CQE_F_MORE) != 0;  // a multishot receive stays armed
+  if (!more) {
+    --c->inflight_ops_;
+    c->recv_armed_ = false;
+  }
+  std::error_code ec;
+  if (res > 0 && (flags & IORING_CQE_F_BUFFER) != 0) {
+    // Parse in the kernel's buffer, then give it back at once, whatever state we are in.
+    const std::uint16_t id = net::buffer_ring::id_of(flags);
+    if (!c->draining_) {
+      c->last_read_ = c->loop_.now();
+      ec = c->mux_.feed_in_place(c->buffers_->data(id, static_cast<std::size_t>(res)));
+    }
+    c->buffers_->recycle(id);
+  } else if (res > 0 && !c->draining_) {
+    c->last_read_ = c->loop_.now();
+    ec = c->mux_.commit_read(static_cast<std::size_t>(res));
+  }
   if (c->draining_) {
     if (c->inflight_ops_ == 0) c->finish_close();
     return;
   }
-  if (res <= 0) {
+  if (ec) {
+    c->fail("protocol error: the server sent invalid RESP", errc::protocol_error);
+    return;
+  }
+  if (res == -ENOBUFS) {
+    // Every provided buffer is in use (many connections at once): backpressure, not an error.
+    // They were recycled as they were parsed, so receive again.
+    c->submit_recv();
+    return;
+  }
+  if (res == 0 || (res < 0 && res != -ENOBUFS)) {
     c->fail(res == 0 ? "server closed the connection" : std::string("receive failed: ") + std::strerror(-res),
             errc::connection_lost);
     return;
   }
-  c->last_read_ = c->loop_.now();
-  if (c->mux_.commit_read(static_cast<std::size_t>(res))) {
-    c->fail("protocol error: the server sent invalid RESP", errc::protocol_error);
-    return;
-  }
-  c->submit_recv();
+  if (!more) c->submit_recv();
   c->arm_deadline_timer();
 }
 
@@ -420,6 +475,7 @@ void connection::fail(std::string why, std::error_code ec) {
 }
 
 void connection::finish_close() {
+  delete_when_idle();
   draining_ = false;
   recv_armed_ = false;
   if (fd_ >= 0) {

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <system_error>
@@ -34,11 +35,20 @@ enum class connection_state : std::uint8_t {
 /// 3. On any I/O error, EOF or protocol error: sent commands complete with `connection_lost` (or
 ///    `protocol_error`), in-flight operations are cancelled and drained (the kernel must be done with
 ///    our buffers), the socket closes, and a reconnect is scheduled with backoff and jitter.
-/// 4. `close()` completes everything with `shutting_down`; the destructor closes too.
+/// 4. `close()` completes everything with `shutting_down`.
+/// 5. A connection is never deleted while the kernel or its own callbacks may still use it: the
+///    owner holds a `connection::pointer`, whose release closes it and lets it delete itself at the
+///    end of a loop turn once its operations have drained (a completion may drop the last owner).
 class connection {
  public:
-  connection(net::loop& loop, const options& opts);
-  ~connection();
+  /// Deleter of `pointer`: closes and hands the connection over to the loop.
+  struct releaser {
+    void operator()(connection* c) const noexcept { c->release(); }
+  };
+  using pointer = std::unique_ptr<connection, releaser>;
+
+  /// A new connection on `loop`. Destroy its owners before the loop.
+  [[nodiscard]] static pointer create(net::loop& loop, const options& opts) { return pointer(new connection(loop, opts)); }
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
 
@@ -59,12 +69,20 @@ class connection {
   [[nodiscard]] std::uint64_t connects() const noexcept { return connects_; }
   /// Where out-of-band replies (RESP3 pushes) go.
   void set_push_handler(push_handler h) { mux_.set_push_handler(h); }
+  /// True if this connection receives with multishot recv into provided buffers.
+  [[nodiscard]] bool uses_buffer_ring() const noexcept { return buffers_ != nullptr; }
   /// The multiplexer (for tests and statistics).
   [[nodiscard]] const multiplexer& mux() const noexcept { return mux_; }
   /// Called whenever the state changes (tests, logging).
   void on_state_change(void (*fn)(void*, connection_state), void* context) { state_fn_ = fn, state_ctx_ = context; }
 
  private:
+  connection(net::loop& loop, const options& opts);
+  ~connection();
+  void release() noexcept;
+  void delete_when_idle() noexcept;
+  static void on_delete_hook(net::turn_hook* h);
+
   // A handshake command: remembers the error reply, if any, and calls back the connection.
   struct step : request {
     connection* owner = nullptr;
@@ -117,6 +135,7 @@ class connection {
   std::error_code drop_reason_;
 
   net::op_token connect_op_ = 0, recv_op_ = 0, send_op_ = 0;
+  net::buffer_ring* buffers_ = nullptr;  // the loop's provided buffers, when multishot recv is used
   std::vector<net::address> addresses_;
   __kernel_timespec connect_ts_{};
   msghdr msg_{};
@@ -127,7 +146,8 @@ class connection {
   struct owned_timer : net::timer {
     connection* owner = nullptr;
   };
-  owned_hook flush_hook_;
+  owned_hook flush_hook_, delete_hook_;
+  bool released_ = false;
   owned_timer deadline_timer_, reconnect_timer_, health_timer_;
   struct health_ping : request {
     connection* owner = nullptr;

@@ -128,34 +128,92 @@ std::error_code multiplexer::feed(std::string_view bytes) {
   return {};
 }
 
-std::error_code multiplexer::parse() {
+std::error_code multiplexer::parse_range(const char* p, std::size_t n, std::size_t& consumed) {
+  consumed = 0;
   const std::uint64_t epoch = epoch_;
   for (;;) {
-    const auto r = reader_.read(std::string_view(rbuf_.get() + rbeg_, rend_ - rbeg_), nodes_);
+    const auto r = reader_.read(std::string_view(p + consumed, n - consumed), nodes_);
     for (std::size_t i = 0; i < r.nodes; ++i) {
       dispatch(nodes_[i]);
       // A completion reset the stream (the connection failed or closed): the rest is void.
-      if (epoch_ != epoch) return {};
+      if (epoch_ != epoch) {
+        consumed = n;
+        return {};
+      }
     }
-    rbeg_ += r.consumed;
+    consumed += r.consumed;
     switch (r.state) {
       case resp::status::ok: continue;
-      case resp::status::need_more:
-        // A large blob is coming: make the buffer hold it whole, so it is received in place.
-        if (r.needed > min_read_space && rcap_ - rbeg_ < (rend_ - rbeg_) + r.needed) {
-          const std::size_t tail = rend_ - rbeg_;
-          const std::size_t want = tail + static_cast<std::size_t>(r.needed) + min_read_space;
-          auto grown = std::make_unique_for_overwrite<char[]>(want);
-          std::memcpy(grown.get(), rbuf_.get() + rbeg_, tail);
-          rbuf_ = std::move(grown);
-          rcap_ = want;
-          rbeg_ = 0;
-          rend_ = tail;
-        }
-        return {};
+      case resp::status::need_more: needed_ = r.needed; return {};
       case resp::status::error: return errc::protocol_error;
     }
   }
+}
+
+// Room for `extra` more bytes after the unconsumed tail, moving the tail to the front if that helps.
+void multiplexer::reserve_tail(std::size_t extra) {
+  const std::size_t tail = rend_ - rbeg_;
+  if (rcap_ - rend_ >= extra) return;
+  if (rcap_ - tail >= extra) {
+    std::memmove(rbuf_.get(), rbuf_.get() + rbeg_, tail);
+  } else {
+    const std::size_t bigger = std::max(rcap_ * 2, tail + extra + min_read_space);
+    auto grown = std::make_unique_for_overwrite<char[]>(bigger);
+    std::memcpy(grown.get(), rbuf_.get() + rbeg_, tail);
+    rbuf_ = std::move(grown);
+    rcap_ = bigger;
+  }
+  rbeg_ = 0;
+  rend_ = tail;
+}
+
+std::error_code multiplexer::parse() {
+  std::size_t consumed = 0;
+  const std::uint64_t epoch = epoch_;
+  const std::error_code ec = parse_range(rbuf_.get() + rbeg_, rend_ - rbeg_, consumed);
+  if (epoch_ != epoch) return {};
+  rbeg_ += consumed;
+  if (ec) return ec;
+  // A large blob is coming: make the buffer hold it whole, so it is received in place.
+  if (needed_ > min_read_space) reserve_tail(static_cast<std::size_t>(needed_) + min_read_space);
+  return {};
+}
+
+std::error_code multiplexer::feed_in_place(std::string_view bytes) {
+  const std::uint64_t epoch = epoch_;
+  // 1. An element began in an earlier buffer: complete it in the receive buffer, copying only what
+  //    it needs (a blob's exact remainder; a line up to its LF), so the rest can be parsed in place.
+  while (rbeg_ != rend_ && !bytes.empty()) {
+    std::size_t take;
+    if (needed_ > 1) {
+      take = static_cast<std::size_t>(std::min<std::uint64_t>(needed_, bytes.size()));
+    } else {
+      const auto lf = bytes.find('\n');
+      take = lf == std::string_view::npos ? bytes.size() : lf + 1;
+    }
+    reserve_tail(take);
+    std::memcpy(rbuf_.get() + rend_, bytes.data(), take);
+    rend_ += take;
+    copied_ += take;
+    bytes.remove_prefix(take);
+    if (auto ec = parse()) return ec;
+    if (epoch_ != epoch) return {};
+    if (rbeg_ == rend_) rbeg_ = rend_ = 0;
+  }
+  if (bytes.empty()) return {};
+  // 2. At an element boundary: parse the buffer where it is.
+  std::size_t consumed = 0;
+  if (auto ec = parse_range(bytes.data(), bytes.size(), consumed)) return ec;
+  if (epoch_ != epoch) return {};
+  // 3. Keep the partial element at the end for the next buffer.
+  const std::size_t rest = bytes.size() - consumed;
+  if (rest != 0) {
+    reserve_tail(rest + (needed_ > 1 ? static_cast<std::size_t>(needed_) : 0));
+    std::memcpy(rbuf_.get() + rend_, bytes.data() + consumed, rest);
+    rend_ += rest;
+    copied_ += rest;
+  }
+  return {};
 }
 
 void multiplexer::complete(slot& s, std::error_code ec) {
@@ -204,6 +262,7 @@ net::clock::time_point multiplexer::expire(net::clock::time_point now) {
 }
 
 void multiplexer::drop_sent(std::error_code ec) {
+  needed_ = 1;
   // A request that has seen part of its replies cannot start again: its sink holds them.
   bool head_started = in_reply_ && !to_push_;
   ++epoch_;

@@ -69,8 +69,14 @@ class multiplexer {
   /// `n` bytes were received into `read_space()`: parse and dispatch. Returns a protocol error, if any
   /// (the connection must then be reset: call `drop_sent` and `reset_stream`).
   [[nodiscard]] std::error_code commit_read(std::size_t n);
-  /// Copies `bytes` into the receive buffer and parses them (for transports that own their buffers).
+  /// Copies `bytes` into the receive buffer and parses them.
   [[nodiscard]] std::error_code feed(std::string_view bytes);
+  /// Parses `bytes` where they are (a kernel-provided buffer), copying into the receive buffer only
+  /// what a partial element needs: the tail of an element that continues in the next buffer, and
+  /// then exactly the bytes that complete it. `bytes` may be released when this returns.
+  [[nodiscard]] std::error_code feed_in_place(std::string_view bytes);
+  /// Bytes copied into the receive buffer by `feed_in_place` so far (zero-copy accounting).
+  [[nodiscard]] std::uint64_t bytes_copied() const noexcept { return copied_; }
 
   // --- Time and faults ---
 
@@ -103,6 +109,9 @@ class multiplexer {
   void grow();
   void pop_front() noexcept;
   std::error_code parse();
+  // Parses [p, p + n); `consumed` gets how far it got. Views dispatched point into that range.
+  std::error_code parse_range(const char* p, std::size_t n, std::size_t& consumed);
+  void reserve_tail(std::size_t extra);
   void dispatch(const resp::node& n);
   void complete(slot& s, std::error_code ec);
 
@@ -124,6 +133,8 @@ class multiplexer {
   std::unique_ptr<char[]> rbuf_;
   std::size_t rcap_ = 0, rbeg_ = 0, rend_ = 0;
   std::array<resp::node, 64> nodes_;
+  std::uint64_t needed_ = 1;  // the reader's last need: exact while a blob payload is pending
+  std::uint64_t copied_ = 0;
   bool in_reply_ = false;
   std::vector<slot> retry_;  // idempotent requests to send again after a drop
   std::uint64_t epoch_ = 0;  // bumped when the stream resets, so a parse loop under way stops

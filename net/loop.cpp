@@ -30,7 +30,7 @@ constexpr std::uint32_t slot_generation(op_token t) noexcept { return static_cas
 
 }  // namespace
 
-loop::loop(const loop_options& options) : now_(clock::now()) {
+loop::loop(const loop_options& options) : options_(options), now_(clock::now()) {
   const unsigned entries = options.entries == 0 ? 512 : options.entries;
   // Fall back step by step: DEFER_TASKRUN (6.1) runs completions only when we enter the ring, which
   // is what a one-thread loop wants; it cannot signal an eventfd for embedding, so notify_fd uses
@@ -81,6 +81,17 @@ loop::loop(const loop_options& options) : now_(clock::now()) {
   arm_wakeup();
 }
 
+buffer_ring* loop::receive_buffers() {
+  if (!buffers_tried_) {
+    buffers_tried_ = true;
+    if (features_.recv_multishot && features_.buffer_rings) {
+      buffers_ = std::make_unique<buffer_ring>(ring_, 0, options_.buffer_count, options_.buffer_size);
+      if (!buffers_->ok()) buffers_.reset();
+    }
+  }
+  return buffers_.get();
+}
+
 loop::~loop() {
   // Cancel what is in flight and drain it, so the kernel writes into no memory after this.
   cancel_op(wake_token_);
@@ -89,6 +100,7 @@ loop::~loop() {
   io_uring_sqe_set_data64(s, 0);
   for (int i = 0; i < 16 && run_once(std::chrono::milliseconds(1)) != 0; ++i) {
   }
+  buffers_.reset();
   io_uring_queue_exit(&ring_);
   if (wake_fd_ >= 0) ::close(wake_fd_);
   if (notify_fd_ >= 0) ::close(notify_fd_);

@@ -6,7 +6,10 @@
 
 #include <liburing.h>
 
+#include "net/buffer_ring.hpp"
+
 #include <atomic>
+#include <memory>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -51,6 +54,8 @@ struct turn_hook {
 /// Loop settings.
 struct loop_options {
   unsigned entries = 512;          ///< Submission queue size (completion queue is twice that).
+  unsigned buffer_count = 256;     ///< Provided receive buffers (shared by the loop's connections).
+  std::size_t buffer_size = 16 * 1024;  ///< Bytes per provided receive buffer.
   bool notify_fd = false;          ///< Provide `notify_fd()` for embedding in another event loop.
 };
 
@@ -124,6 +129,10 @@ class loop {
 
   /// What the kernel supports.
   [[nodiscard]] const loop_features& features() const noexcept { return features_; }
+  /// The loop's provided buffer ring for receives, registered on first use (`buffer_count` buffers
+  /// of `buffer_size` bytes, shared by every connection of the loop); null where the kernel has no
+  /// multishot receive or refuses the registration.
+  [[nodiscard]] buffer_ring* receive_buffers();
   /// The raw ring, for the buffer ring and tests.
   [[nodiscard]] io_uring& ring() noexcept { return ring_; }
 
@@ -148,6 +157,9 @@ class loop {
 
   io_uring ring_{};
   loop_features features_;
+  loop_options options_;
+  std::unique_ptr<buffer_ring> buffers_;
+  bool buffers_tried_ = false;
   std::vector<slot> slots_;
   std::uint32_t free_head_ = UINT32_MAX;
   std::vector<timer*> timers_;  // min-heap on deadline
