@@ -15,8 +15,8 @@ struct limits {
   std::uint64_t max_bulk_length = std::uint64_t{512} << 20;
   /// Most elements one aggregate may declare (pairs, for maps and attributes) or stream.
   std::uint64_t max_aggregate_size = std::uint64_t{1} << 29;
-  /// Most aggregates open at once (arrays inside arrays ...). Bounds the reader's stack and any
-  /// recursion over a decoded value.
+  /// Most levels open at once: aggregates (arrays inside arrays ...), attributes and streamed
+  /// strings each open one. Bounds the reader's stack and any recursion over a decoded value.
   std::uint32_t max_depth = 128;
   /// Longest line (simple string, simple error, number, length) before its CRLF, in bytes. As long as
   /// the longest bulk by default, so that no line needs more buffer than a bulk could.

@@ -46,7 +46,7 @@ struct node {
   /// For `type::verbatim_string`: the three-byte format, e.g. "txt". Views the same bytes as `value`.
   [[nodiscard]] std::string_view verbatim_format() const noexcept { return value.substr(0, 3); }
   /// For `type::verbatim_string`: the text after `fmt:`. Views the same bytes as `value`.
-  [[nodiscard]] std::string_view verbatim_text() const noexcept { return value.substr(4); }
+  [[nodiscard]] std::string_view verbatim_text() const noexcept { return value.size() < 4 ? std::string_view() : value.substr(4); }
 };
 
 }  // namespace redring::resp

@@ -3,6 +3,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <limits>
 
 namespace redring::resp {
@@ -97,11 +99,11 @@ bool parse_double(std::string_view s, double& out) noexcept {
   }
   double v = 0;
   const auto [ptr, ec] = std::from_chars(body.data(), body.data() + body.size(), v);
-  // Out of range: from_chars leaves v untouched; saturate like strtod does.
   if (ec == std::errc::result_out_of_range) {
-    const auto e = body.find_first_of("eE");
-    const bool tiny = e != std::string_view::npos && e + 1 < body.size() && body[e + 1] == '-';
-    v = tiny ? 0.0 : std::numeric_limits<double>::infinity();
+    // from_chars leaves v untouched. Whether the text under- or overflows depends on the magnitude
+    // (a long fraction underflows without any exponent), so let strtod saturate it (fuzz bug 1).
+    const std::string copy(body);
+    v = std::strtod(copy.c_str(), nullptr);
   } else if (ec != std::errc{} || ptr != body.data() + body.size()) {
     return false;
   }

@@ -84,10 +84,12 @@ inline bool fast_int64(std::string_view s, std::int64_t& out) noexcept {
   const unsigned lo_n = n < 8 ? n : 8;
   const unsigned hi_n = n - lo_n;
   std::uint64_t hi = 0, lo = 0;
-  const bool ok = eight_digits(p + sign, hi_n, hi) & eight_digits(p + sign + hi_n, lo_n, lo);
+  // Both halves are parsed unconditionally (no short-circuit branch), then both must be digits.
+  const unsigned ok = static_cast<unsigned>(eight_digits(p + sign, hi_n, hi)) &
+                      static_cast<unsigned>(eight_digits(p + sign + hi_n, lo_n, lo));
   const auto v = static_cast<std::int64_t>(hi * 100000000ULL + lo);
   out = negative ? -v : v;
-  return ok;
+  return ok != 0;
 }
 
 enum class length_kind : std::uint8_t { number, null, streamed, invalid, too_large };
@@ -374,22 +376,21 @@ reader::step reader::parse_body(const char*& p, const char* end, node& out) {
         case length_kind::number: break;
       }
       out.size = count;
-      p = after;
+      // A refused header stays unconsumed, like every other bad element: `p` moves only on success.
       if (t == type::attribute) {
         // An attribute annotates the next value and is not an element of the enclosing aggregate.
         if (count == 0) {
           after_attribute_ = true;
-          return step::emitted;
+        } else if (!push_frame(t, count * 2, false, start)) {
+          return step::error;
         }
-        if (!push_frame(t, count * 2, false, start)) return step::error;
+        p = after;
         return step::emitted;
       }
       if (!begin_element(start)) return step::error;
-      if (count == 0) {
-        finish_element(out);
-        return step::emitted;
-      }
-      if (!push_frame(t, count * multiplicity(t), false, start)) return step::error;
+      if (count != 0 && !push_frame(t, count * multiplicity(t), false, start)) return step::error;
+      p = after;
+      if (count == 0) finish_element(out);
       return step::emitted;
     }
   }

@@ -42,8 +42,10 @@ struct value {
   [[nodiscard]] std::string_view error_code() const noexcept;
   /// For verbatim strings: the format ("txt", "mkd"). Views `text`.
   [[nodiscard]] std::string_view verbatim_format() const noexcept { return std::string_view(text).substr(0, 3); }
-  /// For verbatim strings: the text after `fmt:`. Views `text`.
-  [[nodiscard]] std::string_view verbatim_text() const noexcept { return std::string_view(text).substr(4); }
+  /// For verbatim strings: the text after `fmt:` (empty if a hand-built value is shorter). Views `text`.
+  [[nodiscard]] std::string_view verbatim_text() const noexcept {
+    return text.size() < 4 ? std::string_view() : std::string_view(text).substr(4);
+  }
 
   friend bool operator==(const value&, const value&) = default;
 };

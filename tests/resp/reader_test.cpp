@@ -423,3 +423,29 @@ TEST(Reader, SplitInvariance) {
 
 }  // namespace
 }  // namespace redring::resp
+
+namespace redring::resp {
+namespace {
+
+// A refused aggregate header is not consumed, like every other bad element (found by fuzzing).
+TEST(Reader, RefusedHeadersStayUnconsumed) {
+  limits small;
+  small.max_depth = 2;
+  reader r(small);
+  std::array<node, 8> nodes;
+  const auto deep = r.read("*1\r\n*1\r\n*1\r\n:1\r\n", nodes);
+  ASSERT_EQ(deep.state, status::error);
+  EXPECT_EQ(deep.error.offset, 8u);
+  EXPECT_EQ(deep.consumed, 8u);
+  limits narrow;
+  narrow.max_aggregate_size = 2;
+  reader r2(narrow);
+  const auto wide = r2.read("*?\r\n:1\r\n:2\r\n*1\r\n", nodes);
+  ASSERT_EQ(wide.state, status::error);
+  EXPECT_EQ(wide.error.code, errc::aggregate_too_large);
+  EXPECT_EQ(wide.consumed, 12u);
+  EXPECT_EQ(r2.stream_offset(), 12u);
+}
+
+}  // namespace
+}  // namespace redring::resp

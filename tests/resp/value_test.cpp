@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The value tree and the typed adapters.
 #include "resp/convert.hpp"
+#include "resp/number.hpp"
 #include "resp/reader.hpp"
 #include "resp/value.hpp"
 #include "resp/writer.hpp"
@@ -146,6 +147,36 @@ TEST(Convert, TuplesCheckArity) {
   EXPECT_EQ(convert<scan>(parse("*1\r\n$1\r\n0\r\n")).error().code, errc::unexpected_size);
   EXPECT_EQ((convert<std::pair<int, int>>(parse("*2\r\n:1\r\n+x\r\n")).error().code), errc::unexpected_type);
   EXPECT_EQ((*convert<std::pair<int, int>>(parse("*2\r\n:1\r\n:2\r\n"))), std::make_pair(1, 2));
+}
+
+}  // namespace
+}  // namespace redring::resp
+
+namespace redring::resp {
+namespace {
+
+// Fuzz bug 1: out-of-range doubles saturate by magnitude, not by the exponent's sign.
+TEST(Convert, OutOfRangeDoublesSaturateByMagnitude) {
+  const std::string tiny = "0." + std::string(400, '0') + "1";
+  const std::string huge = "1" + std::string(400, '0') + "e-10";
+  double d = 1;
+  ASSERT_TRUE(parse_double(tiny, d));
+  EXPECT_EQ(d, 0.0);
+  ASSERT_TRUE(parse_double(huge, d));
+  EXPECT_TRUE(std::isinf(d) && d > 0);
+  ASSERT_TRUE(parse_double("-" + huge, d));
+  EXPECT_TRUE(std::isinf(d) && d < 0);
+  ASSERT_TRUE(parse_double(tiny + "e5", d));
+  EXPECT_EQ(d, 0.0);
+  EXPECT_EQ(*convert<double>(parse("," + tiny + "\r\n")), 0.0);
+}
+
+TEST(Value, ShortHandBuiltVerbatimIsSafe) {
+  value v;
+  v.data_type = type::verbatim_string;
+  v.text = "tx";
+  EXPECT_EQ(v.verbatim_text(), "");
+  EXPECT_EQ(v.verbatim_format(), "tx");
 }
 
 }  // namespace
