@@ -11,7 +11,9 @@
 #include "resp/reader.hpp"
 #include "resp/value.hpp"
 
+#include <bit>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -68,6 +70,29 @@ inline void normalise(resp::value& v) {
   for (auto& e : v.elements) normalise(e);
   for (auto& a : v.attributes)
     for (auto& e : a) normalise(e);
+}
+
+inline bool same_double(double a, double b) {
+  return (std::isnan(a) && std::isnan(b)) || std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b);
+}
+
+// number.hpp's contract: a text accepted by is_valid_double converts to the correctly rounded double,
+// saturating to +-inf or 0 like strtod (the oracle: glibc's strtod is correctly rounded too).
+inline void check_parse_double(std::string_view text) {
+  if (!resp::is_valid_double(text)) return;
+  double got = 0;
+  FUZZ_CHECK(resp::parse_double(text, got));
+  const std::string z(text);
+  const double want = std::strtod(z.c_str(), nullptr);
+  // Known bug (fuzz/README.md, bugs found #1): an out-of-range text saturates the wrong way. With
+  // REDRING_FUZZ_ALLOW_KNOWN=1 in the environment a long run can go on past it until it is fixed.
+  static const bool allow_known = std::getenv("REDRING_FUZZ_ALLOW_KNOWN") != nullptr;
+  if (allow_known && ((std::isinf(got) && want == 0) || (got == 0 && std::isinf(want)))) return;
+  if (!same_double(got, want)) {
+    std::fprintf(stderr, "parse_double(\"%.100s\"%s) (%zu bytes) = %.17g, strtod says %.17g\n", z.c_str(),
+                 z.size() > 100 ? "..." : "", z.size(), got, want);
+    FUZZ_CHECK(same_double(got, want));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,10 +410,13 @@ class shape_checker {
       case type::double_number:
         FUZZ_CHECK(n.value.size() <= lim_.max_line_length);
         FUZZ_CHECK(resp::is_valid_double(n.value));
+        check_parse_double(n.value);
         break;
       case type::big_number:
         FUZZ_CHECK(n.value.size() <= lim_.max_line_length);
         FUZZ_CHECK(resp::is_valid_big_number(n.value));
+        FUZZ_CHECK(resp::is_valid_double(n.value));  // [+-]?digits is a double too
+        check_parse_double(n.value);
         break;
       case type::boolean:
         FUZZ_CHECK(n.value == "t" || n.value == "f");

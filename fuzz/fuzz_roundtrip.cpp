@@ -54,7 +54,12 @@ class generator {
         v.integer = fdp_.ConsumeIntegral<std::int64_t>();
         v.text = decimal(v.integer);
         break;
-      case 3: v.data_type = type::double_number, v.text = double_text(); break;
+      case 3:
+        v.data_type = type::double_number;
+        v.text = double_text();
+        FUZZ_CHECK(resp::is_valid_double(v.text));
+        check_parse_double(v.text);
+        break;
       case 4: v.data_type = type::big_number, v.text = big_number_text(); break;
       case 5:
         v.data_type = type::boolean;
@@ -131,7 +136,7 @@ class generator {
 
   // Any text of the RESP3 double grammar: [+-]?(inf|nan|digits[.digits][(e|E)[+-]digits]).
   std::string double_text() {
-    switch (fdp_.ConsumeIntegralInRange<int>(0, 3)) {
+    switch (fdp_.ConsumeIntegralInRange<int>(0, 4)) {
       case 0: {
         const double d = fdp_.ConsumeFloatingPoint<double>();
         if (std::isnan(d)) return "nan";
@@ -140,6 +145,15 @@ class generator {
         return std::string(buf, std::to_chars(buf, buf + sizeof buf, d).ptr);
       }
       case 1: return sign() + (fdp_.ConsumeBool() ? "inf" : "nan");
+      case 2: {
+        // Long mantissas: hundreds of zeros before or after the significant digits.
+        std::string s = sign();
+        const std::string zeros(fdp_.ConsumeIntegralInRange<std::size_t>(0, 400), '0');
+        if (fdp_.ConsumeBool()) s += "0." + zeros + digits(20);
+        else s += digits(20) + zeros + (fdp_.ConsumeBool() ? "." + digits(5) : "");
+        if (fdp_.ConsumeBool()) s += "e" + sign() + digits(3);
+        return s;
+      }
       default: {
         std::string s = sign() + digits(30);
         if (fdp_.ConsumeBool()) s += "." + digits(30);
@@ -187,10 +201,6 @@ std::string gather(resp::writer& w) {
   std::string s;
   for (const iovec& io : w.iovecs()) s.append(static_cast<const char*>(io.iov_base), io.iov_len);
   return s;
-}
-
-bool same_double(double a, double b) {
-  return (std::isnan(a) && std::isnan(b)) || std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b);
 }
 
 // The writer's own number and command encodings read back to what was written.
