@@ -70,39 +70,29 @@ inline bool blocks() { return false; }
 
 }  // namespace detail
 
-/// What `co_await client.command<T>(...)` waits on. Holds the request, its arguments and the reply
-/// sink in the coroutine frame: submitting allocates nothing. Await it at once: the arguments it
-/// borrows must outlive the co_await. The coroutine resumes on the loop thread.
-template <class T, class... Args>
-class [[nodiscard]] command_awaitable : private request {
+namespace detail {
+
+/// What every single-reply awaitable shares: the request, the reply sink, the suspended coroutine,
+/// and the modifiers. `Derived` adds the arguments and its `encode`.
+template <class Derived, class T>
+class reply_awaitable : protected request {
  public:
-  explicit command_awaitable(client& c, const Args&... args) : client_(c), args_(args...) {
-    request::encode = &encode_command;
-    request::on_node = &node_received;
-    request::on_done = &done;
-    request::borrows_arguments = true;
-    request::blocking = detail::blocks(args...);
-  }
-  command_awaitable(command_awaitable&&) noexcept = default;  // before submission only
-  command_awaitable& operator=(command_awaitable&&) = delete;
-
   /// A per-command timeout instead of the client's default (negative: none).
-  [[nodiscard]] command_awaitable with_timeout(std::chrono::milliseconds t) && {
+  [[nodiscard]] Derived with_timeout(std::chrono::milliseconds t) && {
     request::timeout = t;
-    return std::move(*this);
+    return std::move(static_cast<Derived&>(*this));
   }
-
   /// Marks the command safe to run twice: if the connection drops after it was sent, it is sent
   /// once more on the next connection instead of failing with `connection_lost`.
-  [[nodiscard]] command_awaitable idempotent() && {
+  [[nodiscard]] Derived idempotent() && {
     request::idempotent = true;
-    return std::move(*this);
+    return std::move(static_cast<Derived&>(*this));
   }
 
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
     handle_ = h;
-    detail::submit(client_, *this);
+    submit(client_, *this);
   }
   /// The reply converted to T, the server's error reply, or why there was no reply.
   result<T> await_resume() {
@@ -110,23 +100,47 @@ class [[nodiscard]] command_awaitable : private request {
     return sink_.take();
   }
 
- private:
-  static void encode_command(request& r, resp::writer& w) {
-    auto& self = static_cast<command_awaitable&>(r);
-    std::apply([&w](const auto&... a) { w.command(a...); }, self.args_);
+ protected:
+  explicit reply_awaitable(client& c) : client_(c) {
+    request::encode = [](request& r, resp::writer& w) { static_cast<Derived&>(r).encode_arguments(w); };
+    request::on_node = [](request& r, const resp::node& n) { static_cast<reply_awaitable&>(r).sink_.on_node(n); };
+    request::on_done = [](request& r, std::error_code ec) {
+      auto& self = static_cast<reply_awaitable&>(r);
+      self.failure_ = ec;
+      self.handle_.resume();
+    };
+    request::borrows_arguments = true;  // the arguments live in the coroutine until completion
   }
-  static void node_received(request& r, const resp::node& n) { static_cast<command_awaitable&>(r).sink_.on_node(n); }
-  static void done(request& r, std::error_code ec) {
-    auto& self = static_cast<command_awaitable&>(r);
-    self.failure_ = ec;
-    self.handle_.resume();
-  }
+  reply_awaitable(reply_awaitable&&) noexcept = default;  // before submission only
 
+ private:
   client& client_;
-  std::tuple<detail::stored_argument_t<Args>...> args_;
   reply_sink<T> sink_;
   std::error_code failure_;
   std::coroutine_handle<> handle_;
+};
+
+}  // namespace detail
+
+/// What `co_await client.command<T>(...)` waits on. Holds the request, its arguments and the reply
+/// sink in the coroutine frame: submitting allocates nothing. Await it at once: the arguments it
+/// borrows must outlive the co_await. The coroutine resumes on the loop thread.
+template <class T, class... Args>
+class [[nodiscard]] command_awaitable : public detail::reply_awaitable<command_awaitable<T, Args...>, T> {
+  using base = detail::reply_awaitable<command_awaitable<T, Args...>, T>;
+  friend base;
+
+ public:
+  explicit command_awaitable(client& c, const Args&... args) : base(c), args_(args...) {
+    request::blocking = detail::blocks(args...);
+  }
+  command_awaitable(command_awaitable&&) noexcept = default;
+
+ private:
+  void encode_arguments(resp::writer& w) const {
+    std::apply([&w](const auto&... a) { w.command(a...); }, args_);
+  }
+  std::tuple<detail::stored_argument_t<Args>...> args_;
 };
 
 /// What `co_await client.execute(pipeline_or_transaction)` waits on: one request for the batch.
@@ -158,39 +172,20 @@ class [[nodiscard]] batch_awaitable : private request {
 
 /// Like `command_awaitable`, for commands built at run time: owns its arguments (one allocation).
 template <class T>
-class [[nodiscard]] owned_awaitable : private request {
+class [[nodiscard]] owned_awaitable : public detail::reply_awaitable<owned_awaitable<T>, T> {
+  using base = detail::reply_awaitable<owned_awaitable<T>, T>;
+  friend base;
+
  public:
-  owned_awaitable(client& c, std::vector<std::string> args) : client_(c), args_(std::move(args)) {
-    request::encode = [](request& r, resp::writer& w) {
-      auto& self = static_cast<owned_awaitable&>(r);
-      w.aggregate_header(resp::type::array, self.args_.size());
-      for (const auto& a : self.args_) w.bulk(std::string_view(a));
-    };
-    request::on_node = [](request& r, const resp::node& n) { static_cast<owned_awaitable&>(r).sink_.on_node(n); };
-    request::on_done = [](request& r, std::error_code ec) {
-      auto& self = static_cast<owned_awaitable&>(r);
-      self.failure_ = ec;
-      self.handle_.resume();
-    };
-    request::borrows_arguments = true;  // args_ lives until completion
-  }
+  owned_awaitable(client& c, std::vector<std::string> args) : base(c), args_(std::move(args)) {}
   owned_awaitable(owned_awaitable&&) noexcept = default;
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) {
-    handle_ = h;
-    detail::submit(client_, *this);
-  }
-  result<T> await_resume() {
-    if (failure_) return resp::error{failure_, {}};
-    return sink_.take();
-  }
 
  private:
-  client& client_;
+  void encode_arguments(resp::writer& w) const {
+    w.aggregate_header(resp::type::array, args_.size());
+    for (const auto& a : args_) w.bulk(std::string_view(a));
+  }
   std::vector<std::string> args_;
-  reply_sink<T> sink_;
-  std::error_code failure_;
-  std::coroutine_handle<> handle_;
 };
 
 /// An awaitable whose result goes through `f` (e.g. INFO's text into sections).
