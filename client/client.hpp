@@ -51,6 +51,10 @@ template <class First, class... Rest>
 bool blocks(const First& first, const Rest&... rest) {
   if constexpr (std::convertible_to<const First&, std::string_view>) {
     const std::string_view name(first);
+    if (name.empty()) return false;
+    // Only B..., W... and X... commands can block: one compare for everything else.
+    const char c = static_cast<char>(name[0] & ~0x20);
+    if (c != 'B' && c != 'W' && c != 'X') return false;
     if (is_blocking_command(name)) return true;
     if (is_stream_read(name)) {
       bool block = false;

@@ -55,7 +55,6 @@ struct options {
   // --- Limits ---
   std::size_t pool_size = 1;                 ///< Connections for ordinary commands, used round-robin.
   std::size_t offline_queue_limit = 100000;  ///< Commands kept while disconnected; beyond, they fail fast.
-  std::size_t write_batch_bytes = 1 << 20;   ///< Bytes handed to one send at most (more wait for the next turn).
   std::size_t read_buffer_bytes = 64 * 1024; ///< Initial receive buffer per connection.
   /// Receive with multishot recv into the loop's provided buffer ring where the kernel has both
   /// (Linux 6.0+); otherwise, or when false, plain recv into the connection's own buffer.

@@ -49,7 +49,7 @@ class reply_sink {
 /// The scalar case: keeps the first depth-0 node that is not an attribute. Attribute contents are
 /// always deeper than the value they annotate, so they are skipped without counting.
 template <class T>
-  requires scalar_reply<T>
+  requires(scalar_reply<T> && !std::same_as<T, std::string> && !std::same_as<T, std::optional<std::string>>)
 class reply_sink<T> {
  public:
   void on_node(const resp::node& n) {
@@ -69,6 +69,68 @@ class reply_sink<T> {
  private:
   resp::value value_;
   bool seen_ = false;
+};
+
+/// Strings (GET, HGET ...): the payload goes straight into the result, with no intermediate value.
+/// Copies once; no allocation for payloads within the small-string buffer.
+template <class T>
+  requires std::same_as<T, std::string> || std::same_as<T, std::optional<std::string>>
+class reply_sink<T> {
+ public:
+  void on_node(const resp::node& n) {
+    if (n.depth != 0 || n.data_type == resp::type::attribute || state_ != state::empty) return;
+    switch (n.data_type) {
+      case resp::type::simple_string:
+      case resp::type::blob_string:
+      case resp::type::big_number:
+      case resp::type::double_number:
+      case resp::type::integer:
+        text_.emplace(n.value);
+        state_ = state::text;
+        return;
+      case resp::type::verbatim_string:
+        text_.emplace(n.verbatim_text());
+        state_ = state::text;
+        return;
+      case resp::type::null: state_ = state::null; return;
+      case resp::type::simple_error:
+      case resp::type::blob_error:
+        text_.emplace(n.value);
+        state_ = state::error;
+        return;
+      default:
+        wrong_ = n.data_type;
+        state_ = state::wrong_type;
+        return;
+    }
+  }
+  [[nodiscard]] result<T> take() {
+    switch (state_) {
+      case state::text:
+        if constexpr (std::same_as<T, std::string>) {
+          return std::move(*text_);
+        } else {
+          return T(std::move(text_));
+        }
+      case state::null:
+        if constexpr (std::same_as<T, std::string>) {
+          return resp::error{resp::errc::unexpected_null, "reply is null"};
+        } else {
+          return T();
+        }
+      case state::error: return resp::error{resp::errc::server_error, std::move(*text_)};
+      case state::wrong_type:
+      case state::empty: break;
+    }
+    return resp::error{resp::errc::unexpected_type,
+                       std::string("cannot convert ") + std::string(resp::to_string(wrong_)) + " to string"};
+  }
+
+ private:
+  enum class state : std::uint8_t { empty, text, null, error, wrong_type };
+  std::optional<std::string> text_;
+  state state_ = state::empty;
+  resp::type wrong_ = resp::type::null;
 };
 
 }  // namespace redring::client

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <liburing.h>
+#include <pthread.h>
 
 #include "net/buffer_ring.hpp"
 
@@ -172,7 +173,7 @@ class loop {
   int notify_fd_ = -1;
   std::uint64_t wake_buf_ = 0;
   op_token wake_token_ = 0;
-  std::atomic<std::uint64_t> thread_id_{0};
+  std::atomic<pthread_t> thread_{};  // the loop's thread: compared with pthread_self, no hashing
 };
 
 }  // namespace redring::net
