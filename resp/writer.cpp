@@ -40,6 +40,10 @@ inline char* put_double(char* p, double v) noexcept {
 
 }  // namespace
 
+std::size_t writer::format_double(char* out, double v) noexcept {
+  return static_cast<std::size_t>(put_double(out, v) - out);
+}
+
 char* writer::reserve(std::size_t n) {
   if (capacity_ - size_ < n) {
     const std::size_t capacity = std::max({capacity_ * 2, size_ + n, std::size_t{256}});

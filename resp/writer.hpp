@@ -58,6 +58,17 @@ class writer {
   /// `command("SET", key, 42)` writes `*3\r\n$3\r\nSET\r\n$...`.
   template <argument... Args>
   void command(const Args&... args) {
+    // Fast path: one capacity check for the whole command, lengths written inline. Taken unless a
+    // payload is to be referenced (then each argument goes through `bulk`).
+    std::size_t bound = 1 + max_digits + 2;
+    if ((add_bound(bound, args) && ...)) {
+      char* p = reserve(bound);
+      *p++ = '*';
+      p = put_length(p, (argument_count(args) + ... + 0));
+      (put_argument(p, args), ...);
+      commit(p);
+      return;
+    }
     array_header_raw(type::array, (argument_count(args) + ... + 0));
     (write_argument(args), ...);
   }
@@ -165,6 +176,72 @@ class writer {
       bulk_unsigned(static_cast<std::uint64_t>(arg));
     }
   }
+
+  static constexpr std::size_t max_digits = 20;   // uint64 in decimal
+  static constexpr std::size_t max_number = 32;   // longest integer or double text
+
+  // Adds the encoded size of `arg` to `bound`; false if it must be referenced (slow path).
+  template <class T>
+  bool add_bound(std::size_t& bound, const T& arg) const noexcept {
+    if constexpr (range_argument<T>) {
+      for (const auto& e : arg) {
+        if (!add_bound(bound, e)) return false;
+      }
+      return true;
+    } else if constexpr (std::convertible_to<const T&, std::string_view>) {
+      const std::size_t n = std::string_view(arg).size();
+      bound += 1 + max_digits + 2 + n + 2;
+      return n < threshold_;
+    } else {
+      bound += 1 + 2 + 2 + max_number + 2;
+      return true;
+    }
+  }
+
+  // Writes a length or count; short ones without a call.
+  static char* put_length(char* p, std::uint64_t v) noexcept {
+    if (v < 10) {
+      *p++ = static_cast<char>('0' + v);
+    } else if (v < 100) {
+      p[0] = static_cast<char>('0' + v / 10);
+      p[1] = static_cast<char>('0' + v % 10);
+      p += 2;
+    } else {
+      p = std::to_chars(p, p + max_digits, v).ptr;
+    }
+    p[0] = '\r';
+    p[1] = '\n';
+    return p + 2;
+  }
+
+  static char* put_bulk(char* p, std::string_view s) noexcept {
+    *p++ = '$';
+    p = put_length(p, s.size());
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+    p[0] = '\r';
+    p[1] = '\n';
+    return p + 2;
+  }
+
+  template <class T>
+  static void put_argument(char*& p, const T& arg) noexcept {
+    if constexpr (range_argument<T>) {
+      for (const auto& e : arg) put_argument(p, e);
+    } else if constexpr (std::convertible_to<const T&, std::string_view>) {
+      p = put_bulk(p, std::string_view(arg));
+    } else if constexpr (std::floating_point<T>) {
+      char digits[max_number];
+      p = put_bulk(p, std::string_view(digits, format_double(digits, static_cast<double>(arg))));
+    } else {
+      char digits[max_number];
+      const char* e = std::to_chars(digits, digits + max_number, arg).ptr;
+      p = put_bulk(p, std::string_view(digits, static_cast<std::size_t>(e - digits)));
+    }
+  }
+
+  // Shortest round-trip text of `v` into `out` (inf, -inf, nan spelled as RESP3 does); its length.
+  static std::size_t format_double(char* out, double v) noexcept;
 
   void bulk_unsigned(std::uint64_t v);
   void copy_bulk(std::string_view bytes);  // never references: for digits in a local buffer
