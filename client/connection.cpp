@@ -43,6 +43,7 @@ connection::connection(net::loop& loop, const options& opts)
   reconnect_timer_.owner = this;
   health_timer_.fn = &connection::on_health_timer;
   health_timer_.owner = this;
+  (void)resolve();  // a failure is reported, and retried, when connecting
   if (opts_.use_buffer_ring) {
     buffers_ = loop_.receive_buffers();
     if (buffers_ == nullptr) {
@@ -106,29 +107,38 @@ void connection::start() {
   begin_connect();
 }
 
-void connection::begin_connect() {
-  set_state(connection_state::connecting);
+// Host names are resolved here, at configuration time (getaddrinfo blocks), and the addresses kept
+// for every reconnect. Only if that failed is it tried again when connecting.
+std::error_code connection::resolve() {
   addresses_.clear();
-  std::error_code ec;
   if (!opts_.unix_path.empty()) {
     net::address a;
-    ec = net::address::from_unix_path(opts_.unix_path, a);
+    const std::error_code ec = net::address::from_unix_path(opts_.unix_path, a);
     if (!ec) addresses_.push_back(a);
-  } else {
-    ec = net::address::resolve(opts_.host, opts_.port, addresses_);
+    return ec;
   }
+  return net::address::resolve(opts_.host, opts_.port, addresses_);
+}
+
+void connection::begin_connect() {
+  set_state(connection_state::connecting);
+  std::error_code ec;
+  if (addresses_.empty()) ec = resolve();
   if (ec) {
     fail("cannot resolve " + (opts_.unix_path.empty() ? opts_.host : opts_.unix_path) + ": " + ec.message(),
          errc::connect_failed);
     return;
   }
-  fd_ = net::open_stream_socket(addresses_.front(), {}, ec);
+  // Each attempt takes the next address (IPv6 and IPv4 of one name, or several records).
+  const net::address& target = addresses_[address_index_++ % addresses_.size()];
+  current_address_ = target;
+  fd_ = net::open_stream_socket(target, {}, ec);
   if (fd_ < 0) {
     fail("cannot create a socket: " + ec.message(), errc::connect_failed);
     return;
   }
   io_uring_sqe* s = loop_.sqe();
-  io_uring_prep_connect(s, fd_, addresses_.front().get(), addresses_.front().length());
+  io_uring_prep_connect(s, fd_, current_address_.get(), current_address_.length());
   io_uring_sqe_set_data64(s, connect_op_);
   ++inflight_ops_;
   if (opts_.connect_timeout.count() > 0) {
@@ -150,7 +160,7 @@ void connection::on_connect_done(void* self, int res, std::uint32_t) {
     return;
   }
   if (res < 0) {
-    const std::string where = c->addresses_.empty() ? std::string("server") : c->addresses_.front().to_string();
+    const std::string where = c->current_address_.to_string();
     c->fail(res == -ECANCELED ? "connect to " + where + " timed out"
                               : "cannot connect to " + where + ": " + std::strerror(-res),
             errc::connect_failed);
@@ -280,7 +290,7 @@ void connection::become_ready() {
   auth_failed_ = false;
   set_state(connection_state::ready);
   log(SPDLOG_LEVEL_INFO, "redring: connected to {} (RESP{})",
-      addresses_.empty() ? std::string("server") : addresses_.front().to_string(), protocol_);
+      current_address_.to_string(), protocol_);
   loop_.at_end_of_turn(flush_hook_);
   last_read_ = loop_.now();
   if (opts_.health_check_interval.count() > 0) loop_.arm(health_timer_, loop_.now() + opts_.health_check_interval);

@@ -92,6 +92,7 @@ class connection {
   };
 
   void set_state(connection_state s);
+  std::error_code resolve();
   void begin_connect();
   void submit_recv();
   void flush();
@@ -137,6 +138,8 @@ class connection {
   net::op_token connect_op_ = 0, recv_op_ = 0, send_op_ = 0;
   net::buffer_ring* buffers_ = nullptr;  // the loop's provided buffers, when multishot recv is used
   std::vector<net::address> addresses_;
+  std::size_t address_index_ = 0;
+  net::address current_address_;
   __kernel_timespec connect_ts_{};
   msghdr msg_{};
   std::span<const iovec> send_iov_;
