@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+#include "tools/bench/bench_options.hpp"
+
+#include "client/url.hpp"
+
+#include <charconv>
+
+namespace redring::bench {
+namespace {
+
+template <class T>
+bool number(const std::string& s, T& out) {
+  if (s.empty()) return false;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc{} && p == s.data() + s.size();
+}
+
+}  // namespace
+
+const char* usage() noexcept {
+  return "usage: redring-bench [options]\n"
+         "With no -h/-p/-s/-u, starts a private redis-server (from PATH) on a Unix socket and stops it after.\n"
+         "  -h, --host HOST          server host (port 6379 unless -p)\n"
+         "  -p, --port PORT          server port\n"
+         "  -s, --socket PATH        server Unix socket\n"
+         "  -u, --uri URL            redis://[user[:pass]@]host[:port][/db] or unix:///path\n"
+         "  -a, --password PASS      AUTH password\n"
+         "      --user USER          ACL user\n"
+         "  -t, --threads N          io_uring loops, one per thread (default 1)\n"
+         "  -c, --clients N          connections per thread (default 1)\n"
+         "  -P, --pipeline N         requests in flight per connection (default 1)\n"
+         "  -n, --requests N         total requests (default 100000 unless --test-time)\n"
+         "      --test-time SECS     run for SECS seconds instead of -n\n"
+         "      --warmup SECS        run SECS seconds first, not recorded\n"
+         "      --ratio SET:GET      command mix (default 1:10)\n"
+         "  -d, --data-size BYTES    SET value size (default 3)\n"
+         "      --key-prefix TEXT    (default key:)\n"
+         "      --key-minimum N      (default 0)\n"
+         "      --key-maximum N      (default 9999)\n"
+         "      --key-pattern R|S    random or sequential keys (default R)\n"
+         "      --json FILE          write the report, with histograms, as JSON\n"
+         "      --quiet              print only the summary line\n";
+}
+
+client::options bench_options::client_options() const {
+  client::options o;
+  if (!uri.empty()) (void)client::parse_url(uri, o);  // validated by parse_options
+  if (!socket.empty()) o.unix_path = socket;
+  if (!host.empty()) o.host = host;
+  if (port != 0) o.port = static_cast<std::uint16_t>(port);
+  if (!password.empty()) o.password = password;
+  if (!user.empty()) o.user = user;
+  o.connect_timeout = std::chrono::milliseconds(3000);
+  o.command_timeout = std::chrono::milliseconds(10000);  // a stalled server ends the run, it does not hang it
+  o.reconnect.enabled = false;  // a benchmark reports a dead server, it does not wait for it
+  o.set_lib_info = false;
+  return o;
+}
+
+std::optional<std::string> parse_options(const std::vector<std::string>& args, bench_options& out) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string& v) -> bool {
+      if (i + 1 >= args.size()) return false;
+      v = args[++i];
+      return true;
+    };
+    std::string v;
+    auto need = [&](const char* what) { return std::optional<std::string>(a + " needs " + what); };
+    auto bad = [&](const char* what) { return std::optional<std::string>(a + " must be " + what + ", not '" + v + "'"); };
+    if (a == "--help") return "help";
+    if (a == "-h" || a == "--host") {
+      if (!value(out.host) || out.host.empty()) return need("a host name");
+    } else if (a == "-p" || a == "--port") {
+      if (!value(v)) return need("a port");
+      if (!number(v, out.port) || out.port < 1 || out.port > 65535) return bad("a port 1-65535");
+    } else if (a == "-s" || a == "--socket") {
+      if (!value(out.socket) || out.socket.empty()) return need("a socket path");
+    } else if (a == "-u" || a == "--uri") {
+      if (!value(out.uri)) return need("a URL");
+      client::options probe;
+      std::string why;
+      if (client::parse_url(out.uri, probe, &why)) return a + ": " + why;
+    } else if (a == "-a" || a == "--password") {
+      if (!value(out.password)) return need("a password");
+    } else if (a == "--user") {
+      if (!value(out.user) || out.user.empty()) return need("a user name");
+    } else if (a == "-t" || a == "--threads") {
+      if (!value(v)) return need("a number");
+      if (!number(v, out.threads) || out.threads < 1 || out.threads > 256) return bad("1-256");
+    } else if (a == "-c" || a == "--clients") {
+      if (!value(v)) return need("a number");
+      if (!number(v, out.clients) || out.clients < 1 || out.clients > 10000) return bad("1-10000");
+    } else if (a == "-P" || a == "--pipeline") {
+      if (!value(v)) return need("a number");
+      if (!number(v, out.pipeline) || out.pipeline < 1 || out.pipeline > 1000000) return bad("1-1000000");
+    } else if (a == "-n" || a == "--requests") {
+      if (!value(v)) return need("a number");
+      if (!number(v, out.requests) || out.requests < 1) return bad("a positive number");
+    } else if (a == "--test-time" || a == "--warmup") {
+      if (!value(v)) return need("seconds");
+      double s = 0;
+      if (!number(v, s) || s <= 0 || s > 86400) return bad("seconds, 0-86400");
+      (a == "--warmup" ? out.warmup : out.test_time) = std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+    } else if (a == "--ratio") {
+      if (!value(v)) return need("SET:GET");
+      const auto colon = v.find(':');
+      if (colon == std::string::npos || !number(v.substr(0, colon), out.set_ratio) ||
+          !number(v.substr(colon + 1), out.get_ratio) || out.set_ratio + out.get_ratio == 0) {
+        return bad("SET:GET, two numbers not both 0");
+      }
+    } else if (a == "-d" || a == "--data-size") {
+      if (!value(v)) return need("a size");
+      if (!number(v, out.data_size) || out.data_size > (512u << 20)) return bad("a size up to 512 MiB");
+    } else if (a == "--key-prefix") {
+      if (!value(out.key_prefix)) return need("a prefix");
+    } else if (a == "--key-minimum") {
+      if (!value(v)) return need("a number");
+      if (!number(v, out.key_minimum)) return bad("a number");
+    } else if (a == "--key-maximum") {
+      if (!value(v)) return need("a number");
+      if (!number(v, out.key_maximum)) return bad("a number");
+    } else if (a == "--key-pattern") {
+      if (!value(v)) return need("R or S");
+      if (v == "R" || v == "random") out.pattern = key_pattern::random;
+      else if (v == "S" || v == "sequential") out.pattern = key_pattern::sequential;
+      else return bad("R (random) or S (sequential)");
+    } else if (a == "--json") {
+      if (!value(out.json_path) || out.json_path.empty()) return need("a file name");
+    } else if (a == "--quiet") {
+      out.quiet = true;
+    } else {
+      return "unknown option '" + a + "'";
+    }
+  }
+  if (out.key_minimum > out.key_maximum) return std::string("--key-minimum must not exceed --key-maximum");
+  if (out.port != 0 && !out.socket.empty()) return std::string("give either -p or -s, not both");
+  if (out.requests != 0 && out.test_time.count() != 0) return std::string("give either -n or --test-time, not both");
+  if (out.requests == 0 && out.test_time.count() == 0) out.requests = 100000;
+  return std::nullopt;
+}
+
+}  // namespace redring::bench

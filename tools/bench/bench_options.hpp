@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+// redring-bench's command line: options named like redis-benchmark and memtier where they overlap.
+#pragma once
+
+#include "client/options.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace redring::bench {
+
+/// How keys are drawn from [key_minimum, key_maximum].
+enum class key_pattern { random, sequential };
+
+/// Everything the command line can say.
+struct bench_options {
+  // Target: none of these means "start a private redis-server".
+  std::string host;             ///< -h/--host
+  int port = 0;                 ///< -p/--port (with -h; 6379 if only -h)
+  std::string socket;           ///< -s/--socket
+  std::string uri;              ///< -u/--uri
+  std::string password;         ///< -a/--password
+  std::string user;             ///< --user
+
+  int threads = 1;              ///< -t/--threads: one io_uring loop each
+  int clients = 1;              ///< -c/--clients: connections per thread
+  int pipeline = 1;             ///< -P/--pipeline: requests in flight per connection
+  std::uint64_t requests = 0;   ///< -n/--requests (total); 0 with --test-time
+  std::chrono::milliseconds test_time{0};  ///< --test-time seconds
+  std::chrono::milliseconds warmup{0};     ///< --warmup seconds, not recorded
+  unsigned set_ratio = 1, get_ratio = 10;  ///< --ratio SET:GET
+  std::size_t data_size = 3;    ///< -d/--data-size
+  std::string key_prefix = "key:";  ///< --key-prefix
+  std::uint64_t key_minimum = 0, key_maximum = 9999;  ///< --key-minimum/--key-maximum
+  key_pattern pattern = key_pattern::random;           ///< --key-pattern R|S (random|sequential)
+  std::string json_path;        ///< --json FILE
+  bool quiet = false;           ///< --quiet
+
+  /// True if no target was given: run a private redis-server.
+  [[nodiscard]] bool embedded() const noexcept { return host.empty() && port == 0 && socket.empty() && uri.empty(); }
+  /// The client options for the target (after `parse`).
+  [[nodiscard]] client::options client_options() const;
+};
+
+/// Parses argv into `out`. Returns an error message naming the bad option, or nullopt. `--help`
+/// gives the message "help".
+[[nodiscard]] std::optional<std::string> parse_options(const std::vector<std::string>& args, bench_options& out);
+
+/// The usage text.
+[[nodiscard]] const char* usage() noexcept;
+
+}  // namespace redring::bench

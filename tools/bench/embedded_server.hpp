@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: MIT
+// A private redis-server for redring-bench (and redring-fuzz): started from PATH on a Unix socket in
+// a temp dir, stopped and cleaned up by the destructor.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+namespace redring::bench {
+
+/// A redis-server child process. `start` returns an error message, or "" when it answers.
+class embedded_server {
+ public:
+  embedded_server() = default;
+  ~embedded_server() { stop(); }
+  embedded_server(const embedded_server&) = delete;
+  embedded_server& operator=(const embedded_server&) = delete;
+
+  /// Starts the server and waits (up to 10 s) for its socket. The child gets its own process
+  /// group, so a Ctrl-C meant for us does not stop it before we report.
+  [[nodiscard]] std::string start();
+  /// Stops it (SIGTERM, then SIGKILL after 5 s) and removes the temp dir. Idempotent.
+  void stop() noexcept;
+  [[nodiscard]] const std::string& socket_path() const noexcept { return socket_; }
+  [[nodiscard]] bool running() const noexcept { return pid_ > 0; }
+
+ private:
+  std::string dir_, socket_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace redring::bench

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+#include "tools/bench/report.hpp"
+
+#include <fmt/format.h>
+
+namespace redring::bench {
+namespace {
+
+constexpr double percentiles[] = {50, 90, 99, 99.9, 99.99};
+
+double ops_per_second(const report& r) {
+  return r.result.seconds > 0 ? static_cast<double>(r.result.completed()) / r.result.seconds : 0;
+}
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string stats_json(const command_stats& s, double seconds) {
+  std::string out = fmt::format(R"({{"requests":{},"ops_per_second":{:.1f},"errors":{},"hits":{},"misses":{},)",
+                                s.completed, seconds > 0 ? static_cast<double>(s.completed) / seconds : 0.0, s.errors,
+                                s.hits, s.misses);
+  out += R"("errors_by_kind":{)";
+  bool first = true;
+  for (const auto& [k, v] : s.errors_by_kind) {
+    out += fmt::format("{}{}:{}", first ? "" : ",", json_string(k), v);
+    first = false;
+  }
+  out += fmt::format(R"(}},"latency_us":{{"min":{:.3f},"mean":{:.3f},)", s.latency.min() / 1e3, s.latency.mean() / 1e3);
+  for (const double p : percentiles) out += fmt::format(R"("p{}":{:.3f},)", p, s.latency.percentile(p) / 1e3);
+  out += fmt::format(R"("max":{:.3f}}},"histogram_ns":[)", s.latency.max() / 1e3);
+  first = true;
+  s.latency.for_each_bucket([&](std::uint64_t low, std::uint64_t high, std::uint64_t count) {
+    out += fmt::format("{}[{},{},{}]", first ? "" : ",", low, high, count);
+    first = false;
+  });
+  return out + "]}";
+}
+
+}  // namespace
+
+std::string format_text(const report& r) {
+  const bench_options& o = *r.options;
+  const double ops = ops_per_second(r);
+  const double client_us = r.result.completed() ? r.result.client_cpu_seconds * 1e6 / static_cast<double>(r.result.completed()) : 0;
+  std::string out = fmt::format("{} requests in {:.2f} s: {:.0f} ops/s, client CPU {:.3f} us/op ({} thread x {} conn x pipeline {}, {})\n",
+                                r.result.completed(), r.result.seconds, ops, client_us, o.threads, o.clients, o.pipeline,
+                                r.target);
+  if (!r.result.fatal.empty()) out += "run cut short: " + r.result.fatal + "\n";
+  if (o.quiet) return out;
+  out += fmt::format("\n{:<6} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}   (latency in us)\n", "type", "requests",
+                     "ops/s", "p50", "p90", "p99", "p99.9", "p99.99", "max");
+  auto row = [&](const char* name, const command_stats& s) {
+    if (s.completed == 0) return;
+    out += fmt::format("{:<6} {:>10} {:>12.0f}", name, s.completed,
+                       r.result.seconds > 0 ? static_cast<double>(s.completed) / r.result.seconds : 0.0);
+    for (const double p : percentiles) out += fmt::format(" {:>9.1f}", s.latency.percentile(p) / 1e3);
+    out += fmt::format(" {:>9.1f}\n", s.latency.max() / 1e3);
+  };
+  row("GET", r.result.get);
+  row("SET", r.result.set);
+  out += fmt::format("\nGET hits {} / misses {}\n", r.result.get.hits, r.result.get.misses);
+  command_stats all = r.result.get;
+  all.merge(r.result.set);
+  if (all.errors == 0) {
+    out += "errors: none\n";
+  } else {
+    out += fmt::format("errors: {}", all.errors);
+    for (const auto& [k, v] : all.errors_by_kind) out += fmt::format(", {} x {}", v, k);
+    out += "\n";
+  }
+  if (r.before && r.after && r.result.completed() > 0) {
+    const std::uint64_t commands = r.after->commands - r.before->commands;
+    out += fmt::format("server: {} commands, CPU {:.3f} us/op\n", commands,
+                       (r.after->cpu_seconds - r.before->cpu_seconds) * 1e6 / static_cast<double>(r.result.completed()));
+  }
+  return out;
+}
+
+std::string format_json(const report& r) {
+  const bench_options& o = *r.options;
+  std::string out = "{";
+  out += fmt::format(R"("target":{},"threads":{},"clients":{},"pipeline":{},"data_size":{},"ratio":"{}:{}",)",
+                     json_string(r.target), o.threads, o.clients, o.pipeline, o.data_size, o.set_ratio, o.get_ratio);
+  out += fmt::format(R"("requests":{},"seconds":{:.6f},"ops_per_second":{:.1f},"client_cpu_us_per_op":{:.4f},)",
+                     r.result.completed(), r.result.seconds, ops_per_second(r),
+                     r.result.completed() ? r.result.client_cpu_seconds * 1e6 / static_cast<double>(r.result.completed()) : 0.0);
+  out += fmt::format(R"("cut_short":{},)", r.result.fatal.empty() ? "null" : json_string(r.result.fatal));
+  if (r.before && r.after) {
+    out += fmt::format(R"("server":{{"version":{},"commands":{},"cpu_us_per_op":{:.4f}}},)", json_string(r.after->version),
+                       r.after->commands - r.before->commands,
+                       r.result.completed() ? (r.after->cpu_seconds - r.before->cpu_seconds) * 1e6 / static_cast<double>(r.result.completed()) : 0.0);
+  }
+  out += R"("commands":{"GET":)" + stats_json(r.result.get, r.result.seconds) + R"(,"SET":)" +
+         stats_json(r.result.set, r.result.seconds) + "}}\n";
+  return out;
+}
+
+}  // namespace redring::bench

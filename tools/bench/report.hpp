@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+// redring-bench's report: a text table and a JSON document of the same figures.
+#pragma once
+
+#include "tools/bench/bench_options.hpp"
+#include "tools/bench/runner.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace redring::bench {
+
+/// The server's own counters (INFO), read before and after the run.
+struct server_counters {
+  std::uint64_t commands = 0;  ///< total_commands_processed
+  double cpu_seconds = 0;      ///< used_cpu_user + used_cpu_sys
+  std::string version;         ///< redis_version
+};
+
+/// Everything the report shows.
+struct report {
+  const bench_options* options = nullptr;
+  run_result result;
+  std::optional<server_counters> before, after;
+  std::string target;  ///< "private redis-server 7.0.15 (unix:/tmp/...)" or the URL
+};
+
+/// The text report (the summary line only, with `--quiet`).
+[[nodiscard]] std::string format_text(const report& r);
+/// The JSON report, histograms included.
+[[nodiscard]] std::string format_json(const report& r);
+
+}  // namespace redring::bench
