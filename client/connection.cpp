@@ -428,11 +428,16 @@ void connection::flush() {
   if (state_ != connection_state::ready && state_ != connection_state::handshaking) return;
   if (!mux_.has_output(user)) return;
   send_iov_ = mux_.take_output(user);
+  send_pending();
+}
+
+// Sends `send_iov_` (at most IOV_MAX pieces; a short write continues from on_send_done).
+void connection::send_pending() {
   msg_ = {};
   msg_.msg_iov = const_cast<iovec*>(send_iov_.data());
   msg_.msg_iovlen = std::min<std::size_t>(send_iov_.size(), IOV_MAX);
   io_uring_sqe* s = loop_.sqe();
-  io_uring_prep_sendmsg(s, fd_, &msg_, MSG_NOSIGNAL);
+  io_uring_prep_sendmsg(s, fd_, &msg_, MSG_NOSIGNAL);  // no SIGPIPE on a closed peer
   io_uring_sqe_set_data64(s, send_op_);
   ++inflight_ops_;
 }
@@ -450,13 +455,7 @@ void connection::on_send_done(void* self, int res, std::uint32_t) {
   }
   c->send_iov_ = c->mux_.output_written(static_cast<std::size_t>(res));
   if (!c->send_iov_.empty()) {  // short write: send the rest now
-    c->msg_ = {};
-    c->msg_.msg_iov = const_cast<iovec*>(c->send_iov_.data());
-    c->msg_.msg_iovlen = std::min<std::size_t>(c->send_iov_.size(), IOV_MAX);
-    io_uring_sqe* s = c->loop_.sqe();
-    io_uring_prep_sendmsg(s, c->fd_, &c->msg_, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(s, c->send_op_);
-    ++c->inflight_ops_;
+    c->send_pending();
     return;
   }
   if (c->mux_.has_output(c->state_ == connection_state::ready)) c->loop_.at_end_of_turn(c->flush_hook_);

@@ -96,6 +96,7 @@ class connection {
   void begin_connect();
   void submit_recv();
   void flush();
+  void send_pending();
   void fail(std::string why, std::error_code ec);
   void finish_close();
   void schedule_reconnect();

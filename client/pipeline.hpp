@@ -11,17 +11,18 @@
 
 namespace redring::client {
 
-/// A batch of commands sent in one write; `co_await client.execute(p)` returns one `resp::value` per
-/// command, in order (an error reply is a value whose `is_error()` is true; the others still run).
-/// Arguments are copied when added, so they need not outlive the call. Reusable after `clear()`.
-class pipeline {
+namespace detail {
+
+/// What pipelines and transactions share: commands encoded (and copied) as they are added.
+template <class Derived>
+class command_batch {
  public:
-  /// Appends a command.
+  /// Appends a command; arguments are copied, so they need not outlive the call.
   template <resp::argument... Args>
-  pipeline& add(const Args&... args) {
+  Derived& add(const Args&... args) {
     writer_.command(args...);
     ++count_;
-    return *this;
+    return static_cast<Derived&>(*this);
   }
   /// Commands added.
   [[nodiscard]] std::size_t size() const noexcept { return count_; }
@@ -39,32 +40,19 @@ class pipeline {
   std::size_t count_ = 0;
 };
 
+}  // namespace detail
+
+/// A batch of commands sent in one write; `co_await client.execute(p)` returns one `resp::value` per
+/// command, in order (an error reply is a value whose `is_error()` is true; the others still run).
+/// Reusable after `clear()`.
+class pipeline : public detail::command_batch<pipeline> {};
+
 /// A MULTI/EXEC transaction: the commands run atomically on the server, on one connection.
 /// `co_await client.execute(t)` returns the EXEC reply's elements, one per command (an error
 /// reply of one command is an error value there). A command the server refuses to queue fails the
 /// whole transaction with the server's EXECABORT error; a WATCHed key that changed (EXEC replies
-/// null) fails it with `errc::transaction_aborted`. Arguments are copied when added.
-class transaction {
- public:
-  /// Appends a command.
-  template <resp::argument... Args>
-  transaction& add(const Args&... args) {
-    writer_.command(args...);
-    ++count_;
-    return *this;
-  }
-  [[nodiscard]] std::size_t size() const noexcept { return count_; }
-  [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
-  void clear() noexcept {
-    writer_.clear();
-    count_ = 0;
-  }
-  /// The encoded commands, without MULTI and EXEC (the client adds them).
-  [[nodiscard]] std::string_view bytes() const noexcept { return writer_.data(); }
-
- private:
-  resp::writer writer_{0};
-  std::size_t count_ = 0;
-};
+/// null) fails it with `errc::transaction_aborted`. `bytes()` holds the commands without MULTI and
+/// EXEC: the client adds them.
+class transaction : public detail::command_batch<transaction> {};
 
 }  // namespace redring::client

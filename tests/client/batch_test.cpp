@@ -5,6 +5,7 @@
 #include "client/detached.hpp"
 #include "client/sync_client.hpp"
 
+#include "tests/support/run_until.hpp"
 #include "tests/support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -17,15 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-template <class Pred>
-bool run_until(net::loop& l, Pred done, std::chrono::milliseconds limit = 20s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    l.run_once(10ms);
-  }
-  return true;
-}
+using test::run_until;
 
 class Batch : public ::testing::Test {
  protected:

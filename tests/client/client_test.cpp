@@ -4,6 +4,7 @@
 #include "client/client.hpp"
 #include "client/detached.hpp"
 
+#include "tests/support/run_until.hpp"
 #include "tests/support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -21,15 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 
 // Runs the loop until `done()` or `limit` passes; false on time-out.
-template <class Pred>
-bool run_until(net::loop& l, Pred done, std::chrono::milliseconds limit = 20s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    l.run_once(10ms);
-  }
-  return true;
-}
+using test::run_until;
 
 options unix_options(const test::redis_server& s) {
   options o;

@@ -4,6 +4,7 @@
 #include "client/client.hpp"
 #include "client/detached.hpp"
 
+#include "tests/support/run_until.hpp"
 #include "tests/support/fake_server.hpp"
 
 #include <gtest/gtest.h>
@@ -17,15 +18,7 @@ using namespace std::chrono_literals;
 using test::fake_reply;
 using test::fake_server;
 
-template <class Pred>
-bool run_until(net::loop& l, Pred done, std::chrono::milliseconds limit = 10s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    l.run_once(10ms);
-  }
-  return true;
-}
+using test::run_until;
 
 options fast_reconnect(const std::string& path) {
   options o;

@@ -25,7 +25,7 @@ class generator {
     const int kind = pick(0, depth >= 5 ? 12 : 18);
     switch (kind) {
       case 0: v.data_type = type::simple_string; v.text = line(); break;
-      case 1: v.data_type = type::simple_error; v.text = "ERR " + line(); break;
+      case 1: v.data_type = type::simple_error; v.text = "ERR "; v.text.append(line()); break;
       case 2: {
         v.data_type = type::integer;
         v.integer = static_cast<std::int64_t>((std::uint64_t{rng_()} << pick(0, 31)) ^ (chance(2) ? ~std::uint64_t{0} : 0));
@@ -34,7 +34,7 @@ class generator {
       }
       case 3: v.data_type = type::blob_string; v.text = bytes(); break;
       case 4: v.data_type = type::blob_error; v.text = bytes(); break;
-      case 5: v.data_type = type::verbatim_string; v.text = "txt:" + bytes(); break;
+      case 5: v.data_type = type::verbatim_string; v.text = "txt:"; v.text.append(bytes()); break;
       case 6: v.data_type = type::null; break;
       case 7: v.data_type = type::null; v.null_origin = type::blob_string; break;
       case 8: v.data_type = type::null; v.null_origin = type::array; break;
@@ -45,7 +45,11 @@ class generator {
         v.text = doubles[pick(0, 7)];
         break;
       }
-      case 11: v.data_type = type::big_number; v.text = (chance(2) ? "-" : "") + std::string(pick(1, 60), '7'); break;
+      case 11:
+        v.data_type = type::big_number;
+        v.text = chance(2) ? "-" : "";
+        v.text.append(static_cast<std::size_t>(pick(1, 60)), '7');
+        break;
       case 12: v.data_type = type::blob_string; v.streamed = true; v.text = bytes(); break;
       case 13: case 14: case 15: case 16: {
         static const type kinds[] = {type::array, type::set, type::push, type::array};

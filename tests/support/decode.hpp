@@ -28,20 +28,20 @@ struct decoded {
   }
 };
 
-/// Decodes `input` delivered in pieces of `chunk` bytes (0: whole).
-inline decoded decode(std::string_view input, std::size_t chunk = 0, const resp::limits& lim = {}) {
+/// Decodes `input` cut at the given increasing offsets.
+inline decoded decode_split(std::string_view input, const std::vector<std::size_t>& cuts, const resp::limits& lim = {}) {
   decoded out;
   resp::reader reader(lim);
   resp::value_builder builder;
   std::array<resp::node, 7> nodes;  // small on purpose: exercises the "output full" path
   std::string buffer;
   std::size_t pos = 0;
-  std::size_t fed = 0;
-  const std::size_t step = chunk == 0 ? input.size() : chunk;
-  while (fed < input.size()) {
-    const std::size_t n = std::min(step, input.size() - fed);
-    buffer.append(input.substr(fed, n));
-    fed += n;
+  std::size_t prev = 0;
+  std::vector<std::size_t> ends = cuts;
+  ends.push_back(input.size());
+  for (const std::size_t cut : ends) {
+    buffer.append(input.substr(prev, cut - prev));
+    prev = cut;
     for (;;) {
       const auto r = reader.read(std::string_view(buffer).substr(pos), nodes);
       for (std::size_t i = 0; i < r.nodes; ++i) {
@@ -64,46 +64,17 @@ inline decoded decode(std::string_view input, std::size_t chunk = 0, const resp:
       if (r.state == resp::status::need_more) break;
     }
   }
-  out.state = resp::status::need_more;
   out.boundary = reader.at_reply_boundary() && pos == buffer.size();
   return out;
 }
 
-/// Decodes `input` cut at the given increasing split offsets.
-inline decoded decode_split(std::string_view input, const std::vector<std::size_t>& cuts) {
-  decoded out;
-  resp::reader reader;
-  resp::value_builder builder;
-  std::array<resp::node, 3> nodes;
-  std::string buffer;
-  std::size_t pos = 0;
-  std::size_t prev = 0;
-  std::vector<std::size_t> ends = cuts;
-  ends.push_back(input.size());
-  for (const std::size_t cut : ends) {
-    buffer.append(input.substr(prev, cut - prev));
-    prev = cut;
-    for (;;) {
-      const auto r = reader.read(std::string_view(buffer).substr(pos), nodes);
-      for (std::size_t i = 0; i < r.nodes; ++i) {
-        if (builder.add(nodes[i])) {
-          std::string j;
-          resp::append_json(j, builder.take());
-          out.json.push_back(std::move(j));
-        }
-      }
-      pos += r.consumed;
-      if (r.state == resp::status::error) {
-        out.state = r.state;
-        out.error = r.error;
-        out.boundary = false;
-        return out;
-      }
-      if (r.state == resp::status::need_more) break;
-    }
+/// Decodes `input` delivered in pieces of `chunk` bytes (0: whole).
+inline decoded decode(std::string_view input, std::size_t chunk = 0, const resp::limits& lim = {}) {
+  std::vector<std::size_t> cuts;
+  if (chunk != 0) {
+    for (std::size_t at = chunk; at < input.size(); at += chunk) cuts.push_back(at);
   }
-  out.boundary = reader.at_reply_boundary() && pos == buffer.size();
-  return out;
+  return decode_split(input, cuts, lim);
 }
 
 /// The JSON of the single reply in `input`, or "" if it is not exactly one complete reply.
