@@ -38,7 +38,11 @@ class generator {
       case 6: v.data_type = type::null; break;
       case 7: v.data_type = type::null; v.null_origin = type::blob_string; break;
       case 8: v.data_type = type::null; v.null_origin = type::array; break;
-      case 9: v.data_type = type::boolean; v.integer = pick(0, 1); v.text = v.integer ? "t" : "f"; break;
+      case 9:
+        v.data_type = type::boolean;
+        v.integer = pick(0, 1);
+        v.text.assign(1, v.integer != 0 ? 't' : 'f');
+        break;
       case 10: {
         static const char* doubles[] = {"1.5", "-0.25", "inf", "-inf", "nan", "1e10", "3.14159E-7", "42"};
         v.data_type = type::double_number;
@@ -47,7 +51,7 @@ class generator {
       }
       case 11:
         v.data_type = type::big_number;
-        v.text = chance(2) ? "-" : "";
+        if (chance(2)) v.text.push_back('-');
         v.text.append(static_cast<std::size_t>(pick(1, 60)), '7');
         break;
       case 12: v.data_type = type::blob_string; v.streamed = true; v.text = bytes(); break;
