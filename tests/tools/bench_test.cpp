@@ -49,6 +49,10 @@ TEST(BenchOptions, AllOptions) {
   EXPECT_EQ(o.set_ratio, 1u);
   EXPECT_EQ(o.get_ratio, 3u);
   EXPECT_EQ(o.pattern, key_pattern::sequential);
+  bench_options g;
+  ASSERT_EQ(parse({"--key-pattern", "G", "--cpu", "0,2-3"}, &g), std::nullopt);
+  EXPECT_EQ(g.pattern, key_pattern::gaussian);
+  EXPECT_EQ(g.cpus, (std::vector<int>{0, 2, 3}));
   EXPECT_TRUE(o.quiet);
   const auto c = o.client_options();
   EXPECT_EQ(c.host, "127.0.0.1");
@@ -79,7 +83,10 @@ TEST(BenchOptions, EveryBadInputNamesTheOption) {
       {{"--ratio", "1"}, "--ratio must be SET:GET"},
       {{"--ratio", "0:0"}, "--ratio must be SET:GET"},
       {{"-d", "-3"}, "-d must be a size"},
-      {{"--key-pattern", "G"}, "--key-pattern must be R"},
+      {{"--key-pattern", "Z"}, "--key-pattern must be R"},
+      {{"--cpu", "x"}, "--cpu must be a CPU list"},
+      {{"--cpu", "3-1"}, "--cpu must be a CPU list"},
+      {{"--cpu"}, "--cpu needs"},
       {{"--key-minimum", "10", "--key-maximum", "5"}, "--key-minimum must not exceed"},
       {{"-p", "1", "-s", "/x"}, "either -p or -s"},
       {{"--json"}, "--json needs"},
@@ -177,6 +184,9 @@ TEST(BenchEndToEnd, EmbeddedServerReportAgreesWithServerCounters) {
 TEST(BenchEndToEnd, ExternalServerByUrlAndTimedRun) {
   test::redis_server server;
   const auto r = run_bench("-u unix://" + server.socket_path() + " --test-time 0.5 --warmup 0.2 -c 2 -P 4 --key-pattern S --quiet");
+  const auto g = run_bench("-s " + server.socket_path() + " -n 2000 -t 2 --cpu 0-1 --key-pattern G --quiet");
+  EXPECT_EQ(g.status, 0) << g.out;
+  EXPECT_NE(g.out.find("2000 requests"), std::string::npos) << g.out;
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("ops/s"), std::string::npos);
   EXPECT_EQ(r.out.find("p99.9"), std::string::npos);  // --quiet: the summary line only

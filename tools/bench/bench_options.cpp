@@ -37,7 +37,8 @@ const char* usage() noexcept {
          "      --key-prefix TEXT    (default key:)\n"
          "      --key-minimum N      (default 0)\n"
          "      --key-maximum N      (default 9999)\n"
-         "      --key-pattern R|S    random or sequential keys (default R)\n"
+         "      --key-pattern R|S|G  random, sequential or gaussian (around the middle) keys (default R)\n"
+         "      --cpu LIST           pin the loop threads to these CPUs, e.g. 1 or 2,3 or 0-3\n"
          "      --json FILE          write the report, with histograms, as JSON\n"
          "      --quiet              print only the summary line\n";
 }
@@ -124,7 +125,25 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, b
       if (!value(v)) return need("R or S");
       if (v == "R" || v == "random") out.pattern = key_pattern::random;
       else if (v == "S" || v == "sequential") out.pattern = key_pattern::sequential;
-      else return bad("R (random) or S (sequential)");
+      else if (v == "G" || v == "gaussian") out.pattern = key_pattern::gaussian;
+      else return bad("R (random), S (sequential) or G (gaussian)");
+    } else if (a == "--cpu") {
+      if (!value(v)) return need("a CPU list");
+      out.cpus.clear();
+      std::size_t start = 0;
+      while (start <= v.size()) {
+        const std::size_t comma = std::min(v.find(',', start), v.size());
+        const std::string item = v.substr(start, comma - start);
+        const std::size_t dash = item.find('-');
+        int lo = 0, hi = 0;
+        if (dash == std::string::npos ? !number(item, lo) : (!number(item.substr(0, dash), lo) || !number(item.substr(dash + 1), hi))) {
+          return bad("a CPU list like 1 or 2,3 or 0-3");
+        }
+        if (dash == std::string::npos) hi = lo;
+        if (lo < 0 || hi < lo || hi > 4095) return bad("a CPU list like 1 or 2,3 or 0-3");
+        for (int c = lo; c <= hi; ++c) out.cpus.push_back(c);
+        start = comma + 1;
+      }
     } else if (a == "--json") {
       if (!value(out.json_path) || out.json_path.empty()) return need("a file name");
     } else if (a == "--quiet") {

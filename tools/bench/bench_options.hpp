@@ -13,7 +13,7 @@
 namespace redring::bench {
 
 /// How keys are drawn from [key_minimum, key_maximum].
-enum class key_pattern { random, sequential };
+enum class key_pattern { random, sequential, gaussian };
 
 /// Everything the command line can say.
 struct bench_options {
@@ -35,7 +35,8 @@ struct bench_options {
   std::size_t data_size = 3;    ///< -d/--data-size
   std::string key_prefix = "key:";  ///< --key-prefix
   std::uint64_t key_minimum = 0, key_maximum = 9999;  ///< --key-minimum/--key-maximum
-  key_pattern pattern = key_pattern::random;           ///< --key-pattern R|S (random|sequential)
+  key_pattern pattern = key_pattern::random;           ///< --key-pattern R|S|G (random, sequential, gaussian)
+  std::vector<int> cpus;        ///< --cpu LIST: thread i runs on cpus[i % size] (e.g. "1" or "2,3" or "0-3")
   std::string json_path;        ///< --json FILE
   bool quiet = false;           ///< --quiet
 

@@ -4,7 +4,11 @@
 #include "client/client.hpp"
 #include "client/detached.hpp"
 
+#include <sched.h>
 #include <sys/resource.h>
+
+#include <algorithm>
+#include <random>
 
 #include <charconv>
 #include <chrono>
@@ -61,11 +65,21 @@ struct worker {
   clock::time_point record_from{};
   command_stats get, set;
   int active = 0;
+  int cpu = -1;
   std::string fatal;
+
+  std::mt19937_64 gauss_rng{42};
 
   std::uint64_t next_key() {
     const std::uint64_t span = o->key_maximum - o->key_minimum + 1;
     if (o->pattern == key_pattern::sequential) return o->key_minimum + (sequence++ % span);
+    if (o->pattern == key_pattern::gaussian) {
+      // Around the middle of the range, 99.7 % within it (stddev = span / 6); the tails are clamped.
+      const double mid = static_cast<double>(o->key_minimum) + static_cast<double>(span - 1) / 2;
+      std::normal_distribution<double> d(mid, std::max(1.0, static_cast<double>(span) / 6));
+      const double k = std::clamp(d(gauss_rng), static_cast<double>(o->key_minimum), static_cast<double>(o->key_maximum));
+      return static_cast<std::uint64_t>(k);
+    }
     rng ^= rng << 13;  // xorshift64
     rng ^= rng >> 7;
     rng ^= rng << 17;
@@ -110,6 +124,12 @@ struct worker {
 };
 
 void run_worker(worker& w, const client::options& target, std::size_t clients, std::size_t pipeline) {
+  if (w.cpu >= 0) {  // --cpu: pin before the ring exists, so its kernel work stays local
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(w.cpu, &set);
+    ::sched_setaffinity(0, sizeof set, &set);
+  }
   net::loop loop;
   std::vector<std::unique_ptr<client::client>> conns;
   for (std::size_t i = 0; i < clients; ++i) {
@@ -173,6 +193,8 @@ run_result run(const bench_options& o, const client::options& target, const std:
     workers[t].value = value;
     workers[t].rng ^= (t + 1) * 0x2545F4914F6CDD1Dull;
     workers[t].sequence = t * 7919;
+    workers[t].gauss_rng.seed(t + 1);
+    if (!o.cpus.empty()) workers[t].cpu = o.cpus[t % o.cpus.size()];
   }
   // Warm-up phase: the same workload, for a fixed time, not recorded.
   if (o.warmup.count() > 0) {
