@@ -155,10 +155,7 @@ void connection::begin_connect() {
 void connection::on_connect_done(void* self, int res, std::uint32_t) {
   auto* c = static_cast<connection*>(self);
   --c->inflight_ops_;
-  if (c->draining_) {
-    if (c->inflight_ops_ == 0) c->finish_close();
-    return;
-  }
+  if (c->settle_if_draining()) return;
   if (res < 0) {
     const std::string where = c->current_address_.to_string();
     c->fail(res == -ECANCELED ? "connect to " + where + " timed out"
@@ -397,10 +394,7 @@ void connection::on_recv_done(void* self, int res, std::uint32_t flags) {
     c->last_read_ = c->loop_.now();
     ec = c->mux_.commit_read(static_cast<std::size_t>(res));
   }
-  if (c->draining_) {
-    if (c->inflight_ops_ == 0) c->finish_close();
-    return;
-  }
+  if (c->settle_if_draining()) return;
   if (ec) {
     c->fail("protocol error: the server sent invalid RESP", errc::protocol_error);
     return;
@@ -445,10 +439,7 @@ void connection::send_pending() {
 void connection::on_send_done(void* self, int res, std::uint32_t) {
   auto* c = static_cast<connection*>(self);
   --c->inflight_ops_;
-  if (c->draining_) {
-    if (c->inflight_ops_ == 0) c->finish_close();
-    return;
-  }
+  if (c->settle_if_draining()) return;
   if (res < 0) {
     c->fail(std::string("send failed: ") + std::strerror(-res), errc::connection_lost);
     return;
@@ -481,6 +472,13 @@ void connection::fail(std::string why, std::error_code ec) {
     loop_.cancel_op(send_op_);
   }
   if (inflight_ops_ == 0) finish_close();
+}
+
+// Every completion while the connection is being torn down ends here: the last one closes it.
+bool connection::settle_if_draining() {
+  if (!draining_) return false;
+  if (inflight_ops_ == 0) finish_close();
+  return true;
 }
 
 void connection::finish_close() {

@@ -98,6 +98,7 @@ class connection {
   void flush();
   void send_pending();
   void fail(std::string why, std::error_code ec);
+  bool settle_if_draining();
   void finish_close();
   void schedule_reconnect();
   void arm_deadline_timer();
