@@ -28,6 +28,16 @@ options fast_reconnect(const std::string& path) {
   return o;
 }
 
+// A well-behaved handshake on every connection; then `first` (and a cut, if `cut`) to every command on
+// the first connection, and `later` on the ones after it: a fault, then recovery.
+test::fake_server::script first_connection_fails(std::string first, bool cut, std::string later) {
+  return [=](const std::vector<std::string>& cmd, int conn) -> fake_reply {
+    if (auto r = test::handshake_reply(cmd); !r.bytes.empty()) return r;
+    if (conn == 0) return {first, cut};
+    return {later};
+  };
+}
+
 TEST(Fault, FallsBackToResp2WhenTheServerLacksHello) {
   std::vector<std::string> seen;
   fake_server server([&](const std::vector<std::string>& cmd, int) -> fake_reply {
@@ -60,11 +70,7 @@ TEST(Fault, FallsBackToResp2WhenTheServerLacksHello) {
 }
 
 TEST(Fault, MalformedReplyFailsInFlightCommandsAndReconnects) {
-  fake_server server([](const std::vector<std::string>& cmd, int conn) -> fake_reply {
-    if (auto r = test::handshake_reply(cmd); !r.bytes.empty()) return r;
-    if (conn == 0) return {"$3\r\nabcXY"};  // payload not followed by CRLF
-    return {"$2\r\nok\r\n"};
-  });
+  fake_server server(first_connection_fails("$3\r\nabcXY", false, "$2\r\nok\r\n"));  // payload without CRLF
   net::loop loop;
   client c(loop, fast_reconnect(server.socket_path()));
   std::vector<result<std::optional<std::string>>> results;
@@ -84,10 +90,7 @@ TEST(Fault, MalformedReplyFailsInFlightCommandsAndReconnects) {
 TEST(Fault, HostileLengthsAreProtocolErrorsNotAllocations) {
   for (const char* hostile : {"*4294967295\r\n", "$99999999999\r\n", ":12x\r\n", "\x01\r\n"}) {
     SCOPED_TRACE(hostile);
-    fake_server server([&](const std::vector<std::string>& cmd, int conn) -> fake_reply {
-      if (auto r = test::handshake_reply(cmd); !r.bytes.empty()) return r;
-      return {conn == 0 ? hostile : "+PONG\r\n"};
-    });
+    fake_server server(first_connection_fails(hostile, false, "+PONG\r\n"));
     net::loop loop;
     client c(loop, fast_reconnect(server.socket_path()));
     std::vector<result<std::string>> results;
@@ -103,11 +106,7 @@ TEST(Fault, HostileLengthsAreProtocolErrorsNotAllocations) {
 }
 
 TEST(Fault, ConnectionCutMidReplyLosesOnlyWhatWasSent) {
-  fake_server server([](const std::vector<std::string>& cmd, int conn) -> fake_reply {
-    if (auto r = test::handshake_reply(cmd); !r.bytes.empty()) return r;
-    if (conn == 0) return {"$10\r\nabc", true};  // cut in the middle of the payload
-    return {"$1\r\nx\r\n"};
-  });
+  fake_server server(first_connection_fails("$10\r\nabc", true, "$1\r\nx\r\n"));  // cut mid-payload
   net::loop loop;
   client c(loop, fast_reconnect(server.socket_path()));
   std::vector<result<std::optional<std::string>>> results;
