@@ -95,26 +95,7 @@ class generator {
   std::mt19937 rng_;
 };
 
-value parse_one(std::string_view wire) {
-  reader r;
-  value_builder b;
-  std::array<node, 16> nodes;
-  std::size_t pos = 0;
-  for (;;) {
-    const auto res = r.read(wire.substr(pos), nodes);
-    for (std::size_t i = 0; i < res.nodes; ++i) {
-      if (b.add(nodes[i])) {
-        EXPECT_EQ(i + 1, res.nodes);
-        return b.take();
-      }
-    }
-    pos += res.consumed;
-    if (res.state != status::ok) {
-      ADD_FAILURE() << "did not decode: " << (res.state == status::error ? res.error.message() : "incomplete");
-      return {};
-    }
-  }
-}
+using test::parse_one;
 
 TEST(RoundTrip, RandomValuesSurviveEncodeAndParse) {
   generator g(20261123);

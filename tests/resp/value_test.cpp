@@ -6,6 +6,8 @@
 #include "resp/value.hpp"
 #include "resp/writer.hpp"
 
+#include "tests/support/decode.hpp"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -20,21 +22,8 @@
 namespace redring::resp {
 namespace {
 
-value parse(std::string_view input) {
-  reader r;
-  value_builder b;
-  std::array<node, 8> nodes;
-  std::size_t pos = 0;
-  for (;;) {
-    const auto res = r.read(input.substr(pos), nodes);
-    for (std::size_t i = 0; i < res.nodes; ++i) {
-      if (b.add(nodes[i])) return b.take();
-    }
-    pos += res.consumed;
-    if (res.state != status::ok) ADD_FAILURE() << "not one complete reply: " << input;
-    if (res.state != status::ok) return {};
-  }
-}
+// One complete reply as a value (fails the test otherwise).
+value parse(std::string_view input) { return test::parse_one(input); }
 
 TEST(Value, BuildsTree) {
   const value v = parse("|1\r\n+ttl\r\n:5\r\n*2\r\n$?\r\n;2\r\nab\r\n;1\r\nc\r\n;0\r\n%1\r\n+k\r\n=6\r\ntxt:hi\r\n");

@@ -7,6 +7,8 @@
 #include "resp/reader.hpp"
 #include "resp/value.hpp"
 
+#include <gtest/gtest.h>
+
 #include <array>
 #include <string>
 #include <string_view>
@@ -75,6 +77,29 @@ inline decoded decode(std::string_view input, std::size_t chunk = 0, const resp:
     for (std::size_t at = chunk; at < input.size(); at += chunk) cuts.push_back(at);
   }
   return decode_split(input, cuts, lim);
+}
+
+/// The single reply in `input` as a value; a test failure (and an empty value) if `input` is not
+/// exactly one complete reply.
+inline resp::value parse_one(std::string_view input) {
+  resp::reader reader;
+  resp::value_builder builder;
+  std::array<resp::node, 16> nodes;
+  std::size_t pos = 0;
+  for (;;) {
+    const auto r = reader.read(input.substr(pos), nodes);
+    for (std::size_t i = 0; i < r.nodes; ++i) {
+      if (!builder.add(nodes[i])) continue;
+      if (i + 1 != r.nodes || pos + r.consumed != input.size()) ADD_FAILURE() << "bytes after the reply";
+      return builder.take();
+    }
+    pos += r.consumed;
+    if (r.state != resp::status::ok) {
+      ADD_FAILURE() << "not one complete reply: "
+                    << (r.state == resp::status::error ? r.error.message() : std::string("incomplete"));
+      return {};
+    }
+  }
 }
 
 /// The JSON of the single reply in `input`, or "" if it is not exactly one complete reply.
