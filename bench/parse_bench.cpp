@@ -223,7 +223,11 @@ bool drive_window_needed(reader& rd, std::string_view in, std::size_t chunk, std
   std::size_t ready_at = 0;  // window end at which read() can progress
   while (window_end < in.size()) {
     window_end = std::min(window_end + chunk, in.size());
-    if (window_end < ready_at) continue;
+    // The chunks that arrive before `ready_at` are received and not parsed: jump over them.
+    if (window_end < ready_at) {
+      const std::size_t skip = (ready_at - window_end + chunk - 1) / chunk;
+      window_end = std::min(window_end + skip * chunk, in.size());
+    }
     const drained d = drain(rd, in.data() + pos, window_end - pos, nodes, replies);
     if (!d.ok) return false;
     pos += d.consumed;

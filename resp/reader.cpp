@@ -189,7 +189,7 @@ void reader::finish_element(node& out) {
   out.ends_reply = !after_attribute_;
 }
 
-reader::step reader::parse_body(const char*& p, const char* end, node& out) {
+[[gnu::always_inline]] inline reader::step reader::parse_body(const char*& p, const char* end, node& out) {
   const std::uint64_t len = body_length_;
   if (static_cast<std::uint64_t>(end - p) < len + 2) return step::need_more;
   if (p[len] != '\r' || p[len + 1] != '\n') return fail(errc::missing_crlf, p + len);
@@ -348,6 +348,8 @@ reader::step reader::parse_body(const char*& p, const char* end, node& out) {
       body_length_ = len;
       body_depth_ = depth;
       pending_body_ = true;
+      // A payload still arriving (the common case when a reply trickles in): no call, no node.
+      if (static_cast<std::uint64_t>(end_ - p) < len + 2) return step::need_more;
       return parse_body(p, end_, out);
     }
 
