@@ -7,10 +7,16 @@
 #include "tools/bench/embedded_server.hpp"
 #include "tools/bench/report.hpp"
 #include "tools/bench/runner.hpp"
+#include "tools/bench/svg.hpp"
 
+#include <unistd.h>
+
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
+#include <thread>
 
 using namespace redring;
 
@@ -35,6 +41,42 @@ std::optional<bench::server_counters> read_counters(const client::options& targe
   if (auto v = parsed.find("redis_version")) s.version = *v;
   return s;
 }
+
+// Prints "elapsed, ops/s, p50/p99 so far" on stderr once a second until stopped.
+class progress_line {
+ public:
+  explicit progress_line(const bench::live_figures& live) : live_(live), thread_([this] { loop(); }) {}
+  ~progress_line() {
+    {
+      const std::lock_guard lock(m_);
+      done_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+    std::fputs("\n", stderr);
+  }
+
+ private:
+  void loop() {
+    const auto start = std::chrono::steady_clock::now();
+    std::uint64_t last = 0;
+    std::unique_lock lock(m_);
+    while (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return done_; })) {
+      const auto s = live_.read();
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::fprintf(stderr, "\r[%6.1f s] %10.0f ops/s  %llu done  p50 %.1f us  p99 %.1f us   ", elapsed,
+                   static_cast<double>(s.completed - last), static_cast<unsigned long long>(s.completed),
+                   s.latency.percentile(50) / 1e3, s.latency.percentile(99) / 1e3);
+      last = s.completed;
+    }
+  }
+
+  const bench::live_figures& live_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -72,11 +114,19 @@ int main(int argc, char** argv) {
   r.target = (o.embedded() ? "private redis-server " : "redis-server ") + r.before->version + " at " +
              (target.unix_path.empty() ? target.host + ":" + std::to_string(target.port) : "unix:" + target.unix_path);
 
-  r.result = bench::run(o, target, &interrupted);
+  bench::live_figures live;
+  {
+    std::optional<progress_line> progress;
+    if (o.progress || ::isatty(STDERR_FILENO) == 1) progress.emplace(live);
+    r.result = bench::run(o, target, &interrupted, &live);
+  }
   r.after = read_counters(target);
   std::fputs(bench::format_text(r).c_str(), stdout);
   if (!o.json_path.empty()) {
     std::ofstream(o.json_path) << bench::format_json(r);
+  }
+  if (!o.svg_path.empty()) {
+    std::ofstream(o.svg_path) << bench::format_svg(r);
   }
   return r.result.fatal.empty() ? 0 : 1;
 }

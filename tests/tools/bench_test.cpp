@@ -3,6 +3,8 @@
 // against a private server, whose own counters must agree with the report.
 #include "tools/bench/bench_options.hpp"
 #include "tools/bench/histogram.hpp"
+#include "tools/bench/runner.hpp"
+#include "tools/bench/workload.hpp"
 
 #include "tests/support/redis_server.hpp"
 
@@ -133,6 +135,98 @@ TEST(Histogram, PercentilesWithinOnePercent) {
   }
 }
 
+TEST(BenchOptions, CommandTemplatesAndWeights) {
+  bench_options o;
+  ASSERT_EQ(parse({"--command", "hset h:__key__ \"a field\" __data__", "--command-ratio", "3", "--command", "HGET h:__key__ \"a field\"",
+                   "--auto", "--rate", "2500.5", "--svg", "plot.svg", "--progress"}, &o),
+            std::nullopt);
+  ASSERT_EQ(o.commands.size(), 2u);
+  const command_spec& hset = o.commands[0];
+  EXPECT_EQ(hset.name, "HSET");
+  EXPECT_EQ(hset.weight, 3u);
+  ASSERT_EQ(hset.parts.size(), 4u);
+  EXPECT_EQ(hset.parts[0].text, "hset");
+  EXPECT_EQ(hset.parts[1].kind, command_spec::part_kind::literal);  // "h:__key__": placeholders are whole words
+  EXPECT_EQ(hset.parts[1].text, "h:__key__");
+  EXPECT_EQ(hset.parts[2].text, "a field");
+  EXPECT_EQ(hset.parts[3].kind, command_spec::part_kind::data);
+  EXPECT_EQ(o.commands[1].weight, 1u);
+  EXPECT_TRUE(o.auto_pipeline);
+  EXPECT_DOUBLE_EQ(o.rate, 2500.5);
+  EXPECT_EQ(o.svg_path, "plot.svg");
+  EXPECT_TRUE(o.progress);
+  EXPECT_EQ(o.workload().size(), 2u);
+
+  std::string why;
+  const auto get = parse_command("GET __key__", why);
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->parts[1].kind, command_spec::part_kind::key);
+  EXPECT_TRUE(get->reports_hits());
+  const auto quoted = parse_command(R"(SET "__key__" "x\"y\\z")", why);
+  ASSERT_TRUE(quoted);
+  EXPECT_EQ(quoted->parts[1].kind, command_spec::part_kind::literal);  // quoted: sent as written
+  EXPECT_EQ(quoted->parts[2].text, "x\"y\\z");
+
+  // The default mix follows --ratio; a weight of 0 leaves the command out.
+  bench_options d;
+  ASSERT_EQ(parse({"--ratio", "0:1"}, &d), std::nullopt);
+  ASSERT_EQ(d.workload().size(), 1u);
+  EXPECT_EQ(d.workload()[0].name, "GET");
+}
+
+TEST(BenchOptions, BadCommandsAndRates) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--command", ""}, "--command: empty command"},
+      {{"--command", "   "}, "--command: empty command"},
+      {{"--command", "SET \"k v"}, "unterminated quote"},
+      {{"--command", "__key__ GET"}, "must start with its name"},
+      {{"--command"}, "--command needs"},
+      {{"--command-ratio", "2"}, "--command-ratio must follow a --command"},
+      {{"--command", "GET k", "--command-ratio", "-1"}, "--command-ratio must be"},
+      {{"--command", "GET k", "--command-ratio", "0"}, "every --command has weight 0"},
+      {{"--rate", "0"}, "--rate must be"},
+      {{"--rate", "fast"}, "--rate must be"},
+      {{"--rate", "nan"}, "--rate must be"},
+      {{"--rate"}, "--rate needs"},
+      {{"--svg"}, "--svg needs"},
+  };
+  for (const auto& [args, message] : cases) {
+    const auto r = parse(args);
+    ASSERT_TRUE(r.has_value()) << args[0];
+    EXPECT_NE(r->find(message), std::string::npos) << *r;
+  }
+}
+
+TEST(Workload, MixFollowsTheWeightsExactly) {
+  auto specs = default_workload(1, 10);
+  command_mix mix(specs);
+  for (int cycle = 0; cycle < 50; ++cycle) {
+    int sets = 0;
+    for (int i = 0; i < 11; ++i) sets += specs[mix.next()].name == "SET" ? 1 : 0;
+    EXPECT_EQ(sets, 1);  // exactly one SET in every 11 commands
+  }
+  std::string why;
+  std::vector<command_spec> three = {*parse_command("A", why), *parse_command("B", why), *parse_command("C", why)};
+  three[0].weight = 5;
+  three[1].weight = 3;
+  three[2].weight = 2;
+  command_mix m3(three);
+  int counts[3] = {};
+  for (int i = 0; i < 1000; ++i) ++counts[m3.next()];
+  EXPECT_EQ(counts[0], 500);
+  EXPECT_EQ(counts[1], 300);
+  EXPECT_EQ(counts[2], 200);
+}
+
+TEST(OpenLoop, ScheduleSpacesRequestsEvenly) {
+  const auto start = schedule::clock::now();
+  schedule s(start, 4000);  // one every 250 us
+  for (int k = 0; k < 10000; ++k) {
+    const auto due = s.next();
+    EXPECT_EQ(std::chrono::duration_cast<std::chrono::microseconds>(due - start).count(), 250 * k);
+  }
+}
+
 struct program_output {
   int status = -1;
   std::string out;
@@ -190,6 +284,116 @@ TEST(BenchEndToEnd, ExternalServerByUrlAndTimedRun) {
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("ops/s"), std::string::npos);
   EXPECT_EQ(r.out.find("p99.9"), std::string::npos);  // --quiet: the summary line only
+}
+
+// Reads the whole file and removes it.
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::string s(std::istreambuf_iterator<char>(f), {});
+  std::remove(path.c_str());
+  return s;
+}
+
+// The latency percentile `p` (e.g. "p90") of command `name` in a JSON report, in microseconds.
+double json_latency(const std::string& json, const std::string& name, const std::string& p) {
+  const auto at = json.find("\"" + name + "\":{");
+  if (at == std::string::npos) return -1;
+  const auto key = json.find("\"" + p + "\":", json.find("\"latency_us\"", at));
+  return std::stod(json.substr(key + p.size() + 3));
+}
+
+TEST(BenchEndToEnd, CommandTemplatesReachTheServerAsWritten) {
+  test::redis_server server;
+  const std::string json_file = "/tmp/redring-bench-test-cmd-" + std::to_string(::getpid()) + ".json";
+  const auto r = run_bench("-s " + server.socket_path() +
+                           " -n 4000 -c 2 -P 8 -d 7 --key-maximum 9 --key-prefix u: --auto"
+                           " --command 'HSET h:1 __key__ __data__' --command-ratio 1 --command 'HGET h:1 __key__' --command-ratio 3"
+                           " --json " + json_file);
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::string json = slurp(json_file);
+  const auto hset = json.find("\"HSET\":{");
+  const auto hget = json.find("\"HGET\":{");
+  ASSERT_NE(hset, std::string::npos) << json;
+  ASSERT_NE(hget, std::string::npos) << json;
+  EXPECT_EQ(json_number(json, "requests", hset), 1000u);
+  EXPECT_EQ(json_number(json, "requests", hget), 3000u);
+  EXPECT_EQ(json_number(json, "errors", hset) + json_number(json, "errors", hget), 0u);
+  // The server saw exactly those commands, with the keys and values the templates say.
+  test::blocking_connection c(server.socket_path());
+  const resp::value stats = c.call({"INFO", "commandstats"});
+  EXPECT_NE(stats.text.find("cmdstat_hset:calls=1000,"), std::string::npos) << stats.text;
+  EXPECT_NE(stats.text.find("cmdstat_hget:calls=3000,"), std::string::npos) << stats.text;
+  const resp::value fields = c.call({"HKEYS", "h:1"});
+  ASSERT_FALSE(fields.elements.empty());
+  EXPECT_LE(fields.elements.size(), 10u);
+  for (const auto& f : fields.elements) EXPECT_EQ(f.text.rfind("u:", 0), 0u) << f.text;
+  EXPECT_EQ(c.call({"HGET", "h:1", fields.elements[0].text}).text, "xxxxxxx");
+}
+
+TEST(BenchEndToEnd, OpenLoopKeepsItsRate) {
+  const std::string json_file = "/tmp/redring-bench-test-rate-" + std::to_string(::getpid()) + ".json";
+  const auto r = run_bench("--rate 3000 --test-time 1 -c 2 -P 16 --json " + json_file);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("open loop at 3000/s"), std::string::npos) << r.out;
+  const std::string json = slurp(json_file);
+  // Requests start on schedule, not as fast as replies come: those due in [0, 1 s), 3000 of them.
+  EXPECT_EQ(json_number(json, "requests"), 3000u) << json.substr(0, 400);
+}
+
+TEST(BenchEndToEnd, OpenLoopChargesAStallToEveryRequestScheduledDuringIt) {
+  // Coordinated omission: a closed-loop client stops sending while the server stalls, so only the
+  // few requests in flight see the stall. Open loop, latency runs from the scheduled time: every
+  // request due during a 400 ms stall waits for its end, so about a third of 1.2 s of requests at
+  // 1000/s see 0-400 ms and p90 is far above a normal reply's latency.
+  test::redis_server server;
+  const pid_t pid = server.pid();
+  std::thread staller([pid] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    ::kill(pid, SIGSTOP);
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    ::kill(pid, SIGCONT);
+  });
+  const std::string json_file = "/tmp/redring-bench-test-co-" + std::to_string(::getpid()) + ".json";
+  const auto r = run_bench("-s " + server.socket_path() + " --rate 1000 --test-time 1.2 -c 1 -P 4 --ratio 0:1 --json " + json_file);
+  staller.join();
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::string json = slurp(json_file);
+  EXPECT_GE(json_latency(json, "GET", "p90"), 50000.0) << json.substr(0, 600);   // >= 50 ms
+  EXPECT_GE(json_latency(json, "GET", "max"), 300000.0) << json.substr(0, 600);  // the whole stall
+}
+
+TEST(BenchEndToEnd, JsonSchemaSvgAndProgressLine) {
+  const std::string base = "/tmp/redring-bench-test-out-" + std::to_string(::getpid());
+  const auto r = run_bench("--test-time 1.2 -c 2 -P 4 --progress --json " + base + ".json --svg " + base + ".svg");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("[   1.0 s]"), std::string::npos) << r.out;  // the progress line, forced
+  EXPECT_NE(r.out.find("p99"), std::string::npos);
+  const std::string json = slurp(base + ".json");
+  for (const char* key : {"target", "threads", "clients", "pipeline", "auto", "rate", "data_size", "ratio", "requests",
+                          "seconds", "ops_per_second", "client_cpu_us_per_op", "cut_short", "server", "version",
+                          "commands", "cpu_us_per_op", "per_second", "GET", "SET", "hits", "misses", "errors",
+                          "errors_by_kind", "latency_us", "min", "mean", "p50", "p90", "p99", "p99.9", "p99.99",
+                          "max", "histogram_ns"}) {
+    std::string quoted = "\"";  // (append, not +: GCC 12's -Wrestrict false positive)
+    quoted.append(key).append("\":");
+    EXPECT_NE(json.find(quoted), std::string::npos) << key;
+  }
+  EXPECT_EQ(json.front(), '{');
+  EXPECT_EQ(json.substr(json.size() - 2), "}\n");
+  const std::string svg = slurp(base + ".svg");
+  EXPECT_EQ(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  EXPECT_NE(svg.find("Latency by percentile"), std::string::npos);
+  EXPECT_NE(svg.find("Throughput over time"), std::string::npos);
+  std::size_t lines = 0;
+  for (auto at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) ++lines;
+  EXPECT_EQ(lines, 2u);  // one curve per command: SET and GET
+  std::size_t opens = 0, closes = 0;
+  for (const char c : svg) {
+    opens += c == '<';
+    closes += c == '>';
+  }
+  EXPECT_EQ(opens, closes);
 }
 
 TEST(BenchEndToEnd, UnreachableServerIsAClearError) {

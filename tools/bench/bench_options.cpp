@@ -33,6 +33,11 @@ const char* usage() noexcept {
          "      --test-time SECS     run for SECS seconds instead of -n\n"
          "      --warmup SECS        run SECS seconds first, not recorded\n"
          "      --ratio SET:GET      command mix (default 1:10)\n"
+         "      --command TEMPLATE   send this command instead, e.g. \"HSET h __key__ __data__\"; repeatable\n"
+         "      --command-ratio N    weight of the preceding --command in the mix (default 1)\n"
+         "      --auto               c x P coroutines per thread each await their own command on one client\n"
+         "                           (auto-pipelining) instead of c connections with P requests in flight\n"
+         "      --rate N             open loop: start N requests/s in all, latency from the scheduled time\n"
          "  -d, --data-size BYTES    SET value size (default 3)\n"
          "      --key-prefix TEXT    (default key:)\n"
          "      --key-minimum N      (default 0)\n"
@@ -40,7 +45,13 @@ const char* usage() noexcept {
          "      --key-pattern R|S|G  random, sequential or gaussian (around the middle) keys (default R)\n"
          "      --cpu LIST           pin the loop threads to these CPUs, e.g. 1 or 2,3 or 0-3\n"
          "      --json FILE          write the report, with histograms, as JSON\n"
+         "      --svg FILE           write latency-percentile and throughput-over-time plots as SVG\n"
+         "      --progress           a progress line on stderr every second even if it is not a terminal\n"
          "      --quiet              print only the summary line\n";
+}
+
+std::vector<command_spec> bench_options::workload() const {
+  return commands.empty() ? default_workload(set_ratio, get_ratio) : commands;
 }
 
 client::options bench_options::client_options() const {
@@ -144,6 +155,25 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, b
         for (int c = lo; c <= hi; ++c) out.cpus.push_back(c);
         start = comma + 1;
       }
+    } else if (a == "--command") {
+      if (!value(v)) return need("a command");
+      std::string why;
+      auto spec = parse_command(v, why);
+      if (!spec) return a + ": " + why;
+      out.commands.push_back(std::move(*spec));
+    } else if (a == "--command-ratio") {
+      if (!value(v)) return need("a weight");
+      if (out.commands.empty()) return a + " must follow a --command";
+      if (!number(v, out.commands.back().weight) || out.commands.back().weight > 1000000) return bad("a weight 0-1000000");
+    } else if (a == "--auto") {
+      out.auto_pipeline = true;
+    } else if (a == "--rate") {
+      if (!value(v)) return need("requests per second");
+      if (!number(v, out.rate) || !(out.rate > 0) || out.rate > 1e9) return bad("requests per second, above 0");
+    } else if (a == "--svg") {
+      if (!value(out.svg_path) || out.svg_path.empty()) return need("a file name");
+    } else if (a == "--progress") {
+      out.progress = true;
     } else if (a == "--json") {
       if (!value(out.json_path) || out.json_path.empty()) return need("a file name");
     } else if (a == "--quiet") {
@@ -156,6 +186,11 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, b
   if (out.port != 0 && !out.socket.empty()) return std::string("give either -p or -s, not both");
   if (out.requests != 0 && out.test_time.count() != 0) return std::string("give either -n or --test-time, not both");
   if (out.requests == 0 && out.test_time.count() == 0) out.requests = 100000;
+  if (!out.commands.empty()) {
+    bool any = false;
+    for (const auto& c : out.commands) any = any || c.weight != 0;
+    if (!any) return std::string("every --command has weight 0");
+  }
   return std::nullopt;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "client/options.hpp"
+#include "tools/bench/workload.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -36,9 +37,17 @@ struct bench_options {
   std::string key_prefix = "key:";  ///< --key-prefix
   std::uint64_t key_minimum = 0, key_maximum = 9999;  ///< --key-minimum/--key-maximum
   key_pattern pattern = key_pattern::random;           ///< --key-pattern R|S|G (random, sequential, gaussian)
+  std::vector<command_spec> commands;  ///< --command TEMPLATE (repeatable), weights by --command-ratio; empty: --ratio's SET/GET
+  bool auto_pipeline = false;   ///< --auto: c x P coroutines per thread share the thread's client (auto-pipelining)
+  double rate = 0;              ///< --rate N: open loop, N requests/s in all (0: closed loop)
   std::vector<int> cpus;        ///< --cpu LIST: thread i runs on cpus[i % size] (e.g. "1" or "2,3" or "0-3")
   std::string json_path;        ///< --json FILE
+  std::string svg_path;         ///< --svg FILE
   bool quiet = false;           ///< --quiet
+  bool progress = false;        ///< --progress: the progress line even when stderr is not a terminal
+
+  /// The command mix: `commands`, or SET/GET by `--ratio`.
+  [[nodiscard]] std::vector<command_spec> workload() const;
 
   /// True if no target was given: run a private redis-server.
   [[nodiscard]] bool embedded() const noexcept { return host.empty() && port == 0 && socket.empty() && uri.empty(); }

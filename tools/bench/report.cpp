@@ -48,29 +48,37 @@ std::string stats_json(const command_stats& s, double seconds) {
 
 }  // namespace
 
+std::string shape(const bench_options& o) {
+  std::string s = o.auto_pipeline
+                      ? fmt::format("{} thread x {} conn, {} auto-pipelined virtual clients per thread", o.threads, o.clients, o.clients * o.pipeline)
+                      : fmt::format("{} thread x {} conn x pipeline {}", o.threads, o.clients, o.pipeline);
+  if (o.rate > 0) s += fmt::format(", open loop at {:.0f}/s", o.rate);
+  return s;
+}
+
 std::string format_text(const report& r) {
   const bench_options& o = *r.options;
   const double ops = ops_per_second(r);
   const double client_us = r.result.completed() ? r.result.client_cpu_seconds * 1e6 / static_cast<double>(r.result.completed()) : 0;
-  std::string out = fmt::format("{} requests in {:.2f} s: {:.0f} ops/s, client CPU {:.3f} us/op ({} thread x {} conn x pipeline {}, {})\n",
-                                r.result.completed(), r.result.seconds, ops, client_us, o.threads, o.clients, o.pipeline,
-                                r.target);
+  std::string out = fmt::format("{} requests in {:.2f} s: {:.0f} ops/s, client CPU {:.3f} us/op ({}, {})\n",
+                                r.result.completed(), r.result.seconds, ops, client_us, shape(o), r.target);
   if (!r.result.fatal.empty()) out += "run cut short: " + r.result.fatal + "\n";
   if (o.quiet) return out;
   out += fmt::format("\n{:<6} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}   (latency in us)\n", "type", "requests",
                      "ops/s", "p50", "p90", "p99", "p99.9", "p99.99", "max");
-  auto row = [&](const char* name, const command_stats& s) {
+  auto row = [&](const std::string& name, const command_stats& s) {
     if (s.completed == 0) return;
     out += fmt::format("{:<6} {:>10} {:>12.0f}", name, s.completed,
                        r.result.seconds > 0 ? static_cast<double>(s.completed) / r.result.seconds : 0.0);
     for (const double p : percentiles) out += fmt::format(" {:>9.1f}", s.latency.percentile(p) / 1e3);
     out += fmt::format(" {:>9.1f}\n", s.latency.max() / 1e3);
   };
-  row("GET", r.result.get);
-  row("SET", r.result.set);
-  out += fmt::format("\nGET hits {} / misses {}\n", r.result.get.hits, r.result.get.misses);
-  command_stats all = r.result.get;
-  all.merge(r.result.set);
+  for (const command_result& c : r.result.commands) row(c.name, c.stats);
+  out += "\n";
+  for (const command_result& c : r.result.commands) {
+    if (c.reports_hits) out += fmt::format("{} hits {} / misses {}\n", c.name, c.stats.hits, c.stats.misses);
+  }
+  const command_stats all = r.result.total();
   if (all.errors == 0) {
     out += "errors: none\n";
   } else {
@@ -89,8 +97,9 @@ std::string format_text(const report& r) {
 std::string format_json(const report& r) {
   const bench_options& o = *r.options;
   std::string out = "{";
-  out += fmt::format(R"("target":{},"threads":{},"clients":{},"pipeline":{},"data_size":{},"ratio":"{}:{}",)",
-                     json_string(r.target), o.threads, o.clients, o.pipeline, o.data_size, o.set_ratio, o.get_ratio);
+  out += fmt::format(R"("target":{},"threads":{},"clients":{},"pipeline":{},"auto":{},"rate":{},"data_size":{},"ratio":"{}:{}",)",
+                     json_string(r.target), o.threads, o.clients, o.pipeline, o.auto_pipeline, o.rate, o.data_size,
+                     o.set_ratio, o.get_ratio);
   out += fmt::format(R"("requests":{},"seconds":{:.6f},"ops_per_second":{:.1f},"client_cpu_us_per_op":{:.4f},)",
                      r.result.completed(), r.result.seconds, ops_per_second(r),
                      r.result.completed() ? r.result.client_cpu_seconds * 1e6 / static_cast<double>(r.result.completed()) : 0.0);
@@ -100,8 +109,14 @@ std::string format_json(const report& r) {
                        r.after->commands - r.before->commands,
                        r.result.completed() ? (r.after->cpu_seconds - r.before->cpu_seconds) * 1e6 / static_cast<double>(r.result.completed()) : 0.0);
   }
-  out += R"("commands":{"GET":)" + stats_json(r.result.get, r.result.seconds) + R"(,"SET":)" +
-         stats_json(r.result.set, r.result.seconds) + "}}\n";
+  out += R"("per_second":[)";
+  for (std::size_t i = 0; i < r.result.per_second.size(); ++i) out += fmt::format("{}{}", i ? "," : "", r.result.per_second[i]);
+  out += R"(],"commands":{)";
+  for (std::size_t i = 0; i < r.result.commands.size(); ++i) {
+    const command_result& c = r.result.commands[i];
+    out += fmt::format("{}{}:", i ? "," : "", json_string(c.name)) + stats_json(c.stats, r.result.seconds);
+  }
+  out += "}}\n";
   return out;
 }
 

@@ -26,6 +26,8 @@ struct report {
   std::string target;  ///< "private redis-server 7.0.15 (unix:/tmp/...)" or the URL
 };
 
+/// The run's shape: "1 thread x 4 conn x pipeline 16[, open loop at 10000/s]".
+[[nodiscard]] std::string shape(const bench_options& o);
 /// The text report (the summary line only, with `--quiet`).
 [[nodiscard]] std::string format_text(const report& r);
 /// The JSON report, histograms included.

@@ -8,14 +8,13 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <random>
-
 #include <charconv>
 #include <chrono>
 #include <cstring>
-#include <mutex>
+#include <optional>
+#include <random>
 #include <thread>
-#include <vector>
+#include <utility>
 
 namespace redring::bench {
 namespace {
@@ -36,39 +35,57 @@ struct budget {
   clock::time_point end{};
   const std::atomic<bool>* stop = nullptr;
   std::atomic<bool> failed{false};
-  bool take() {
+  // May a request start at `at` (now, or its scheduled time in an open loop)?
+  bool take(clock::time_point at) {
     if (failed.load(std::memory_order_relaxed) || (stop != nullptr && stop->load(std::memory_order_relaxed))) return false;
-    if (timed) return clock::now() < end;
+    if (timed) return at < end;
     return remaining.fetch_sub(1, std::memory_order_relaxed) > 0;
   }
 };
 
 struct worker;
+struct slot;
 
-// One request slot of a connection's window; resubmits itself from its completion.
-struct operation : client::request {
+// Fires when an open-loop request is due.
+struct due_timer : net::timer {
+  slot* owner = nullptr;
+};
+
+// One request in flight: a raw request of a connection's window, or a virtual client's (--auto).
+struct slot : client::request {
   worker* w = nullptr;
   client::client* c = nullptr;
-  bool is_set = false;
+  std::size_t spec = 0;
   bool null_reply = false;
   std::string error;  // the error reply's code word, if any
   clock::time_point started;
   char key[96];
-  std::size_t key_size = 0;
+  std::vector<std::string_view> argv;  // sized once for the longest template
+  std::size_t argc = 0;
+  due_timer timer;
+  std::coroutine_handle<> sleeper;  // --auto with --rate: the virtual client waiting for its due time
 };
 
 struct worker {
   const bench_options* o = nullptr;
+  const std::vector<command_spec>* specs = nullptr;
   budget* b = nullptr;
+  live_figures* live = nullptr;
+  std::size_t index = 0, workers = 1;
+  net::loop* loop = nullptr;
   std::string value;
-  std::uint64_t rng = 0x9E3779B97F4A7C15ull, sequence = 0, mix = 0;
+  std::uint64_t rng = 0x9E3779B97F4A7C15ull, sequence = 0;
+  std::mt19937_64 gauss_rng{42};
+  std::optional<command_mix> mix;
+  std::optional<schedule> open_loop;
   clock::time_point record_from{};
-  command_stats get, set;
+  clock::time_point next_publish{};
+  std::vector<command_stats> stats;
+  std::vector<std::uint64_t> per_second;
+  std::uint64_t recorded = 0;
   int active = 0;
   int cpu = -1;
   std::string fatal;
-
-  std::mt19937_64 gauss_rng{42};
 
   std::uint64_t next_key() {
     const std::uint64_t span = o->key_maximum - o->key_minimum + 1;
@@ -86,42 +103,115 @@ struct worker {
     return o->key_minimum + (span == 0 ? rng : rng % span);
   }
 
-  void start(operation& op) {
-    if (!b->take()) {
+  // Picks the next command of the mix and fills the slot's arguments.
+  void fill(slot& s) {
+    s.spec = mix->next();
+    const command_spec& spec = (*specs)[s.spec];
+    std::memcpy(s.key, o->key_prefix.data(), o->key_prefix.size());
+    char* e = std::to_chars(s.key + o->key_prefix.size(), s.key + sizeof s.key, next_key()).ptr;
+    const std::string_view key(s.key, static_cast<std::size_t>(e - s.key));
+    s.argc = spec.parts.size();
+    for (std::size_t i = 0; i < s.argc; ++i) {
+      const command_spec::part& p = spec.parts[i];
+      s.argv[i] = p.kind == command_spec::part_kind::key ? key
+                  : p.kind == command_spec::part_kind::data ? std::string_view(value)
+                                                            : std::string_view(p.text);
+    }
+    s.null_reply = false;
+    s.error.clear();
+  }
+
+  // The slot's next request: false when the budget is spent. Otherwise the command is filled in and
+  // `s.started` is now (closed loop) or the request's scheduled time (open loop), which may lie ahead.
+  bool begin(slot& s) {
+    s.started = open_loop ? open_loop->next() : clock::now();
+    if (!b->take(s.started)) return false;
+    fill(s);
+    return true;
+  }
+
+  // Raw mode: the next request of this slot, now or at its scheduled time.
+  void start(slot& s) {
+    if (!begin(s)) {
       --active;
       return;
     }
-    op.is_set = (mix++ % (o->set_ratio + o->get_ratio)) < o->set_ratio;
-    std::memcpy(op.key, o->key_prefix.data(), o->key_prefix.size());
-    char* e = std::to_chars(op.key + o->key_prefix.size(), op.key + sizeof op.key, next_key()).ptr;
-    op.key_size = static_cast<std::size_t>(e - op.key);
-    op.null_reply = false;
-    op.error.clear();
-    op.started = clock::now();
-    op.c->submit(op);
+    if (open_loop && s.started > clock::now()) {
+      loop->arm(s.timer, s.started);
+      return;
+    }
+    s.c->submit(s);
   }
 
-  void finish(operation& op, std::error_code ec) {
-    const auto now = clock::now();
-    if (now >= record_from) {
-      command_stats& s = op.is_set ? set : get;
-      s.latency.record(static_cast<std::uint64_t>((now - op.started).count()));
-      ++s.completed;
-      if (ec || !op.error.empty()) {
-        ++s.errors;
-        ++s.errors_by_kind[ec ? ec.message() : op.error];
-      } else if (!op.is_set) {
-        ++(op.null_reply ? s.misses : s.hits);
-      }
-    }
+  void record(slot& s, std::error_code ec) {
     if (ec && (ec == client::errc::connection_lost || ec == client::errc::shutting_down ||
                ec == client::errc::auth_failed || ec == client::errc::protocol_error)) {
-      if (fatal.empty()) fatal = ec.message() + ": " + op.c->conn().last_error();
+      if (fatal.empty()) fatal = ec.message() + ": " + s.c->conn().last_error();
       b->failed = true;
     }
-    start(op);
+    const auto now = clock::now();
+    if (now < record_from) return;
+    command_stats& st = stats[s.spec];
+    st.latency.record(static_cast<std::uint64_t>(std::max<clock::duration::rep>(0, (now - s.started).count())));
+    ++st.completed;
+    ++recorded;
+    if (ec || !s.error.empty()) {
+      ++st.errors;
+      ++st.errors_by_kind[ec ? ec.message() : s.error];
+    } else {
+      ++(s.null_reply ? st.misses : st.hits);
+    }
+    const auto second = static_cast<std::size_t>((now - record_from) / std::chrono::seconds(1));
+    if (second >= per_second.size()) per_second.resize(second + 1);
+    ++per_second[second];
+    if (live != nullptr && now >= next_publish) publish(now);
+  }
+
+  void publish(clock::time_point now) {
+    histogram all;
+    for (const auto& st : stats) all.merge(st.latency);
+    live->publish(index, workers, recorded, all);
+    next_publish = now + std::chrono::milliseconds(500);
   }
 };
+
+// --auto with --rate: a virtual client sleeps until its request is due.
+struct sleep_until {
+  slot& s;
+  bool await_ready() const noexcept { return s.started <= clock::now(); }
+  void await_suspend(std::coroutine_handle<> h) {
+    s.sleeper = h;
+    s.w->loop->arm(s.timer, s.started);
+  }
+  void await_resume() const noexcept {}
+};
+
+// --auto: one virtual client, awaiting one command at a time on the thread's shared client.
+client::detached virtual_client(worker& w, client::client& c, slot& s) {
+  while (w.begin(s)) {
+    if (w.open_loop) co_await sleep_until{s};
+    auto r = co_await c.command<std::optional<resp::ignore_t>>(std::span<const std::string_view>(s.argv.data(), s.argc));
+    std::error_code ec;
+    if (r) {
+      s.null_reply = !r->has_value();
+    } else if (r.error().code == resp::errc::server_error) {
+      s.error = std::string(r.error().code_word());
+    } else {
+      ec = r.error().code;
+    }
+    w.record(s, ec);
+  }
+  --w.active;
+}
+
+void on_due(net::timer* t) {
+  slot& s = *static_cast<due_timer*>(t)->owner;
+  if (s.sleeper) {
+    std::exchange(s.sleeper, {}).resume();
+  } else {
+    s.c->submit(s);
+  }
+}
 
 void run_worker(worker& w, const client::options& target, std::size_t clients, std::size_t pipeline) {
   if (w.cpu >= 0) {  // --cpu: pin before the ring exists, so its kernel work stays local
@@ -131,40 +221,58 @@ void run_worker(worker& w, const client::options& target, std::size_t clients, s
     ::sched_setaffinity(0, sizeof set, &set);
   }
   net::loop loop;
+  w.loop = &loop;
+  w.mix.emplace(*w.specs);
+  w.stats.assign(w.specs->size(), command_stats{});
+  w.per_second.clear();
+  w.recorded = 0;
+  std::size_t longest = 0;
+  for (const auto& spec : *w.specs) longest = std::max(longest, spec.parts.size());
+
+  // --auto: one client (a pool of `clients` connections) shared by every virtual client of the
+  // thread; otherwise one client (connection) per window.
   std::vector<std::unique_ptr<client::client>> conns;
-  for (std::size_t i = 0; i < clients; ++i) {
-    conns.push_back(std::make_unique<client::client>(loop, target));
+  client::options opts = target;
+  if (w.o->auto_pipeline) opts.pool_size = clients;
+  for (std::size_t i = 0; i < (w.o->auto_pipeline ? 1 : clients); ++i) {
+    conns.push_back(std::make_unique<client::client>(loop, opts));
     conns.back()->start();
   }
-  std::vector<operation> ops(clients * pipeline);
-  for (std::size_t i = 0; i < ops.size(); ++i) {
-    operation& op = ops[i];
-    op.w = &w;
-    op.c = conns[i / pipeline].get();
-    op.encode = [](client::request& r, resp::writer& out) {
-      auto& self = static_cast<operation&>(r);
-      const std::string_view key(self.key, self.key_size);
-      if (self.is_set) {
-        out.command("SET", key, std::string_view(self.w->value));
-      } else {
-        out.command("GET", key);
-      }
+  std::vector<slot> slots(clients * pipeline);
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    slot& s = slots[i];
+    s.w = &w;
+    s.c = conns[w.o->auto_pipeline ? 0 : i / pipeline].get();
+    s.argv.resize(longest);
+    s.timer.owner = &s;
+    s.timer.fn = &on_due;
+    s.encode = [](client::request& r, resp::writer& out) {
+      auto& self = static_cast<slot&>(r);
+      out.command(std::span<const std::string_view>(self.argv.data(), self.argc));
     };
-    op.on_node = [](client::request& r, const resp::node& n) {
-      auto& self = static_cast<operation&>(r);
+    s.on_node = [](client::request& r, const resp::node& n) {
+      auto& self = static_cast<slot&>(r);
       if (n.depth != 0) return;
       if (n.data_type == resp::type::null) self.null_reply = true;
       if (resp::is_error(n.data_type)) self.error = std::string(resp::error_code_word(n.value));
     };
-    op.on_done = [](client::request& r, std::error_code ec) {
-      auto& self = static_cast<operation&>(r);
-      self.w->finish(self, ec);
+    s.on_done = [](client::request& r, std::error_code ec) {
+      auto& self = static_cast<slot&>(r);
+      self.w->record(self, ec);
+      self.w->start(self);
     };
-    op.borrows_arguments = true;
+    s.borrows_arguments = true;
   }
-  w.active = static_cast<int>(ops.size());
-  for (auto& op : ops) w.start(op);
+  w.active = static_cast<int>(slots.size());
+  for (auto& s : slots) {
+    if (w.o->auto_pipeline) {
+      virtual_client(w, *s.c, s);
+    } else {
+      w.start(s);
+    }
+  }
   while (w.active > 0) loop.run_once(std::chrono::milliseconds(100));
+  if (w.live != nullptr) w.publish(clock::now());
   for (auto& c : conns) c->close();
   conns.clear();
   loop.run_once(std::chrono::milliseconds(0));
@@ -181,49 +289,109 @@ void command_stats::merge(const command_stats& o) {
   for (const auto& [k, v] : o.errors_by_kind) errors_by_kind[k] += v;
 }
 
-run_result run(const bench_options& o, const client::options& target, const std::atomic<bool>* stop) {
+std::uint64_t run_result::completed() const noexcept {
+  std::uint64_t n = 0;
+  for (const auto& c : commands) n += c.stats.completed;
+  return n;
+}
+
+command_stats run_result::total() const {
+  command_stats all;
+  for (const auto& c : commands) all.merge(c.stats);
+  return all;
+}
+
+const command_result* run_result::find(std::string_view name) const noexcept {
+  for (const auto& c : commands) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+void live_figures::publish(std::size_t i, std::size_t n, std::uint64_t completed, const histogram& latency) {
+  const std::lock_guard lock(m_);
+  if (workers_.size() < n) workers_.resize(n);
+  workers_[i].completed = completed;
+  workers_[i].latency = latency;
+}
+
+live_figures::snapshot live_figures::read() const {
+  snapshot all;
+  const std::lock_guard lock(m_);
+  for (const auto& w : workers_) {
+    all.completed += w.completed;
+    all.latency.merge(w.latency);
+  }
+  return all;
+}
+
+run_result run(const bench_options& o, const client::options& target, const std::atomic<bool>* stop, live_figures* live) {
   budget b;
   b.stop = stop;
+  const std::vector<command_spec> specs = o.workload();
   const auto threads = static_cast<std::size_t>(o.threads);
   std::vector<worker> workers(threads);
   const std::string value(o.data_size, 'x');
   for (std::size_t t = 0; t < threads; ++t) {
-    workers[t].o = &o;
-    workers[t].b = &b;
-    workers[t].value = value;
-    workers[t].rng ^= (t + 1) * 0x2545F4914F6CDD1Dull;
-    workers[t].sequence = t * 7919;
-    workers[t].gauss_rng.seed(t + 1);
-    if (!o.cpus.empty()) workers[t].cpu = o.cpus[t % o.cpus.size()];
+    worker& w = workers[t];
+    w.o = &o;
+    w.specs = &specs;
+    w.b = &b;
+    w.index = t;
+    w.workers = threads;
+    w.value = value;
+    w.rng ^= (t + 1) * 0x2545F4914F6CDD1Dull;
+    w.sequence = t * 7919;
+    w.gauss_rng.seed(t + 1);
+    if (!o.cpus.empty()) w.cpu = o.cpus[t % o.cpus.size()];
   }
+  auto run_phase = [&](clock::time_point start, clock::time_point record_from) {
+    for (auto& w : workers) {
+      w.record_from = record_from;
+      w.next_publish = start;
+      w.live = record_from == clock::time_point::max() ? nullptr : live;
+      if (o.rate > 0) {
+        w.open_loop.emplace(start, o.rate / static_cast<double>(threads));
+      } else {
+        w.open_loop.reset();
+      }
+    }
+    std::vector<std::thread> pool;
+    for (auto& w : workers) {
+      pool.emplace_back([&] { run_worker(w, target, static_cast<std::size_t>(o.clients), static_cast<std::size_t>(o.pipeline)); });
+    }
+    for (auto& t : pool) t.join();
+  };
   // Warm-up phase: the same workload, for a fixed time, not recorded.
   if (o.warmup.count() > 0) {
     b.timed = true;
-    b.end = clock::now() + o.warmup;
-    for (auto& w : workers) w.record_from = clock::time_point::max();
-    std::vector<std::thread> pool;
-    for (auto& w : workers) pool.emplace_back([&] { run_worker(w, target, static_cast<std::size_t>(o.clients), static_cast<std::size_t>(o.pipeline)); });
-    for (auto& t : pool) t.join();
+    const auto start = clock::now();
+    b.end = start + o.warmup;
+    run_phase(start, clock::time_point::max());
   }
   b.timed = o.test_time.count() > 0;
   b.remaining = static_cast<std::int64_t>(o.requests);
   const auto start = clock::now();
   b.end = start + o.test_time;
-  for (auto& w : workers) {
-    w.record_from = start;
-    w.get = {};
-    w.set = {};
-  }
   const double cpu0 = cpu_seconds();
-  std::vector<std::thread> pool;
-  for (auto& w : workers) pool.emplace_back([&] { run_worker(w, target, static_cast<std::size_t>(o.clients), static_cast<std::size_t>(o.pipeline)); });
-  for (auto& t : pool) t.join();
+  run_phase(start, start);
   run_result r;
   r.client_cpu_seconds = cpu_seconds() - cpu0;
   r.seconds = std::chrono::duration<double>(clock::now() - start).count();
-  for (auto& w : workers) {
-    r.get.merge(w.get);
-    r.set.merge(w.set);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    command_result* row = nullptr;
+    for (auto& c : r.commands) {
+      if (c.name == specs[i].name) row = &c;
+    }
+    if (row == nullptr) {
+      r.commands.push_back({specs[i].name, specs[i].reports_hits(), {}});
+      row = &r.commands.back();
+    }
+    for (const auto& w : workers) row->stats.merge(w.stats[i]);
+  }
+  for (const auto& w : workers) {
+    if (r.per_second.size() < w.per_second.size()) r.per_second.resize(w.per_second.size());
+    for (std::size_t s = 0; s < w.per_second.size(); ++s) r.per_second[s] += w.per_second[s];
     if (r.fatal.empty()) r.fatal = w.fatal;
   }
   if (r.fatal.empty() && stop != nullptr && stop->load()) r.fatal = "interrupted";
