@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+#include "patterns/script.hpp"
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+namespace redring::patterns {
+namespace {
+
+void append_hex(std::string& out, const unsigned char* data, std::size_t n) {
+  static constexpr char digits[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(digits[data[i] >> 4]);
+    out.push_back(digits[data[i] & 15]);
+  }
+}
+
+}  // namespace
+
+script::script(std::string_view text) : text_(text) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  sha_.reserve(2 * SHA_DIGEST_LENGTH);
+  append_hex(sha_, digest, SHA_DIGEST_LENGTH);
+}
+
+task<result<resp::value>> script::run(client::client& c, std::span<const std::string> keys,
+                                      std::span<const std::string> args, std::chrono::milliseconds timeout) const {
+  const auto numkeys = static_cast<std::int64_t>(keys.size());
+  // `command<resp::value>` hands error replies back as values: make them errors.
+  const auto checked = [](result<resp::value> r) -> result<resp::value> {
+    if (r && resp::is_error(r->data_type)) return resp::error{resp::errc::server_error, std::move(r->text)};
+    return r;
+  };
+  auto reply = checked(co_await c.command<resp::value>("EVALSHA", sha_, numkeys, keys, args).with_timeout(timeout));
+  // NOSCRIPT: the server's script cache lost it (SCRIPT FLUSH, restart, a replica promoted). EVAL
+  // caches it again, so the next call is an EVALSHA hit.
+  if (!reply && reply.error().code_word() == "NOSCRIPT") {
+    reply = checked(co_await c.command<resp::value>("EVAL", text_, numkeys, keys, args).with_timeout(timeout));
+  }
+  co_return reply;
+}
+
+std::string random_hex(std::size_t bytes, bool* ok) {
+  std::vector<unsigned char> raw(bytes);
+  const bool good = RAND_bytes(raw.data(), static_cast<int>(raw.size())) == 1;
+  if (!good) {
+    // Unreachable on a working system; still unique within the process, never a crash.
+    static std::atomic<std::uint64_t> counter{0};
+    std::uint64_t mix = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+                        (counter.fetch_add(1) * 0x9E3779B97F4A7C15ULL);
+    for (auto& b : raw) {
+      b = static_cast<unsigned char>(mix);
+      mix = (mix >> 8) | (mix << 56);
+    }
+  }
+  if (ok) *ok = good;
+  std::string out;
+  out.reserve(2 * bytes);
+  append_hex(out, raw.data(), raw.size());
+  return out;
+}
+
+}  // namespace redring::patterns

@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+// A Lua script run by its SHA1 (EVALSHA), sent whole (EVAL) only when the server does not know it:
+// one round trip in the steady state, and recovery from SCRIPT FLUSH, restarts and fail-overs.
+#pragma once
+
+#include "client/client.hpp"
+#include "patterns/task.hpp"
+
+#include <chrono>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace redring::patterns {
+
+using resp::result;
+
+/// A Lua script and its SHA1 (computed here, so no SCRIPT LOAD round trip is needed).
+class script {
+ public:
+  /// `text` must outlive the script (a named `constexpr std::string_view` does).
+  explicit script(std::string_view text);
+
+  /// The Lua source.
+  [[nodiscard]] std::string_view text() const noexcept { return text_; }
+  /// The lowercase hex SHA1 of the source, as EVALSHA wants it.
+  [[nodiscard]] std::string_view sha() const noexcept { return sha_; }
+
+  /// Runs the script with `keys` and `args`: EVALSHA, then EVAL if the server answers NOSCRIPT.
+  /// Returns the script's reply, the server's error reply (a Lua error is `ERR ...`), or why there
+  /// was no reply. `timeout`: 0 uses the client's default, negative none. The spans must outlive
+  /// the co_await.
+  [[nodiscard]] task<result<resp::value>> run(client::client& c, std::span<const std::string> keys,
+                                              std::span<const std::string> args,
+                                              std::chrono::milliseconds timeout = {}) const;
+
+ private:
+  std::string_view text_;
+  std::string sha_;
+};
+
+/// `bytes` random bytes from the operating system's CSPRNG (OpenSSL RAND_bytes), as lowercase hex:
+/// lock tokens and unique members. Never fails in practice; if RAND_bytes does, the hex of a
+/// time and counter mix is returned instead and `ok` (when given) is set to false.
+[[nodiscard]] std::string random_hex(std::size_t bytes = 16, bool* ok = nullptr);
+
+}  // namespace redring::patterns

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+// The coroutine plumbing the patterns share: `task<T>`, a lazy coroutine another coroutine awaits;
+// `spawn`, to start one from plain code; and `sleep_for`, a timer on the client's loop.
+#pragma once
+
+#include "client/detached.hpp"
+#include "net/loop.hpp"
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace redring::patterns {
+
+/// A coroutine that starts when awaited and resumes its awaiter when it ends (symmetric transfer:
+/// no stack growth however long a chain of tasks). Await it once; destroying an unawaited task
+/// frees it without running it. The value is moved out by `co_await`.
+template <class T>
+class [[nodiscard]] task {
+ public:
+  struct promise_type {
+    std::optional<T> value;
+    std::coroutine_handle<> awaiter;
+
+    task get_return_object() noexcept { return task(std::coroutine_handle<promise_type>::from_promise(*this)); }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    auto final_suspend() noexcept {
+      struct resume_awaiter {
+        bool await_ready() noexcept { return false; }
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+          auto next = h.promise().awaiter;
+          return next ? next : std::noop_coroutine();
+        }
+        void await_resume() noexcept {}
+      };
+      return resume_awaiter{};
+    }
+    void return_value(T v) { value.emplace(std::move(v)); }
+    // Errors are values in this library; an exception here is a bug.
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+
+  task(task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  task& operator=(task&&) = delete;
+  task(const task&) = delete;
+  ~task() {
+    if (handle_) handle_.destroy();
+  }
+
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
+    handle_.promise().awaiter = awaiter;
+    return handle_;
+  }
+  T await_resume() { return std::move(*handle_.promise().value); }
+
+ private:
+  explicit task(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+  std::coroutine_handle<promise_type> handle_;
+};
+
+/// Runs `t` now (until its first suspension) and calls `done(T)` on the loop thread when it ends:
+/// for callers that are not coroutines. `done` is moved into the coroutine frame.
+template <class T, class F>
+client::detached spawn(task<T> t, F done) {
+  done(co_await std::move(t));
+}
+
+/// Runs every task at once (each until its first suspension, in order) and completes when all have
+/// ended: their values in the same order. For fanning one operation out to several servers.
+template <class T>
+task<std::vector<T>> when_all(std::vector<task<T>> tasks) {
+  struct state {
+    std::vector<std::optional<T>> values;
+    std::size_t pending;
+    std::coroutine_handle<> waiter;
+  };
+  struct all_done {
+    state& s;
+    bool await_ready() const noexcept { return s.pending == 0; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { s.waiter = h; }
+    void await_resume() const noexcept {}
+  };
+  state st{std::vector<std::optional<T>>(tasks.size()), tasks.size(), {}};
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    // The last one to end resumes us; `st` lives in this frame, which waits for all of them.
+    spawn(std::move(tasks[i]), [&st, i](T v) {
+      st.values[i].emplace(std::move(v));
+      if (--st.pending == 0 && st.waiter) st.waiter.resume();
+    });
+  }
+  co_await all_done{st};
+  std::vector<T> out;
+  out.reserve(st.values.size());
+  for (auto& v : st.values) out.push_back(std::move(*v));
+  co_return out;
+}
+
+/// `co_await sleep_for(loop, d)`: resumes on the loop thread after `d`, measured from the start
+/// of the current loop turn. The awaiting coroutine must keep `loop` alive.
+class [[nodiscard]] sleep_for {
+ public:
+  sleep_for(net::loop& l, net::clock::duration d) : loop_(l), duration_(d) {}
+  bool await_ready() const noexcept { return duration_ <= net::clock::duration::zero(); }
+  void await_suspend(std::coroutine_handle<> h) {
+    timer_.handle = h;
+    timer_.fn = [](net::timer* t) { static_cast<wake_timer*>(t)->handle.resume(); };
+    loop_.arm(timer_, loop_.now() + duration_);
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  struct wake_timer : net::timer {
+    std::coroutine_handle<> handle;
+  };
+  net::loop& loop_;
+  net::clock::duration duration_;
+  wake_timer timer_;
+};
+
+}  // namespace redring::patterns

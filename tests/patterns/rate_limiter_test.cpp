@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: MIT
+// The rate limiters against a real redis-server: exactness under concurrency, honest headers,
+// refill and retry-after with a clock the test moves, costs, failure policies, the deny cache and
+// recovery from SCRIPT FLUSH.
+#include "patterns/rate_limiter.hpp"
+
+#include "tests/patterns/run_task.hpp"
+#include "tests/support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+namespace redring::patterns {
+namespace {
+
+using namespace std::chrono_literals;
+using test::options_for;
+using test::run_task;
+
+class RateLimiter : public ::testing::TestWithParam<limiter_algorithm> {
+ protected:
+  limiter_options make(std::int64_t limit, std::chrono::milliseconds period) {
+    limiter_options o;
+    o.algorithm = GetParam();
+    o.limit = limit;
+    o.period = period;
+    o.clock = clock.function();
+    o.timeout = 10s;  // a loaded CI machine (sanitizers, parallel builds) must not turn into fail-open
+    return o;
+  }
+  decision hit(rate_limiter& l, std::string_view name, std::int64_t cost = 1) { return run_task(loop, l.hit(name, cost)); }
+
+  test::redis_server server;
+  net::loop loop;
+  client::client c1{loop, options_for(server)};
+  client::client c2{loop, options_for(server)};
+  test::manual_clock clock;
+  test::blocking_connection admin{server.socket_path()};
+};
+
+// 200 hits from two clients (two connections), all in flight at once, against a limit of 50:
+// exactly 50 are admitted, and their `remaining` figures are 49 ... 0, each once.
+TEST_P(RateLimiter, ConcurrentCallersAdmitExactlyTheLimit) {
+  rate_limiter a(c1, make(50, 10s)), b(c2, make(50, 10s));
+  int done = 0, allowed = 0;
+  std::multiset<std::int64_t> remaining;
+  auto record = [&](decision d) {
+    ++done;
+    EXPECT_EQ(d.source, decision_source::server) << (d.failure ? d.failure->what() : "");
+    if (d.allowed) {
+      ++allowed;
+      remaining.insert(d.remaining);
+    } else {
+      EXPECT_EQ(d.remaining, 0);
+      EXPECT_GT(d.retry_after, 0ms);
+    }
+  };
+  for (int i = 0; i < 100; ++i) {
+    spawn(a.hit("shared"), record);
+    spawn(b.hit("shared"), record);
+  }
+  ASSERT_TRUE(test::run_until(loop, [&] { return done == 200; }));
+  EXPECT_EQ(allowed, 50);
+  for (std::int64_t r = 0; r < 50; ++r) EXPECT_EQ(remaining.count(r), 1u) << r;
+}
+
+// The figures a decision reports are the server's state: remaining + used = limit, and the reset
+// time is the key's TTL on the server.
+TEST_P(RateLimiter, HeadersAgreeWithServerState) {
+  rate_limiter l(c1, make(10, 5s));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(hit(l, "h").allowed);
+  const auto d = hit(l, "h", 2);
+  ASSERT_TRUE(d.allowed);
+  EXPECT_EQ(d.limit, 10);
+  EXPECT_EQ(d.remaining, 5);
+  EXPECT_EQ(d.retry_after, 0ms);
+  const auto key = l.key("h");
+  const auto pttl = admin.call({"PTTL", key}).integer;
+  EXPECT_GT(pttl, 0);
+  switch (GetParam()) {
+    case limiter_algorithm::fixed_window:
+      EXPECT_EQ(admin.call({"GET", key}).text, "5");
+      EXPECT_NEAR(static_cast<double>(d.reset_after.count()), static_cast<double>(pttl), 50.0);
+      break;
+    case limiter_algorithm::sliding_log:
+      EXPECT_EQ(admin.call({"ZCARD", key}).integer, 5);
+      EXPECT_EQ(d.reset_after, 5s);
+      break;
+    case limiter_algorithm::sliding_window:
+      EXPECT_EQ(admin.call({"HGET", key, "c"}).text, "5");
+      break;
+    case limiter_algorithm::token_bucket:
+      EXPECT_EQ(admin.call({"HGET", key, "t"}).text, "5");
+      EXPECT_EQ(d.reset_after, 2500ms);  // 5 tokens at 10 per 5 s
+      EXPECT_EQ(pttl <= 2500 && pttl > 2400, true) << pttl;
+      break;
+    case limiter_algorithm::gcra:
+      EXPECT_EQ(d.reset_after, 2500ms);  // TAT is 5 intervals of 500 ms ahead
+      EXPECT_EQ(pttl <= 2500 && pttl > 2400, true) << pttl;
+      break;
+  }
+}
+
+// Retry-After is honest: one millisecond before it the same hit is still refused, at it admitted.
+// (The fixed window's time is the key's TTL on the server, tested in FixedWindowResets.)
+TEST_P(RateLimiter, RetryAfterIsExact) {
+  if (GetParam() == limiter_algorithm::fixed_window) GTEST_SKIP() << "no client clock";
+  rate_limiter l(c1, make(4, 1s));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(hit(l, "r").allowed);  // all at one instant: exhausted
+  clock.advance_ms(37);                                            // a retry-after that is not round
+  const auto d = hit(l, "r");
+  ASSERT_FALSE(d.allowed);
+  ASSERT_GT(d.retry_after, 1ms);
+  ASSERT_NE(d.retry_after, decision::never);
+  clock.advance_ms(d.retry_after.count() - 1);
+  EXPECT_FALSE(hit(l, "r").allowed);
+  clock.advance_ms(1);
+  EXPECT_TRUE(hit(l, "r").allowed);
+}
+
+// Costs: a weighted hit counts its weight, a denied one counts nothing, and a cost larger than the
+// limit can never be admitted.
+TEST_P(RateLimiter, Costs) {
+  rate_limiter l(c1, make(12, 10s));
+  EXPECT_TRUE(hit(l, "w", 5).allowed);
+  EXPECT_TRUE(hit(l, "w", 5).allowed);
+  const auto refused = hit(l, "w", 5);
+  EXPECT_FALSE(refused.allowed);
+  EXPECT_EQ(refused.remaining, 2);
+  const auto two = hit(l, "w", 2);
+  EXPECT_TRUE(two.allowed);
+  EXPECT_EQ(two.remaining, 0);
+  const auto huge = hit(l, "w2", 13);
+  EXPECT_FALSE(huge.allowed);
+  EXPECT_EQ(huge.retry_after, decision::never);
+  const auto zero = hit(l, "w2", 0);
+  EXPECT_FALSE(zero.allowed);
+  ASSERT_TRUE(zero.failure);
+  EXPECT_EQ(zero.failure->code, std::errc::invalid_argument);
+}
+
+// After the period the whole limit is back (reset_after says when).
+TEST_P(RateLimiter, FullLimitAfterReset) {
+  rate_limiter l(c1, make(3, 200ms));
+  decision last;
+  for (int i = 0; i < 3; ++i) last = hit(l, "f");
+  ASSERT_TRUE(last.allowed);
+  EXPECT_EQ(last.remaining, 0);
+  EXPECT_FALSE(hit(l, "f").allowed);
+  clock.advance_ms(last.reset_after.count());
+  if (GetParam() == limiter_algorithm::fixed_window) test::pause(loop, last.reset_after + 10ms);
+  const auto fresh = hit(l, "f");
+  EXPECT_TRUE(fresh.allowed);
+  EXPECT_EQ(fresh.remaining, 2);
+}
+
+// The server's script cache flushed between two hits: EVALSHA's NOSCRIPT falls back to EVAL.
+TEST_P(RateLimiter, RecoversFromScriptFlush) {
+  rate_limiter l(c1, make(5, 10s));
+  ASSERT_TRUE(hit(l, "s").allowed);
+  admin.call({"SCRIPT", "FLUSH"});
+  const auto d = hit(l, "s");
+  EXPECT_EQ(d.source, decision_source::server);
+  EXPECT_TRUE(d.allowed);
+  EXPECT_EQ(d.remaining, 3);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, RateLimiter,
+                         ::testing::Values(limiter_algorithm::fixed_window, limiter_algorithm::sliding_log,
+                                           limiter_algorithm::sliding_window, limiter_algorithm::token_bucket,
+                                           limiter_algorithm::gcra),
+                         [](const ::testing::TestParamInfo<limiter_algorithm>& p) {
+                           switch (p.param) {
+                             case limiter_algorithm::fixed_window: return std::string("fixed_window");
+                             case limiter_algorithm::sliding_log: return std::string("sliding_log");
+                             case limiter_algorithm::sliding_window: return std::string("sliding_window");
+                             case limiter_algorithm::token_bucket: return std::string("token_bucket");
+                             case limiter_algorithm::gcra: break;
+                           }
+                           return std::string("gcra");
+                         });
+
+// The fixed window's window is the key's TTL: it resets on the server's time.
+TEST(FixedWindow, ResetsOnServerTime) {
+  test::redis_server server;
+  net::loop loop;
+  client::client c(loop, options_for(server));
+  rate_limiter l(c, {.algorithm = limiter_algorithm::fixed_window, .limit = 2, .period = 150ms});
+  EXPECT_TRUE(run_task(loop, l.hit("x")).allowed);
+  EXPECT_TRUE(run_task(loop, l.hit("x")).allowed);
+  const auto d = run_task(loop, l.hit("x"));
+  EXPECT_FALSE(d.allowed);
+  EXPECT_LE(d.retry_after, 150ms);
+  test::pause(loop, d.retry_after + 20ms);
+  EXPECT_TRUE(run_task(loop, l.hit("x")).allowed);
+}
+
+// Sliding log and sliding window under steady over-demand (3x the limit, evenly spread): the log
+// never admits more than the limit in any sliding window; the counter stays within its documented
+// bound (the limit per aligned window, and within 10 % over any sliding window at uniform load).
+TEST(SlidingLimiters, ErrorBoundsUnderSteadyLoad) {
+  test::redis_server server;
+  net::loop loop;
+  client::client c(loop, options_for(server));
+  for (auto algorithm : {limiter_algorithm::sliding_log, limiter_algorithm::sliding_window}) {
+    test::manual_clock clock;
+    rate_limiter l(c, {.algorithm = algorithm, .limit = 30, .period = 1000ms, .clock = clock.function()});
+    std::vector<std::int64_t> admitted;  // ms offsets
+    for (std::int64_t t = 0; t < 5000; t += 11) {
+      if (run_task(loop, l.hit("steady")).allowed) admitted.push_back(t);
+      clock.advance_ms(11);
+    }
+    std::size_t worst = 0;
+    for (std::size_t i = 0; i < admitted.size(); ++i) {
+      const auto end = std::lower_bound(admitted.begin(), admitted.end(), admitted[i] + 1000);
+      worst = std::max(worst, static_cast<std::size_t>(end - (admitted.begin() + static_cast<std::ptrdiff_t>(i))));
+    }
+    if (algorithm == limiter_algorithm::sliding_log) {
+      EXPECT_EQ(worst, 30u);
+    } else {
+      EXPECT_LE(worst, 33u);
+      EXPECT_GE(worst, 27u);
+    }
+    // Over 5 s, the admitted total is the limit's 5 windows' worth (give or take the first window).
+    EXPECT_NEAR(static_cast<double>(admitted.size()), 150.0, 10.0);
+  }
+}
+
+// Fail open and fail closed: with no server, the decision is the policy's, says why, and comes
+// within the timeout.
+TEST(RateLimiterFailure, PolicyDecidesWhenRedisIsDown) {
+  net::loop loop;
+  client::options o;
+  o.unix_path = "/nonexistent/redring-patterns.sock";
+  client::client c(loop, o);
+  for (auto policy : {failure_policy::allow, failure_policy::deny}) {
+    rate_limiter l(c, {.limit = 5, .on_failure = policy, .timeout = 50ms});
+    const auto d = run_task(loop, l.hit("down"));
+    EXPECT_EQ(d.allowed, policy == failure_policy::allow);
+    EXPECT_EQ(d.source, decision_source::failure);
+    ASSERT_TRUE(d.failure);
+    EXPECT_EQ(d.remaining, policy == failure_policy::allow ? 5 : 0);
+  }
+}
+
+// The deny cache answers repeated denials locally until their retry-after passes.
+TEST(RateLimiterDenyCache, DeniesLocallyUntilRetryAfter) {
+  test::redis_server server;
+  net::loop loop;
+  client::client c(loop, options_for(server));
+  test::blocking_connection admin(server.socket_path());
+  rate_limiter l(c, {.algorithm = limiter_algorithm::fixed_window, .limit = 1, .period = 300ms, .deny_cache_size = 16});
+  EXPECT_TRUE(run_task(loop, l.hit("d")).allowed);
+  const auto first = run_task(loop, l.hit("d"));
+  EXPECT_FALSE(first.allowed);
+  EXPECT_EQ(first.source, decision_source::server);
+  // Deleting the key would admit the next hit on the server: a cached denial proves no round trip.
+  admin.call({"DEL", l.key("d")});
+  const auto cached = run_task(loop, l.hit("d"));
+  EXPECT_FALSE(cached.allowed);
+  EXPECT_EQ(cached.source, decision_source::deny_cache);
+  EXPECT_LE(cached.retry_after, first.retry_after);
+  test::pause(loop, first.retry_after + 10ms);
+  const auto later = run_task(loop, l.hit("d"));
+  EXPECT_TRUE(later.allowed);
+  EXPECT_EQ(later.source, decision_source::server);
+}
+
+}  // namespace
+}  // namespace redring::patterns
