@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: MIT
+#include "tools/fuzz/command_table.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <map>
+
+namespace redring::fuzz {
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// A map reply (RESP3 map, or RESP2 flat array of key, value, ...) as a lookup by key.
+std::map<std::string, const resp::value*> pairs(const resp::value& v) {
+  std::map<std::string, const resp::value*> out;
+  for (std::size_t i = 0; i + 1 < v.elements.size(); i += 2) out[lower(v.elements[i].text)] = &v.elements[i + 1];
+  return out;
+}
+
+arg_spec::kind kind_of(std::string_view t) {
+  if (t == "integer") return arg_spec::kind::integer;
+  if (t == "double") return arg_spec::kind::double_number;
+  if (t == "key") return arg_spec::kind::key;
+  if (t == "pattern") return arg_spec::kind::pattern;
+  if (t == "unix-time") return arg_spec::kind::unix_time;
+  if (t == "pure-token") return arg_spec::kind::pure_token;
+  if (t == "oneof") return arg_spec::kind::oneof;
+  if (t == "block") return arg_spec::kind::block;
+  return arg_spec::kind::string;
+}
+
+std::vector<arg_spec> parse_args(const resp::value& list) {
+  std::vector<arg_spec> out;
+  for (const resp::value& a : list.elements) {
+    const auto m = pairs(a);
+    arg_spec s;
+    if (auto it = m.find("name"); it != m.end()) s.name = it->second->text;
+    if (auto it = m.find("type"); it != m.end()) s.type = kind_of(it->second->text);
+    if (auto it = m.find("token"); it != m.end()) s.token = it->second->text;
+    if (auto it = m.find("flags"); it != m.end()) {
+      for (const auto& f : it->second->elements) {
+        s.optional = s.optional || f.text == "optional";
+        s.multiple = s.multiple || f.text == "multiple";
+        s.multiple_token = s.multiple_token || f.text == "multiple_token";
+      }
+    }
+    if (auto it = m.find("arguments"); it != m.end()) s.children = parse_args(*it->second);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void add_info(command_table& t, const resp::value& entry, const std::map<std::string, const resp::value*>& docs) {
+  const auto& e = entry.elements;
+  if (e.size() < 6) return;
+  command_spec c;
+  c.name = lower(e[0].text);
+  const std::size_t bar = c.name.find('|');
+  if (bar == std::string::npos) {
+    c.words = {upper(c.name)};
+  } else {
+    c.words = {upper(c.name.substr(0, bar)), upper(c.name.substr(bar + 1))};
+  }
+  c.arity = static_cast<int>(e[1].integer);
+  for (const auto& f : e[2].elements) c.flags.push_back(lower(f.text));
+  c.first_key = static_cast<int>(e[3].integer);
+  c.last_key = static_cast<int>(e[4].integer);
+  c.key_step = static_cast<int>(e[5].integer);
+  if (e.size() > 6) {
+    for (const auto& cat : e[6].elements) c.categories.push_back(lower(cat.text));
+  }
+  if (auto it = docs.find(c.name); it != docs.end()) {
+    c.has_docs = true;
+    const auto d = pairs(*it->second);
+    if (auto a = d.find("arguments"); a != d.end()) c.args = parse_args(*a->second);
+  }
+  c.has_subcommands = e.size() > 9 && !e[9].elements.empty();
+  classify(c);
+  t.commands.push_back(std::move(c));
+  if (e.size() > 9) {
+    for (const auto& sub : e[9].elements) add_info(t, sub, docs);
+  }
+}
+
+// Collects every docs entry, subcommands included, by name.
+void collect_docs(const resp::value& v, std::map<std::string, const resp::value*>& out) {
+  for (std::size_t i = 0; i + 1 < v.elements.size(); i += 2) {
+    out[lower(v.elements[i].text)] = &v.elements[i + 1];
+    const auto d = pairs(v.elements[i + 1]);
+    if (auto s = d.find("subcommands"); s != d.end()) collect_docs(*s->second, out);
+  }
+}
+
+}  // namespace
+
+bool command_spec::has_flag(std::string_view f) const noexcept {
+  return std::find(flags.begin(), flags.end(), f) != flags.end();
+}
+
+void classify(command_spec& c) {
+  static constexpr std::array<std::string_view, 25> never = {
+      "shutdown",     "monitor",      "sync",         "psync",       "quit",        "debug",
+      "failover",     "replicaof",    "slaveof",      "migrate",     "client|kill", "client|pause",
+      "client|reply", "subscribe",    "psubscribe",   "ssubscribe",  "unsubscribe", "punsubscribe",
+      "sunsubscribe", "cluster|meet", "cluster|failover", "cluster|replicate", "client|unpause",
+      // Not dangerous, but seconds of CPU each: they would dominate a run.
+      "pfselftest", "save"};
+  static constexpr std::array<std::string_view, 12> destructive = {
+      "flushall",       "flushdb",         "script|flush", "function|flush", "function|delete", "function|restore",
+      "swapdb",         "client|no-evict", "config|set",   "acl|setuser",    "acl|deluser",     "module|load"};
+  c.excluded = std::find(never.begin(), never.end(), c.name) != never.end();
+  c.dangerous = std::find(destructive.begin(), destructive.end(), c.name) != destructive.end() ||
+                std::find(c.categories.begin(), c.categories.end(), "@admin") != c.categories.end() ||
+                std::find(c.categories.begin(), c.categories.end(), "@dangerous") != c.categories.end();
+}
+
+command_table command_table::from_replies(const resp::value& info, const resp::value& docs) {
+  std::map<std::string, const resp::value*> by_name;
+  collect_docs(docs, by_name);
+  command_table t;
+  for (const resp::value& entry : info.elements) add_info(t, entry, by_name);
+  std::sort(t.commands.begin(), t.commands.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return t;
+}
+
+const command_spec* command_table::find(std::string_view name) const noexcept {
+  const auto it = std::lower_bound(commands.begin(), commands.end(), name,
+                                   [](const command_spec& c, std::string_view n) { return c.name < n; });
+  return it != commands.end() && it->name == name ? &*it : nullptr;
+}
+
+}  // namespace redring::fuzz

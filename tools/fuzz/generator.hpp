@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+// Server-mode case generation: commands built from the server's grammar with values from
+// interesting sets, mutations of valid commands, and malformed frames.
+#pragma once
+
+#include "tools/fuzz/command_table.hpp"
+#include "tools/fuzz/fuzz_case.hpp"
+#include "tools/fuzz/rng.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace redring::fuzz {
+
+/// How cases are drawn.
+struct generator_options {
+  bool allow_dangerous = false;   ///< include `command_spec::dangerous` commands
+  unsigned malformed_percent = 20; ///< cases that end with one or two malformed raw frames
+  unsigned mutate_percent = 25;   ///< command frames that are mutated after generation
+  std::size_t batch = 24;         ///< generated frames per case (the keyspace set-up comes first)
+  std::string key_prefix = "rf:"; ///< every generated key starts with it
+  std::vector<std::string> only;  ///< if not empty: only these commands (lower case, "a|b")
+};
+
+/// Draws cases from a command table. Case `i` of seed `s` depends only on (s, i) and the table.
+class generator {
+ public:
+  generator(const command_table& table, generator_options opts);
+
+  /// The keyspace set-up: DEL of every fuzz key, then one existing key of every type.
+  [[nodiscard]] std::vector<frame> setup_frames() const;
+  /// Case `index` of the run seeded `seed`: set-up frames, then `batch` generated commands (a MULTI
+  /// left open is closed with EXEC so that the sentinel is not queued), then, in `malformed_percent`
+  /// of the cases, one or two malformed frames.
+  [[nodiscard]] fuzz_case make_case(std::uint64_t seed, std::uint64_t index) const;
+
+  /// A valid command of a random eligible spec.
+  [[nodiscard]] frame random_command(rng& r) const;
+  /// The command `spec` with arguments drawn from its grammar.
+  [[nodiscard]] frame generate(rng& r, const command_spec& spec) const;
+  /// `f` (a command frame) mutated: arguments replaced, removed, repeated, flipped, truncated...
+  [[nodiscard]] frame mutate(rng& r, frame f) const;
+  /// A malformed or unusual raw frame: bad and oversized lengths, truncation, inline commands,
+  /// nested arrays, wrong prefix bytes, a pipeline cut mid-frame, flipped bytes.
+  [[nodiscard]] frame malformed(rng& r) const;
+
+  /// A value of each interesting set (for tests and mutation).
+  [[nodiscard]] std::string random_key(rng& r) const;
+  [[nodiscard]] std::string random_value(rng& r) const;
+
+  /// Commands eligible for generation (after exclusions, --allow-dangerous and --only).
+  [[nodiscard]] const std::vector<const command_spec*>& eligible() const noexcept { return eligible_; }
+
+ private:
+  void add_arg(rng& r, const command_spec& spec, const arg_spec& a, std::vector<std::string>& out, int depth) const;
+  std::string value_for(rng& r, const command_spec& spec, const arg_spec& a) const;
+
+  const command_table& table_;
+  generator_options opts_;
+  std::vector<const command_spec*> eligible_;
+};
+
+/// The upper-case command name of a frame's arguments, with the subcommand for containers known to
+/// `table` ("CONFIG GET" -> "config|get"); empty for raw frames.
+[[nodiscard]] std::string command_name(const command_table& table, const frame& f);
+
+}  // namespace redring::fuzz

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+#include "tools/fuzz/server_fuzzer.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+namespace redring::fuzz {
+namespace {
+
+std::string info_field(const std::string& info, std::string_view field) {
+  const std::size_t at = info.find(std::string(field).append(":"));
+  if (at == std::string::npos) return {};
+  const std::size_t from = at + field.size() + 1;
+  return info.substr(from, info.find_first_of("\r\n", from) - from);
+}
+
+}  // namespace
+
+server_fuzzer::server_fuzzer(server_target& target, const fuzz_options& opts) : target_(target), opts_(opts) {
+  settings_.timeout = opts.timeout;
+  const std::string password = opts.auth_password();
+  if (!password.empty()) {
+    const std::string user = opts.auth_user();
+    settings_.preamble.push_back(user.empty() ? command_frame({"AUTH", password}) : command_frame({"AUTH", user, password}));
+  }
+}
+
+std::optional<std::string> server_fuzzer::prepare() {
+  std::string why;
+  const auto info = call(target_.where, settings_, {"COMMAND", "INFO"}, why);
+  if (!info) return why;
+  if (info->is_error()) return "COMMAND INFO failed: " + info->text;
+  auto docs = call(target_.where, settings_, {"COMMAND", "DOCS"}, why);
+  if (!docs || docs->is_error()) docs = resp::value{};  // before 7.0: arity and key positions only
+  if (const auto server = call(target_.where, settings_, {"INFO", "server"}, why); server && !server->is_error()) {
+    version_ = info_field(server->text, "redis_version");
+  }
+  table_ = command_table::from_replies(*info, *docs);
+  generator_options g;
+  g.allow_dangerous = opts_.allow_dangerous;
+  g.malformed_percent = opts_.malformed_percent;
+  g.mutate_percent = opts_.mutate_percent;
+  g.batch = opts_.batch;
+  g.only = opts_.only;
+  gen_ = std::make_unique<generator>(table_, g);
+  if (gen_->eligible().empty()) return std::string("no command left to generate (see --only)");
+  return std::nullopt;
+}
+
+probe_result server_fuzzer::run_once(const fuzz_case& c) {
+  std::string why;
+  if (target_.restart && check_alive(target_.where, settings_, why) != liveness::alive) {
+    if (!target_.restart(target_.where, why)) return {{finding_kind::crash, "cannot restart the server: " + why}};
+  }
+  probe_result r = run_case(target_.where, c, settings_, "redring-fuzz-sentinel-" + std::to_string(++nonce_));
+  if ((r.found.kind == finding_kind::crash || r.found.kind == finding_kind::hang) && target_.restart) {
+    if (!target_.restart(target_.where, why)) r.found.detail.append("; cannot restart the server: ").append(why);
+  }
+  return r;
+}
+
+finding_record server_fuzzer::handle(const fuzz_case& c, const outcome& found, const std::deque<fuzz_case>& history) {
+  finding_record rec;
+  rec.kind = found.kind;
+  rec.detail = found.detail;
+  rec.frames_found = c.frames.size();
+  fuzz_case best = c;
+  const bool can_rerun = target_.restart || (found.kind != finding_kind::crash && found.kind != finding_kind::hang);
+  auto same = [&](const fuzz_case& candidate) { return run_once(candidate).found.kind == found.kind; };
+  if (can_rerun) {
+    if (same(c)) {
+      rec.reproduced = true;
+    } else if (!history.empty()) {
+      // It may need state an earlier case left: try the recent cases and this one on one connection.
+      fuzz_case joined;
+      for (const fuzz_case& h : history) joined.frames.insert(joined.frames.end(), h.frames.begin(), h.frames.end());
+      joined.frames.insert(joined.frames.end(), c.frames.begin(), c.frames.end());
+      if (same(joined)) {
+        rec.reproduced = true;
+        best = std::move(joined);
+        rec.frames_found = best.frames.size();
+      }
+    }
+  }
+  if (rec.reproduced && opts_.minimise) {
+    minimise_stats ms;
+    best = minimise(std::move(best), same, {.attempts = 5000, .time = opts_.minimise_time}, ms);
+    rec.attempts = ms.attempts;
+    // The detail of the minimal case, which is what the reproducer shows.
+    const probe_result again = run_once(best);
+    if (again.found.kind == found.kind) rec.detail = again.found.detail;
+  }
+  save_finding(rec, std::move(best), "server", {}, opts_);
+  return rec;
+}
+
+run_stats server_fuzzer::run(const std::function<bool(const run_stats&)>& progress) {
+  stats_.mode = "server";
+  stats_.target = target_.description + (version_.empty() ? "" : " (redis " + version_ + ")");
+  stats_.seed = opts_.seed;
+  stats_.eligible = gen_->eligible().size();
+  const std::size_t setup = gen_->setup_frames().size();
+  std::deque<fuzz_case> history;
+  run_pacer pacer(opts_, stats_, progress);
+  for (std::uint64_t index = 0; pacer.next(index); ++index) {
+    const fuzz_case c = gen_->make_case(opts_.seed, index);
+    const probe_result r = run_once(c);
+    ++stats_.cases;
+    stats_.commands += c.frames.size() + 1 + settings_.preamble.size();
+    stats_.slow += r.slow ? 1 : 0;
+    for (std::size_t i = setup; i < c.frames.size(); ++i) {
+      if (c.frames[i].kind == frame_kind::raw) {
+        ++stats_.raw_frames;
+        continue;
+      }
+      const std::string name = command_name(table_, c.frames[i]);
+      const command_spec* spec = table_.find(name);
+      if (spec == nullptr || std::find(gen_->eligible().begin(), gen_->eligible().end(), spec) == gen_->eligible().end()) {
+        continue;  // a mutation made another name of it
+      }
+      distinct_.insert(name);
+      if (r.succeeded[i]) distinct_ok_.insert(name);
+    }
+    stats_.distinct = distinct_.size();
+    stats_.distinct_ok = distinct_ok_.size();
+    if (r.found.kind != finding_kind::none) {
+      finding_record rec = handle(c, r.found, history);
+      record_finding(stats_, std::move(rec));
+      const bool dead = (r.found.kind == finding_kind::crash || r.found.kind == finding_kind::hang) && !target_.restart;
+      if (dead) break;  // an external server we cannot restart: nothing more to learn
+    }
+    history.push_back(c);
+    if (history.size() > 8) history.pop_front();
+  }
+  pacer.finish();
+  return stats_;
+}
+
+}  // namespace redring::fuzz
