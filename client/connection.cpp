@@ -19,6 +19,9 @@ namespace redring::client {
 namespace {
 
 constexpr const char* library_version = "0.1.0";
+// Sends up to this size are "quiet" (net::loop::quiet_sqe): far below a Unix or TCP socket's send
+// buffer (>= 208 KiB by default), so they complete inline.
+constexpr std::size_t kQuietSendBytes = 64 * 1024;
 
 }  // namespace
 
@@ -430,8 +433,14 @@ void connection::send_pending() {
   msg_ = {};
   msg_.msg_iov = const_cast<iovec*>(send_iov_.data());
   msg_.msg_iovlen = std::min<std::size_t>(send_iov_.size(), IOV_MAX);
-  io_uring_sqe* s = loop_.sqe();
-  io_uring_prep_sendmsg(s, fd_, &msg_, MSG_NOSIGNAL);  // no SIGPIPE on a closed peer
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < msg_.msg_iovlen; ++i) bytes += send_iov_[i].iov_len;
+  // A send that fits the socket buffer completes inline: let it not end the turn's wait (the reply
+  // will), so one request at a time costs one io_uring_enter. Bigger sends may wait for the peer to
+  // read, and their completion may be needed to continue (an older kernel's short write).
+  io_uring_sqe* s = bytes <= kQuietSendBytes ? loop_.quiet_sqe() : loop_.sqe();
+  // MSG_WAITALL: the kernel (6.0+) retries a short send itself instead of completing early.
+  io_uring_prep_sendmsg(s, fd_, &msg_, MSG_NOSIGNAL | MSG_WAITALL);  // no SIGPIPE on a closed peer
   io_uring_sqe_set_data64(s, send_op_);
   ++inflight_ops_;
 }

@@ -305,8 +305,13 @@ std::size_t loop::run_once(std::chrono::milliseconds max_wait) {
   __kernel_timespec ts{ns / 1000000000, ns % 1000000000};
   io_uring_cqe* first = nullptr;
   // One io_uring_enter per turn: submit everything, run deferred task work, wait with a timeout
-  // passed by argument (no timeout SQE). -ETIME just means nothing arrived.
-  io_uring_submit_and_wait_timeout(&ring_, &first, 1, &ts, nullptr);
+  // passed by argument (no timeout SQE). -ETIME just means nothing arrived. The completion queue is
+  // empty here (every turn drains it), so waiting for 1 + quiet completions waits for one that is
+  // not a quiet operation's (or for the quiet ones and one more): a send that completes inline does
+  // not end the wait for its reply.
+  const unsigned wait_nr = 1 + quiet_this_turn_;
+  quiet_this_turn_ = 0;
+  io_uring_submit_and_wait_timeout(&ring_, &first, wait_nr, &ts, nullptr);
   sleeping_.store(false, std::memory_order_relaxed);
 
   now_ = clock::now();

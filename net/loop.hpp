@@ -88,6 +88,13 @@ class loop {
   void release(op_token token) noexcept;
   /// A submission queue entry for this turn; never null (submits to make room when the queue is full).
   [[nodiscard]] io_uring_sqe* sqe();
+  /// Like `sqe()`, for an operation whose completion alone should not end this turn's wait: one that
+  /// completes promptly and only hands back a resource (a small send). The turn then waits for one
+  /// completion more, so "send a request, sleep until its reply" is one io_uring_enter, not two.
+  [[nodiscard]] io_uring_sqe* quiet_sqe() {
+    ++quiet_this_turn_;
+    return sqe();
+  }
   /// Queues a cancellation of every operation submitted with `token` (their completions arrive with -ECANCELED).
   void cancel_op(op_token token);
 
@@ -164,6 +171,7 @@ class loop {
   std::vector<slot> slots_;
   std::uint32_t free_head_ = UINT32_MAX;
   std::vector<timer*> timers_;  // min-heap on deadline
+  unsigned quiet_this_turn_ = 0;  // quiet_sqe() calls since the last wait
   clock::time_point now_;
   turn_hook* hooks_ = nullptr;
   std::atomic<task*> posted_{nullptr};
