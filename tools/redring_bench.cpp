@@ -26,13 +26,17 @@ std::atomic<bool> interrupted{false};
 
 extern "C" void on_signal(int) { interrupted.store(true); }
 
-std::optional<bench::server_counters> read_counters(const client::options& target) {
+// The server's counters from INFO, or why they could not be read (unreachable, auth refused ...).
+std::optional<bench::server_counters> read_counters(const client::options& target, std::string* why = nullptr) {
   client::options o = target;
   o.command_timeout = std::chrono::milliseconds(3000);
   o.reconnect.enabled = false;
   client::sync_client c(o);
   const auto info = c.command<std::string>("INFO");
-  if (!info) return std::nullopt;
+  if (!info) {
+    if (why != nullptr) *why = info.error().what();
+    return std::nullopt;
+  }
   const client::server_info parsed = client::parse_info(*info);
   bench::server_counters s;
   if (auto v = parsed.find("total_commands_processed")) s.commands = std::stoull(std::string(*v));
@@ -105,10 +109,11 @@ int main(int argc, char** argv) {
     }
     target.unix_path = server.socket_path();
   }
-  r.before = read_counters(target);
+  std::string why;
+  r.before = read_counters(target, &why);
   if (!r.before) {
     const std::string where = target.unix_path.empty() ? target.host + ":" + std::to_string(target.port) : "unix:" + target.unix_path;
-    std::fprintf(stderr, "redring-bench: cannot reach the server at %s (or INFO failed)\n", where.c_str());
+    std::fprintf(stderr, "redring-bench: cannot reach the server at %s: %s\n", where.c_str(), why.c_str());
     return 1;
   }
   r.target = (o.embedded() ? "private redis-server " : "redis-server ") + r.before->version + " at " +

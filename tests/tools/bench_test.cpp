@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <random>
@@ -399,10 +400,23 @@ TEST(BenchEndToEnd, JsonSchemaSvgAndProgressLine) {
 TEST(BenchEndToEnd, UnreachableServerIsAClearError) {
   const auto r = run_bench("-s /nonexistent/redis.sock -n 10");
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.out.find("cannot reach the server at unix:/nonexistent/redis.sock"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cannot reach the server at unix:/nonexistent/redis.sock: "), std::string::npos) << r.out;
   const auto bad = run_bench("-c zero");
   EXPECT_EQ(bad.status, 2);
   EXPECT_NE(bad.out.find("-c must be"), std::string::npos);
+}
+
+TEST(BenchEndToEnd, WrongPasswordIsAClearErrorAndTheRightOneWorks) {
+  test::redis_server server({"--requirepass", "s3cret"});
+  const auto wrong = run_bench("-s " + server.socket_path() + " -a nope -n 10");
+  EXPECT_EQ(wrong.status, 1);
+  EXPECT_NE(wrong.out.find("cannot reach the server at unix:" + server.socket_path() + ": "), std::string::npos) << wrong.out;
+  EXPECT_NE(wrong.out.find("authentication failed"), std::string::npos) << wrong.out;
+  EXPECT_EQ(wrong.out.find("s3cret"), std::string::npos);
+  EXPECT_EQ(std::count(wrong.out.begin(), wrong.out.end(), '\n'), 1) << wrong.out;  // one line
+  const auto right = run_bench("-s " + server.socket_path() + " -a s3cret -n 1000 --quiet");
+  EXPECT_EQ(right.status, 0) << right.out;
+  EXPECT_NE(right.out.find("1000 requests"), std::string::npos) << right.out;
 }
 
 TEST(BenchEndToEnd, ServerDyingMidRunIsReportedWithPartialResults) {
