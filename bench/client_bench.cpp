@@ -37,6 +37,7 @@
 #include <execinfo.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -374,7 +375,7 @@ struct meter {
 
 // --- Rows ------------------------------------------------------------------------------------------
 
-enum class impl { coro, coro_ignore, raw, hiredis, redis_benchmark, ceiling };
+enum class impl { coro, coro_ignore, raw, raw_loop, hiredis, redis_benchmark, ceiling };
 
 struct row {
   std::string cmd;         // "GET" or "SET"
@@ -555,6 +556,68 @@ sample run_hiredis(const row& r) {
   return m.result(false);
 }
 
+// --- the floor: a raw loop ------------------------------------------------------------------------
+
+// What a client cannot beat on this machine: one blocking socket, `depth` copies of one pre-built
+// request written at once, then read until the exact bytes of `depth` replies are back (compared with
+// the expected bytes, so nothing goes unchecked). No parser, no encoder, no event loop.
+sample run_raw_loop(const row& r) {
+  const std::string value = value_of(r.size);
+  const bool set = r.cmd == "SET";
+  resp::writer w;
+  if (set) {
+    w.command("SET", g_key, value);
+  } else {
+    w.command("GET", g_key);
+  }
+  const std::string one(w.data());
+  const std::string reply = set ? std::string("+OK\r\n") : "$" + std::to_string(value.size()) + "\r\n" + value + "\r\n";
+  std::string requests, expected;
+  for (std::uint64_t i = 0; i < r.depth; ++i) {
+    requests += one;
+    expected += reply;
+  }
+  const int fd = g_set.tcp ? ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) : ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) die("raw loop: socket failed");
+  int rc = -1;
+  if (g_set.tcp) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(g_server.port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+    const int one_flag = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one_flag, sizeof one_flag);
+  } else {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", g_server.sock.c_str());
+    rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+  }
+  if (rc != 0) die("raw loop: connect failed");
+  std::string in(expected.size(), '\0');
+  meter m(r.depth);
+  const double deadline = now_s() + 60 + 3 * g_set.seconds;
+  while (!m.stop) {
+    for (std::size_t off = 0; off < requests.size();) {
+      const ssize_t n = ::write(fd, requests.data() + off, requests.size() - off);
+      if (n <= 0) die("raw loop: write failed");
+      off += static_cast<std::size_t>(n);
+    }
+    for (std::size_t got = 0; got < in.size();) {
+      const ssize_t n = ::read(fd, in.data() + got, in.size() - got);
+      if (n <= 0) die("raw loop: read failed");
+      got += static_cast<std::size_t>(n);
+    }
+    if (in != expected) ++m.errors;
+    for (std::uint64_t i = 0; i < r.depth; ++i) m.tick();
+    if (now_s() > deadline) die(r.name() + ": timed out");
+  }
+  ::close(fd);
+  if (m.errors != 0) die(r.name() + ": " + std::to_string(m.errors) + " wrong replies");
+  return m.result(false);
+}
+
 // --- redis-benchmark -------------------------------------------------------------------------------
 
 struct child_result {
@@ -707,6 +770,7 @@ std::string impl_name(impl k) {
     case impl::coro: return "redring_coroutine";
     case impl::coro_ignore: return "redring_coroutine_ignore";
     case impl::raw: return "redring_raw_request";
+    case impl::raw_loop: return "raw_loop";
     case impl::hiredis: return "hiredis";
     case impl::redis_benchmark: return "redis-benchmark";
     case impl::ceiling: return "server_ceiling";
@@ -928,6 +992,7 @@ std::vector<row> make_rows() {
       add(impl::coro, 100000, "redring auto 100k");
       add(impl::coro_ignore, 1000, "redring auto 1k ignore");
       add(impl::coro_ignore, 100000, "redring auto 100k ignore");
+      for (std::uint64_t d : {1, 16, 128, 1024}) add(impl::raw_loop, d, "raw loop " + std::to_string(d));
       for (std::uint64_t d : {1, 16, 128, 1024}) add(impl::hiredis, d, "hiredis " + std::to_string(d));
       for (std::uint64_t d : {1, 16, 128, 1024}) add(impl::redis_benchmark, d, "redis-benchmark " + std::to_string(d));
     }
@@ -1062,6 +1127,7 @@ int run(int argc, char** argv) {
         case impl::coro_ignore:
         case impl::raw: s = run_redring(r); break;
         case impl::hiredis: s = run_hiredis(r); break;
+        case impl::raw_loop: s = run_raw_loop(r); break;
         case impl::redis_benchmark:
         case impl::ceiling: s = run_benchmark_row(r); break;
       }
