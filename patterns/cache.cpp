@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: MIT
+#include "patterns/cache.hpp"
+
+#include "patterns/error.hpp"
+#include "patterns/script.hpp"
+
+#include <array>
+#include <random>
+
+namespace redring::patterns {
+namespace {
+
+// KEYS[1] the value key. Returns {payload or false, PTTL}. One round trip for the value and its
+// age; atomic so the TTL belongs to the payload read.
+constexpr std::string_view read_lua = R"lua(
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+)lua";
+
+// KEYS[1] the value key, KEYS[2..] its tags' sets (same {namespace} tag: same slot); ARGV[1] the
+// payload, ARGV[2] its TTL in ms. Stores the value and adds it to every tag's set, whose TTL is
+// stretched to cover it. Returns 1. Atomic: an invalidate_tag never sees the value without its tag.
+constexpr std::string_view write_lua = R"lua(
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+end
+return 1
+)lua";
+
+// KEYS[1] a tag's set. Deletes every key in it and the set itself; returns how many keys were
+// deleted. Atomic: no reader sees some of the tag's keys gone and others still there. The members
+// are keys of the same {namespace}, so the same slot as KEYS[1] (allowed on a cluster).
+constexpr std::string_view invalidate_tag_lua = R"lua(
+local keys = redis.call('SMEMBERS', KEYS[1])
+local n = 0
+for i = 1, #keys, 1000 do
+  n = n + redis.call('DEL', unpack(keys, i, math.min(i + 999, #keys)))
+end
+redis.call('DEL', KEYS[1])
+return n
+)lua";
+
+const script& read_script() {
+  static const script s(read_lua);
+  return s;
+}
+const script& write_script() {
+  static const script s(write_lua);
+  return s;
+}
+const script& invalidate_tag_script() {
+  static const script s(invalidate_tag_lua);
+  return s;
+}
+
+// Payloads carry their kind in the first byte: '+' a value, '-' "does not exist".
+constexpr char value_mark = '+';
+constexpr char missing_mark = '-';
+
+}  // namespace
+
+// One load in flight for a key in this process; later callers wait for its result.
+struct cache::flight {
+  std::vector<std::coroutine_handle<>> waiters;
+  std::optional<resp::result<cached>> result;
+
+  struct join {
+    flight& f;
+    bool await_ready() const noexcept { return f.result.has_value(); }
+    void await_suspend(std::coroutine_handle<> h) { f.waiters.push_back(h); }
+    void await_resume() const noexcept {}
+  };
+};
+
+cache::cache(client::client& c, cache_options opts)
+    : client_(c),
+      opts_(std::move(opts)),
+      stampede_(c, lock_options{.ttl = opts_.lock_ttl, .wait = {}, .timeout = opts_.timeout,
+                                .prefix = opts_.prefix + "lock:", .fencing = false}) {}
+
+std::string cache::namespace_key(std::string_view kind, std::string_view name) const {
+  std::string k;
+  k.reserve(opts_.prefix.size() + opts_.space.size() + opts_.version.size() + kind.size() + name.size() + 8);
+  k.append(opts_.prefix).append("{").append(opts_.space).append(":v").append(opts_.version).append("}:");
+  k.append(kind).append(name);
+  return k;
+}
+
+std::string cache::value_key(std::string_view key) const { return namespace_key("", key); }
+std::string cache::tag_key(std::string_view tag) const { return namespace_key("tag:", tag); }
+
+std::chrono::milliseconds cache::jittered(std::chrono::milliseconds ttl) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  const double cut = std::clamp(opts_.ttl_jitter, 0.0, 1.0) * std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+  return std::max(std::chrono::milliseconds(1),
+                  std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(ttl.count()) * (1.0 - cut))));
+}
+
+task<resp::result<cached>> cache::get_or_load(std::string_view key, loader load) {
+  std::string vk = value_key(key);
+  if (const auto it = flights_.find(vk); it != flights_.end()) {
+    const auto f = it->second;  // keeps the flight alive while we wait
+    co_await flight::join{*f};
+    co_return *f->result;
+  }
+  const auto f = std::make_shared<flight>();
+  flights_.emplace(vk, f);
+  auto r = co_await fetch(vk, load);
+  f->result = r;
+  flights_.erase(vk);
+  for (const auto h : std::exchange(f->waiters, {})) h.resume();
+  co_return r;
+}
+
+// The read path of one flight:
+// 1. Read value and PTTL (one script). Redis failed: load without storing (fail-open).
+// 2. Fresh hit: done. Stale hit (PTTL within stale_ttl): serve it, refresh in the background.
+// 3. Miss: take the stampede lock and load; or, if another process holds it, poll for its value
+//    until lock_wait, then load anyway (a stuck loader elsewhere must not stall us forever).
+task<resp::result<cached>> cache::fetch(std::string vk, const loader& load) {
+  const std::array<std::string, 1> keys = {vk};
+  const std::span<const std::string> no_args;
+  const auto deadline = net::clock::now() + opts_.lock_wait;
+  bool lock_tried = false;
+  for (;;) {
+    auto reply = co_await read_script().run(client_, keys, no_args, opts_.timeout);
+    using entry_t = std::pair<std::optional<std::string>, std::int64_t>;
+    auto entry = reply ? resp::convert<entry_t>(*reply) : resp::result<entry_t>(reply.error());
+    if (!entry) {
+      ++loads_;
+      auto v = co_await load();
+      if (!v) co_return resp::error{make_error_code(errc::load_failed), v.error().what()};
+      co_return cached{std::move(*v), cache_source::degraded, entry.error()};
+    }
+    if (const auto& payload = entry->first; payload && !payload->empty()) {
+      cached c;
+      if ((*payload)[0] == value_mark) c.value.emplace(payload->substr(1));
+      const auto pttl = entry->second;
+      if (lock_tried) {
+        c.source = cache_source::waited;
+      } else if (opts_.stale_ttl.count() > 0 && pttl >= 0 && pttl <= opts_.stale_ttl.count() && c.value) {
+        c.source = cache_source::stale;
+        refresh(vk, load);
+      }
+      co_return c;
+    }
+    if (!lock_tried) {
+      lock_tried = true;
+      auto held = co_await stampede_.acquire(vk);
+      if (held) {
+        auto r = co_await load_and_store(vk, load);
+        (void)co_await stampede_.release(*held);
+        co_return r;
+      }
+      if (held.error().code != errc::not_acquired) co_return co_await load_and_store(vk, load);
+    }
+    if (net::clock::now() >= deadline) co_return co_await load_and_store(vk, load);
+    co_await sleep_for(client_.loop(), opts_.poll_interval);
+  }
+}
+
+task<resp::result<cached>> cache::load_and_store(const std::string& vk, const loader& load) {
+  ++loads_;
+  auto v = co_await load();
+  if (!v) co_return resp::error{make_error_code(errc::load_failed), v.error().what()};
+  cached c{std::move(*v), cache_source::loaded, {}};
+  if (auto stored = co_await store(vk, c.value, {}); !stored) {
+    c.source = cache_source::degraded;
+    c.failure = stored.error();
+  }
+  co_return c;
+}
+
+task<resp::result<bool>> cache::store(const std::string& vk, const std::optional<std::string>& value,
+                                      std::span<const std::string> tags) {
+  if (!value && opts_.negative_ttl.count() <= 0) co_return false;
+  std::vector<std::string> keys;
+  keys.reserve(1 + tags.size());
+  keys.push_back(vk);
+  for (const auto& t : tags) keys.push_back(tag_key(t));
+  std::string payload(1, value ? value_mark : missing_mark);
+  if (value) payload.append(*value);
+  const auto ttl = value ? jittered(opts_.ttl) + opts_.stale_ttl : opts_.negative_ttl;
+  const std::array<std::string, 2> args = {std::move(payload), std::to_string(ttl.count())};
+  auto r = co_await write_script().run(client_, keys, args, opts_.timeout);
+  if (!r) co_return r.error();
+  co_return true;
+}
+
+// A stale value's reload: one per key in this process, and one across processes (the lock); a
+// failed load leaves the stale value to expire by its hard TTL.
+client::detached cache::refresh(std::string vk, loader load) {
+  if (!refreshing_.insert(vk).second) co_return;
+  if (auto held = co_await stampede_.acquire(vk)) {
+    (void)co_await load_and_store(vk, load);
+    (void)co_await stampede_.release(*held);
+  }
+  refreshing_.erase(vk);
+}
+
+task<resp::result<bool>> cache::set(std::string_view key, std::string_view value, std::span<const std::string> tags) {
+  co_return co_await store(value_key(key), std::optional<std::string>(value), tags);
+}
+
+task<resp::result<bool>> cache::invalidate(std::string_view key) {
+  auto n = co_await client_.del(value_key(key)).with_timeout(opts_.timeout);
+  if (!n) co_return n.error();
+  co_return *n > 0;
+}
+
+task<resp::result<std::int64_t>> cache::invalidate_tag(std::string_view tag) {
+  const std::array<std::string, 1> keys = {tag_key(tag)};
+  const std::span<const std::string> no_args;
+  auto r = co_await invalidate_tag_script().run(client_, keys, no_args, opts_.timeout);
+  if (!r) co_return r.error();
+  co_return resp::convert<std::int64_t>(*r);
+}
+
+}  // namespace redring::patterns

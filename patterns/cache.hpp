@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: MIT
+// A cache-aside cache: get_or_load with single-flight in the process and a stampede lock across
+// processes, TTL jitter, stale-while-revalidate, negative caching, tags, a version in the key
+// namespace, write-through and delete-on-write, and fail-open when Redis is down.
+#pragma once
+
+#include "client/client.hpp"
+#include "patterns/lock.hpp"
+#include "patterns/task.hpp"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace redring::patterns {
+
+/// Settings of a `cache`.
+struct cache_options {
+  std::string prefix;                          ///< Per environment, e.g. "prod:" (keys: prefix + "{" + space + ":v" + version + "}:" ...).
+  std::string space = "cache";                 ///< The cache's name within the prefix.
+  std::string version = "1";                   ///< Part of every key: change it to invalidate everything.
+  std::chrono::milliseconds ttl{60000};        ///< How long a loaded value is fresh.
+  double ttl_jitter = 0.1;                     ///< Each TTL is shortened at random by up to this fraction (spreads expiries).
+  std::chrono::milliseconds stale_ttl{0};      ///< After `ttl`, served stale this long while one caller reloads (0: off).
+  std::chrono::milliseconds negative_ttl{5000};///< How long "not found" is remembered (0: not cached).
+  std::chrono::milliseconds lock_ttl{5000};    ///< Stampede lock: how long one process may take to load.
+  std::chrono::milliseconds lock_wait{2000};   ///< Others wait this long for that load, then load themselves.
+  std::chrono::milliseconds poll_interval{10}; ///< How often a waiting process looks for the value.
+  std::chrono::milliseconds timeout{500};      ///< Per command; then the cache fails open (0: the client's default).
+};
+
+/// What a loader returns: the value, nullopt when the thing does not exist (cached negatively),
+/// or an error (not cached; a stale value is served if there is one).
+using load_result = resp::result<std::optional<std::string>>;
+/// Loads a value from the source of truth. Called at most once per key per flight.
+using loader = std::function<task<load_result>()>;
+
+/// Where a value came from.
+enum class cache_source : std::uint8_t {
+  hit,         ///< Fresh in Redis.
+  stale,       ///< Past its TTL, within stale_ttl: served while a refresh runs in the background.
+  loaded,      ///< This call ran the loader and stored the value.
+  waited,      ///< Another process held the stampede lock and stored the value meanwhile.
+  degraded,    ///< Redis failed: the loader's value, not stored; `failure` says why.
+};
+
+/// The outcome of `get_or_load`.
+struct cached {
+  std::optional<std::string> value;  ///< nullopt: the thing does not exist (possibly a negative hit).
+  cache_source source = cache_source::hit;
+  std::optional<resp::error> failure;  ///< Set when Redis failed (the value is the loader's).
+};
+
+/// Cache-aside over one client. Loop thread only; the client must outlive it and every operation.
+class cache {
+ public:
+  /// A cache on `c`.
+  cache(client::client& c, cache_options opts);
+
+  /// The value of `key`: from Redis if fresh; otherwise loaded by exactly one caller in this process
+  /// (others wait for it: single-flight) and, across processes, by the holder of a stampede lock
+  /// (others poll for the value up to `lock_wait`, or serve stale). When Redis fails, the loader's
+  /// value is returned with `failure` set (fail-open). An error only when the loader failed and
+  /// nothing stale could be served. `key` must outlive the co_await; `load` is copied.
+  [[nodiscard]] task<resp::result<cached>> get_or_load(std::string_view key, loader load);
+
+  /// Write-through: stores `value` for `key` (fresh for the TTL, jittered) and adds it to `tags`.
+  [[nodiscard]] task<resp::result<bool>> set(std::string_view key, std::string_view value,
+                                             std::span<const std::string> tags = {});
+  /// Delete-on-write: removes `key`, so the next read loads it.
+  [[nodiscard]] task<resp::result<bool>> invalidate(std::string_view key);
+  /// Removes every key stored with `tag`, and the tag, in one atomic script: how many keys.
+  [[nodiscard]] task<resp::result<std::int64_t>> invalidate_tag(std::string_view tag);
+
+  /// Switches to another version of the namespace: every key written under the old one is
+  /// ignored from now on (and expires by its TTL). Other processes switch when they are told.
+  void set_version(std::string version) { opts_.version = std::move(version); }
+
+  /// The Redis key holding `key`'s value.
+  [[nodiscard]] std::string value_key(std::string_view key) const;
+  /// The Redis key of `tag`'s set of keys.
+  [[nodiscard]] std::string tag_key(std::string_view tag) const;
+  /// How many times this cache ran a loader (single-flight and stampede tests, metrics).
+  [[nodiscard]] std::uint64_t loads() const noexcept { return loads_; }
+
+ private:
+  struct flight;
+  task<resp::result<cached>> fetch(std::string key, const loader& load);
+  task<resp::result<cached>> load_and_store(const std::string& key, const loader& load);
+  task<resp::result<bool>> store(const std::string& key, const std::optional<std::string>& value,
+                                 std::span<const std::string> tags);
+  client::detached refresh(std::string key, loader load);
+  std::chrono::milliseconds jittered(std::chrono::milliseconds ttl);
+  std::string namespace_key(std::string_view kind, std::string_view name) const;
+
+  client::client& client_;
+  cache_options opts_;
+  lock stampede_;
+  std::unordered_map<std::string, std::shared_ptr<flight>> flights_;
+  std::unordered_set<std::string> refreshing_;  // keys with a background refresh running
+  std::uint64_t loads_ = 0;
+};
+
+}  // namespace redring::patterns

@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+// The cache against a real redis-server: single-flight, the stampede lock across two clients,
+// stale-while-revalidate, negative caching, tags, versions, write-through/delete-on-write, and
+// fail-open with the server killed and restarted.
+#include "patterns/cache.hpp"
+
+#include "tests/patterns/run_task.hpp"
+#include "tests/support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <memory>
+
+#include <unistd.h>
+
+namespace redring::patterns {
+namespace {
+
+using namespace std::chrono_literals;
+using test::options_for;
+using test::run_task;
+
+// A loader that counts its calls and takes `delay` on the loop (like a query to a database).
+struct counting_loader {
+  net::loop& loop;
+  std::optional<std::string> value = "v";
+  std::chrono::milliseconds delay{20};
+  int calls = 0;
+  loader get() {
+    return [this]() -> task<load_result> {
+      ++calls;
+      co_await sleep_for(loop, delay);
+      co_return load_result(value);
+    };
+  }
+};
+
+class Cache : public ::testing::Test {
+ protected:
+  test::redis_server server;
+  net::loop loop;
+  client::client c{loop, options_for(server)};
+  test::blocking_connection admin{server.socket_path()};
+};
+
+// 1,000 concurrent misses of one key in one process: one load, everyone gets the value.
+TEST_F(Cache, SingleFlightOneLoadForAThousandWaiters) {
+  cache k(c, {});
+  counting_loader source{loop};
+  int done = 0, right = 0;
+  for (int i = 0; i < 1000; ++i) {
+    spawn(k.get_or_load("hot", source.get()), [&](resp::result<cached> r) {
+      ++done;
+      right += r && r->value == "v" ? 1 : 0;
+    });
+  }
+  ASSERT_TRUE(test::run_until(loop, [&] { return done == 1000; }));
+  EXPECT_EQ(right, 1000);
+  EXPECT_EQ(source.calls, 1);
+  const auto again = run_task(loop, k.get_or_load("hot", source.get()));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->source, cache_source::hit);
+  EXPECT_EQ(source.calls, 1);
+}
+
+// Two processes (two clients, two caches) miss at once: the stampede lock lets one load; the other
+// waits for the stored value.
+TEST_F(Cache, StampedeLockAcrossClients) {
+  client::client other(loop, options_for(server));
+  cache a(c, {}), b(other, {});
+  counting_loader source_a{loop, "v", 100ms}, source_b{loop, "v", 100ms};
+  std::optional<resp::result<cached>> ra, rb;
+  spawn(a.get_or_load("shared", source_a.get()), [&](resp::result<cached> r) { ra.emplace(std::move(r)); });
+  spawn(b.get_or_load("shared", source_b.get()), [&](resp::result<cached> r) { rb.emplace(std::move(r)); });
+  ASSERT_TRUE(test::run_until(loop, [&] { return ra && rb; }));
+  ASSERT_TRUE(*ra);
+  ASSERT_TRUE(*rb);
+  EXPECT_EQ(source_a.calls + source_b.calls, 1);
+  EXPECT_EQ((*ra)->value, "v");
+  EXPECT_EQ((*rb)->value, "v");
+  EXPECT_TRUE((*ra)->source == cache_source::waited || (*rb)->source == cache_source::waited);
+}
+
+// Past the TTL, within stale_ttl: the stale value is served at once and one refresh stores a new one.
+TEST_F(Cache, StaleWhileRevalidate) {
+  cache k(c, {.ttl = 100ms, .ttl_jitter = 0, .stale_ttl = 5s});
+  counting_loader source{loop, "old"};
+  ASSERT_EQ(run_task(loop, k.get_or_load("s", source.get()))->value, "old");
+  test::pause(loop, 150ms);
+  source.value = "new";
+  const auto stale = run_task(loop, k.get_or_load("s", source.get()));
+  EXPECT_EQ(stale->source, cache_source::stale);
+  EXPECT_EQ(stale->value, "old");
+  ASSERT_TRUE(test::run_until(loop, [&] { return source.calls == 2; }));
+  ASSERT_TRUE(test::run_until(loop, [&] { return admin.call({"GET", k.value_key("s")}).text == "+new"; }));
+  const auto fresh = run_task(loop, k.get_or_load("s", source.get()));
+  EXPECT_EQ(fresh->source, cache_source::hit);
+  EXPECT_EQ(fresh->value, "new");
+}
+
+// "Not found" is cached for negative_ttl, then asked again.
+TEST_F(Cache, NegativeCaching) {
+  cache k(c, {.negative_ttl = 150ms});
+  counting_loader source{loop, std::nullopt};
+  EXPECT_FALSE(run_task(loop, k.get_or_load("ghost", source.get()))->value);
+  const auto cached_miss = run_task(loop, k.get_or_load("ghost", source.get()));
+  EXPECT_FALSE(cached_miss->value);
+  EXPECT_EQ(cached_miss->source, cache_source::hit);
+  EXPECT_EQ(source.calls, 1);
+  test::pause(loop, 200ms);
+  (void)run_task(loop, k.get_or_load("ghost", source.get()));
+  EXPECT_EQ(source.calls, 2);
+}
+
+// A tag invalidates exactly its keys; write-through and delete-on-write; a version bump hides
+// everything written before it.
+TEST_F(Cache, TagsVersionsWriteThroughAndDelete) {
+  cache k(c, {});
+  const std::vector<std::string> red = {"red"}, both = {"red", "blue"}, blue = {"blue"};
+  ASSERT_TRUE(*run_task(loop, k.set("a", "1", red)));
+  ASSERT_TRUE(*run_task(loop, k.set("b", "2", both)));
+  ASSERT_TRUE(*run_task(loop, k.set("c", "3", blue)));
+  ASSERT_TRUE(*run_task(loop, k.set("d", "4")));
+  EXPECT_EQ(*run_task(loop, k.invalidate_tag("red")), 2);
+  EXPECT_EQ(admin.call({"EXISTS", k.value_key("a"), k.value_key("b")}).integer, 0);
+  EXPECT_EQ(admin.call({"EXISTS", k.value_key("c"), k.value_key("d")}).integer, 2);
+  EXPECT_EQ(admin.call({"EXISTS", k.tag_key("red")}).integer, 0);
+
+  counting_loader source{loop, "loaded"};
+  EXPECT_EQ(run_task(loop, k.get_or_load("c", source.get()))->value, "3");  // written through
+  EXPECT_TRUE(*run_task(loop, k.invalidate("c")));                           // deleted on write
+  EXPECT_EQ(run_task(loop, k.get_or_load("c", source.get()))->value, "loaded");
+  EXPECT_EQ(source.calls, 1);
+
+  k.set_version("2");
+  const auto fresh = run_task(loop, k.get_or_load("d", source.get()));
+  EXPECT_EQ(fresh->value, "loaded");
+  EXPECT_EQ(fresh->source, cache_source::loaded);
+  cache old(c, {.version = "1"});
+  EXPECT_EQ(run_task(loop, old.get_or_load("d", source.get()))->value, "4");  // version 1 untouched
+  EXPECT_NE(k.value_key("d"), old.value_key("d"));
+}
+
+// Redis killed mid-run: callers still get the loader's values, marked degraded; after a restart on
+// the same socket the client recovers and the cache stores again.
+TEST(CacheFailOpen, ServesLoaderValuesWhileRedisIsDown) {
+  // The socket lives in a directory of the test's own: a server's temp dir goes with the server.
+  char dir[] = "/tmp/redring-cache-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/redis.sock";
+  auto server = std::make_unique<test::redis_server>(std::vector<std::string>{}, path);
+  net::loop loop;
+  client::options o = options_for(*server);
+  o.reconnect.max_delay = 50ms;
+  client::client c(loop, o);
+  cache k(c, {.timeout = 100ms});
+  counting_loader source{loop, "v", 1ms};
+  EXPECT_EQ(run_task(loop, k.get_or_load("x", source.get()))->source, cache_source::loaded);
+  server.reset();
+  for (int i = 0; i < 3; ++i) {
+    const auto r = run_task(loop, k.get_or_load("x", source.get()));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->value, "v");
+    EXPECT_EQ(r->source, cache_source::degraded);
+    EXPECT_TRUE(r->failure);
+  }
+  {
+    test::redis_server again({}, path);
+    bool stored = false;
+    for (int i = 0; i < 100 && !stored; ++i) {
+      const auto r = run_task(loop, k.get_or_load("x", source.get()));
+      stored = r && r->source == cache_source::loaded;
+      if (!stored) test::pause(loop, 20ms);
+    }
+    EXPECT_TRUE(stored);
+    EXPECT_EQ(run_task(loop, k.get_or_load("x", source.get()))->source, cache_source::hit);
+  }
+  ::unlink(path.c_str());
+  ::rmdir(dir);
+}
+
+}  // namespace
+}  // namespace redring::patterns
