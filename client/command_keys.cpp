@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: MIT
+// Evaluates key specifications the way the server does (Redis 7 src/db.c getKeysUsingKeySpecs).
+#include "client/command_keys.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+namespace redring::client {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool equals_ignore_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// RESP3 sends some of COMMAND's lists as sets.
+bool is_list(const resp::value& v) { return v.data_type == resp::type::array || v.data_type == resp::type::set; }
+
+// A map (RESP3) or a flat key/value array (RESP2): the value of `key`, or null.
+const resp::value* field(const resp::value& m, std::string_view key) {
+  if (m.data_type != resp::type::map && m.data_type != resp::type::array) return nullptr;
+  for (std::size_t i = 0; i + 1 < m.elements.size(); i += 2) {
+    if (m.elements[i].text == key) return &m.elements[i + 1];
+  }
+  return nullptr;
+}
+
+std::int64_t integer_field(const resp::value& m, std::string_view key, std::int64_t fallback) {
+  const resp::value* v = field(m, key);
+  return v != nullptr && v->data_type == resp::type::integer ? v->integer : fallback;
+}
+
+}  // namespace
+
+bool command_keys::parse_command(const resp::value& info, std::unordered_map<std::string, command>& into) {
+  // [name, arity, flags, first, last, step, acl categories, tips, key specs, subcommands]
+  if (info.data_type != resp::type::array || info.elements.size() < 6) return false;
+  const auto& e = info.elements;
+  if (e[0].text.empty()) return false;
+  command c;
+  if (e.size() >= 9 && is_list(e[8]) && !e[8].elements.empty()) {
+    for (const resp::value& spec : e[8].elements) {
+      key_spec k;
+      if (const resp::value* bs = field(spec, "begin_search")) {
+        const resp::value* type = field(*bs, "type");
+        const resp::value* s = field(*bs, "spec");
+        if (type != nullptr && s != nullptr && type->text == "index") {
+          k.begin_kind = key_spec::begin::index;
+          k.index = integer_field(*s, "index", 0);
+        } else if (type != nullptr && s != nullptr && type->text == "keyword") {
+          k.begin_kind = key_spec::begin::keyword;
+          if (const resp::value* kw = field(*s, "keyword")) k.keyword = kw->text;
+          k.start_from = integer_field(*s, "startfrom", 1);
+        }
+      }
+      if (const resp::value* fk = field(spec, "find_keys")) {
+        const resp::value* type = field(*fk, "type");
+        const resp::value* s = field(*fk, "spec");
+        if (type != nullptr && s != nullptr && type->text == "range") {
+          k.find_kind = key_spec::find::range;
+          k.last_key = integer_field(*s, "lastkey", 0);
+          k.key_step = integer_field(*s, "keystep", 1);
+          k.limit = integer_field(*s, "limit", 0);
+        } else if (type != nullptr && s != nullptr && type->text == "keynum") {
+          k.find_kind = key_spec::find::keynum;
+          k.keynum_index = integer_field(*s, "keynumidx", 0);
+          k.first_key = integer_field(*s, "firstkey", 1);
+          k.key_step = integer_field(*s, "keystep", 1);
+        }
+      }
+      c.specs.push_back(std::move(k));
+    }
+  } else if (e[3].integer > 0) {
+    // Before key specs (Redis < 7): first, last (negative: from the end), step.
+    key_spec k;
+    k.begin_kind = key_spec::begin::index;
+    k.index = e[3].integer;
+    k.find_kind = key_spec::find::range;
+    k.last_key = e[4].integer < 0 ? e[4].integer : e[4].integer - e[3].integer;
+    k.key_step = std::max<std::int64_t>(1, e[5].integer);
+    c.specs.push_back(k);
+  }
+  if (e.size() >= 10 && is_list(e[9]) && !e[9].elements.empty()) {
+    c.has_subcommands = true;
+    for (const resp::value& sub : e[9].elements) {
+      if (!parse_command(sub, into)) return false;
+    }
+  }
+  into[lower(e[0].text)] = std::move(c);
+  return true;
+}
+
+resp::result<command_keys> command_keys::from_reply(const resp::value& reply) {
+  if (reply.is_error()) return resp::error{resp::errc::server_error, reply.text};
+  if (!is_list(reply)) return resp::error{resp::errc::unexpected_type, "COMMAND reply is not an array"};
+  command_keys t;
+  for (const resp::value& info : reply.elements) {
+    if (info.is_null()) continue;  // COMMAND INFO of an unknown name
+    if (!parse_command(info, t.commands_)) return resp::error{resp::errc::unexpected_type, "COMMAND entry of an unknown shape"};
+  }
+  return t;
+}
+
+command_keys::outcome command_keys::find(std::span<const std::string_view> args, std::vector<std::size_t>& out) const {
+  if (args.empty()) return outcome::unknown_command;
+  std::string name = lower(args[0]);
+  auto it = commands_.find(name);
+  if (it == commands_.end()) return outcome::unknown_command;
+  if (it->second.has_subcommands && args.size() > 1) {
+    const auto sub = commands_.find(name + "|" + lower(args[1]));
+    if (sub != commands_.end()) it = sub;
+  }
+  const auto argc = static_cast<std::int64_t>(args.size());
+  for (const key_spec& k : it->second.specs) {
+    std::int64_t first = 0;
+    switch (k.begin_kind) {
+      case key_spec::begin::index:
+        first = k.index;
+        break;
+      case key_spec::begin::keyword: {
+        // Search forwards from start_from, or backwards from argc + start_from when it is negative.
+        const std::int64_t start = k.start_from > 0 ? k.start_from : argc + k.start_from;
+        const std::int64_t stop = k.start_from > 0 ? argc - 1 : 1;
+        const std::int64_t dir = k.start_from > 0 ? 1 : -1;
+        first = -1;
+        for (std::int64_t i = start; dir > 0 ? i <= stop : i >= stop; i += dir) {
+          if (i < 1 || i >= argc) break;
+          if (equals_ignore_case(args[static_cast<std::size_t>(i)], k.keyword)) {
+            first = i + 1;
+            break;
+          }
+        }
+        if (first < 0) continue;  // the keyword is absent: this spec finds no keys
+        break;
+      }
+      case key_spec::begin::unknown:
+        return outcome::undeterminable;
+    }
+    if (first >= argc) continue;
+    std::int64_t last = 0;
+    std::int64_t step = std::max<std::int64_t>(1, k.key_step);
+    switch (k.find_kind) {
+      case key_spec::find::range:
+        if (k.last_key >= 0) {
+          last = first + k.last_key;
+        } else if (k.limit <= 1) {
+          last = argc + k.last_key;
+        } else {
+          last = first + ((argc - first) / k.limit + k.last_key);
+        }
+        break;
+      case key_spec::find::keynum: {
+        const std::int64_t at = first + k.keynum_index;
+        if (at >= argc) continue;
+        const std::string_view text = args[static_cast<std::size_t>(at)];
+        std::int64_t count = 0;
+        const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), count);
+        if (ec != std::errc{} || p != text.data() + text.size() || count < 0) continue;  // the server will refuse it
+        first += k.first_key;
+        last = first + (count - 1) * step;
+        break;
+      }
+      case key_spec::find::unknown:
+        return outcome::undeterminable;
+    }
+    for (std::int64_t i = first; i <= last && i < argc; i += step) out.push_back(static_cast<std::size_t>(i));
+  }
+  return outcome::found;
+}
+
+}  // namespace redring::client

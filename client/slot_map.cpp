@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+// Reply shapes: https://redis.io/commands/cluster-shards/ and https://redis.io/commands/cluster-slots/
+#include "client/slot_map.hpp"
+
+#include <algorithm>
+
+namespace redring::client {
+namespace {
+
+resp::error bad_shape(const char* what) { return resp::error{resp::errc::unexpected_type, what}; }
+
+// A map (RESP3) or a flat key/value array (RESP2): the value of `key`, or null.
+const resp::value* field(const resp::value& m, std::string_view key) {
+  if (m.data_type != resp::type::map && m.data_type != resp::type::array) return nullptr;
+  for (std::size_t i = 0; i + 1 < m.elements.size(); i += 2) {
+    if (m.elements[i].text == key) return &m.elements[i + 1];
+  }
+  return nullptr;
+}
+
+bool slot_number(const resp::value& v, std::uint16_t& out) {
+  if (v.data_type != resp::type::integer || v.integer < 0 || v.integer >= slot_count) return false;
+  out = static_cast<std::uint16_t>(v.integer);
+  return true;
+}
+
+bool port_number(const resp::value& v, std::uint16_t& out) {
+  if (v.data_type != resp::type::integer || v.integer <= 0 || v.integer > 65535) return false;
+  out = static_cast<std::uint16_t>(v.integer);
+  return true;
+}
+
+}  // namespace
+
+void slot_map::add(cluster_shard s) {
+  if (s.ranges.empty()) return;  // a shard without slots (a new, empty primary) serves nothing
+  // The primary first: replicas follow in the server's order.
+  std::stable_partition(s.nodes.begin(), s.nodes.end(), [](const cluster_node& n) { return n.primary; });
+  const auto index = static_cast<std::uint16_t>(shards_.size());
+  for (const auto& [first, last] : s.ranges) {
+    for (unsigned slot = first; slot <= last; ++slot) slot_to_shard_[slot] = index;
+  }
+  shards_.push_back(std::move(s));
+}
+
+std::size_t slot_map::unassigned_slots() const noexcept {
+  return static_cast<std::size_t>(std::count(slot_to_shard_.begin(), slot_to_shard_.end(), none));
+}
+
+resp::result<slot_map> slot_map::from_shards(const resp::value& reply) {
+  if (reply.is_error()) return resp::error{resp::errc::server_error, reply.text};
+  if (reply.data_type != resp::type::array) return bad_shape("CLUSTER SHARDS reply is not an array");
+  slot_map m;
+  for (const resp::value& shard : reply.elements) {
+    const resp::value* slots = field(shard, "slots");
+    const resp::value* nodes = field(shard, "nodes");
+    if (slots == nullptr || nodes == nullptr || slots->elements.size() % 2 != 0) return bad_shape("CLUSTER SHARDS entry without slots/nodes");
+    cluster_shard s;
+    for (std::size_t i = 0; i < slots->elements.size(); i += 2) {
+      std::uint16_t first = 0, last = 0;
+      if (!slot_number(slots->elements[i], first) || !slot_number(slots->elements[i + 1], last) || last < first) {
+        return bad_shape("CLUSTER SHARDS slot range out of bounds");
+      }
+      s.ranges.emplace_back(first, last);
+    }
+    for (const resp::value& node : nodes->elements) {
+      cluster_node n;
+      const resp::value* id = field(node, "id");
+      const resp::value* port = field(node, "port");
+      const resp::value* endpoint = field(node, "endpoint");
+      const resp::value* ip = field(node, "ip");
+      const resp::value* role = field(node, "role");
+      const resp::value* health = field(node, "health");
+      if (port == nullptr) port = field(node, "tls-port");
+      if (id == nullptr || port == nullptr || role == nullptr || !port_number(*port, n.port)) {
+        return bad_shape("CLUSTER SHARDS node without id/port/role");
+      }
+      n.id = id->text;
+      n.host = endpoint != nullptr && !endpoint->text.empty() && endpoint->text != "?" ? endpoint->text
+               : ip != nullptr                                                       ? ip->text
+                                                                                     : std::string();
+      n.primary = role->text == "master" || role->text == "primary";
+      n.healthy = health == nullptr || health->text == "online";
+      s.nodes.push_back(std::move(n));
+    }
+    m.add(std::move(s));
+  }
+  return m;
+}
+
+resp::result<slot_map> slot_map::from_slots(const resp::value& reply) {
+  if (reply.is_error()) return resp::error{resp::errc::server_error, reply.text};
+  if (reply.data_type != resp::type::array) return bad_shape("CLUSTER SLOTS reply is not an array");
+  slot_map m;
+  // Each entry: [first, last, [host, port, id?, ...] (primary), [host, port, id?] (replicas) ...].
+  // A shard with several ranges appears once per range: merge them by primary id/address.
+  std::vector<cluster_shard> shards;
+  for (const resp::value& e : reply.elements) {
+    if (e.data_type != resp::type::array || e.elements.size() < 3) return bad_shape("CLUSTER SLOTS entry too short");
+    std::uint16_t first = 0, last = 0;
+    if (!slot_number(e.elements[0], first) || !slot_number(e.elements[1], last) || last < first) {
+      return bad_shape("CLUSTER SLOTS slot range out of bounds");
+    }
+    cluster_shard s;
+    s.ranges.emplace_back(first, last);
+    for (std::size_t i = 2; i < e.elements.size(); ++i) {
+      const resp::value& node = e.elements[i];
+      if (node.data_type != resp::type::array || node.elements.size() < 2) return bad_shape("CLUSTER SLOTS node too short");
+      cluster_node n;
+      n.host = node.elements[0].text;
+      if (!port_number(node.elements[1], n.port)) return bad_shape("CLUSTER SLOTS node port out of range");
+      if (node.elements.size() >= 3) n.id = node.elements[2].text;
+      n.primary = i == 2;
+      s.nodes.push_back(std::move(n));
+    }
+    auto same = std::find_if(shards.begin(), shards.end(), [&](const cluster_shard& x) { return x.nodes.front() == s.nodes.front(); });
+    if (same != shards.end()) {
+      same->ranges.push_back(s.ranges.front());
+    } else {
+      shards.push_back(std::move(s));
+    }
+  }
+  for (auto& s : shards) m.add(std::move(s));
+  return m;
+}
+
+}  // namespace redring::client

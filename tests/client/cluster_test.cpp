@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+// The Cluster building blocks against a real cluster (3 primaries + 3 replicas): hash slots agree with
+// CLUSTER KEYSLOT, key positions learned from COMMAND agree with COMMAND GETKEYS, and the slot map from
+// CLUSTER SHARDS and from CLUSTER SLOTS sends every key to the node that serves it.
+#include "client/command_keys.hpp"
+#include "client/hash_slot.hpp"
+#include "client/slot_map.hpp"
+
+#include "tests/support/redis_cluster.hpp"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <random>
+#include <set>
+
+namespace redring::client {
+namespace {
+
+class Cluster : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { cluster_ = std::make_unique<test::redis_cluster>(3, 1); }
+  static void TearDownTestSuite() { cluster_.reset(); }
+  static test::redis_cluster& cluster() { return *cluster_; }
+
+ private:
+  static inline std::unique_ptr<test::redis_cluster> cluster_;
+};
+
+TEST(HashSlot, SpecificationExamples) {
+  EXPECT_EQ(crc16("123456789"), 0x31C3);  // the cluster spec's check value
+  EXPECT_EQ(crc16(""), 0);
+  EXPECT_EQ(hash_tag("{user1000}.following"), "user1000");
+  EXPECT_EQ(hash_tag("{user1000}.followers"), "user1000");
+  EXPECT_EQ(hash_tag("foo{}{bar}"), "foo{}{bar}");
+  EXPECT_EQ(hash_tag("foo{{bar}}zap"), "{bar");
+  EXPECT_EQ(hash_tag("foo{bar}{zap}"), "bar");
+  EXPECT_EQ(hash_tag("{}"), "{}");
+  EXPECT_EQ(hash_tag("no tag"), "no tag");
+  EXPECT_EQ(hash_tag("open{only"), "open{only");
+  EXPECT_EQ(hash_slot("{user1000}.following"), hash_slot("{user1000}.followers"));
+  EXPECT_EQ(hash_slot("foo"), 12182);  // redis-cli CLUSTER KEYSLOT foo
+}
+
+TEST_F(Cluster, HashSlotsAgreeWithTheServer) {
+  test::blocking_connection c(cluster().node(0).socket_path());
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    std::string key;
+    const int len = static_cast<int>(rng() % 24);
+    for (int j = 0; j < len; ++j) key += static_cast<char>(rng() % 4 == 0 ? "{}"[rng() % 2] : rng() % 256);
+    const resp::value server = c.call({"CLUSTER", "KEYSLOT", key});
+    ASSERT_EQ(server.data_type, resp::type::integer) << server.text;
+    EXPECT_EQ(hash_slot(key), server.integer) << "key of " << key.size() << " bytes";
+  }
+}
+
+// Each call's keys as the server says (COMMAND GETKEYS) and as the table says.
+void check_against_getkeys(test::blocking_connection& c, const command_keys& table,
+                           const std::vector<std::vector<std::string_view>>& calls) {
+  for (const auto& call : calls) {
+    std::vector<std::string_view> ask = {"COMMAND", "GETKEYS"};
+    ask.insert(ask.end(), call.begin(), call.end());
+    const resp::value server = c.call(ask);
+    std::vector<std::string> expected;
+    if (!server.is_error()) {
+      for (const auto& k : server.elements) expected.push_back(k.text);
+    }
+    std::vector<std::size_t> at;
+    ASSERT_EQ(table.find(call, at), command_keys::outcome::found) << call[0];
+    std::vector<std::string> got;
+    for (std::size_t i : at) got.emplace_back(call[i]);
+    EXPECT_EQ(got, expected) << call[0] << " " << (call.size() > 1 ? call[1] : "");
+  }
+}
+
+TEST_F(Cluster, KeyPositionsFromCommandAgreeWithGetkeys) {
+  const std::vector<std::vector<std::string_view>> calls = {
+      {"GET", "k"},
+      {"set", "k", "v", "EX", "10"},
+      {"MGET", "a", "b", "c"},
+      {"MSET", "a", "1", "b", "2", "c", "3"},
+      {"DEL", "a", "b"},
+      {"EVAL", "return 1", "2", "k1", "k2", "arg"},
+      {"EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "1", "k", "a", "b"},
+      {"EVAL", "return 1", "0", "arg"},
+      {"FCALL", "f", "2", "x", "y", "arg"},
+      {"XREAD", "COUNT", "2", "STREAMS", "s1", "s2", "0", "0"},
+      {"XREADGROUP", "GROUP", "g", "c", "BLOCK", "10", "STREAMS", "s1", "s2", "s3", ">", ">", ">"},
+      {"ZUNIONSTORE", "dst", "2", "a", "b", "WEIGHTS", "1", "2"},
+      {"LMOVE", "src", "dst", "LEFT", "RIGHT"},
+      {"BLPOP", "a", "b", "c", "0"},
+      {"OBJECT", "ENCODING", "k"},
+      {"XINFO", "STREAM", "s"},
+      {"SINTERCARD", "3", "a", "b", "c", "LIMIT", "1"},
+      {"ZADD", "z", "1", "m"},
+      {"HSET", "h", "f", "v", "g", "w"},
+      {"RENAME", "a", "b"},
+      {"SMOVE", "a", "b", "m"},
+      {"GEOSEARCHSTORE", "dst", "src", "FROMLONLAT", "0", "0", "BYRADIUS", "1", "km"},
+      {"MIGRATE", "127.0.0.1", "1", "k", "0", "1000"},
+  };
+  // (MIGRATE ... "" ... KEYS a b: the server's own key function drops the empty key argument, which
+  // the key specs list; MIGRATE runs on the node that holds the keys, so it is never routed by key.)
+  test::blocking_connection c2(cluster().node(0).socket_path());  // RESP2: key specs as flat arrays
+  const auto table2 = command_keys::from_reply(c2.call({"COMMAND"}));
+  ASSERT_TRUE(table2) << table2.error().what();
+  EXPECT_GT(table2->size(), 200u);
+  check_against_getkeys(c2, *table2, calls);
+
+  test::blocking_connection c3(cluster().node(1).socket_path());  // RESP3: key specs as maps
+  ASSERT_EQ(c3.call({"HELLO", "3"}).data_type, resp::type::map);
+  const auto table3 = command_keys::from_reply(c3.call({"COMMAND"}));
+  ASSERT_TRUE(table3) << table3.error().what();
+  check_against_getkeys(c3, *table3, calls);
+
+  // Keyless and unknown commands.
+  std::vector<std::size_t> at;
+  const std::vector<std::string_view> ping = {"PING"};
+  EXPECT_EQ(table3->find(ping, at), command_keys::outcome::found);
+  EXPECT_TRUE(at.empty());
+  const std::vector<std::string_view> nope = {"NOSUCHCOMMAND", "k"};
+  EXPECT_EQ(table3->find(nope, at), command_keys::outcome::unknown_command);
+}
+
+TEST_F(Cluster, SlotMapFromShardsAndSlotsRoutesEveryKeyToItsNode) {
+  test::blocking_connection c(cluster().node(2).socket_path());
+  const auto from_shards = slot_map::from_shards(c.call({"CLUSTER", "SHARDS"}));
+  ASSERT_TRUE(from_shards) << from_shards.error().what();
+  const auto from_slots = slot_map::from_slots(c.call({"CLUSTER", "SLOTS"}));
+  ASSERT_TRUE(from_slots) << from_slots.error().what();
+  for (const slot_map* m : {&*from_shards, &*from_slots}) {
+    EXPECT_EQ(m->unassigned_slots(), 0u);
+    ASSERT_EQ(m->shards().size(), 3u);
+    for (const cluster_shard& s : m->shards()) {
+      ASSERT_EQ(s.nodes.size(), 2u);  // a primary and its replica
+      EXPECT_TRUE(s.nodes[0].primary);
+      EXPECT_FALSE(s.nodes[1].primary);
+      EXPECT_EQ(s.nodes[0].host, "127.0.0.1");
+    }
+  }
+  std::set<int> primaries;
+  for (std::uint32_t slot = 0; slot < slot_count; ++slot) {
+    const cluster_node* a = from_shards->primary_of(static_cast<std::uint16_t>(slot));
+    const cluster_node* b = from_slots->primary_of(static_cast<std::uint16_t>(slot));
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    ASSERT_EQ(a->port, b->port) << slot;
+    ASSERT_EQ(a->id, b->id) << slot;
+    primaries.insert(a->port);
+  }
+  EXPECT_EQ(primaries.size(), 3u);
+  // The node the map names accepts the key; every other primary answers MOVED to that node.
+  std::map<int, std::size_t> node_of_port;
+  for (std::size_t i = 0; i < cluster().size(); ++i) node_of_port[cluster().port(i)] = i;
+  for (int i = 0; i < 300; ++i) {
+    const std::string key = "key:" + std::to_string(i * 7919);
+    const cluster_node* owner = from_shards->primary_of(hash_slot(key));
+    for (const int p : primaries) {
+      test::blocking_connection n(cluster().node(node_of_port.at(p)).socket_path());
+      const resp::value r = n.call({"SET", key, "v"});
+      if (p == owner->port) {
+        EXPECT_EQ(r.text, "OK") << key;
+      } else {
+        EXPECT_EQ(r.text, "MOVED " + std::to_string(hash_slot(key)) + " 127.0.0.1:" + std::to_string(owner->port)) << key;
+      }
+    }
+  }
+}
+
+TEST(SlotMap, MalformedRepliesAreErrors) {
+  auto integer = [](std::int64_t v) {
+    resp::value x;
+    x.data_type = resp::type::integer;
+    x.integer = v;
+    return x;
+  };
+  auto text = [](std::string s) {
+    resp::value x;
+    x.data_type = resp::type::blob_string;
+    x.text = std::move(s);
+    return x;
+  };
+  auto array = [](std::vector<resp::value> e) {
+    resp::value x;
+    x.data_type = resp::type::array;
+    x.elements = std::move(e);
+    return x;
+  };
+  EXPECT_FALSE(slot_map::from_shards(integer(1)));
+  EXPECT_FALSE(slot_map::from_slots(text("x")));
+  EXPECT_FALSE(slot_map::from_slots(array({array({integer(0), integer(16384), array({text("h"), integer(1)})})})));  // slot 16384
+  EXPECT_FALSE(slot_map::from_slots(array({array({integer(5), integer(4), array({text("h"), integer(1)})})})));      // last < first
+  EXPECT_FALSE(slot_map::from_slots(array({array({integer(0), integer(1), array({text("h"), integer(0)})})})));      // port 0
+  EXPECT_FALSE(slot_map::from_slots(array({array({integer(0), integer(1)})})));                                       // no node
+  EXPECT_FALSE(slot_map::from_shards(array({array({text("slots"), array({integer(0)}), text("nodes"), array({})})})));  // odd range
+  EXPECT_FALSE(slot_map::from_shards(array({array({text("nodes"), array({})})})));                                   // no slots
+  // A well-formed partial map: slots 0-99 only.
+  const auto partial = slot_map::from_slots(array({array({integer(0), integer(99), array({text("h"), integer(7000), text("id")})})}));
+  ASSERT_TRUE(partial);
+  EXPECT_EQ(partial->unassigned_slots(), slot_count - 100u);
+  EXPECT_EQ(partial->primary_of(99)->port, 7000);
+  EXPECT_EQ(partial->primary_of(100), nullptr);
+  // Malformed COMMAND replies.
+  EXPECT_FALSE(command_keys::from_reply(integer(3)));
+  EXPECT_FALSE(command_keys::from_reply(array({array({text("get")})})));
+}
+
+}  // namespace
+}  // namespace redring::client

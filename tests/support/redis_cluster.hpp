@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+// Test support: a real Redis Cluster of private redis-servers on loopback ports, joined with
+// `redis-cli --cluster create`, stopped and removed on destruction.
+#pragma once
+
+#include "tests/support/redis_server.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace redring::test {
+
+/// `primaries` shards with `replicas` replicas each (3 + 3 by default), each node on 127.0.0.1:port
+/// (cluster bus on port + 10000) and on a Unix socket for the tests' own blocking connections.
+/// The constructor returns once every node reports `cluster_state:ok` and the same topology.
+class redis_cluster {
+ public:
+  explicit redis_cluster(int primaries = 3, int replicas = 1);
+  ~redis_cluster();
+  redis_cluster(const redis_cluster&) = delete;
+  redis_cluster& operator=(const redis_cluster&) = delete;
+
+  /// Every node, in creation order (redis-cli makes the first `primaries` the primaries).
+  [[nodiscard]] std::size_t size() const noexcept { return nodes_.size(); }
+  /// Node i's TCP port.
+  [[nodiscard]] int port(std::size_t i) const { return ports_[i]; }
+  /// Node i's server (its Unix socket, pid, dir).
+  [[nodiscard]] redis_server& node(std::size_t i) { return *nodes_[i]; }
+
+ private:
+  std::vector<std::unique_ptr<redis_server>> nodes_;
+  std::vector<int> ports_;
+};
+
+/// A port p on 127.0.0.1 such that p and p + 10000 (its cluster bus) were both free a moment ago.
+int free_cluster_port();
+
+}  // namespace redring::test
