@@ -58,7 +58,8 @@ struct cached {
   std::optional<resp::error> failure;  ///< Set when Redis failed (the value is the loader's).
 };
 
-/// Cache-aside over one client. Loop thread only; the client must outlive it and every operation.
+/// Cache-aside over one client. Loop thread only; the client must outlive it, and it must outlive
+/// every operation and background refresh (`refreshing()`).
 class cache {
  public:
   /// A cache on `c`.
@@ -87,6 +88,9 @@ class cache {
   [[nodiscard]] std::string value_key(std::string_view key) const;
   /// The Redis key of `tag`'s set of keys.
   [[nodiscard]] std::string tag_key(std::string_view tag) const;
+  /// Background refreshes of stale values still running. The cache (and its client) must outlive
+  /// them: before destroying it, run the loop until this is 0.
+  [[nodiscard]] std::size_t refreshing() const noexcept { return refreshing_.size(); }
   /// How many times this cache ran a loader (single-flight and stampede tests, metrics).
   [[nodiscard]] std::uint64_t loads() const noexcept { return loads_; }
 

@@ -97,6 +97,7 @@ TEST_F(Cache, StaleWhileRevalidate) {
   const auto fresh = run_task(loop, k.get_or_load("s", source.get()));
   EXPECT_EQ(fresh->source, cache_source::hit);
   EXPECT_EQ(fresh->value, "new");
+  EXPECT_TRUE(test::run_until(loop, [&] { return k.refreshing() == 0; }));  // the refresh releases its lock
 }
 
 // "Not found" is cached for negative_ttl, then asked again.
