@@ -49,7 +49,8 @@ class reply_sink {
 /// The scalar case: keeps the first depth-0 node that is not an attribute. Attribute contents are
 /// always deeper than the value they annotate, so they are skipped without counting.
 template <class T>
-  requires(scalar_reply<T> && !std::same_as<T, std::string> && !std::same_as<T, std::optional<std::string>>)
+  requires(scalar_reply<T> && !std::same_as<T, std::string> && !std::same_as<T, std::optional<std::string>> &&
+           !std::same_as<T, ignore_t> && !std::same_as<T, std::optional<ignore_t>>)
 class reply_sink<T> {
  public:
   void on_node(const resp::node& n) {
@@ -69,6 +70,32 @@ class reply_sink<T> {
  private:
   resp::value value_;
   bool seen_ = false;
+};
+
+/// Replies whose value is not wanted (`ignore_t`; `std::optional<ignore_t>` tells null apart): only
+/// an error's text is kept, so nothing is built or copied for a success.
+template <class T>
+  requires std::same_as<T, ignore_t> || std::same_as<T, std::optional<ignore_t>>
+class reply_sink<T> {
+ public:
+  void on_node(const resp::node& n) {
+    if (n.depth != 0 || n.data_type == resp::type::attribute || seen_) return;
+    seen_ = true;
+    null_ = n.data_type == resp::type::null;
+    if (resp::is_error(n.data_type)) error_.emplace(n.value);
+  }
+  [[nodiscard]] result<T> take() {
+    if (error_) return resp::error{resp::errc::server_error, std::move(*error_)};
+    if constexpr (std::same_as<T, std::optional<ignore_t>>) {
+      if (null_) return T();
+    }
+    return T(ignore_t{});
+  }
+
+ private:
+  std::optional<std::string> error_;
+  bool seen_ = false;
+  bool null_ = false;
 };
 
 /// Strings (GET, HGET ...): the payload goes straight into the result, with no intermediate value.

@@ -32,6 +32,27 @@ class Helpers : public ::testing::TestWithParam<int> {
   client c;
 };
 
+TEST_P(Helpers, IgnoredRepliesStillReportErrorsAndNulls) {
+  bool finished = false;
+  auto body = [&]() -> detached {
+    EXPECT_TRUE(co_await c.command<ignore_t>("SET", "k", "v"));
+    EXPECT_TRUE(co_await c.command<ignore_t>("GET", "missing"));  // a null is a reply like any other
+    EXPECT_TRUE(co_await c.command<ignore_t>("HGETALL", "missing"));
+    const auto wrong = co_await c.command<ignore_t>("INCR", "k");
+    EXPECT_FALSE(wrong);
+    EXPECT_TRUE(!wrong && wrong.error().code == resp::errc::server_error && wrong.error().code_word() == "ERR");
+    const auto hit = co_await c.command<std::optional<ignore_t>>("GET", "k");
+    EXPECT_TRUE(hit && hit->has_value());
+    const auto miss = co_await c.command<std::optional<ignore_t>>("GET", "missing");
+    EXPECT_TRUE(miss && !miss->has_value());
+    const auto type = co_await c.command<std::optional<ignore_t>>("LPUSH", "k", "x");
+    EXPECT_TRUE(!type && type.error().code_word() == "WRONGTYPE");
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+}
+
 TEST_P(Helpers, Strings) {
   bool finished = false;
   auto body = [&]() -> detached {
