@@ -10,12 +10,14 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -417,6 +419,34 @@ TEST(BenchEndToEnd, WrongPasswordIsAClearErrorAndTheRightOneWorks) {
   const auto right = run_bench("-s " + server.socket_path() + " -a s3cret -n 1000 --quiet");
   EXPECT_EQ(right.status, 0) << right.out;
   EXPECT_NE(right.out.find("1000 requests"), std::string::npos) << right.out;
+}
+
+TEST(BenchEndToEnd, CtrlCStopsTheRunReportsAndRemovesThePrivateServer) {
+  const std::string out_file = "/tmp/redring-bench-test-int-" + std::to_string(::getpid()) + ".out";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int fd = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, STDOUT_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    ::execl(REDRING_BENCH_PATH, REDRING_BENCH_PATH, "--test-time", "60", "-P", "4", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  const std::string out = slurp(out_file);
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_NE(out.find("run cut short: interrupted"), std::string::npos) << out;
+  EXPECT_NE(out.find("requests in"), std::string::npos) << out;  // the partial report
+  // The private server is gone with its directory.
+  const auto at = out.find("unix:/tmp/redring-bench-");
+  ASSERT_NE(at, std::string::npos) << out;
+  const std::string socket = out.substr(at + 5, out.find(')', at) - at - 5);
+  const std::string dir = socket.substr(0, socket.rfind('/'));
+  EXPECT_FALSE(std::filesystem::exists(dir)) << dir;
 }
 
 TEST(BenchEndToEnd, ServerDyingMidRunIsReportedWithPartialResults) {
