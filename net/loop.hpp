@@ -172,7 +172,7 @@ class loop {
   std::uint32_t free_head_ = UINT32_MAX;
   std::vector<timer*> timers_;  // min-heap on deadline
   unsigned quiet_this_turn_ = 0;  // quiet_sqe() calls since the last wait
-  clock::time_point now_;
+  clock::time_point now_ = clock::now();  // refreshed at each turn; valid before the first one too
   turn_hook* hooks_ = nullptr;
   std::atomic<task*> posted_{nullptr};
   std::atomic<bool> sleeping_{false};

@@ -123,8 +123,10 @@ struct worker {
 
   // The slot's next request: false when the budget is spent. Otherwise the command is filled in and
   // `s.started` is now (closed loop) or the request's scheduled time (open loop), which may lie ahead.
+  // Timestamps are the loop's time, read once per turn right after its wait (when the replies
+  // arrived): no clock read per request, at the resolution of one turn's dispatch.
   bool begin(slot& s) {
-    s.started = open_loop ? open_loop->next() : clock::now();
+    s.started = open_loop ? open_loop->next() : loop->now();
     if (!b->take(s.started)) return false;
     fill(s);
     return true;
@@ -149,7 +151,7 @@ struct worker {
       if (fatal.empty()) fatal = ec.message() + ": " + s.c->conn().last_error();
       b->failed = true;
     }
-    const auto now = clock::now();
+    const auto now = loop->now();
     if (now < record_from) return;
     command_stats& st = stats[s.spec];
     st.latency.record(static_cast<std::uint64_t>(std::max<clock::duration::rep>(0, (now - s.started).count())));
