@@ -155,8 +155,9 @@ probe_result run_case(const endpoint& where, const fuzz_case& c, const probe_set
 
   reply_stream replies(s.limits);
   const io_status sent = conn.send(out, replies.buffer(), start + s.timeout);
-  if (sent == io_status::timeout && !strict) {
-    // The server stopped reading (it may wait for a huge declared length): fine if it still answers.
+  if (sent == io_status::timeout) {
+    // The server stopped reading (it may wait for a huge declared length, or be slow): fine if it
+    // still answers a fresh connection.
     if (!judge_silence("the server stopped reading the request")) result.slow = true;
     return result;
   }
