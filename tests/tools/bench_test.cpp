@@ -83,7 +83,8 @@ TEST(BenchOptions, EveryBadInputNamesTheOption) {
       {{"-t", "-1"}, "-t must be"},
       {{"-P", "abc"}, "-P must be"},
       {{"-n", "0"}, "-n must be a positive number"},
-      {{"--test-time", "0"}, "--test-time must be seconds"},
+      {{"--test-time", "0"}, "--test-time must be seconds, above 0"},
+      {{"--warmup", "-1"}, "--warmup must be seconds"},
       {{"--test-time", "1", "-n", "5"}, "either -n or --test-time"},
       {{"--ratio", "1"}, "--ratio must be SET:GET"},
       {{"--ratio", "0:0"}, "--ratio must be SET:GET"},
@@ -136,6 +137,12 @@ TEST(Histogram, PercentilesWithinOnePercent) {
     EXPECT_LE(histogram::low_of(i), v);
     EXPECT_GE(histogram::high_of(i), v);
   }
+}
+
+TEST(BenchOptions, ZeroWarmupMeansNone) {
+  bench_options o;
+  ASSERT_EQ(parse({"--warmup", "0", "--test-time", "0.5"}, &o), std::nullopt);
+  EXPECT_EQ(o.warmup.count(), 0);
 }
 
 TEST(BenchOptions, CommandTemplatesAndWeights) {

@@ -112,7 +112,9 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, b
     } else if (a == "--test-time" || a == "--warmup") {
       if (!value(v)) return need("seconds");
       double s = 0;
-      if (!number(v, s) || s <= 0 || s > 86400) return bad("seconds, 0-86400");
+      // --warmup 0 is "no warm-up" (scripts pass it explicitly); a test time must be positive.
+      const bool warmup = a == "--warmup";
+      if (!number(v, s) || s < 0 || (!warmup && s == 0) || s > 86400) return bad(warmup ? "seconds, 0-86400" : "seconds, above 0, up to 86400");
       (a == "--warmup" ? out.warmup : out.test_time) = std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
     } else if (a == "--ratio") {
       if (!value(v)) return need("SET:GET");
