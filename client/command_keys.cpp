@@ -24,17 +24,8 @@ bool equals_ignore_case(std::string_view a, std::string_view b) {
 // RESP3 sends some of COMMAND's lists as sets.
 bool is_list(const resp::value& v) { return v.data_type == resp::type::array || v.data_type == resp::type::set; }
 
-// A map (RESP3) or a flat key/value array (RESP2): the value of `key`, or null.
-const resp::value* field(const resp::value& m, std::string_view key) {
-  if (m.data_type != resp::type::map && m.data_type != resp::type::array) return nullptr;
-  for (std::size_t i = 0; i + 1 < m.elements.size(); i += 2) {
-    if (m.elements[i].text == key) return &m.elements[i + 1];
-  }
-  return nullptr;
-}
-
 std::int64_t integer_field(const resp::value& m, std::string_view key, std::int64_t fallback) {
-  const resp::value* v = field(m, key);
+  const resp::value* v = m.find(key);
   return v != nullptr && v->data_type == resp::type::integer ? v->integer : fallback;
 }
 
@@ -49,21 +40,21 @@ bool command_keys::parse_command(const resp::value& info, std::unordered_map<std
   if (e.size() >= 9 && is_list(e[8]) && !e[8].elements.empty()) {
     for (const resp::value& spec : e[8].elements) {
       key_spec k;
-      if (const resp::value* bs = field(spec, "begin_search")) {
-        const resp::value* type = field(*bs, "type");
-        const resp::value* s = field(*bs, "spec");
+      if (const resp::value* bs = spec.find("begin_search")) {
+        const resp::value* type = bs->find("type");
+        const resp::value* s = bs->find("spec");
         if (type != nullptr && s != nullptr && type->text == "index") {
           k.begin_kind = key_spec::begin::index;
           k.index = integer_field(*s, "index", 0);
         } else if (type != nullptr && s != nullptr && type->text == "keyword") {
           k.begin_kind = key_spec::begin::keyword;
-          if (const resp::value* kw = field(*s, "keyword")) k.keyword = kw->text;
+          if (const resp::value* kw = s->find("keyword")) k.keyword = kw->text;
           k.start_from = integer_field(*s, "startfrom", 1);
         }
       }
-      if (const resp::value* fk = field(spec, "find_keys")) {
-        const resp::value* type = field(*fk, "type");
-        const resp::value* s = field(*fk, "spec");
+      if (const resp::value* fk = spec.find("find_keys")) {
+        const resp::value* type = fk->find("type");
+        const resp::value* s = fk->find("spec");
         if (type != nullptr && s != nullptr && type->text == "range") {
           k.find_kind = key_spec::find::range;
           k.last_key = integer_field(*s, "lastkey", 0);

@@ -9,15 +9,6 @@ namespace {
 
 resp::error bad_shape(const char* what) { return resp::error{resp::errc::unexpected_type, what}; }
 
-// A map (RESP3) or a flat key/value array (RESP2): the value of `key`, or null.
-const resp::value* field(const resp::value& m, std::string_view key) {
-  if (m.data_type != resp::type::map && m.data_type != resp::type::array) return nullptr;
-  for (std::size_t i = 0; i + 1 < m.elements.size(); i += 2) {
-    if (m.elements[i].text == key) return &m.elements[i + 1];
-  }
-  return nullptr;
-}
-
 bool slot_number(const resp::value& v, std::uint16_t& out) {
   if (v.data_type != resp::type::integer || v.integer < 0 || v.integer >= slot_count) return false;
   out = static_cast<std::uint16_t>(v.integer);
@@ -52,8 +43,8 @@ resp::result<slot_map> slot_map::from_shards(const resp::value& reply) {
   if (reply.data_type != resp::type::array) return bad_shape("CLUSTER SHARDS reply is not an array");
   slot_map m;
   for (const resp::value& shard : reply.elements) {
-    const resp::value* slots = field(shard, "slots");
-    const resp::value* nodes = field(shard, "nodes");
+    const resp::value* slots = shard.find("slots");
+    const resp::value* nodes = shard.find("nodes");
     if (slots == nullptr || nodes == nullptr || slots->elements.size() % 2 != 0) return bad_shape("CLUSTER SHARDS entry without slots/nodes");
     cluster_shard s;
     for (std::size_t i = 0; i < slots->elements.size(); i += 2) {
@@ -65,13 +56,13 @@ resp::result<slot_map> slot_map::from_shards(const resp::value& reply) {
     }
     for (const resp::value& node : nodes->elements) {
       cluster_node n;
-      const resp::value* id = field(node, "id");
-      const resp::value* port = field(node, "port");
-      const resp::value* endpoint = field(node, "endpoint");
-      const resp::value* ip = field(node, "ip");
-      const resp::value* role = field(node, "role");
-      const resp::value* health = field(node, "health");
-      if (port == nullptr) port = field(node, "tls-port");
+      const resp::value* id = node.find("id");
+      const resp::value* port = node.find("port");
+      const resp::value* endpoint = node.find("endpoint");
+      const resp::value* ip = node.find("ip");
+      const resp::value* role = node.find("role");
+      const resp::value* health = node.find("health");
+      if (port == nullptr) port = node.find("tls-port");
       if (id == nullptr || port == nullptr || role == nullptr || !port_number(*port, n.port)) {
         return bad_shape("CLUSTER SHARDS node without id/port/role");
       }

@@ -46,6 +46,15 @@ struct value {
   [[nodiscard]] std::string_view verbatim_text() const noexcept {
     return text.size() < 4 ? std::string_view() : std::string_view(text).substr(4);
   }
+  /// For a map, or an array read as key, value, key, value (RESP2's maps): the value after the first
+  /// key whose text is `key`; null if there is none or this is neither. Points into `elements`.
+  [[nodiscard]] const value* find(std::string_view key) const noexcept {
+    if (data_type != type::map && data_type != type::array) return nullptr;
+    for (std::size_t i = 0; i + 1 < elements.size(); i += 2) {
+      if (elements[i].text == key) return &elements[i + 1];
+    }
+    return nullptr;
+  }
 
   friend bool operator==(const value&, const value&) = default;
 };

@@ -39,6 +39,20 @@ TEST(Value, BuildsTree) {
   EXPECT_EQ(v.elements[1].elements[1].verbatim_format(), "txt");
 }
 
+TEST(Value, FindInMapsAndKeyValueArrays) {
+  const value map = parse("%2\r\n+port\r\n:7000\r\n+role\r\n+master\r\n");
+  ASSERT_NE(map.find("port"), nullptr);
+  EXPECT_EQ(map.find("port")->integer, 7000);
+  EXPECT_EQ(map.find("role")->text, "master");
+  EXPECT_EQ(map.find("missing"), nullptr);
+  EXPECT_EQ(map.find("7000"), nullptr);  // values are not keys
+  const value flat = parse("*4\r\n$4\r\nport\r\n:7000\r\n$4\r\nrole\r\n$5\r\nslave\r\n");
+  EXPECT_EQ(flat.find("role")->text, "slave");
+  const value odd = parse("*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n");
+  EXPECT_EQ(odd.find("c"), nullptr);  // a trailing key has no value
+  EXPECT_EQ(parse(":1\r\n").find("x"), nullptr);
+}
+
 TEST(Value, WriteRoundTrips) {
   for (const char* input : {"|1\r\n+ttl\r\n:5\r\n*2\r\n$?\r\n;3\r\nabc\r\n;0\r\n%1\r\n+k\r\n=6\r\ntxt:hi\r\n",
                             "*3\r\n$-1\r\n*-1\r\n_\r\n", "%?\r\n+a\r\n~?\r\n.\r\n.\r\n", ">1\r\n(123\r\n",
