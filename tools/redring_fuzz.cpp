@@ -61,7 +61,8 @@ std::optional<fuzz::server_target> make_target(fuzz::fuzz_options& opts, bench::
     return t;
   }
   // Our own server: dangerous commands are fine, and it is restarted after a crash. Its bulk limit
-  // is lowered to 32 MiB so that SETBIT/SETRANGE at huge offsets cannot take 512 MiB each.
+  // is lowered to 32 MiB so that SETBIT/SETRANGE at huge offsets cannot take 512 MiB each, and a
+  // connection's output to 256 MiB so that ZRANDMEMBER k -2147483649 cannot queue tens of GiB.
   opts.allow_dangerous = true;
   auto start = [&owned](fuzz::endpoint& where, std::string& why) {
     owned.stop();
@@ -70,6 +71,7 @@ std::optional<fuzz::server_target> make_target(fuzz::fuzz_options& opts, bench::
     where.unix_path = owned.socket_path();
     fuzz::probe_settings s;
     (void)fuzz::call(where, s, {"CONFIG", "SET", "proto-max-bulk-len", "32mb"}, why);
+    (void)fuzz::call(where, s, {"CONFIG", "SET", "client-output-buffer-limit", "normal 256mb 0 0"}, why);
     return true;
   };
   std::string why;

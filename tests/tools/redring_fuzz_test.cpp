@@ -181,6 +181,9 @@ TEST(FuzzGenerator, SameSeedSameCasesAndOnlyEligibleCommands) {
     for (const frame& f : a.make_case(1, i).frames) {
       if (f.kind == frame_kind::raw) ++raw;
       else names.insert(command_name(table, f));
+      std::string wire;
+      append_wire(wire, f);
+      EXPECT_LT(wire.size(), std::size_t{8} << 20);  // repeated mutations stay bounded
     }
   }
   EXPECT_GT(raw, 40u);

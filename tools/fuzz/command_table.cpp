@@ -107,11 +107,13 @@ bool command_spec::has_flag(std::string_view f) const noexcept {
 }
 
 void classify(command_spec& c) {
-  static constexpr std::array<std::string_view, 25> never = {
+  static constexpr std::array<std::string_view, 26> never = {
       "shutdown",     "monitor",      "sync",         "psync",       "quit",        "debug",
       "failover",     "replicaof",    "slaveof",      "migrate",     "client|kill", "client|pause",
       "client|reply", "subscribe",    "psubscribe",   "ssubscribe",  "unsubscribe", "punsubscribe",
       "sunsubscribe", "cluster|meet", "cluster|failover", "cluster|replicate", "client|unpause",
+      // Turns the connection into a Lua debugger session (SYNC also blocks the whole server).
+      "script|debug",
       // Not dangerous, but seconds of CPU each: they would dominate a run.
       "pfselftest", "save"};
   static constexpr std::array<std::string_view, 12> destructive = {

@@ -61,7 +61,7 @@ struct command_table {
 ///   --allow-dangerous or against the embedded server;
 /// - excluded: commands whose normal effect is a dead, silent, blocked or redirected connection, or
 ///   traffic off the machine (SHUTDOWN, MONITOR, SYNC, PSYNC, QUIT, DEBUG, FAILOVER, REPLICAOF,
-///   SLAVEOF, MIGRATE, CLIENT KILL/PAUSE/REPLY, the SUBSCRIBE family, CLUSTER MEET), and two that
+///   SLAVEOF, MIGRATE, CLIENT KILL/PAUSE/REPLY, the SUBSCRIBE family, CLUSTER MEET, SCRIPT DEBUG), and two that
 ///   cost much time for nothing (PFSELFTEST, SAVE): never generated.
 void classify(command_spec& c);
 

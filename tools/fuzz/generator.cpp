@@ -60,6 +60,16 @@ constexpr std::array key_suffixes = {"string"sv, "int"sv,    "float"sv, "list"sv
 
 constexpr std::array<std::size_t, 2> long_key_lengths = {513, 4097};
 
+// Bounds on what repetition may make of one command.
+constexpr std::size_t max_mutated_args = 4096;
+constexpr std::size_t max_mutated_bytes = std::size_t{4} << 20;
+
+std::size_t bytes(const std::vector<std::string>& args) {
+  std::size_t n = 0;
+  for (const auto& a : args) n += a.size();
+  return n;
+}
+
 std::string huge(rng& r) {
   // Mostly just over common buffer sizes; a megabyte rarely (it dominates a case's time).
   static constexpr std::array<std::size_t, 20> sizes = {513,   513,   513,   513,   513,    513,    513,
@@ -217,10 +227,15 @@ frame generator::mutate(rng& r, frame f) const {
       case 2: a.insert(a.begin() + static_cast<std::ptrdiff_t>(i == 0 ? a.size() : i), random_value(r)); break;
       case 3: if (!a[i].empty()) a[i][static_cast<std::size_t>(r.below(a[i].size()))] ^= static_cast<char>(1u << r.below(8)); break;
       case 4: a[i].resize(static_cast<std::size_t>(r.below(a[i].size() + 1))); break;
-      case 5: {  // repeat the tail many times (variadic paths, big replies)
+      case 5: {  // repeat the tail many times (variadic paths, big replies), within bounds: rounds
+                 // of this would otherwise grow a megabyte argument exponentially
         const std::size_t times = r.between(2, 64), from = i;
         const std::vector<std::string> tail(a.begin() + static_cast<std::ptrdiff_t>(from), a.end());
-        for (std::size_t t = 0; t < times && !tail.empty(); ++t) a.insert(a.end(), tail.begin(), tail.end());
+        for (std::size_t t = 0; t < times && !tail.empty() && a.size() + tail.size() <= max_mutated_args &&
+                                bytes(a) + bytes(tail) <= max_mutated_bytes;
+             ++t) {
+          a.insert(a.end(), tail.begin(), tail.end());
+        }
         break;
       }
       case 6: if (a.size() > 2) std::swap(a[i], a[static_cast<std::size_t>(r.between(1, a.size() - 1))]); break;

@@ -550,7 +550,7 @@ client_run hostile_server::run(const std::vector<std::string>& argv, const fuzz_
 }
 
 finding_record handle_client_finding(hostile_server& server, const fuzz_options& opts, const fuzz_case& plan,
-                                     const client_run& run) {
+                                     const client_run& run, clock::time_point deadline) {
   finding_record rec;
   rec.kind = run.found.kind;
   rec.detail = run.found.detail;
@@ -569,7 +569,7 @@ finding_record handle_client_finding(hostile_server& server, const fuzz_options&
   if (!rec.reproduced) best = plan;
   if (rec.reproduced && opts.minimise) {
     minimise_stats ms;
-    best = minimise(std::move(best), same, {.attempts = 2000, .time = opts.minimise_time}, ms);
+    best = minimise(std::move(best), same, {.attempts = 2000, .time = opts.minimise_time, .deadline = deadline}, ms);
     rec.attempts = ms.attempts;
   }
   save_finding(rec, std::move(best), "client", opts.client_argv, opts);
@@ -594,7 +594,7 @@ run_stats fuzz_client(hostile_server& server, const fuzz_options& opts, const st
       stats.findings.push_back({finding_kind::exit_status, run.output.substr(0, run.output.find('\n'))});
       break;  // the client cannot even start
     }
-    if (run.found.kind != finding_kind::none) record_finding(stats, handle_client_finding(server, opts, plan, run));
+    if (run.found.kind != finding_kind::none) record_finding(stats, handle_client_finding(server, opts, plan, run, pacer.deadline()));
   }
   pacer.finish();
   return stats;

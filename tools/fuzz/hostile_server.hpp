@@ -68,8 +68,10 @@ class hostile_server {
 /// --max-findings or until `progress` returns false; minimises and saves findings.
 run_stats fuzz_client(hostile_server& server, const fuzz_options& opts, const std::function<bool(const run_stats&)>& progress);
 
-/// Reproduces, minimises (if `opts.minimise`) and saves a client-mode finding of `plan`.
+/// Reproduces, minimises (if `opts.minimise`, until `deadline` at the latest) and saves a
+/// client-mode finding of `plan`.
 [[nodiscard]] finding_record handle_client_finding(hostile_server& server, const fuzz_options& opts,
-                                                   const fuzz_case& plan, const client_run& run);
+                                                   const fuzz_case& plan, const client_run& run,
+                                                   clock::time_point deadline = clock::time_point::max());
 
 }  // namespace redring::fuzz

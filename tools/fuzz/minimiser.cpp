@@ -11,7 +11,7 @@ namespace {
 class tester {
  public:
   tester(const reproduces& still, const minimise_budget& b, minimise_stats& stats)
-      : still_(still), budget_(b), stats_(stats), deadline_(clock::now() + b.time) {}
+      : still_(still), budget_(b), stats_(stats), deadline_(std::min(clock::now() + b.time, b.deadline)) {}
 
   bool spent() {
     if (stats_.attempts >= budget_.attempts || clock::now() >= deadline_) stats_.exhausted = true;

@@ -19,6 +19,8 @@ using reproduces = std::function<bool(const fuzz_case&)>;
 struct minimise_budget {
   std::size_t attempts = 3000;                 ///< runs of the case at most
   std::chrono::milliseconds time{60000};       ///< wall time at most
+  /// Also stop here (the end of a --time bounded run).
+  clock::time_point deadline = clock::time_point::max();
 };
 
 /// What a minimisation did.

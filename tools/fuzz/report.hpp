@@ -51,6 +51,10 @@ class run_pacer {
       : opts_(opts), stats_(stats), progress_(progress), start_(clock::now()), last_(start_) {}
   /// True if case (or client run) `index` should run.
   bool next(std::uint64_t index);
+  /// When --time ends the run (never if unbounded): minimisation stops there too.
+  [[nodiscard]] clock::time_point deadline() const noexcept {
+    return opts_.time.count() == 0 ? clock::time_point::max() : start_ + opts_.time;
+  }
   /// Sets the final elapsed time.
   void finish() { stats_.seconds = std::chrono::duration<double>(clock::now() - start_).count(); }
 

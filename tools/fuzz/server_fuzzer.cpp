@@ -59,7 +59,8 @@ probe_result server_fuzzer::run_once(const fuzz_case& c) {
   return r;
 }
 
-finding_record server_fuzzer::handle(const fuzz_case& c, const outcome& found, const std::deque<fuzz_case>& history) {
+finding_record server_fuzzer::handle(const fuzz_case& c, const outcome& found, const std::deque<fuzz_case>& history,
+                                     clock::time_point deadline) {
   finding_record rec;
   rec.kind = found.kind;
   rec.detail = found.detail;
@@ -84,7 +85,7 @@ finding_record server_fuzzer::handle(const fuzz_case& c, const outcome& found, c
   }
   if (rec.reproduced && opts_.minimise) {
     minimise_stats ms;
-    best = minimise(std::move(best), same, {.attempts = 5000, .time = opts_.minimise_time}, ms);
+    best = minimise(std::move(best), same, {.attempts = 5000, .time = opts_.minimise_time, .deadline = deadline}, ms);
     rec.attempts = ms.attempts;
     // The detail of the minimal case, which is what the reproducer shows.
     const probe_result again = run_once(best);
@@ -124,7 +125,7 @@ run_stats server_fuzzer::run(const std::function<bool(const run_stats&)>& progre
     stats_.distinct = distinct_.size();
     stats_.distinct_ok = distinct_ok_.size();
     if (r.found.kind != finding_kind::none) {
-      finding_record rec = handle(c, r.found, history);
+      finding_record rec = handle(c, r.found, history, pacer.deadline());
       record_finding(stats_, std::move(rec));
       const bool dead = (r.found.kind == finding_kind::crash || r.found.kind == finding_kind::hang) && !target_.restart;
       if (dead) break;  // an external server we cannot restart: nothing more to learn

@@ -42,8 +42,10 @@ class server_fuzzer {
 
   /// Runs `c` once on a live server: restarts a dead one first (if it can), and after a crash or a hang.
   probe_result run_once(const fuzz_case& c);
-  /// Reproduces, minimises and saves a finding of `c`; returns its record (not yet in the stats).
-  finding_record handle(const fuzz_case& c, const outcome& found, const std::deque<fuzz_case>& history);
+  /// Reproduces, minimises (until `deadline` at the latest) and saves a finding of `c`; returns its
+  /// record (not yet in the stats).
+  finding_record handle(const fuzz_case& c, const outcome& found, const std::deque<fuzz_case>& history,
+                        clock::time_point deadline = clock::time_point::max());
 
   [[nodiscard]] const command_table& table() const noexcept { return table_; }
   [[nodiscard]] const generator& gen() const noexcept { return *gen_; }
