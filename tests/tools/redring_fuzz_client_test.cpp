@@ -63,14 +63,15 @@ TEST(FuzzClient, PlansAreDeterministicAndVaried) {
 TEST(FuzzClient, FindsAndMinimisesThePlantedCrashAndHang) {
   temp_dir out;
   const run_stats stats = fuzz_against({REDRING_FUZZ_BUGGY_CLIENT, "{socket}"}, out, [](fuzz_options& o) {
-    o.timeout = std::chrono::milliseconds(500);  // the planted hang costs this per run
+    o.timeout = std::chrono::milliseconds(800);  // the planted hang costs this per run
     o.replies = 3;
   });
   const finding_record* crash = nullptr;
   const finding_record* hang = nullptr;
   for (const auto& f : stats.findings) {
-    if (f.kind == finding_kind::crash && crash == nullptr) crash = &f;
-    if (f.kind == finding_kind::hang && hang == nullptr) hang = &f;
+    // A run slowed down by a loaded machine may time out once; the planted faults reproduce.
+    if (f.kind == finding_kind::crash && f.reproduced && crash == nullptr) crash = &f;
+    if (f.kind == finding_kind::hang && f.reproduced && hang == nullptr) hang = &f;
   }
   ASSERT_NE(crash, nullptr);
   ASSERT_NE(hang, nullptr);

@@ -150,8 +150,11 @@ probe_result run_case(const endpoint& where, const fuzz_case& c, const probe_set
       strict = false;
     }
   }
+  // DISCARD first: a MULTI the case left open (or mutated its EXEC away) must not queue the
+  // sentinel. Outside a transaction it is one error reply, inside one OK: one reply either way.
+  append_wire(out, command_frame({"DISCARD"}));
   append_wire(out, command_frame({"ECHO", std::string(nonce)}));
-  const std::size_t expected = s.preamble.size() + command_frames.size();
+  const std::size_t expected = s.preamble.size() + command_frames.size() + 1;
 
   reply_stream replies(s.limits);
   const io_status sent = conn.send(out, replies.buffer(), start + s.timeout);

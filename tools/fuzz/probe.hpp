@@ -48,7 +48,8 @@ enum class liveness : std::uint8_t {
 /// Checks the server with a PING on a fresh connection (after the preamble); `why` says what failed.
 [[nodiscard]] liveness check_alive(const endpoint& where, const probe_settings& s, std::string& why);
 
-/// Runs `c` on a fresh connection: preamble, the frames, then `ECHO nonce`.
+/// Runs `c` on a fresh connection: preamble, the frames, then `DISCARD` (so that an open MULTI
+/// cannot queue the sentinel) and the sentinel `ECHO nonce`.
 /// - every reply is parsed with `s.limits`: invalid bytes are `protocol_error`;
 /// - a case of command frames only is strict: exactly one reply per command must precede the
 ///   sentinel (`desync` otherwise), and the connection must stay open (`disconnect`);
