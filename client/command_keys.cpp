@@ -155,6 +155,7 @@ command_keys::outcome command_keys::find(std::span<const std::string_view> args,
         std::int64_t count = 0;
         const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), count);
         if (ec != std::errc{} || p != text.data() + text.size() || count < 0) continue;  // the server will refuse it
+        count = std::min(count, argc);  // no more keys than arguments: keeps (count - 1) * step from overflowing
         first += k.first_key;
         last = first + (count - 1) * step;
         break;

@@ -119,6 +119,11 @@ TEST_F(Cluster, KeyPositionsFromCommandAgreeWithGetkeys) {
   const std::vector<std::string_view> ping = {"PING"};
   EXPECT_EQ(table3->find(ping, at), command_keys::outcome::found);
   EXPECT_TRUE(at.empty());
+  // A key count far beyond the arguments (the server refuses the call): positions stay inside the call.
+  at.clear();
+  const std::vector<std::string_view> huge = {"EVALSHA", "sha", "9223372036854775807", "k", "a"};
+  EXPECT_EQ(table3->find(huge, at), command_keys::outcome::found);
+  for (const std::size_t i : at) EXPECT_LT(i, huge.size());
   const std::vector<std::string_view> nope = {"NOSUCHCOMMAND", "k"};
   EXPECT_EQ(table3->find(nope, at), command_keys::outcome::unknown_command);
 }

@@ -85,6 +85,7 @@ TEST(BenchOptions, EveryBadInputNamesTheOption) {
       {{"-n", "0"}, "-n must be a positive number"},
       {{"--test-time", "0"}, "--test-time must be seconds, above 0"},
       {{"--warmup", "-1"}, "--warmup must be seconds"},
+      {{"--key-prefix", std::string(65, 'k')}, "--key-prefix must be at most 64 bytes"},
       {{"--test-time", "1", "-n", "5"}, "either -n or --test-time"},
       {{"--ratio", "1"}, "--ratio must be SET:GET"},
       {{"--ratio", "0:0"}, "--ratio must be SET:GET"},

@@ -128,6 +128,8 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, b
       if (!number(v, out.data_size) || out.data_size > (512u << 20)) return bad("a size up to 512 MiB");
     } else if (a == "--key-prefix") {
       if (!value(out.key_prefix)) return need("a prefix");
+      // A key is built in a fixed buffer per request: prefix + up to 20 digits.
+      if (out.key_prefix.size() > kMaxKeyPrefix) return a + " must be at most " + std::to_string(kMaxKeyPrefix) + " bytes";
     } else if (a == "--key-minimum") {
       if (!value(v)) return need("a number");
       if (!number(v, out.key_minimum)) return bad("a number");

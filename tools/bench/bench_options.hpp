@@ -6,6 +6,7 @@
 #include "tools/bench/workload.hpp"
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,6 +16,9 @@ namespace redring::bench {
 
 /// How keys are drawn from [key_minimum, key_maximum].
 enum class key_pattern { random, sequential, gaussian };
+
+/// The longest `--key-prefix`: keys are built per request in a fixed buffer (prefix + 20 digits).
+inline constexpr std::size_t kMaxKeyPrefix = 64;
 
 /// Everything the command line can say.
 struct bench_options {

@@ -59,7 +59,7 @@ struct slot : client::request {
   bool null_reply = false;
   std::string error;  // the error reply's code word, if any
   clock::time_point started;
-  char key[96];
+  char key[kMaxKeyPrefix + 24];  // prefix + a 64-bit number (parse_options bounds the prefix)
   std::vector<std::string_view> argv;  // sized once for the longest template
   std::size_t argc = 0;
   due_timer timer;
