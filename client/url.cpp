@@ -160,4 +160,8 @@ std::error_code options_from_env(options& out, std::string* message) {
   return parse_url(url, out, message);
 }
 
+std::error_code options_from_command_line(int argc, char** argv, options& out, std::string* message) {
+  return argc > 1 ? parse_url(argv[1], out, message) : options_from_env(out, message);
+}
+
 }  // namespace redring::client

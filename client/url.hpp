@@ -22,4 +22,8 @@ namespace redring::client {
 /// no error (leaving `out` alone) if the variable is unset or empty.
 [[nodiscard]] std::error_code options_from_env(options& out, std::string* message = nullptr);
 
+/// For command-line programs: the URL in `argv[1]` if there is one, else `REDIS_URL`, else `out`
+/// unchanged (127.0.0.1:6379 by default). Errors as `parse_url`.
+[[nodiscard]] std::error_code options_from_command_line(int argc, char** argv, options& out, std::string* message = nullptr);
+
 }  // namespace redring::client

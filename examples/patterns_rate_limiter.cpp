@@ -51,8 +51,7 @@ double cpu_seconds() {
 int main(int argc, char** argv) {
   client::options opts;
   std::string why;
-  const auto ec = argc > 1 ? client::parse_url(argv[1], opts, &why) : client::options_from_env(opts, &why);
-  if (ec) {
+  if (client::options_from_command_line(argc, argv, opts, &why)) {
     std::fprintf(stderr, "bad URL: %s\n", why.c_str());
     return 2;
   }

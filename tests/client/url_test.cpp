@@ -88,5 +88,26 @@ TEST(Url, FromEnvironment) {
   EXPECT_EQ(untouched.host, "127.0.0.1");
 }
 
+TEST(Url, FromCommandLineThenEnvironment) {
+  char prog[] = "prog", url[] = "unix:///tmp/x.sock?db=3", bad[] = "http://x";
+  char* with_url[] = {prog, url, nullptr};
+  char* with_bad[] = {prog, bad, nullptr};
+  char* without[] = {prog, nullptr};
+  ::setenv("REDIS_URL", "redis://envhost:1234", 1);
+  options a;
+  ASSERT_FALSE(options_from_command_line(2, with_url, a));  // the argument wins over REDIS_URL
+  EXPECT_EQ(a.unix_path, "/tmp/x.sock");
+  EXPECT_EQ(a.database, 3);
+  options b;
+  ASSERT_FALSE(options_from_command_line(1, without, b));  // no argument: REDIS_URL
+  EXPECT_EQ(b.host, "envhost");
+  EXPECT_EQ(b.port, 1234);
+  options c;
+  std::string why;
+  EXPECT_EQ(options_from_command_line(2, with_bad, c, &why), errc::invalid_url);
+  EXPECT_FALSE(why.empty());
+  ::unsetenv("REDIS_URL");
+}
+
 }  // namespace
 }  // namespace redring::client
