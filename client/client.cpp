@@ -8,6 +8,10 @@ void submit(client& c, request& r) { c.submit(r); }
 }  // namespace detail
 
 client::client(net::loop& loop, options opts) : loop_(loop), opts_(std::move(opts)) {
+  if (opts_.cluster.enabled) {
+    cluster_ = std::make_unique<cluster_router>(loop_, opts_);
+    return;
+  }
   const std::size_t n = std::max<std::size_t>(1, opts_.pool_size);
   for (std::size_t i = 0; i < n; ++i) pool_.push_back(connection::create(loop_, opts_));
 }
@@ -32,10 +36,12 @@ void client::start() {
   }
   if (started_) return;
   started_ = true;
+  if (cluster_) cluster_->start();
   for (auto& c : pool_) c->start();
 }
 
 void client::close() {
+  if (cluster_) cluster_->close();
   for (auto& c : pool_) c->close();
   for (auto& c : blocking_) c->close();
 }
@@ -52,6 +58,10 @@ void client::submit(request& r) {
     return;
   }
   if (!started_) start();
+  if (cluster_) {
+    cluster_->submit(r);
+    return;
+  }
   if (r.blocking) {
     blocking_connection().submit(r);
     return;

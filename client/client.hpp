@@ -3,6 +3,7 @@
 // connection on an io_uring loop. Typed helpers for the common commands; `command<T>(...)` for all.
 #pragma once
 
+#include "client/cluster.hpp"
 #include "client/connection.hpp"
 #include "client/error.hpp"
 #include "client/info.hpp"
@@ -84,6 +85,13 @@ class reply_awaitable : protected request {
   /// A per-command timeout instead of the client's default (negative: none).
   [[nodiscard]] Derived with_timeout(std::chrono::milliseconds t) && {
     request::timeout = t;
+    return std::move(static_cast<Derived&>(*this));
+  }
+  /// Cluster: sends the command to the node `host_port` ("127.0.0.1:7001", as `cluster_router::nodes`
+  /// lists them) instead of the one its keys map to: for PING, INFO, CLIENT LIST ... on every node.
+  /// `host_port` must outlive the co_await. Ignored by a client that is not in cluster mode.
+  [[nodiscard]] Derived at_node(std::string_view host_port) && {
+    request::node = host_port;
     return std::move(static_cast<Derived&>(*this));
   }
   /// Marks the command safe to run twice: if the connection drops after it was sent, it is sent
@@ -485,13 +493,18 @@ class client {
 
   /// The loop this client runs on.
   [[nodiscard]] net::loop& loop() noexcept { return loop_; }
-  /// The first connection of the pool (state, last error, protocol).
+  /// The first connection of the pool (state, last error, protocol). Not in cluster mode (no pool:
+  /// see `cluster()`).
   [[nodiscard]] connection& conn() noexcept { return *pool_.front(); }
+  /// The cluster router (topology, nodes, per-node load, statistics), or null when not in cluster
+  /// mode. Loop thread.
+  [[nodiscard]] cluster_router* cluster() noexcept { return cluster_.get(); }
   /// The connections of the pool.
   [[nodiscard]] const std::vector<connection::pointer>& pool() const noexcept { return pool_; }
   /// Where RESP3 pushes go (pub/sub messages, invalidations). Loop thread.
   void set_push_handler(push_handler h) {
     for (auto& c : pool_) c->set_push_handler(h);
+    if (cluster_) cluster_->set_push_handler(h);
   }
 
  private:
@@ -510,6 +523,7 @@ class client {
   // Blocking commands each get a connection of their own, so they never stall other callers;
   // idle ones are reused.
   std::vector<connection::pointer> blocking_;
+  std::unique_ptr<cluster_router> cluster_;  // cluster mode: routes instead of the pool
   bool started_ = false;
 };
 

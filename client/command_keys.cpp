@@ -37,6 +37,10 @@ bool command_keys::parse_command(const resp::value& info, std::unordered_map<std
   const auto& e = info.elements;
   if (e[0].text.empty()) return false;
   command c;
+  if (is_list(e[2])) {
+    c.readonly = std::any_of(e[2].elements.begin(), e[2].elements.end(),
+                             [](const resp::value& f) { return f.text == "readonly"; });
+  }
   if (e.size() >= 9 && is_list(e[8]) && !e[8].elements.empty()) {
     for (const resp::value& spec : e[8].elements) {
       key_spec k;
@@ -100,17 +104,29 @@ resp::result<command_keys> command_keys::from_reply(const resp::value& reply) {
   return t;
 }
 
-command_keys::outcome command_keys::find(std::span<const std::string_view> args, std::vector<std::size_t>& out) const {
-  if (args.empty()) return outcome::unknown_command;
+const command_keys::command* command_keys::lookup(std::span<const std::string_view> args) const {
+  if (args.empty()) return nullptr;
   std::string name = lower(args[0]);
   auto it = commands_.find(name);
-  if (it == commands_.end()) return outcome::unknown_command;
+  if (it == commands_.end()) return nullptr;
   if (it->second.has_subcommands && args.size() > 1) {
-    const auto sub = commands_.find(name + "|" + lower(args[1]));
+    name += '|';
+    name += lower(args[1]);
+    const auto sub = commands_.find(name);
     if (sub != commands_.end()) it = sub;
   }
+  return &it->second;
+}
+
+command_keys::outcome command_keys::find(std::span<const std::string_view> args, std::vector<std::size_t>& out) const {
+  const command* c = lookup(args);
+  return c == nullptr ? outcome::unknown_command : find(*c, args, out);
+}
+
+command_keys::outcome command_keys::find(const command& c, std::span<const std::string_view> args,
+                                         std::vector<std::size_t>& out) {
   const auto argc = static_cast<std::int64_t>(args.size());
-  for (const key_spec& k : it->second.specs) {
+  for (const key_spec& k : c.specs) {
     std::int64_t first = 0;
     switch (k.begin_kind) {
       case key_spec::begin::index:

@@ -30,10 +30,18 @@ class command_keys {
   /// An error if the reply does not have COMMAND's shape.
   [[nodiscard]] static resp::result<command_keys> from_reply(const resp::value& reply);
 
+  struct command;
+
   /// Appends to `out` the indexes in `args` (args[0] is the command's name, any case) of the call's
   /// keys, in the order the key specs give them; subcommands ("OBJECT ENCODING", "XINFO STREAM") are
   /// looked up with their container.
   outcome find(std::span<const std::string_view> args, std::vector<std::size_t>& out) const;
+
+  /// The entry of the call's command (its subcommand's, if it has one), or null if unknown. Valid as
+  /// long as this table. Lets a caller cache the lookup for names without subcommands.
+  [[nodiscard]] const command* lookup(std::span<const std::string_view> args) const;
+  /// `find` with the entry already looked up.
+  static outcome find(const command& c, std::span<const std::string_view> args, std::vector<std::size_t>& out);
 
   /// Commands known.
   [[nodiscard]] std::size_t size() const noexcept { return commands_.size(); }
@@ -48,10 +56,16 @@ class command_keys {
     std::int64_t last_key = 0, key_step = 1, limit = 0;        // range
     std::int64_t keynum_index = 0, first_key = 0;              // keynum (key_step shared)
   };
+
+ public:
+  /// What the table knows of one command.
   struct command {
     std::vector<key_spec> specs;
     bool has_subcommands = false;
+    bool readonly = false;  ///< COMMAND flag `readonly`: may be served by a replica
   };
+
+ private:
 
   static bool parse_command(const resp::value& info, std::unordered_map<std::string, command>& into);
 

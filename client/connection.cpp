@@ -278,6 +278,10 @@ void connection::begin_setup() {
     ++setup_pending_;
     send_step(select_, {"SELECT", std::to_string(opts_.database)}, &connection::on_setup);
   }
+  if (opts_.read_only) {
+    ++setup_pending_;
+    send_step(readonly_, {"READONLY"}, &connection::on_setup);
+  }
   if (opts_.set_lib_info) {
     setup_pending_ += 2;
     send_step(lib_name_, {"CLIENT", "SETINFO", "LIB-NAME", "redring"}, &connection::on_setup);
@@ -322,7 +326,9 @@ void connection::on_setup(step& s, std::error_code ec) {
 
 // --- Commands ---
 
-void connection::submit(request& r) {
+void connection::submit(request& r) { submit(r, std::string_view()); }
+
+void connection::submit(request& r, std::string_view encoded) {
   if (state_ == connection_state::closed) {
     r.on_done(r, errc::shutting_down);
     return;
@@ -337,7 +343,8 @@ void connection::submit(request& r) {
   }
   const auto timeout = r.timeout.count() != 0 ? r.timeout : opts_.command_timeout;
   const auto deadline = timeout.count() > 0 ? loop_.now() + timeout : net::clock::time_point::max();
-  mux_.encode(r, deadline);
+  if (encoded.empty()) mux_.encode(r, deadline);
+  else mux_.encode_as(r, deadline, encoded);
   if (state_ == connection_state::ready) loop_.at_end_of_turn(flush_hook_);
   if (r.replies == 0) {  // nothing to wait for (a command the server does not answer)
     r.on_done(r, {});

@@ -57,6 +57,8 @@ class connection {
   /// Queues `r` (encoding it now). Completes it at once with an error if the connection is closed,
   /// the offline queue is full, or authentication failed.
   void submit(request& r);
+  /// Like `submit(r)`, with `r`'s bytes already encoded (copied now).
+  void submit(request& r, std::string_view encoded);
   /// Closes: every queued command completes with `shutting_down`; no reconnect.
   void close();
 
@@ -67,6 +69,14 @@ class connection {
   [[nodiscard]] int protocol() const noexcept { return protocol_; }
   /// How many times a connection was established.
   [[nodiscard]] std::uint64_t connects() const noexcept { return connects_; }
+  /// Where cluster redirections go (see `redirect_handler`).
+  void set_redirect_handler(redirect_handler h) { mux_.set_redirect_handler(h); }
+  /// Takes back the commands queued while not connected, for another connection (see
+  /// `multiplexer::take_unsent`). Nothing while ready or while anything is sent.
+  template <class F>
+  std::size_t take_unsent(F&& f) {
+    return state_ == connection_state::ready ? 0 : mux_.take_unsent(std::forward<F>(f));
+  }
   /// Where out-of-band replies (RESP3 pushes) go.
   void set_push_handler(push_handler h) { mux_.set_push_handler(h); }
   /// True if this connection receives with multishot recv into provided buffers.
@@ -163,7 +173,7 @@ class connection {
   net::clock::time_point last_read_{};
   std::minstd_rand rng_;
 
-  step hello_, auth_, setname_, select_, lib_name_, lib_ver_;
+  step hello_, auth_, setname_, select_, lib_name_, lib_ver_, readonly_;
   void (*state_fn_)(void*, connection_state) = nullptr;
   void* state_ctx_ = nullptr;
 };

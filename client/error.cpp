@@ -22,6 +22,9 @@ class category final : public std::error_category {
       case errc::tls_unsupported: return "TLS (rediss://) is not supported yet";
       case errc::connect_failed: return "cannot connect to the server";
       case errc::transaction_aborted: return "transaction aborted: a watched key changed";
+      case errc::cross_slot: return "CROSSSLOT: the keys of this command are in different hash slots (not sent)";
+      case errc::cluster_topology: return "cannot learn the cluster's topology (not a cluster, or no node answers)";
+      case errc::slot_unserved: return "no cluster node serves this key's hash slot";
     }
     return "unknown redring.client error";
   }

@@ -20,6 +20,9 @@ enum class errc : int {
   tls_unsupported,       ///< `rediss://`: TLS comes in a later version.
   connect_failed,        ///< The server could not be reached (the message says why).
   transaction_aborted,   ///< EXEC returned null: a WATCHed key changed, nothing ran.
+  cross_slot,            ///< Cluster: the command's keys are in different slots and it cannot be split; not sent.
+  cluster_topology,      ///< Cluster: no usable topology (the server is not a cluster, or no node answers).
+  slot_unserved,         ///< Cluster: no node serves the key's slot (after the retries allow).
 };
 
 /// The "redring.client" category.

@@ -53,6 +53,13 @@ void multiplexer::encode(request& r, net::clock::time_point deadline, bool front
   ++front_unsent_;
 }
 
+void multiplexer::encode_as(request& r, net::clock::time_point deadline, std::string_view encoded) {
+  if (size_ == ring_.size()) grow();
+  if (deadline < next_deadline_) next_deadline_ = deadline;
+  pending_.raw(encoded);
+  if (r.replies != 0) at(size_++) = slot{&r, r.replies, r.replies, false, deadline};
+}
+
 // --- Write side ---
 
 std::span<const iovec> multiplexer::take_output(bool user) {
@@ -234,6 +241,11 @@ void multiplexer::dispatch(const resp::node& n) {
     return;
   }
   slot& s = at(0);
+  // A cluster redirection is an error reply: one node, so the request has seen nothing yet.
+  if ((n.data_type == resp::type::simple_error || n.data_type == resp::type::blob_error) && n.depth == 0 &&
+      redirect_.on_redirect != nullptr && redirect(s, n)) [[unlikely]] {
+    return;
+  }
   if (s.req != nullptr) s.req->on_node(*s.req, n);
   if (!n.ends_reply) return;
   in_reply_ = false;
@@ -242,6 +254,35 @@ void multiplexer::dispatch(const resp::node& n) {
   if (r == nullptr) --zombies_;
   pop_front();
   if (r != nullptr) r->on_done(*r, {});
+}
+
+bool is_cluster_redirect(std::string_view error) noexcept {
+  // Redis Cluster specification, "Redirection and resharding" and "Client handling of -TRYAGAIN";
+  // CLUSTERDOWN while the cluster is failing over or a slot is unserved.
+  return error.starts_with("MOVED ") || error.starts_with("ASK ") || error.starts_with("TRYAGAIN") ||
+         error.starts_with("CLUSTERDOWN");
+}
+
+bool multiplexer::redirect(slot& s, const resp::node& n) {
+  request* r = s.req;
+  if (r == nullptr || s.req_replies != 1 || !n.ends_reply || !is_cluster_redirect(n.value)) return false;
+  in_reply_ = false;
+  pop_front();
+  redirect_.on_redirect(redirect_.context, *r, n.value);
+  return true;
+}
+
+bool multiplexer::take_unsent(std::vector<request*>& out) {
+  if (sending_ || sent_ != 0 || front_unsent_ != 0 || in_reply_) return false;
+  while (size_ > 0) {
+    const slot s = at(0);
+    pop_front();
+    if (s.req != nullptr) out.push_back(s.req);
+    else --zombies_;
+  }
+  pending_.clear();
+  next_deadline_ = net::clock::time_point::max();
+  return true;
 }
 
 net::clock::time_point multiplexer::expire(net::clock::time_point now) {

@@ -25,6 +25,17 @@ struct push_handler {
   void* context = nullptr;
 };
 
+/// Receives a request whose reply was a Redis Cluster redirection or retry request (`MOVED`, `ASK`,
+/// `TRYAGAIN`, `CLUSTERDOWN`) instead of delivering that reply: the request is no longer queued and
+/// the handler owns its completion. `error` (the reply's text) is valid during the call only.
+struct redirect_handler {
+  void (*on_redirect)(void* context, request& r, std::string_view error) = nullptr;
+  void* context = nullptr;
+};
+
+/// True if `error` (an error reply's text) is one a cluster client acts on instead of returning it.
+[[nodiscard]] bool is_cluster_redirect(std::string_view error) noexcept;
+
 /// Matches replies to requests in order over one byte stream.
 ///
 /// Write side: `encode(r, deadline)` encodes `r` into the pending writer; `take_output()` hands all
@@ -41,6 +52,9 @@ class multiplexer {
   /// Encodes `r` into the pending output and queues it for replies. `deadline` of `clock::time_point::max()`: none.
   /// With `front`, the request goes before every unsent one (the handshake after a reconnect).
   void encode(request& r, net::clock::time_point deadline, bool front = false);
+  /// Like `encode`, with the request's bytes already encoded (`encoded`, copied): a cluster client
+  /// encodes once to find the keys, then hands the bytes over.
+  void encode_as(request& r, net::clock::time_point deadline, std::string_view encoded);
   /// Requests queued (sent or not) and not completed or timed out.
   [[nodiscard]] std::size_t queued() const noexcept { return size_ - zombies_; }
   /// Requests queued but not yet sent.
@@ -91,8 +105,22 @@ class multiplexer {
   /// Completes every request, sent or not, with `ec`, and drops all output.
   void fail_all(std::error_code ec);
 
+  /// Takes back every queued request that was not sent (for another connection), dropping their
+  /// encoded bytes, and passes each to `f(request&)` after the multiplexer is consistent again (so `f`
+  /// may submit it anywhere, here included). Only while nothing is sent or being sent (a connection
+  /// waiting to reconnect); otherwise takes nothing. Returns how many were taken.
+  template <class F>
+  std::size_t take_unsent(F&& f) {
+    std::vector<request*> taken;
+    if (!take_unsent(taken)) return 0;
+    for (request* r : taken) f(*r);
+    return taken.size();
+  }
+
   /// Where out-of-band replies go.
   void set_push_handler(push_handler h) noexcept { push_ = h; }
+  /// Where cluster redirections of single-reply requests go (none: they are ordinary error replies).
+  void set_redirect_handler(redirect_handler h) noexcept { redirect_ = h; }
   /// The reader's limits.
   [[nodiscard]] const resp::limits& limits() const noexcept { return reader_.limit(); }
 
@@ -114,6 +142,8 @@ class multiplexer {
   void reserve_tail(std::size_t extra);
   void dispatch(const resp::node& n);
   void complete(slot& s, std::error_code ec);
+  bool take_unsent(std::vector<request*>& out);
+  bool redirect(slot& s, const resp::node& n);
 
   // FIFO of requests, oldest first: [0, sent_) were handed to the transport.
   std::vector<slot> ring_;
@@ -140,6 +170,7 @@ class multiplexer {
   std::uint64_t epoch_ = 0;  // bumped when the stream resets, so a parse loop under way stops
   bool to_push_ = false;
   push_handler push_;
+  redirect_handler redirect_;
 };
 
 }  // namespace redring::client

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string_view>
 #include <system_error>
 
 namespace redring::client {
@@ -17,7 +18,9 @@ namespace redring::client {
 /// single `on_done`. Lifecycle:
 /// 1. The owner fills `encode`, `on_node`, `on_done`, `replies` and submits it to a client.
 /// 2. On the loop thread `encode` writes the command(s) into the connection's writer (so arguments
-///    must stay alive until then: until completion is the simple rule).
+///    must stay alive until then: until completion is the simple rule). `encode` must write the same
+///    bytes each time it is called: a cluster client calls it again to route, and to resend a
+///    command the server redirected (MOVED, ASK) or asked to retry (TRYAGAIN, CLUSTERDOWN).
 /// 3. Each node of each reply goes to `on_node` (views valid during the call only).
 /// 4. `on_done` is called exactly once: with no error after the last reply, or with the reason
 ///    (timeout, connection lost, ...). After it returns the multiplexer never touches the request,
@@ -41,6 +44,11 @@ struct request {
   bool idempotent = false;
   /// Set when the one retry was used.
   bool retried = false;
+  /// Cluster: redirections and retries this request has had (bounded by `cluster_options::max_redirects`).
+  std::uint8_t redirects = 0;
+  /// Cluster: the node ("host:port") to send this request to instead of the one its keys map to;
+  /// empty: routed by its keys. Must outlive the request.
+  std::string_view node;
   /// True if the arguments outlive the request's completion (an awaitable's do): large payloads
   /// are then referenced, not copied, until sent. False copies everything when encoding.
   bool borrows_arguments = false;

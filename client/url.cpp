@@ -68,6 +68,16 @@ std::error_code apply_query(std::string_view query, options& out, std::string* m
       out.password = value;
     } else if (key == "user" || key == "username") {
       out.user = value;
+    } else if (key == "cluster") {
+      if (value != "yes" && value != "no" && value != "true" && value != "false" && value != "1" && value != "0") {
+        return bad(message, "cluster must be yes or no, not '" + value + "'");
+      }
+      out.cluster.enabled = value == "yes" || value == "true" || value == "1";
+    } else if (key == "read_from") {
+      if (value == "primary") out.cluster.reads = read_from::primary;
+      else if (value == "prefer_replica") out.cluster.reads = read_from::prefer_replica;
+      else if (value == "any") out.cluster.reads = read_from::any;
+      else return bad(message, "read_from must be primary, prefer_replica or any, not '" + value + "'");
     } else {
       return bad(message, "unknown option '" + std::string(key) + "'");
     }

@@ -61,14 +61,14 @@ int free_cluster_port() {
   throw std::runtime_error("no free port pair for a cluster node");
 }
 
-redis_cluster::redis_cluster(int primaries, int replicas) {
+redis_cluster::redis_cluster(int primaries, int replicas, int node_timeout_ms) {
   const int total = primaries * (1 + replicas);
   for (int i = 0; i < total; ++i) {
     const int p = free_cluster_port();
     ports_.push_back(p);
     nodes_.push_back(std::make_unique<redis_server>(std::vector<std::string>{
         "--port", std::to_string(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file",
-        "nodes.conf", "--cluster-node-timeout", "2000"}));
+        "nodes.conf", "--cluster-node-timeout", std::to_string(node_timeout_ms)}));
   }
   std::vector<std::string> create = {"redis-cli", "--cluster", "create"};
   for (const int p : ports_) create.push_back("127.0.0.1:" + std::to_string(p));
@@ -94,5 +94,12 @@ redis_cluster::redis_cluster(int primaries, int replicas) {
 }
 
 redis_cluster::~redis_cluster() = default;
+
+std::size_t redis_cluster::index_of_port(int port) const {
+  for (std::size_t i = 0; i < ports_.size(); ++i) {
+    if (ports_[i] == port) return i;
+  }
+  throw std::runtime_error("no cluster node on port " + std::to_string(port));
+}
 
 }  // namespace redring::test

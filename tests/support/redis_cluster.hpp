@@ -16,7 +16,8 @@ namespace redring::test {
 /// The constructor returns once every node reports `cluster_state:ok` and the same topology.
 class redis_cluster {
  public:
-  explicit redis_cluster(int primaries = 3, int replicas = 1);
+  /// `node_timeout_ms` is `cluster-node-timeout`: how long until a silent node is failed over.
+  explicit redis_cluster(int primaries = 3, int replicas = 1, int node_timeout_ms = 2000);
   ~redis_cluster();
   redis_cluster(const redis_cluster&) = delete;
   redis_cluster& operator=(const redis_cluster&) = delete;
@@ -27,6 +28,8 @@ class redis_cluster {
   [[nodiscard]] int port(std::size_t i) const { return ports_[i]; }
   /// Node i's server (its Unix socket, pid, dir).
   [[nodiscard]] redis_server& node(std::size_t i) { return *nodes_[i]; }
+  /// The index of the node listening on `port` (throws if none).
+  [[nodiscard]] std::size_t index_of_port(int port) const;
 
  private:
   std::vector<std::unique_ptr<redis_server>> nodes_;

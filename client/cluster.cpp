@@ -1,0 +1,887 @@
+// SPDX-License-Identifier: MIT
+#include "client/cluster.hpp"
+
+#include "client/error.hpp"
+#include "client/hash_slot.hpp"
+#include "resp/reader.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+#include <unordered_map>
+
+namespace redring::client {
+namespace {
+
+bool iequals(std::string_view a, std::string_view upper) noexcept {
+  return a.size() == upper.size() && std::equal(a.begin(), a.end(), upper.begin(), [](char x, char y) {
+           return std::toupper(static_cast<unsigned char>(x)) == y;
+         });
+}
+
+template <class Int>
+bool parse_int(std::string_view text, Int& out) {
+  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc{} && p == text.data() + text.size();
+}
+
+// Splits the commands a writer holds back into their arguments. The bytes are our own encoding
+// (arrays of bulk strings); a payload the writer referenced instead of copying is an iovec of its own,
+// between the buffer bytes holding its `$len\r\n` and its `\r\n`.
+class command_splitter {
+ public:
+  explicit command_splitter(std::span<const iovec> iov) : iov_(iov) {}
+
+  /// Appends the next command's arguments to `out`. False at the end, or on bytes of another shape.
+  bool next(std::vector<std::string_view>& out) {
+    std::uint64_t count = 0;
+    if (!header('*', count)) return false;
+    for (std::uint64_t i = 0; i < count; ++i) {
+      std::uint64_t length = 0;
+      if (!header('$', length)) return false;
+      std::string_view payload;
+      if (!take(length, payload)) return false;
+      out.push_back(payload);
+    }
+    return true;
+  }
+  [[nodiscard]] bool at_end() {
+    skip_empty();
+    return segment_ == iov_.size();
+  }
+
+ private:
+  std::string_view current() const {
+    const iovec& v = iov_[segment_];
+    return {static_cast<const char*>(v.iov_base) + offset_, v.iov_len - offset_};
+  }
+  void skip_empty() {
+    while (segment_ < iov_.size() && offset_ == iov_[segment_].iov_len) ++segment_, offset_ = 0;
+  }
+  bool header(char type, std::uint64_t& n) {
+    skip_empty();
+    if (segment_ == iov_.size()) return false;
+    const std::string_view v = current();
+    const auto cr = v.find("\r\n");
+    if (v[0] != type || cr == std::string_view::npos || !parse_int(v.substr(1, cr - 1), n)) return false;
+    offset_ += cr + 2;
+    return true;
+  }
+  bool take(std::uint64_t length, std::string_view& payload) {
+    if (segment_ < iov_.size() && offset_ < iov_[segment_].iov_len) {
+      const std::string_view v = current();  // copied inline
+      if (v.size() < length + 2 || v.substr(length, 2) != "\r\n") return false;
+      payload = v.substr(0, length);
+      offset_ += length + 2;
+      return true;
+    }
+    // Referenced: the next iovec is the payload, and the one after starts with its CRLF.
+    ++segment_, offset_ = 0;
+    if (segment_ + 1 >= iov_.size() || iov_[segment_].iov_len != length) return false;
+    payload = current();
+    ++segment_, offset_ = 0;
+    if (iov_[segment_].iov_len < 2 || std::memcmp(iov_[segment_].iov_base, "\r\n", 2) != 0) return false;
+    offset_ = 2;
+    return true;
+  }
+
+  std::span<const iovec> iov_;
+  std::size_t segment_ = 0, offset_ = 0;
+};
+
+// Feeds RESP bytes we wrote ourselves to a request, node by node.
+void replay(request& r, std::string_view bytes) {
+  resp::reader reader;
+  std::array<resp::node, 64> nodes;
+  while (!bytes.empty()) {
+    const resp::read_result res = reader.read(bytes, nodes);
+    for (std::size_t i = 0; i < res.nodes; ++i) r.on_node(r, nodes[i]);
+    bytes.remove_prefix(res.consumed);
+    if (res.state != resp::status::ok) break;  // cannot happen: the bytes are whole replies
+  }
+}
+
+// "host:port", the key of a node.
+std::string endpoint(std::string_view host, std::uint16_t port) {
+  std::string s(host);
+  s += ':';
+  s += std::to_string(port);
+  return s;
+}
+
+// Keyless commands that act on one node's data or scripts: a cluster client sends them to every
+// primary, so that e.g. a script loaded once can run under EVALSHA wherever its keys live.
+bool is_broadcast(std::span<const std::string_view> args) {
+  if (iequals(args[0], "FLUSHALL") || iequals(args[0], "FLUSHDB")) return true;
+  if (args.size() < 2) return false;
+  if (iequals(args[0], "SCRIPT")) return iequals(args[1], "LOAD") || iequals(args[1], "FLUSH");
+  if (iequals(args[0], "FUNCTION")) {
+    return iequals(args[1], "LOAD") || iequals(args[1], "DELETE") || iequals(args[1], "FLUSH") ||
+           iequals(args[1], "RESTORE");
+  }
+  return false;
+}
+
+struct asking_request : request {
+  asking_request() {
+    encode = [](request&, resp::writer& w) { w.command("ASKING"); };
+    on_node = [](request&, const resp::node&) {};
+    on_done = [](request& r, std::error_code) { delete static_cast<asking_request*>(&r); };
+  }
+};
+
+}  // namespace
+
+// --- Nodes ---
+
+struct cluster_router::node {
+  cluster_router* router = nullptr;
+  std::string name, host;
+  std::uint16_t port = 0;
+  bool primary = false, healthy = true, in_topology = false;
+  std::uint64_t sent = 0;
+  options opts;
+  connection::pointer conn;
+  std::vector<connection::pointer> blocking;
+
+  connection& main() {
+    if (!conn) conn = open();
+    return *conn;
+  }
+  // Blocking commands get connections of their own, as on a single server.
+  connection& blocking_connection() {
+    for (auto& c : blocking) {
+      if (c->mux().queued() == 0 && c->state() != connection_state::closed) return *c;
+    }
+    return *blocking.emplace_back(open());
+  }
+  [[nodiscard]] bool down() const noexcept {
+    return conn && (conn->state() == connection_state::backoff || conn->state() == connection_state::closed);
+  }
+  connection::pointer open() {
+    auto c = connection::create(router->loop_, opts);
+    c->set_redirect_handler({&cluster_router::on_redirect, this});
+    c->on_state_change(&cluster_router::on_node_state, this);
+    if (router->push_.on_node != nullptr) c->set_push_handler(router->push_);
+    c->start();
+    return c;
+  }
+  void close() {
+    if (conn) conn->close();
+    for (auto& c : blocking) c->close();
+  }
+};
+
+// --- Requests the router makes ---
+
+// A command split in parts (per slot, per pipeline command, per primary), merged when all are done.
+struct cluster_router::fanout {
+  enum class merge : std::uint8_t {
+    mget,      // values placed back in the keys' order
+    sum,       // DEL, UNLINK, EXISTS, TOUCH: integers added
+    first,     // MSET, broadcasts: the first error, else the first reply
+    in_order,  // a pipeline: every reply, in order
+  };
+  struct part : request {
+    fanout* owner = nullptr;
+    std::string wire;    // the part's command
+    std::string target;  // a node when addressed (broadcasts)
+    resp::value_builder builder;
+    resp::value reply;
+    std::vector<std::uint32_t> positions;  // mget: where each value goes
+  };
+
+  fanout(cluster_router& owner, request& whole, merge how, std::size_t parts_count)
+      : router(owner), parent(whole), kind(how), parts(std::make_unique<part[]>(parts_count)), count(parts_count),
+        pending(parts_count + 1) {
+    for (std::size_t i = 0; i < parts_count; ++i) {
+      part& q = parts[i];
+      q.owner = this;
+      q.timeout = whole.timeout;
+      q.idempotent = whole.idempotent;
+      q.encode = [](request& r, resp::writer& w) { w.raw(static_cast<part&>(r).wire); };
+      q.on_node = [](request& r, const resp::node& n) {
+        auto& self = static_cast<part&>(r);
+        if (self.builder.add(n)) self.reply = self.builder.take();
+      };
+      q.on_done = [](request& r, std::error_code ec) { static_cast<part&>(r).owner->part_done(ec); };
+    }
+  }
+
+  void part_done(std::error_code ec) {
+    if (ec && !failure) failure = ec;
+    if (--pending == 0) finish();
+  }
+
+  // Routes every part. A part may complete at once (an error before sending): `pending` counts one
+  // more until the loop is over, so the fanout outlives it.
+  void start() {
+    for (std::size_t i = 0; i < count; ++i) {
+      if (!parts[i].target.empty()) parts[i].node = parts[i].target;
+      router.route(parts[i]);
+    }
+    part_done({});
+  }
+
+  // Merges the replies into bytes, replays them to the parent, and completes it.
+  void finish() {
+    request& p = parent;
+    std::error_code ec = failure;
+    std::string bytes;
+    if (!ec) ec = merged(bytes);
+    delete this;
+    if (!ec) replay(p, bytes);
+    p.on_done(p, ec);
+  }
+
+  std::error_code merged(std::string& bytes) const {
+    resp::writer w(0);
+    const part* error = nullptr;
+    for (std::size_t i = 0; i < count && error == nullptr; ++i) {
+      if (parts[i].reply.is_error()) error = &parts[i];
+    }
+    if (kind == merge::in_order) {
+      for (std::size_t i = 0; i < count; ++i) resp::write(w, parts[i].reply);
+    } else if (error != nullptr) {
+      resp::write(w, error->reply);
+    } else if (kind == merge::first) {
+      resp::write(w, parts[0].reply);
+    } else if (kind == merge::sum) {
+      std::int64_t sum = 0;
+      for (std::size_t i = 0; i < count; ++i) {
+        if (parts[i].reply.data_type != resp::type::integer) return errc::protocol_error;
+        sum += parts[i].reply.integer;
+      }
+      w.integer(sum);
+    } else {  // mget
+      std::vector<const resp::value*> values(keys, nullptr);
+      for (std::size_t i = 0; i < count; ++i) {
+        const part& q = parts[i];
+        if (q.reply.elements.size() != q.positions.size()) return errc::protocol_error;
+        for (std::size_t j = 0; j < q.positions.size(); ++j) values[q.positions[j]] = &q.reply.elements[j];
+      }
+      w.aggregate_header(resp::type::array, keys);
+      for (const resp::value* v : values) resp::write(w, *v);
+    }
+    bytes.assign(w.data());
+    return {};
+  }
+
+  cluster_router& router;
+  request& parent;
+  merge kind;
+  std::unique_ptr<part[]> parts;
+  std::size_t count, pending;
+  std::size_t keys = 0;
+  std::error_code failure;
+};
+
+// COMMAND and CLUSTER SHARDS / SLOTS.
+struct cluster_router::bootstrap_request : request {
+  cluster_router* router = nullptr;
+  std::vector<std::string> args;
+  resp::value_builder builder;
+  resp::value reply;
+  bool in_flight = false;
+  void (cluster_router::*then)(bootstrap_request&, std::error_code) = nullptr;
+
+  bootstrap_request(cluster_router* owner, void (cluster_router::*next)(bootstrap_request&, std::error_code))
+      : router(owner), then(next) {
+    encode = [](request& r, resp::writer& w) {
+      const auto& self = static_cast<bootstrap_request&>(r);
+      std::vector<std::string_view> views(self.args.begin(), self.args.end());
+      w.command(std::span<const std::string_view>(views));
+    };
+    on_node = [](request& r, const resp::node& n) {
+      auto& self = static_cast<bootstrap_request&>(r);
+      if (self.builder.add(n)) self.reply = self.builder.take();
+    };
+    on_done = [](request& r, std::error_code ec) {
+      auto& self = static_cast<bootstrap_request&>(r);
+      self.in_flight = false;
+      (self.router->*self.then)(self, ec);
+    };
+  }
+  void send(connection& c, std::vector<std::string> a, std::chrono::milliseconds t) {
+    args = std::move(a);
+    timeout = t;
+    reply = {};
+    builder.reset();
+    in_flight = true;
+    c.submit(*this);
+  }
+};
+
+// --- Life ---
+
+cluster_router::cluster_router(net::loop& loop, const options& opts) : loop_(loop), opts_(opts), scratch_(0) {
+  opts_.cluster.enabled = false;  // node connections are plain connections
+  delay_timer_.owner = refresh_timer_.owner = this;
+  delay_timer_.fn = &on_delay_timer;
+  refresh_timer_.fn = &on_refresh_timer;
+  topology_request_ = std::make_unique<bootstrap_request>(this, &cluster_router::topology_received);
+  commands_request_ = std::make_unique<bootstrap_request>(this, &cluster_router::commands_received);
+}
+
+cluster_router::~cluster_router() { close(); }
+
+void cluster_router::start() {
+  if (started_ || closed_) return;
+  started_ = true;
+  commands_request_->send(seed().main(), {"COMMAND"}, std::chrono::milliseconds(-1));
+  start_refresh();
+}
+
+void cluster_router::close() {
+  if (closed_) return;
+  closed_ = true;
+  loop_.cancel(delay_timer_);
+  loop_.cancel(refresh_timer_);
+  fail_waiting(errc::shutting_down);
+  auto later = std::move(delayed_);
+  delayed_.clear();
+  for (const delayed& d : later) d.r->on_done(*d.r, errc::shutting_down);
+  for (auto& [name, n] : nodes_) n->close();
+  if (seed_) seed_->close();
+}
+
+cluster_router::node& cluster_router::seed() {
+  if (!seed_) {
+    seed_ = std::make_unique<node>();
+    seed_->router = this;
+    seed_->opts = opts_;
+    seed_->host = opts_.unix_path.empty() ? opts_.host : std::string();
+    seed_->port = opts_.port;
+    seed_->name = opts_.unix_path.empty() ? endpoint(opts_.host, opts_.port) : "unix:" + opts_.unix_path;
+    seed_->opts.read_only = opts_.cluster.reads != read_from::primary;
+  }
+  return *seed_;
+}
+
+cluster_router::node& cluster_router::node_named(std::string_view host, std::uint16_t port) {
+  std::string name = endpoint(host, port);
+  auto it = nodes_.find(name);
+  if (it != nodes_.end()) return *it->second;
+  auto n = std::make_unique<node>();
+  n->router = this;
+  n->host = host;
+  n->port = port;
+  n->name = name;
+  n->opts = opts_;
+  n->opts.unix_path.clear();
+  n->opts.host = n->host;
+  n->opts.port = port;
+  n->opts.read_only = opts_.cluster.reads != read_from::primary;
+  return *nodes_.emplace(std::move(name), std::move(n)).first->second;
+}
+
+void cluster_router::set_push_handler(push_handler h) {
+  push_ = h;
+  auto set = [h](node& n) {
+    if (n.conn) n.conn->set_push_handler(h);
+    for (auto& c : n.blocking) c->set_push_handler(h);
+  };
+  for (auto& [name, n] : nodes_) set(*n);
+  if (seed_) set(*seed_);
+}
+
+std::vector<std::string> cluster_router::nodes(bool primaries_only) const {
+  std::vector<std::string> out;
+  for (const auto& [name, n] : nodes_) {
+    if (n->in_topology && (n->primary || !primaries_only)) out.push_back(name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<cluster_node_load> cluster_router::load() const {
+  std::vector<cluster_node_load> out;
+  for (const auto& [name, n] : nodes_) out.push_back({name, n->primary && n->in_topology, n->sent});
+  if (seed_ && seed_->sent != 0) out.push_back({seed_->name, false, seed_->sent});
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.node < b.node; });
+  return out;
+}
+
+// --- Routing ---
+
+void cluster_router::submit(request& r) {
+  if (closed_) {
+    r.on_done(r, errc::shutting_down);
+    return;
+  }
+  if (!ready_) {
+    if (topology_error_) {
+      request_refresh();  // perhaps it is a cluster now; rate-limited
+      r.on_done(r, topology_error_);
+      return;
+    }
+    if (waiting_.size() >= opts_.offline_queue_limit) {
+      r.on_done(r, errc::offline_queue_full);
+      return;
+    }
+    const auto timeout = r.timeout.count() != 0 ? r.timeout : opts_.command_timeout;
+    waiting_.push_back({timeout.count() > 0 ? loop_.now() + timeout : net::clock::time_point::max(), &r});
+    if (timeout.count() > 0) arm_delay_timer();
+    start();
+    return;
+  }
+  route(r);
+}
+
+const command_keys::command* cluster_router::lookup(std::span<const std::string_view> args) {
+  const std::string_view name = args[0];
+  if (name.empty() || name.size() > name_cache_entry{}.name.size()) return commands_.lookup(args);
+  // Most programs use a handful of commands: remember their entries by exact spelling.
+  name_cache_entry& e = name_cache_[(name.size() * 7 + static_cast<unsigned char>(name[0]) * 3 +
+                                     static_cast<unsigned char>(name.back())) & (name_cache_.size() - 1)];
+  if (e.size == name.size() && std::memcmp(e.name.data(), name.data(), name.size()) == 0) return e.command;
+  const command_keys::command* c = commands_.lookup(args);
+  if (c != nullptr && !c->has_subcommands) {
+    std::memcpy(e.name.data(), name.data(), name.size());
+    e.size = static_cast<std::uint8_t>(name.size());
+    e.command = c;
+  }
+  return c;
+}
+
+void cluster_router::route(request& r) {
+  if (!r.node.empty()) {
+    // Addressed to a node: "host:port".
+    const auto colon = r.node.rfind(':');
+    std::uint16_t port = 0;
+    if (colon == std::string_view::npos || !parse_int(r.node.substr(colon + 1), port)) {
+      deliver_error(r, "ERR redring: bad node address (want host:port)");
+      return;
+    }
+    send(node_named(r.node.substr(0, colon), port), r, {});
+    return;
+  }
+  scratch_.clear();
+  scratch_.set_reference_threshold(r.borrows_arguments ? resp::default_reference_threshold : 0);
+  r.encode(r, scratch_);
+  if (r.replies != 1) {
+    route_batch(r);
+    return;
+  }
+  args_.clear();
+  command_splitter splitter(scratch_.iovecs());
+  if (!splitter.next(args_) || args_.empty()) {
+    send(*any_primary(), r, scratch_.data());  // not an array of bulk strings: let a server judge it
+    return;
+  }
+  const command_keys::command* c = lookup(args_);
+  key_indexes_.clear();
+  if (c == nullptr || command_keys::find(*c, args_, key_indexes_) != command_keys::outcome::found ||
+      key_indexes_.empty()) {
+    if (c != nullptr && is_broadcast(args_)) {
+      broadcast(r);
+      return;
+    }
+    send(*any_primary(), r, scratch_.data());  // keyless (or unknown: the server will say)
+    return;
+  }
+  const std::uint16_t slot = hash_slot(args_[key_indexes_[0]]);
+  for (std::size_t i = 1; i < key_indexes_.size(); ++i) {
+    if (hash_slot(args_[key_indexes_[i]]) != slot) {
+      if (!split(r)) r.on_done(r, errc::cross_slot);
+      return;
+    }
+  }
+  node* n = pick(slot, c->readonly);
+  if (n == nullptr) {  // no node serves the slot (yet): wait for the topology to change
+    if (r.redirects >= opts_.cluster.max_redirects) {
+      r.on_done(r, errc::slot_unserved);
+      return;
+    }
+    ++r.redirects;
+    request_refresh();
+    retry_later(r);
+    return;
+  }
+  send(*n, r, scratch_.data());
+}
+
+void cluster_router::send(node& n, request& r, std::string_view encoded) {
+  ++n.sent;
+  connection& c = r.blocking ? n.blocking_connection() : n.main();
+  if (encoded.empty()) c.submit(r);  // re-encoded (large payloads are referenced, not copied)
+  else c.submit(r, encoded);
+}
+
+cluster_router::node* cluster_router::any_primary() {
+  if (primaries_.empty()) return &seed();
+  return primaries_[next_primary_++ % primaries_.size()];
+}
+
+cluster_router::node* cluster_router::pick(std::uint16_t slot, bool readonly) {
+  node* primary = primary_[slot];
+  if (primary == nullptr || !readonly || opts_.cluster.reads == read_from::primary) return primary;
+  const std::vector<node*>& shard = shard_nodes_[shard_[slot]];
+  const std::size_t first = opts_.cluster.reads == read_from::prefer_replica ? 1 : 0;
+  if (shard.size() <= first) return primary;
+  const std::size_t choices = shard.size() - first;
+  for (std::size_t k = 0; k < choices; ++k) {
+    node* n = shard[first + next_replica_++ % choices];
+    if (n->healthy && !n->down()) return n;
+  }
+  return primary;
+}
+
+// MGET, MSET, DEL, UNLINK, EXISTS, TOUCH across slots: one part per slot, merged in the keys' order.
+bool cluster_router::split(request& r) {
+  const std::string_view name = args_[0];
+  const bool mset = iequals(name, "MSET");
+  fanout::merge kind;
+  if (iequals(name, "MGET")) kind = fanout::merge::mget;
+  else if (mset) kind = fanout::merge::first;
+  else if (iequals(name, "DEL") || iequals(name, "UNLINK") || iequals(name, "EXISTS") || iequals(name, "TOUCH"))
+    kind = fanout::merge::sum;
+  else return false;
+  // Group the keys by slot, in the order each slot first appears.
+  std::unordered_map<std::uint16_t, std::size_t> group_of;
+  std::vector<std::vector<std::uint32_t>> groups;  // key ordinals per group
+  for (std::size_t k = 0; k < key_indexes_.size(); ++k) {
+    const auto [it, added] = group_of.try_emplace(hash_slot(args_[key_indexes_[k]]), groups.size());
+    if (added) groups.emplace_back();
+    groups[it->second].push_back(static_cast<std::uint32_t>(k));
+  }
+  auto* f = new fanout(*this, r, kind, groups.size());
+  f->keys = key_indexes_.size();
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    resp::writer w(0);
+    w.aggregate_header(resp::type::array, 1 + groups[g].size() * (mset ? 2 : 1));
+    w.bulk(name);
+    for (const std::uint32_t k : groups[g]) {
+      w.bulk(args_[key_indexes_[k]]);
+      if (mset) w.bulk(args_[key_indexes_[k] + 1]);
+    }
+    f->parts[g].wire.assign(w.data());
+    f->parts[g].positions = std::move(groups[g]);
+  }
+  ++stats_.splits;
+  f->start();  // after every part is built: routing them reuses the scratch that args_ views
+  return true;
+}
+
+void cluster_router::broadcast(request& r) {
+  if (primaries_.empty()) {
+    send(*any_primary(), r, scratch_.data());
+    return;
+  }
+  resp::writer w(0);
+  w.command(std::span<const std::string_view>(args_));
+  const std::string wire(w.data());
+  auto* f = new fanout(*this, r, fanout::merge::first, primaries_.size());
+  for (std::size_t i = 0; i < primaries_.size(); ++i) {
+    f->parts[i].wire = wire;
+    f->parts[i].target = primaries_[i]->name;
+  }
+  f->start();
+}
+
+// A pipeline (split per command, replies in order) or a transaction (one slot, one node).
+void cluster_router::route_batch(request& r) {
+  args_.clear();
+  std::vector<std::pair<std::size_t, std::size_t>> commands;  // [first arg, arg count)
+  command_splitter splitter(scratch_.iovecs());
+  while (!splitter.at_end()) {
+    const std::size_t first = args_.size();
+    if (!splitter.next(args_) || args_.size() == first) {
+      send(*any_primary(), r, scratch_.data());  // not ours to reason about
+      return;
+    }
+    commands.emplace_back(first, args_.size() - first);
+  }
+  if (commands.size() != r.replies || commands.empty()) {
+    send(*any_primary(), r, scratch_.data());
+    return;
+  }
+  const auto command_args = [this](const std::pair<std::size_t, std::size_t>& c) {
+    return std::span<const std::string_view>(args_.data() + c.first, c.second);
+  };
+  if (iequals(args_[0], "MULTI")) {
+    // Every key of the transaction must be in one slot; it then goes whole to that slot's primary.
+    int slot = -1;
+    for (const auto& c : commands) {
+      const auto args = command_args(c);
+      const command_keys::command* entry = lookup(args);
+      key_indexes_.clear();
+      if (entry == nullptr || command_keys::find(*entry, args, key_indexes_) != command_keys::outcome::found) continue;
+      for (const std::size_t k : key_indexes_) {
+        const int s = hash_slot(args[k]);
+        if (slot >= 0 && s != slot) {
+          r.on_done(r, errc::cross_slot);
+          return;
+        }
+        slot = s;
+      }
+    }
+    node* n = slot < 0 ? any_primary() : primary_[static_cast<std::size_t>(slot)];
+    if (n == nullptr) n = any_primary();
+    send(*n, r, scratch_.data());
+    return;
+  }
+  auto* f = new fanout(*this, r, fanout::merge::in_order, commands.size());
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    resp::writer w(0);
+    w.command(command_args(commands[i]));
+    f->parts[i].wire.assign(w.data());
+  }
+  ++stats_.splits;
+  f->start();
+}
+
+// --- Redirections and retries ---
+
+void cluster_router::on_redirect(void* context, request& r, std::string_view error) {
+  auto& from = *static_cast<node*>(context);
+  from.router->redirected(from, r, error);
+}
+
+void cluster_router::deliver_error(request& r, std::string_view text) {
+  resp::node n;
+  n.data_type = resp::type::simple_error;
+  n.ends_reply = true;
+  n.value = text;
+  r.on_node(r, n);
+  r.on_done(r, {});
+}
+
+void cluster_router::redirected(node& from, request& r, std::string_view error) {
+  if (closed_) {
+    r.on_done(r, errc::shutting_down);
+    return;
+  }
+  if (r.redirects >= opts_.cluster.max_redirects) {
+    deliver_error(r, error);  // the server's own words are the clearest error
+    return;
+  }
+  ++r.redirects;
+  const bool moved = error.starts_with("MOVED "), ask = error.starts_with("ASK ");
+  if (moved || ask) {
+    // "MOVED <slot> <host>:<port>"; an empty host means the host of the node that answered.
+    const std::string_view rest = error.substr(moved ? 6 : 4);
+    const auto space = rest.find(' ');
+    const std::string_view where = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
+    const auto colon = where.rfind(':');
+    std::uint16_t slot = 0, port = 0;
+    if (colon == std::string_view::npos || !parse_int(rest.substr(0, space), slot) || slot >= slot_count ||
+        !parse_int(where.substr(colon + 1), port)) {
+      deliver_error(r, error);
+      return;
+    }
+    const std::string_view host = colon == 0 ? std::string_view(from.host.empty() ? opts_.host : from.host)
+                                             : where.substr(0, colon);
+    node& to = node_named(host, port);
+    if (moved) {
+      ++stats_.moved;
+      primary_[slot] = &to;  // until the refresh says more
+      request_refresh();
+      send(to, r, {});
+    } else {
+      // ASKING applies to the next command on the same connection (cluster spec, "ASK redirection").
+      ++stats_.ask;
+      ++to.sent;
+      connection& c = r.blocking ? to.blocking_connection() : to.main();
+      c.submit(*new asking_request);
+      c.submit(r);
+    }
+    return;
+  }
+  if (error.starts_with("CLUSTERDOWN")) request_refresh();
+  retry_later(r);
+}
+
+void cluster_router::retry_later(request& r) {
+  ++stats_.retries;
+  const auto base = std::max<std::int64_t>(1, opts_.cluster.retry_delay.count());
+  const auto delay = std::min<std::int64_t>(std::max<std::int64_t>(base, opts_.cluster.max_retry_delay.count()),
+                                            base << std::min<int>(r.redirects, 20));
+  delayed_.push_back({loop_.now() + std::chrono::milliseconds(delay), &r});
+  arm_delay_timer();
+}
+
+void cluster_router::arm_delay_timer() {
+  auto next = net::clock::time_point::max();
+  for (const delayed& d : delayed_) next = std::min(next, d.due);
+  for (const delayed& d : waiting_) next = std::min(next, d.due);
+  if (next == net::clock::time_point::max()) return;
+  if (!delay_timer_.armed() || next < delay_timer_.deadline) loop_.arm(delay_timer_, next);
+}
+
+void cluster_router::on_delay_timer(net::timer* t) {
+  auto& self = *static_cast<owned_timer*>(t)->owner;
+  const auto now = self.loop_.now();
+  std::vector<delayed> due;
+  auto keep = std::stable_partition(self.delayed_.begin(), self.delayed_.end(), [now](const delayed& d) { return d.due > now; });
+  due.assign(keep, self.delayed_.end());
+  self.delayed_.erase(keep, self.delayed_.end());
+  std::vector<delayed> expired;
+  auto waiting = std::stable_partition(self.waiting_.begin(), self.waiting_.end(), [now](const delayed& d) { return d.due > now; });
+  expired.assign(waiting, self.waiting_.end());
+  self.waiting_.erase(waiting, self.waiting_.end());
+  for (const delayed& d : expired) d.r->on_done(*d.r, errc::timeout);
+  for (const delayed& d : due) {
+    if (self.closed_) d.r->on_done(*d.r, errc::shutting_down);
+    else self.route(*d.r);
+  }
+  if (!self.closed_) self.arm_delay_timer();
+}
+
+void cluster_router::fail_waiting(std::error_code ec) {
+  auto waiting = std::move(waiting_);
+  waiting_.clear();
+  for (const delayed& d : waiting) d.r->on_done(*d.r, ec);
+}
+
+// --- Topology ---
+
+void cluster_router::on_node_state(void* context, connection_state s) {
+  auto& n = *static_cast<node*>(context);
+  if (s == connection_state::backoff) n.router->request_refresh();
+}
+
+void cluster_router::request_refresh() {
+  if (closed_ || !started_ || topology_request_->in_flight) return;
+  const auto due = last_refresh_ + opts_.cluster.min_refresh_gap;
+  if (loop_.now() < due) {
+    if (!refresh_timer_.armed() || refresh_timer_.deadline > due) loop_.arm(refresh_timer_, due);
+    return;
+  }
+  start_refresh();
+}
+
+void cluster_router::on_refresh_timer(net::timer* t) { static_cast<owned_timer*>(t)->owner->request_refresh(); }
+
+void cluster_router::start_refresh() {
+  if (closed_ || topology_request_->in_flight) return;
+  loop_.cancel(refresh_timer_);
+  // Ask a node that is up, primaries first; the seed only when none is.
+  node* from = nullptr;
+  for (node* p : primaries_) {
+    if (p->conn && p->conn->state() == connection_state::ready) from = p;
+  }
+  for (auto it = nodes_.begin(); from == nullptr && it != nodes_.end(); ++it) {
+    if (it->second->conn && it->second->conn->state() == connection_state::ready) from = it->second.get();
+  }
+  if (from == nullptr) from = primaries_.empty() ? &seed() : any_primary();
+  last_refresh_ = loop_.now();
+  ++stats_.refreshes;
+  std::vector<std::string> args = {"CLUSTER", use_shards_ ? "SHARDS" : "SLOTS"};
+  topology_request_->send(from->main(), std::move(args), std::max(opts_.connect_timeout, std::chrono::milliseconds(100)));
+}
+
+void cluster_router::topology_received(bootstrap_request& b, std::error_code ec) {
+  if (closed_) return;
+  if (!ec && b.reply.is_error()) {
+    const std::string& text = b.reply.text;
+    if (use_shards_ && (text.find("nknown subcommand") != std::string::npos || text.find("SHARDS") != std::string::npos)) {
+      use_shards_ = false;  // before Redis 7: CLUSTER SLOTS
+      start_refresh();
+      return;
+    }
+    if (!ready_ && text.find("cluster support disabled") != std::string::npos) {
+      topology_error_ = errc::cluster_topology;
+      fail_waiting(errc::cluster_topology);
+    }
+    ec = errc::cluster_topology;
+  }
+  if (!ec) {
+    auto map = use_shards_ ? slot_map::from_shards(b.reply) : slot_map::from_slots(b.reply);
+    if (map) {
+      apply(std::move(*map));
+      return;
+    }
+  }
+  // No topology this time: try again (rate-limited).
+  const auto due = last_refresh_ + std::max(opts_.cluster.min_refresh_gap, std::chrono::milliseconds(10));
+  if (!refresh_timer_.armed() || refresh_timer_.deadline > due) loop_.arm(refresh_timer_, due);
+}
+
+void cluster_router::commands_received(bootstrap_request& b, std::error_code ec) {
+  if (closed_) return;
+  if (ec) {  // the seed is not up yet: ask again once it is
+    commands_request_->send(seed().main(), {"COMMAND"}, std::chrono::milliseconds(-1));
+    return;
+  }
+  if (auto table = command_keys::from_reply(b.reply)) commands_ = std::move(*table);
+  // Without a table every command goes to some primary and follows MOVED: slower, still correct.
+  has_commands_ = true;
+  b.reply = {};
+  become_ready();
+}
+
+void cluster_router::apply(slot_map map) {
+  map_ = std::move(map);
+  has_map_ = true;
+  topology_error_ = {};
+  for (auto& [name, n] : nodes_) n->in_topology = n->primary = false;
+  shard_nodes_.clear();
+  primaries_.clear();
+  primary_.fill(nullptr);
+  const auto shards = map_.shards();
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    std::vector<node*> members;
+    for (const cluster_node& cn : shards[i].nodes) {
+      node& n = node_named(cn.host, cn.port);
+      n.in_topology = true;
+      n.primary = cn.primary;
+      n.healthy = cn.healthy;
+      members.push_back(&n);
+    }
+    node* primary = !members.empty() && members.front()->primary ? members.front() : nullptr;
+    if (primary != nullptr) primaries_.push_back(primary);
+    for (const auto& [first, last] : shards[i].ranges) {
+      for (std::size_t s = first; s <= last && s < slot_count; ++s) {
+        primary_[s] = primary;
+        shard_[s] = static_cast<std::uint16_t>(i);
+      }
+    }
+    shard_nodes_.push_back(std::move(members));
+  }
+  become_ready();
+  reroute_stranded();
+  // Forget nodes that left the topology and are not connected (a dead primary after its failover).
+  for (auto it = nodes_.begin(); it != nodes_.end();) {
+    node& n = *it->second;
+    if (!n.in_topology && (!n.conn || n.conn->state() != connection_state::ready) && n.blocking.empty()) {
+      n.close();
+      it = nodes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // While a primary is down, look again soon: its replica's promotion changes the topology.
+  const bool primary_down = std::any_of(primaries_.begin(), primaries_.end(), [](node* p) { return p->down() || !p->healthy; });
+  const auto next = primary_down ? std::max(opts_.cluster.min_refresh_gap, std::chrono::milliseconds(50))
+                                 : opts_.cluster.refresh_interval;
+  if (next.count() > 0) loop_.arm(refresh_timer_, loop_.now() + next);
+}
+
+void cluster_router::become_ready() {
+  if (ready_ || !has_map_ || !has_commands_) return;
+  ready_ = true;
+  auto waiting = std::move(waiting_);
+  waiting_.clear();
+  for (const delayed& d : waiting) route(*d.r);
+}
+
+// Commands queued on a node that is down were never sent: route them again by the new topology.
+void cluster_router::reroute_stranded() {
+  std::vector<request*> stranded;
+  for (auto& [name, n] : nodes_) {
+    if (n->down()) n->conn->take_unsent([&stranded](request& r) { stranded.push_back(&r); });
+  }
+  stats_.rerouted += stranded.size();
+  for (request* r : stranded) {
+    if (r == topology_request_.get() || r == commands_request_.get()) {
+      // The router's own requests: no longer in flight; asked again by the timers.
+      static_cast<bootstrap_request*>(r)->in_flight = false;
+      continue;
+    }
+    route(*r);
+  }
+}
+
+}  // namespace redring::client

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: MIT
+// Redis Cluster routing inside the client: each request goes to the node serving its keys' hash slot,
+// over node-addressed connections created on demand. Specification:
+// https://redis.io/docs/reference/cluster-spec/ ("Redirection and resharding", "Multi-keys operations").
+#pragma once
+
+#include "client/command_keys.hpp"
+#include "client/connection.hpp"
+#include "client/options.hpp"
+#include "client/request.hpp"
+#include "client/slot_map.hpp"
+#include "net/loop.hpp"
+#include "resp/value.hpp"
+#include "resp/writer.hpp"
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace redring::client {
+
+/// What a cluster client did besides sending commands (loop thread; for tests and reports).
+struct cluster_statistics {
+  std::uint64_t moved = 0;      ///< MOVED redirections followed
+  std::uint64_t ask = 0;        ///< ASK redirections followed (ASKING + resend)
+  std::uint64_t retries = 0;    ///< TRYAGAIN/CLUSTERDOWN/unserved-slot waits
+  std::uint64_t refreshes = 0;  ///< topology fetches (CLUSTER SHARDS / SLOTS)
+  std::uint64_t splits = 0;     ///< commands split by slot (cross-slot MGET ..., pipelines)
+  std::uint64_t rerouted = 0;   ///< unsent commands moved off a node that went down
+};
+
+/// Commands sent to one node.
+struct cluster_node_load {
+  std::string node;        ///< "host:port" (or the seed's "unix:path")
+  bool primary = false;    ///< a primary in the last topology
+  std::uint64_t sent = 0;  ///< requests handed to its connections
+};
+
+/// Routes a client's requests over a Redis Cluster. Owned by `client` when `options::cluster.enabled`;
+/// loop thread only.
+///
+/// Routing: a request is encoded once into a scratch writer; its keys are found with the server's
+/// own key specifications (`command_keys`, from `COMMAND` at start) and hashed to a slot; the bytes go
+/// to the connection of the node serving that slot. Keyless commands go to a primary, round-robin;
+/// FLUSHALL, FLUSHDB, SCRIPT LOAD/FLUSH and FUNCTION LOAD/DELETE/FLUSH/RESTORE go to every primary (the
+/// first error, else the first reply, is the result). MGET, MSET, DEL, UNLINK, EXISTS and TOUCH whose
+/// keys span slots are split per slot and their replies merged; any other command spanning slots
+/// fails with `errc::cross_slot` before being sent. A pipeline is split per command and its replies
+/// come back in the caller's order; a transaction must keep its keys in one slot.
+///
+/// Redirections: MOVED updates the slot's owner, resends, and asks for a topology refresh; ASK sends
+/// `ASKING` and the command to the target without changing the map; TRYAGAIN, CLUSTERDOWN and a slot
+/// no node serves wait (doubling from `retry_delay` to `max_retry_delay`) and route again. After
+/// `max_redirects` of these the last error reply is the command's result.
+///
+/// Topology: `CLUSTER SHARDS` (falling back to `CLUSTER SLOTS`) from a ready node, one fetch at a
+/// time, at most one per `min_refresh_gap`: at start, on MOVED, on CLUSTERDOWN, when a node's
+/// connection drops, and every `refresh_interval`. While a primary is unreachable the topology is
+/// fetched again until it changes (a failover), and the commands queued on a node that is down are
+/// routed again after each fetch, so they follow the promoted replica.
+class cluster_router {
+ public:
+  cluster_router(net::loop& loop, const options& opts);
+  ~cluster_router();
+  cluster_router(const cluster_router&) = delete;
+  cluster_router& operator=(const cluster_router&) = delete;
+
+  /// Connects to the seed and learns the commands and the topology. Idempotent.
+  void start();
+  /// Routes `r` (see the class comment). Before the topology is known, requests wait (bounded by
+  /// `offline_queue_limit`, each by its timeout).
+  void submit(request& r);
+  /// Completes every waiting request with `shutting_down` and closes every connection.
+  void close();
+
+  /// True once the commands and a topology are known.
+  [[nodiscard]] bool ready() const noexcept { return ready_; }
+  /// The last topology, or null before the first.
+  [[nodiscard]] const slot_map* topology() const noexcept { return has_map_ ? &map_ : nullptr; }
+  /// "host:port" of every node in the last topology (primaries only if `primaries_only`).
+  [[nodiscard]] std::vector<std::string> nodes(bool primaries_only) const;
+  /// Requests sent to each node so far.
+  [[nodiscard]] std::vector<cluster_node_load> load() const;
+  /// Redirections, retries, refreshes, splits.
+  [[nodiscard]] const cluster_statistics& statistics() const noexcept { return stats_; }
+  /// Where RESP3 pushes of every node connection go.
+  void set_push_handler(push_handler h);
+  /// Asks for a topology refresh now (still at most one per `min_refresh_gap`).
+  void refresh() { request_refresh(); }
+
+ private:
+  struct node;
+  struct fanout;
+  struct bootstrap_request;
+  struct delayed {
+    net::clock::time_point due;
+    request* r;
+  };
+  struct owned_timer : net::timer {
+    cluster_router* owner = nullptr;
+  };
+  struct name_cache_entry {
+    std::array<char, 24> name{};
+    std::uint8_t size = 0;
+    const command_keys::command* command = nullptr;
+  };
+
+  node& node_named(std::string_view host, std::uint16_t port);
+  node& seed();
+  node* pick(std::uint16_t slot, bool readonly);
+  node* any_primary();
+  void route(request& r);
+  void route_batch(request& r);
+  bool split(request& r);
+  void broadcast(request& r);
+  void send(node& n, request& r, std::string_view encoded);
+  const command_keys::command* lookup(std::span<const std::string_view> args);
+  void fail_waiting(std::error_code ec);
+  void retry_later(request& r);
+  void arm_delay_timer();
+  void request_refresh();
+  void start_refresh();
+  void topology_received(bootstrap_request& b, std::error_code ec);
+  void commands_received(bootstrap_request& b, std::error_code ec);
+  void apply(slot_map map);
+  void become_ready();
+  void reroute_stranded();
+  void redirected(node& from, request& r, std::string_view error);
+  static void deliver_error(request& r, std::string_view text);
+
+  static void on_redirect(void* context, request& r, std::string_view error);
+  static void on_node_state(void* context, connection_state s);
+  static void on_delay_timer(net::timer* t);
+  static void on_refresh_timer(net::timer* t);
+
+  net::loop& loop_;
+  options opts_;  // the seed's; node connections copy it with their own address
+  bool started_ = false, closed_ = false, ready_ = false, has_map_ = false, has_commands_ = false;
+  std::error_code topology_error_;  // set when the seed says it is not a cluster
+
+  std::unordered_map<std::string, std::unique_ptr<node>> nodes_;  // "host:port"
+  std::unique_ptr<node> seed_;
+  slot_map map_;
+  std::array<node*, slot_count> primary_{};        // slot -> its primary's node
+  std::array<std::uint16_t, slot_count> shard_{};  // slot -> index in shard_nodes_
+  std::vector<std::vector<node*>> shard_nodes_;    // per shard: the primary, then its replicas
+  std::vector<node*> primaries_;
+  std::size_t next_primary_ = 0, next_replica_ = 0;
+  command_keys commands_;
+  std::array<name_cache_entry, 32> name_cache_{};
+
+  // Routing scratch, reused: no allocation per command in steady state.
+  resp::writer scratch_;
+  std::vector<std::string_view> args_;
+  std::vector<std::size_t> key_indexes_;
+
+  std::vector<delayed> waiting_;  // before the first topology (due = the request's deadline)
+  std::vector<delayed> delayed_;  // waiting to route again (TRYAGAIN, CLUSTERDOWN, unserved slot)
+  owned_timer delay_timer_, refresh_timer_;
+  std::unique_ptr<bootstrap_request> topology_request_, commands_request_;
+  bool use_shards_ = true;
+  net::clock::time_point last_refresh_{};
+  push_handler push_;
+  cluster_statistics stats_;
+};
+
+}  // namespace redring::client

@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: MIT
+// The client in cluster mode against a real cluster (3 primaries + 3 replicas on loopback ports):
+// routing, hash tags, cross-slot split and merge, pipelines, keyless commands, MOVED after a slot
+// moved, ASK while a slot migrates under load, a CLUSTERDOWN window, and a primary killed under load.
+#include "client/client.hpp"
+#include "client/detached.hpp"
+#include "client/hash_slot.hpp"
+#include "client/slot_map.hpp"
+
+#include "tests/support/redis_cluster.hpp"
+#include "tests/support/run_until.hpp"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+
+namespace redring::client {
+namespace {
+
+using namespace std::chrono_literals;
+using test::run_until;
+
+options cluster_options_for(test::redis_cluster& cl, std::size_t seed = 0) {
+  options o;
+  o.host = "127.0.0.1";
+  o.port = static_cast<std::uint16_t>(cl.port(seed));
+  o.cluster.enabled = true;
+  return o;
+}
+
+// Slot -> the fixture's index of the primary serving it, from node `ask`'s own CLUSTER SHARDS.
+std::vector<std::size_t> owners(test::redis_cluster& cl, std::size_t ask = 0) {
+  test::blocking_connection c(cl.node(ask).socket_path());
+  const auto map = slot_map::from_shards(c.call({"CLUSTER", "SHARDS"}));
+  if (!map) throw std::runtime_error("no topology");
+  std::vector<std::size_t> out(slot_count);
+  for (std::size_t s = 0; s < slot_count; ++s) {
+    const cluster_node* p = map->primary_of(static_cast<std::uint16_t>(s));
+    if (p == nullptr) throw std::runtime_error("unassigned slot");
+    out[s] = cl.index_of_port(p->port);
+  }
+  return out;
+}
+
+std::size_t owner_of(test::redis_cluster& cl, std::uint16_t slot) { return owners(cl)[slot]; }
+
+std::string node_id(test::redis_cluster& cl, std::size_t i) {
+  test::blocking_connection c(cl.node(i).socket_path());
+  return c.call({"CLUSTER", "MYID"}).text;
+}
+
+class ClusterClient : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { cluster_ = std::make_unique<test::redis_cluster>(3, 1); }
+  static void TearDownTestSuite() { cluster_.reset(); }
+  static test::redis_cluster& cluster() { return *cluster_; }
+
+  ClusterClient() : c(loop, cluster_options_for(cluster())) {}
+  // Runs `body` (a coroutine that sets `done`) to completion.
+  template <class F>
+  void run(F& body, std::chrono::milliseconds limit = 30s) {
+    done = false;
+    body();
+    ASSERT_TRUE(run_until(loop, [&] { return done; }, limit));
+  }
+
+  net::loop loop;
+  client c;
+  bool done = false;
+
+ private:
+  static inline std::unique_ptr<test::redis_cluster> cluster_;
+};
+
+TEST_F(ClusterClient, RoutesTenThousandKeysToTheirNodes) {
+  constexpr int n = 10000;
+  int ok = 0, failed = 0;
+  auto one = [&](int i) -> detached {
+    const std::string key = "route:" + std::to_string(i);
+    const std::string value = "v" + std::to_string(i);
+    const auto set = co_await c.set(key, value);
+    const auto got = co_await c.get(key);
+    if (set && got && *got == value) ++ok;
+    else ++failed;
+  };
+  for (int i = 0; i < n; ++i) one(i);
+  ASSERT_TRUE(run_until(loop, [&] { return ok + failed == n; }, 60s));
+  EXPECT_EQ(ok, n);
+  EXPECT_EQ(failed, 0);
+  // Each went straight to its slot's primary: no redirection after the first topology ...
+  EXPECT_EQ(c.cluster()->statistics().moved, 0u);
+  // ... and each primary holds exactly the keys whose slots it serves.
+  std::map<std::size_t, int> expected;
+  const auto owner = owners(cluster());
+  for (int i = 0; i < n; ++i) ++expected[owner[hash_slot("route:" + std::to_string(i))]];
+  ASSERT_EQ(expected.size(), 3u);
+  for (const auto& [index, count] : expected) {
+    test::blocking_connection node(cluster().node(index).socket_path());
+    EXPECT_EQ(node.call({"EVAL", "return #redis.call('KEYS', 'route:*')", "0"}).integer, count) << "node " << index;
+  }
+  const auto load = c.cluster()->load();
+  std::uint64_t sent = 0;
+  for (const auto& l : load) sent += l.sent;
+  EXPECT_EQ(sent, 2u * n);
+  EXPECT_EQ(c.cluster()->nodes(true).size(), 3u);
+  EXPECT_EQ(c.cluster()->nodes(false).size(), 6u);
+}
+
+TEST_F(ClusterClient, HashTagsKeepMultiKeyCommandsAndTransactionsOnOneSlot) {
+  auto body = [&]() -> detached {
+    EXPECT_TRUE(co_await c.command<ignore_t>("SADD", "{user:1}.a", "x", "y"));
+    EXPECT_TRUE(co_await c.command<ignore_t>("SADD", "{user:1}.b", "y", "z"));
+    const auto inter = co_await c.command<std::vector<std::string>>("SINTER", "{user:1}.a", "{user:1}.b");
+    EXPECT_TRUE(inter && *inter == std::vector<std::string>{"y"});
+    // Keys in different slots, in a command that cannot be split: refused before it is sent.
+    const auto cross = co_await c.command<std::vector<std::string>>("SINTER", "{user:1}.a", "{user:2}.b");
+    EXPECT_TRUE(!cross && cross.error().code == errc::cross_slot) << (cross ? "" : cross.error().what());
+    transaction t;
+    t.add("INCR", "{user:1}.n");
+    t.add("INCR", "{user:1}.n");
+    t.add("GET", "{user:1}.n");
+    const auto r = co_await c.execute(t);
+    EXPECT_TRUE(r && r->size() == 3 && (*r)[2].text == "2");
+    transaction across;
+    across.add("INCR", "{user:1}.n");
+    across.add("INCR", "{user:2}.n");
+    const auto bad = co_await c.execute(across);
+    EXPECT_TRUE(!bad && bad.error().code == errc::cross_slot);
+    // Scripts route by their KEYS, and must keep them in one slot.
+    const std::vector<std::string> keys = {"{user:1}.n"}, none = {};
+    const auto script = co_await c.eval("return redis.call('INCR', KEYS[1])", keys, none);
+    EXPECT_TRUE(script && script->integer == 3);
+    const std::vector<std::string> two = {"{user:1}.n", "{user:2}.n"};
+    const auto split_script = co_await c.eval("return 1", two, none);
+    EXPECT_TRUE(!split_script && split_script.error().code == errc::cross_slot);
+    done = true;
+  };
+  run(body);
+  EXPECT_EQ(c.cluster()->statistics().moved, 0u);
+}
+
+TEST_F(ClusterClient, CrossSlotMultiKeyCommandsAreSplitAndMerged) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 100; ++i) {
+    pairs.emplace_back("multi:" + std::to_string(i), "value" + std::to_string(i));
+    keys.push_back(pairs.back().first);
+  }
+  keys.push_back("multi:missing");
+  std::set<std::uint16_t> slots;
+  for (const auto& k : keys) slots.insert(hash_slot(k));
+  ASSERT_GT(slots.size(), 50u);
+  auto body = [&]() -> detached {
+    EXPECT_TRUE(co_await c.mset(pairs));
+    const auto values = co_await c.mget(keys);
+    EXPECT_TRUE(values.has_value());
+    if (values) {
+      EXPECT_EQ(values->size(), 101u);
+      for (std::size_t i = 0; i < 100 && i < values->size(); ++i) EXPECT_EQ((*values)[i], pairs[i].second) << i;
+      if (values->size() == 101) EXPECT_FALSE((*values)[100].has_value());
+    }
+    EXPECT_EQ(*co_await c.command<std::int64_t>("EXISTS", keys), 100);
+    EXPECT_EQ(*co_await c.command<std::int64_t>("TOUCH", keys), 100);
+    const std::vector<std::string> half(keys.begin(), keys.begin() + 50);
+    EXPECT_EQ(*co_await c.command<std::int64_t>("UNLINK", half), 50);
+    EXPECT_EQ(*co_await c.command<std::int64_t>("DEL", keys), 50);
+    EXPECT_EQ(*co_await c.command<std::int64_t>("EXISTS", keys), 0);
+    // MSETNX cannot be split and stay atomic: refused.
+    const auto msetnx = co_await c.command<std::int64_t>("MSETNX", "multi:a", "1", "multi:b", "2");
+    EXPECT_TRUE(hash_slot("multi:a") == hash_slot("multi:b") || (!msetnx && msetnx.error().code == errc::cross_slot));
+    done = true;
+  };
+  run(body);
+  EXPECT_GE(c.cluster()->statistics().splits, 6u);
+}
+
+TEST_F(ClusterClient, PipelinesAreSplitPerNodeAndRepliesComeBackInOrder) {
+  pipeline p;
+  for (int i = 0; i < 300; ++i) {
+    const std::string key = "pipe:" + std::to_string(i);
+    p.add("SET", key, std::to_string(i));
+    p.add("INCR", key);
+    p.add("GET", key);
+  }
+  p.add("MGET", "pipe:1", "pipe:2", "pipe:3");
+  auto body = [&]() -> detached {
+    const auto r = co_await c.execute(p);
+    EXPECT_TRUE(r.has_value());
+    if (r) {
+      EXPECT_EQ(r->size(), 901u);
+      for (int i = 0; i < 300 && static_cast<std::size_t>(3 * i + 2) < r->size(); ++i) {
+        EXPECT_EQ((*r)[3 * i].text, "OK");
+        EXPECT_EQ((*r)[3 * i + 1].integer, i + 1);
+        EXPECT_EQ((*r)[3 * i + 2].text, std::to_string(i + 1));
+      }
+      if (r->size() == 901) {
+        const auto& m = (*r)[900].elements;
+        EXPECT_TRUE(m.size() == 3 && m[0].text == "2" && m[1].text == "3" && m[2].text == "4");
+      }
+    }
+    done = true;
+  };
+  run(body);
+}
+
+TEST_F(ClusterClient, KeylessCommandsGoToOneNodeOrToEveryPrimary) {
+  std::vector<std::string> nodes;
+  auto body = [&]() -> detached {
+    EXPECT_EQ(*co_await c.ping(), "PONG");  // also waits for the topology
+    nodes = c.cluster()->nodes(false);
+    // Every node on request: each answers for itself.
+    for (const std::string& n : nodes) {
+      const auto info = co_await c.command<std::string>("INFO", "server").at_node(n);
+      EXPECT_TRUE(info && info->find("tcp_port:" + n.substr(n.rfind(':') + 1)) != std::string::npos) << n;
+    }
+    // SCRIPT LOAD goes to every primary, so EVALSHA works wherever the keys live.
+    const auto sha = co_await c.script_load("return redis.call('GET', KEYS[1])");
+    EXPECT_TRUE(sha.has_value());
+    for (int i = 0; i < 30 && sha; ++i) {
+      const std::vector<std::string> keys = {"script:" + std::to_string(i)}, none = {};
+      const auto r = co_await c.evalsha(*sha, keys, none);
+      EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().what());
+    }
+    const auto bad_node = co_await c.ping().at_node("nonsense");
+    EXPECT_TRUE(!bad_node && bad_node.error().code == resp::errc::server_error);
+    done = true;
+  };
+  run(body);
+  EXPECT_EQ(nodes.size(), 6u);
+  // FLUSHALL too (last: it empties every primary).
+  auto flush = [&]() -> detached {
+    EXPECT_TRUE(co_await c.set("flush:a", "1"));
+    EXPECT_TRUE(co_await c.set("flush:b", "1"));
+    EXPECT_TRUE(co_await c.command<ignore_t>("FLUSHALL"));
+    done = true;
+  };
+  run(flush);
+  for (std::size_t i = 0; i < cluster().size(); ++i) {
+    test::blocking_connection n(cluster().node(i).socket_path());
+    const resp::value role = n.call({"ROLE"});
+    if (!role.elements.empty() && role.elements[0].text == "master") EXPECT_EQ(n.call({"DBSIZE"}).integer, 0) << i;
+  }
+}
+
+TEST_F(ClusterClient, ReplicaReadsWhenAsked) {
+  options o = cluster_options_for(cluster(), 1);
+  o.cluster.reads = read_from::prefer_replica;
+  client reader(loop, o);
+  auto write = [&]() -> detached {
+    EXPECT_TRUE(co_await c.set("replica:k", "v"));
+    done = true;
+  };
+  run(write);
+  std::this_thread::sleep_for(300ms);  // replicated (asynchronously) before the read
+  auto body = [&]() -> detached {
+    const auto got = co_await reader.get("replica:k");
+    EXPECT_TRUE(got && *got == "v");
+    EXPECT_TRUE(co_await reader.set("replica:k", "w"));  // writes still go to the primary
+    done = true;
+  };
+  run(body);
+  // The GET went to a replica, the SET to a primary.
+  std::uint64_t to_replicas = 0, to_primaries = 0;
+  for (const auto& l : reader.cluster()->load()) (l.primary ? to_primaries : to_replicas) += l.sent;
+  EXPECT_GE(to_replicas, 1u);
+  EXPECT_GE(to_primaries, 1u);
+}
+
+// Moves `slot` (with its keys) from node `from` to node `to` the way redis-cli --cluster reshard does;
+// `step` runs between the keys' migrations (to interleave with load).
+void migrate_slot(test::redis_cluster& cl, std::uint16_t slot, std::size_t from, std::size_t to,
+                  const std::function<void()>& step = [] {}) {
+  const std::string from_id = node_id(cl, from), to_id = node_id(cl, to), s = std::to_string(slot);
+  test::blocking_connection src(cl.node(from).socket_path()), dst(cl.node(to).socket_path());
+  dst.call({"CLUSTER", "SETSLOT", s, "IMPORTING", from_id});
+  src.call({"CLUSTER", "SETSLOT", s, "MIGRATING", to_id});
+  for (;;) {
+    const resp::value keys = src.call({"CLUSTER", "GETKEYSINSLOT", s, "5"});
+    if (keys.elements.empty()) break;
+    std::vector<std::string_view> migrate = {"MIGRATE", "127.0.0.1", "", "", "0", "5000", "KEYS"};
+    const std::string port = std::to_string(cl.port(to));
+    migrate[2] = port;
+    for (const auto& k : keys.elements) migrate.push_back(k.text);
+    const resp::value r = src.call(migrate);
+    if (r.is_error()) throw std::runtime_error("MIGRATE: " + r.text);
+    step();
+  }
+  for (std::size_t i = 0; i < cl.size(); ++i) {
+    test::blocking_connection n(cl.node(i).socket_path());
+    n.call({"CLUSTER", "SETSLOT", s, "NODE", to_id});
+  }
+}
+
+TEST_F(ClusterClient, FollowsMovedAfterASlotMoved) {
+  const std::string key = "moved:key";
+  const std::uint16_t slot = hash_slot(key);
+  auto warm = [&]() -> detached {
+    EXPECT_TRUE(co_await c.set(key, "before"));  // the client now knows the old owner
+    done = true;
+  };
+  run(warm);
+  const std::size_t from = owner_of(cluster(), slot);
+  const std::size_t to = (from + 1) % 3;  // another primary (the first three nodes are the primaries)
+  migrate_slot(cluster(), slot, from, to);
+  auto after = [&]() -> detached {
+    const auto v = co_await c.get(key);
+    EXPECT_TRUE(v && *v == "before");
+    EXPECT_TRUE(co_await c.set(key, "after"));
+    done = true;
+  };
+  run(after);
+  EXPECT_GE(c.cluster()->statistics().moved, 1u);
+  test::blocking_connection owner(cluster().node(to).socket_path());
+  EXPECT_EQ(owner.call({"GET", key}).text, "after");
+}
+
+TEST_F(ClusterClient, ASlotMigratedUnderLoadLosesNothing) {
+  // 200 counters in one slot, incremented without pause while the slot moves key by key.
+  constexpr int counters = 200;
+  const std::uint16_t slot = hash_slot("{migrating}");
+  auto setup = [&]() -> detached {
+    for (int i = 0; i < counters; ++i) EXPECT_TRUE(co_await c.set("{migrating}:" + std::to_string(i), "0"));
+    done = true;
+  };
+  run(setup);
+  const std::size_t from = owner_of(cluster(), slot);
+  const std::size_t to = (from + 2) % 3;
+  std::atomic<bool> migrated{false};
+  std::vector<std::int64_t> expected(counters, 0);
+  std::int64_t ok = 0, failed = 0;
+  bool stop = false;
+  int workers = 0;
+  auto worker = [&](int w) -> detached {
+    ++workers;
+    for (int i = w; !stop; i = (i + 7) % counters) {
+      const auto r = co_await c.incr("{migrating}:" + std::to_string(i));
+      if (r) ++ok, ++expected[static_cast<std::size_t>(i)];
+      else ++failed, ADD_FAILURE() << r.error().what();
+    }
+    --workers;
+  };
+  std::thread mover([&] {
+    migrate_slot(cluster(), slot, from, to, [] { std::this_thread::sleep_for(2ms); });
+    migrated = true;
+  });
+  for (int w = 0; w < 16; ++w) worker(w);
+  const bool finished = run_until(loop, [&] { return migrated.load(); }, 60s);
+  mover.join();
+  ASSERT_TRUE(finished);
+  // Keep going a little on the new owner, then stop.
+  const auto more = ok + 2000;
+  EXPECT_TRUE(run_until(loop, [&] { return ok >= more; }, 30s));
+  stop = true;
+  ASSERT_TRUE(run_until(loop, [&] { return workers == 0; }));
+  EXPECT_EQ(failed, 0);
+  const auto& stats = c.cluster()->statistics();
+  EXPECT_GE(stats.ask + stats.moved, 1u);
+  test::blocking_connection owner(cluster().node(to).socket_path());
+  for (int i = 0; i < counters; ++i) {
+    EXPECT_EQ(owner.call({"GET", "{migrating}:" + std::to_string(i)}).text, std::to_string(expected[static_cast<std::size_t>(i)])) << i;
+  }
+  std::cout << "[ migrate ] " << ok << " increments, " << stats.ask << " ASK, " << stats.moved << " MOVED\n";
+}
+
+TEST_F(ClusterClient, ClusterDownWindowIsRiddenOutWithBackoff) {
+  const std::string key = "down:key";
+  const std::uint16_t slot = hash_slot(key);
+  auto warm = [&]() -> detached {
+    EXPECT_TRUE(co_await c.set(key, "0"));
+    done = true;
+  };
+  run(warm);
+  const std::size_t owner = owner_of(cluster(), slot);
+  test::blocking_connection admin(cluster().node(owner).socket_path());
+  ASSERT_EQ(admin.call({"CLUSTER", "DELSLOTS", std::to_string(slot)}).text, "OK");
+  // The owner no longer serves the slot: CLUSTERDOWN until it takes it back, 300 ms later.
+  std::thread restore([&] {
+    std::this_thread::sleep_for(300ms);
+    test::blocking_connection again(cluster().node(owner).socket_path());
+    again.call({"CLUSTER", "ADDSLOTS", std::to_string(slot)});
+  });
+  int ok = 0, failed = 0;
+  auto one = [&]() -> detached {
+    const auto r = co_await c.incr(key);
+    if (r) ++ok;
+    else ++failed, ADD_FAILURE() << r.error().what();
+  };
+  for (int i = 0; i < 50; ++i) one();
+  const bool finished = run_until(loop, [&] { return ok + failed == 50; }, 30s);
+  restore.join();
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(ok, 50);
+  EXPECT_GE(c.cluster()->statistics().retries, 1u);
+  test::blocking_connection check(cluster().node(owner).socket_path());
+  EXPECT_EQ(check.call({"GET", key}).text, "50");
+}
+
+TEST(ClusterClientSetup, NotAClusterIsAClearError) {
+  test::redis_server plain;
+  net::loop loop;
+  options o;
+  o.unix_path = plain.socket_path();
+  o.cluster.enabled = true;
+  client c(loop, o);
+  bool finished = false;
+  auto body = [&]() -> detached {
+    const auto r = co_await c.get("k");
+    EXPECT_TRUE(!r && r.error().code == errc::cluster_topology) << (r ? "a reply" : r.error().what());
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+}
+
+// A primary killed under load: its replica is promoted and the commands carry on; every command
+// completes exactly once, with its reply or an error that says why.
+TEST(ClusterFailover, APrimaryKilledUnderLoad) {
+  test::redis_cluster cl(3, 1, 1000);
+  net::loop loop;
+  options o = cluster_options_for(cl, 1);
+  o.command_timeout = 20s;
+  client c(loop, o);
+  // Keys on every shard; find the ones on the primary we will kill (node 0).
+  const std::size_t victim = 0;
+  std::vector<std::string> keys, victim_keys;
+  const auto owner = owners(cl, 1);
+  for (int i = 0; i < 300; ++i) {
+    keys.push_back("fo:" + std::to_string(i));
+    if (owner[hash_slot(keys.back())] == victim) victim_keys.push_back(keys.back());
+  }
+  ASSERT_FALSE(victim_keys.empty());
+  std::int64_t submitted = 0, completed = 0, ok = 0, lost = 0, other = 0, victim_ok_after = 0;
+  bool killed = false, stop = false;
+  int workers = 0;
+  std::map<std::string, int> error_kinds;
+  auto worker = [&](int w) -> detached {
+    ++workers;
+    for (int i = w; !stop; i = (i + 13) % static_cast<int>(keys.size())) {
+      const std::string& key = keys[static_cast<std::size_t>(i)];
+      ++submitted;
+      const auto r = co_await c.incr(key);
+      ++completed;
+      if (r) {
+        ++ok;
+        if (killed && std::find(victim_keys.begin(), victim_keys.end(), key) != victim_keys.end()) ++victim_ok_after;
+      } else {
+        ++error_kinds[r.error().what()];
+        if (r.error().code == errc::connection_lost) ++lost;
+        else ++other;
+      }
+    }
+    --workers;
+  };
+  for (int w = 0; w < 32; ++w) worker(w);
+  ASSERT_TRUE(run_until(loop, [&] { return ok >= 3000; }, 30s));
+  ASSERT_EQ(::kill(cl.node(victim).pid(), SIGKILL), 0);
+  killed = true;
+  const auto ok_at_kill = ok;
+  // Carry on until keys of the dead primary's slots are served again (by its promoted replica).
+  EXPECT_TRUE(run_until(loop, [&] { return victim_ok_after >= 200; }, 60s))
+      << "victim keys served after the kill: " << victim_ok_after;
+  stop = true;
+  ASSERT_TRUE(run_until(loop, [&] { return workers == 0; }, 30s));
+  EXPECT_EQ(completed, submitted);  // exactly once: none lost, none twice
+  EXPECT_GT(ok, ok_at_kill);
+  EXPECT_EQ(other, 0);  // only commands sent to the dead node may fail, and they say so
+  for (const auto& [what, count] : error_kinds) std::cout << "[ failover ] " << count << " x " << what << "\n";
+  std::cout << "[ failover ] " << ok << " ok, " << lost << " connection_lost, reroutes "
+            << c.cluster()->statistics().rerouted << ", refreshes " << c.cluster()->statistics().refreshes << "\n";
+}
+
+}  // namespace
+}  // namespace redring::client
