@@ -1,17 +1,48 @@
 // SPDX-License-Identifier: MIT
-// A loader behind the cache: the first read loads (from a pretend database), later reads hit,
-// concurrent readers share one load, a write goes through, and a tag invalidates a group of keys.
+// A loader behind the cache: user records (a struct, stored through a codec) load from a pretend
+// database on the first read, later reads hit, concurrent readers share one load, a write goes
+// through, and a tag invalidates a group of keys.
 // Usage: patterns_cache [redis://host:port | unix:///path]
 #include "client/client.hpp"
 #include "client/url.hpp"
-#include "patterns/cache.hpp"
+#include "patterns/typed_cache.hpp"
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <string>
 
 using namespace redring;
 using namespace std::chrono_literals;
+
+namespace {
+
+struct user {
+  int id = 0;
+  std::string name;
+};
+
+// How a user is stored in Redis: "id|name". Bytes that are not that (corrupt, or written by an older
+// version of the program) are an error, which the cache reports and answers by loading again.
+struct user_codec {
+  std::string encode(const user& u) const {
+    std::string out = std::to_string(u.id);
+    out.append("|").append(u.name);
+    return out;
+  }
+  resp::result<user> decode(std::string_view bytes) const {
+    const auto bar = bytes.find('|');
+    user u;
+    if (bar == std::string_view::npos || std::from_chars(bytes.data(), bytes.data() + bar, u.id).ptr != bytes.data() + bar)
+      return resp::error{std::make_error_code(std::errc::invalid_argument), "not a user record"};
+    u.name = bytes.substr(bar + 1);
+    return u;
+  }
+};
+
+using user_cache = patterns::typed_cache<user, user_codec>;
+
+}  // namespace
 
 int main(int argc, char** argv) {
   client::options opts;
@@ -22,22 +53,22 @@ int main(int argc, char** argv) {
   }
   net::loop loop;
   client::client redis(loop, opts);
-  patterns::cache users(redis, {.prefix = "example:", .space = "users", .ttl = 30s, .stale_ttl = 10s});
+  user_cache users(redis, {.prefix = "example:", .space = "users", .ttl = 30s, .stale_ttl = 10s});
   int queries = 0;
   // The source of truth: 5 ms per query; user 0 does not exist.
-  auto query_user = [&](int id) -> patterns::loader {
-    return [&loop, &queries, id]() -> patterns::task<patterns::load_result> {
+  auto query_user = [&](int id) -> user_cache::loader {
+    return [&loop, &queries, id]() -> patterns::task<user_cache::load_result> {
       ++queries;
       co_await patterns::sleep_for(loop, 5ms);
-      if (id == 0) co_return patterns::load_result(std::nullopt);
-      co_return patterns::load_result(std::optional<std::string>("user #" + std::to_string(id)));
+      if (id == 0) co_return user_cache::load_result(std::nullopt);
+      co_return user_cache::load_result(user{id, "user #" + std::to_string(id)});
     };
   };
   const char* names[] = {"hit", "stale", "loaded", "waited", "degraded"};
   int status = 1, finished = 0;
   auto reader = [&]() -> client::detached {
     const auto r = co_await users.get_or_load("42", query_user(42));
-    if (r) std::printf("reader: %s (%s)\n", r->value ? r->value->c_str() : "(none)", names[static_cast<int>(r->source)]);
+    if (r) std::printf("reader: %s (%s)\n", r->value ? r->value->name.c_str() : "(none)", names[static_cast<int>(r->source)]);
     ++finished;
   };
   auto main_flow = [&]() -> client::detached {
@@ -49,8 +80,9 @@ int main(int argc, char** argv) {
     const auto missing = co_await users.get_or_load("0", query_user(0));
     std::printf("user 0: %s\n", missing && !missing->value ? "does not exist (cached negatively)" : "?");
     const std::vector<std::string> team = {"team:7"};
-    (void)co_await users.set("43", "user #43 (written through)", team);
-    (void)co_await users.set("44", "user #44 (written through)", team);
+    const user u43{43, "user #43 (written through)"}, u44{44, "user #44 (written through)"};
+    (void)co_await users.set("43", u43, team);
+    (void)co_await users.set("44", u44, team);
     const auto removed = co_await users.invalidate_tag("team:7");
     std::printf("invalidated %lld keys of tag team:7\n", removed ? static_cast<long long>(*removed) : -1LL);
     status = queries == 2 && removed && *removed == 2 ? 0 : 1;

@@ -88,6 +88,8 @@ class cache {
   [[nodiscard]] std::string value_key(std::string_view key) const;
   /// The Redis key of `tag`'s set of keys.
   [[nodiscard]] std::string tag_key(std::string_view tag) const;
+  /// The Redis key of `key`'s stampede lock (in the namespace's slot, like the value).
+  [[nodiscard]] std::string lock_key(std::string_view key) const { return stampede_.key(value_key(key)); }
   /// Background refreshes of stale values still running. The cache (and its client) must outlive
   /// them: before destroying it, run the loop until this is 0.
   [[nodiscard]] std::size_t refreshing() const noexcept { return refreshing_.size(); }

@@ -13,6 +13,7 @@ class category final : public std::error_category {
     switch (static_cast<errc>(value)) {
       case errc::not_acquired: return "lock not acquired";
       case errc::load_failed: return "cache loader failed";
+      case errc::decode_failed: return "cache value could not be decoded";
     }
     return "unknown patterns error";
   }

@@ -10,6 +10,7 @@ namespace redring::patterns {
 enum class errc : int {
   not_acquired = 1,  ///< The lock was held by someone else until the acquire deadline (or no quorum).
   load_failed,       ///< The cache's loader returned an error (its text is the message).
+  decode_failed,     ///< A typed cache's codec could not decode a value (the codec's text is the message).
 };
 
 /// The "redring.patterns" category.

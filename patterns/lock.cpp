@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "patterns/lock.hpp"
 
+#include "client/hash_slot.hpp"
 #include "patterns/script.hpp"
 
 #include <algorithm>
@@ -117,6 +118,9 @@ lock::lock(std::vector<client::client*> servers, lock_options opts)
 std::string lock::key(std::string_view name) const {
   std::string k;
   k.reserve(opts_.prefix.size() + name.size() + 2);
+  // A name with a {hash tag} of its own keeps it, so that the lock shares a slot with the data it
+  // guards (the cache's stampede locks do); any other name becomes the tag.
+  if (client::hash_tag(name).size() != name.size()) return k.append(opts_.prefix).append(name);
   k.append(opts_.prefix).append("{").append(name).append("}");
   return k;
 }

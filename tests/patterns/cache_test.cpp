@@ -3,12 +3,16 @@
 // stale-while-revalidate, negative caching, tags, versions, write-through/delete-on-write, and
 // fail-open with the server killed and restarted.
 #include "patterns/cache.hpp"
+#include "patterns/typed_cache.hpp"
 
 #include "tests/patterns/run_task.hpp"
 #include "tests/support/redis_server.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 
@@ -42,6 +46,40 @@ class Cache : public ::testing::Test {
   net::loop loop;
   client::client c{loop, options_for(server)};
   test::blocking_connection admin{server.socket_path()};
+};
+
+// A user type and its codec for the typed cache: the id as 8 hex digits, then the name; anything
+// shorter or not hex does not decode.
+struct user {
+  int id = 0;
+  std::string name;
+  friend bool operator==(const user&, const user&) = default;
+};
+struct user_codec {
+  std::string encode(const user& u) const {
+    char id[9];
+    std::snprintf(id, sizeof id, "%08x", static_cast<unsigned>(u.id));
+    return std::string(id, 8).append(u.name);
+  }
+  resp::result<user> decode(std::string_view bytes) const {
+    if (bytes.size() < 8 || !std::all_of(bytes.begin(), bytes.begin() + 8, [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)) != 0; }))
+      return resp::error{std::make_error_code(std::errc::invalid_argument), "no 8-digit hex id"};
+    return user{static_cast<int>(std::stoul(std::string(bytes.substr(0, 8)), nullptr, 16)), std::string(bytes.substr(8))};
+  }
+};
+static_assert(codec_for<user_codec, user>);
+static_assert(codec_for<bytes_codec, std::string>);
+
+// A typed loader that counts its calls.
+struct user_loader {
+  user value;
+  int calls = 0;
+  typed_cache<user, user_codec>::loader get() {
+    return [this]() -> task<typed_cache<user, user_codec>::load_result> {
+      ++calls;
+      co_return std::optional<user>(value);
+    };
+  }
 };
 
 // 1,000 concurrent misses of one key in one process: one load, everyone gets the value.
@@ -141,6 +179,68 @@ TEST_F(Cache, TagsVersionsWriteThroughAndDelete) {
   cache old(c, {.version = "1"});
   EXPECT_EQ(run_task(loop, old.get_or_load("d", source.get()))->value, "4");  // version 1 untouched
   EXPECT_NE(k.value_key("d"), old.value_key("d"));
+}
+
+// A struct goes through the codec into Redis and back; write-through stores the encoded bytes.
+TEST_F(Cache, TypedValuesRoundTripThroughTheCodec) {
+  typed_cache<user, user_codec> users(c, {.space = "users"});
+  user_loader source{{7, "ada"}};
+  const auto first = run_task(loop, users.get_or_load("7", source.get()));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->source, cache_source::loaded);
+  EXPECT_EQ(first->value, (user{7, "ada"}));
+  EXPECT_EQ(admin.call({"GET", users.value_key("7")}).text, "+00000007ada");  // the byte cache's mark, then the codec's bytes
+  const auto second = run_task(loop, users.get_or_load("7", source.get()));
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->source, cache_source::hit);
+  EXPECT_EQ(second->value, (user{7, "ada"}));
+  EXPECT_FALSE(second->failure);
+  EXPECT_EQ(source.calls, 1);
+
+  const std::vector<std::string> team = {"team:1"};
+  ASSERT_TRUE(*run_task(loop, users.set("8", user{8, "grace|hopper"}, team)));
+  const auto written = run_task(loop, users.get_or_load("8", source.get()));
+  EXPECT_EQ(written->value, (user{8, "grace|hopper"}));
+  EXPECT_EQ(source.calls, 1);
+  EXPECT_EQ(*run_task(loop, users.invalidate_tag("team:1")), 1);
+
+  typed_cache<std::string> plain(c, {.space = "plain"});  // bytes by default
+  ASSERT_TRUE(*run_task(loop, plain.set("k", std::string("raw bytes"))));
+  EXPECT_EQ(run_task(loop, plain.get_or_load("k", {}))->value, "raw bytes");
+}
+
+// Bytes the codec cannot decode (corrupt, or written by another program): reported as
+// decode_failed, deleted and loaded again; the next read hits the good value. A loader whose own
+// value does not decode is an error, not a crash.
+TEST_F(Cache, CorruptStoredValueIsReportedAndReloaded) {
+  typed_cache<user, user_codec> users(c, {.space = "users"});
+  admin.call({"SET", users.value_key("9"), "+garbage", "PX", "60000"});
+  user_loader source{{9, "lin"}};
+  const auto r = run_task(loop, users.get_or_load("9", source.get()));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->value, (user{9, "lin"}));
+  EXPECT_EQ(r->source, cache_source::loaded);
+  ASSERT_TRUE(r->failure);
+  EXPECT_EQ(r->failure->code, make_error_code(errc::decode_failed));
+  EXPECT_NE(r->failure->what().find("no 8-digit hex id"), std::string::npos) << r->failure->what();
+  EXPECT_EQ(source.calls, 1);
+  EXPECT_EQ(admin.call({"GET", users.value_key("9")}).text, "+00000009lin");
+  const auto again = run_task(loop, users.get_or_load("9", source.get()));
+  EXPECT_EQ(again->source, cache_source::hit);
+  EXPECT_FALSE(again->failure);
+
+  struct refusing_codec {
+    std::string encode(const user&) const { return "x"; }
+    resp::result<user> decode(std::string_view) const {
+      return resp::error{std::make_error_code(std::errc::invalid_argument), "never"};
+    }
+  };
+  typed_cache<user, refusing_codec> broken(c, {.space = "broken"});
+  const auto bug = run_task(loop, broken.get_or_load("1", [&]() -> task<typed_cache<user, refusing_codec>::load_result> {
+    co_return std::optional<user>(user{1, "x"});
+  }));
+  ASSERT_FALSE(bug);
+  EXPECT_EQ(bug.error().code, make_error_code(errc::decode_failed));
 }
 
 // Redis killed mid-run: callers still get the loader's values, marked degraded; after a restart on

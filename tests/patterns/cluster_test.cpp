@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+// The patterns on a real Redis Cluster (3 primaries + 3 replicas). The client does not route by slot
+// yet, so each test connects to the primary that serves its pattern's hash tag (CLUSTER SHARDS) and
+// shows that every script's keys are in that one slot: no CROSSSLOT, no MOVED.
+#include "client/hash_slot.hpp"
+#include "client/slot_map.hpp"
+#include "patterns/lock.hpp"
+#include "patterns/rate_limiter.hpp"
+#include "patterns/typed_cache.hpp"
+
+#include "tests/patterns/run_task.hpp"
+#include "tests/support/redis_cluster.hpp"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <stdexcept>
+
+namespace redring::patterns {
+namespace {
+
+using namespace std::chrono_literals;
+using test::run_task;
+
+class OnCluster : public ::testing::Test {
+ protected:
+  // One cluster for the whole binary: it takes seconds to start.
+  static void SetUpTestSuite() { cluster_ = std::make_unique<test::redis_cluster>(3, 1); }
+  static void TearDownTestSuite() { cluster_.reset(); }
+
+  // The primary serving `key`'s slot, from CLUSTER SHARDS.
+  static client::cluster_node owner_of(std::string_view key) {
+    test::blocking_connection c(cluster_->node(0).socket_path());
+    const auto map = client::slot_map::from_shards(c.call({"CLUSTER", "SHARDS"}));
+    const client::cluster_node* n = map ? map->primary_of(client::hash_slot(key)) : nullptr;
+    if (n == nullptr) throw std::runtime_error("no primary for the key's slot");
+    return *n;
+  }
+  // Client options for `node` over TCP.
+  static client::options options_for(const client::cluster_node& node) {
+    client::options o;
+    o.host = node.host;
+    o.port = node.port;
+    return o;
+  }
+  // Another primary than `node` (it answers MOVED for `node`'s slots).
+  static client::cluster_node other_primary(const client::cluster_node& node) {
+    test::blocking_connection c(cluster_->node(0).socket_path());
+    const auto map = client::slot_map::from_shards(c.call({"CLUSTER", "SHARDS"}));
+    for (const auto& shard : map->shards())
+      if (!shard.nodes.empty() && shard.nodes.front().primary && shard.nodes.front().port != node.port) return shard.nodes.front();
+    throw std::runtime_error("a cluster with one primary");
+  }
+
+  // The Unix socket of `node`, for the test's own blocking connection to it.
+  static std::string socket_of(const client::cluster_node& node) {
+    for (std::size_t i = 0; i < cluster_->size(); ++i)
+      if (cluster_->port(i) == node.port) return cluster_->node(i).socket_path();
+    throw std::runtime_error("no such node");
+  }
+
+  net::loop loop;
+
+ private:
+  static inline std::unique_ptr<test::redis_cluster> cluster_;
+};
+
+// Every algorithm decides on the node of its key (one key each); the same limiter on another
+// primary gets MOVED, which its failure policy turns into a failure decision (the routing matters).
+TEST_F(OnCluster, RateLimitersDecideOnTheOwnerOfTheirKey) {
+  for (const auto algorithm : {limiter_algorithm::fixed_window, limiter_algorithm::sliding_log,
+                               limiter_algorithm::sliding_window, limiter_algorithm::token_bucket, limiter_algorithm::gcra}) {
+    const limiter_options opts{.algorithm = algorithm, .limit = 3, .period = 10s, .prefix = "rl:{tenant:7}:", .timeout = 5s};
+    const auto node = owner_of("rl:{tenant:7}:");
+    client::client c(loop, options_for(node));
+    rate_limiter l(c, opts);
+    ASSERT_EQ(client::hash_slot(l.key("alice")), client::hash_slot("{tenant:7}"));
+    (void)run_task(loop, l.reset("alice"));
+    for (int i = 0; i < 4; ++i) {
+      const decision d = run_task(loop, l.hit("alice"));
+      EXPECT_EQ(d.source, decision_source::server) << (d.failure ? d.failure->what() : "");
+      EXPECT_EQ(d.allowed, i < 3) << "hit " << i << ", algorithm " << static_cast<int>(algorithm);
+    }
+    client::client elsewhere(loop, options_for(other_primary(node)));
+    const decision moved = run_task(loop, rate_limiter(elsewhere, opts).hit("alice"));
+    EXPECT_EQ(moved.source, decision_source::failure);
+    EXPECT_EQ(moved.failure ? moved.failure->code_word() : "", "MOVED");
+  }
+}
+
+// The lock's key and its fencing counter share the name's slot (the acquire script touches both);
+// a name with its own hash tag puts the lock in the slot of the data it guards.
+TEST_F(OnCluster, LockAndFencingCounterShareASlot) {
+  const auto node = owner_of("{nightly-report}");
+  client::client c(loop, options_for(node));
+  lock l(c, {.ttl = 5s, .timeout = 5s});
+  EXPECT_EQ(client::hash_slot(l.key("nightly-report") + ":fence"), client::hash_slot(l.key("nightly-report")));
+  for (std::int64_t fence = 1; fence <= 2; ++fence) {
+    auto held = run_task(loop, l.acquire("nightly-report"));
+    ASSERT_TRUE(held) << held.error().what();
+    EXPECT_EQ(held->fencing_token(), fence);
+    EXPECT_TRUE(*run_task(loop, l.extend(*held)));
+    EXPECT_TRUE(*run_task(loop, l.release(*held)));
+  }
+
+  EXPECT_EQ(l.key("{user:7}:profile"), "lock:{user:7}:profile");
+  const auto data_node = owner_of("{user:7}");
+  client::client d(loop, options_for(data_node));
+  lock guard(d, {.ttl = 5s, .timeout = 5s});
+  auto held = run_task(loop, guard.acquire("{user:7}:profile"));
+  ASSERT_TRUE(held) << held.error().what();
+  EXPECT_EQ(held->fencing_token(), 1);
+  test::blocking_connection admin(socket_of(data_node));
+  EXPECT_EQ(admin.call({"EXISTS", "lock:{user:7}:profile", "lock:{user:7}:profile:fence"}).integer, 2);
+  EXPECT_TRUE(*run_task(loop, guard.release(*held)));
+}
+
+// The cache's value keys, tag sets and stampede locks all live in the slot of its {space:vN} tag:
+// a miss takes the stampede lock on that node, stores, and hits; write-through with two tags and
+// tag invalidation (a script that deletes keys it reads from a set) run without CROSSSLOT.
+TEST_F(OnCluster, CacheKeysTagsAndStampedeLocksShareTheNamespacesSlot) {
+  const auto node = owner_of("{users:v1}");
+  client::client c(loop, options_for(node));
+  typed_cache<std::string> users(c, {.prefix = "env:", .space = "users", .timeout = 5s});
+  const auto slot = client::hash_slot("{users:v1}");
+  EXPECT_EQ(client::hash_slot(users.value_key("7")), slot);
+  EXPECT_EQ(client::hash_slot(users.tag_key("team")), slot);
+  EXPECT_EQ(client::hash_slot(users.lock_key("7")), slot);
+
+  test::blocking_connection admin(socket_of(node));
+  bool locked_while_loading = false;
+  const auto load = [&]() -> task<typed_cache<std::string>::load_result> {
+    locked_while_loading = admin.call({"EXISTS", users.lock_key("7")}).integer == 1;
+    co_return std::optional<std::string>("ada");
+  };
+  const auto miss = run_task(loop, users.get_or_load("7", load));
+  ASSERT_TRUE(miss) << miss.error().what();
+  EXPECT_EQ(miss->source, cache_source::loaded);
+  EXPECT_FALSE(miss->failure) << miss->failure->what();
+  EXPECT_TRUE(locked_while_loading);
+  const auto hit = run_task(loop, users.get_or_load("7", load));
+  EXPECT_EQ(hit->source, cache_source::hit);
+  EXPECT_EQ(hit->value, "ada");
+
+  const std::vector<std::string> two = {"team", "admins"}, one = {"team"};
+  const std::string grace = "grace", lin = "lin";
+  ASSERT_TRUE(*run_task(loop, users.set("8", grace, two)));
+  ASSERT_TRUE(*run_task(loop, users.set("9", lin, one)));
+  const auto removed = run_task(loop, users.invalidate_tag("team"));
+  ASSERT_TRUE(removed) << removed.error().what();
+  EXPECT_EQ(*removed, 2);
+  EXPECT_EQ(admin.call({"EXISTS", users.value_key("8"), users.value_key("9"), users.tag_key("team")}).integer, 0);
+  EXPECT_EQ(admin.call({"EXISTS", users.value_key("7")}).integer, 1);
+  EXPECT_TRUE(*run_task(loop, users.invalidate("7")));
+}
+
+}  // namespace
+}  // namespace redring::patterns
