@@ -4,6 +4,7 @@
 // three servers down.
 #include "patterns/lock.hpp"
 
+#include "tests/patterns/commandstats.hpp"
 #include "tests/patterns/run_task.hpp"
 #include "tests/support/redis_server.hpp"
 
@@ -143,6 +144,23 @@ TEST_F(Lock, WatchdogExtendsStopsAndReportsLoss) {
   EXPECT_TRUE(again->lost());
 }
 
+// An uncontended acquire is one round trip (one script call on the server), and so is its release.
+TEST_F(Lock, OneRoundTripPerUncontendedAcquire) {
+  lock l(c, {.ttl = 5s});
+  auto warm = run_task(loop, l.acquire("rt"));  // loads the scripts on a fresh server
+  ASSERT_TRUE(warm);
+  ASSERT_TRUE(*run_task(loop, l.release(*warm)));
+  for (int i = 0; i < 5; ++i) {
+    const auto before = test::read_command_counts(admin);
+    auto held = run_task(loop, l.acquire("rt"));
+    ASSERT_TRUE(held);
+    const auto acquired = test::read_command_counts(admin);
+    EXPECT_EQ(acquired.scripts - before.scripts, 1);
+    EXPECT_TRUE(*run_task(loop, l.release(*held)));
+    EXPECT_EQ(test::read_command_counts(admin).scripts - acquired.scripts, 1);
+  }
+}
+
 // Redlock over three servers: acquired with all three, and with one down (quorum 2 of 3); two
 // contenders never both hold it; with two down there is no quorum.
 TEST(Redlock, QuorumWithOneServerDown) {
@@ -175,6 +193,37 @@ TEST(Redlock, QuorumWithOneServerDown) {
   EXPECT_FALSE(none);
   test::blocking_connection admin(s1->socket_path());
   EXPECT_EQ(admin.call({"EXISTS", a.key("r")}).integer, 0);
+}
+
+// What docs/patterns.md promises about fencing with Redlock: the token is the largest counter of
+// the servers that granted the lock, and it is NOT guaranteed to increase: the servers' counters
+// diverge, and a later quorum without the server that counted furthest hands out a smaller token.
+TEST(Redlock, FencingTokenIsTheQuorumsLargestAndCanGoBackwards) {
+  test::redis_server s1, s2, s3;
+  net::loop loop;
+  client::client c1(loop, options_for(s1)), c2(loop, options_for(s2)), c3(loop, options_for(s3));
+  lock l({&c1, &c2, &c3}, {.ttl = 5s, .timeout = 2s});
+  test::blocking_connection a1(s1.socket_path()), a2(s2.socket_path()), a3(s3.socket_path());
+  const std::string fence = l.key("job") + ":fence";
+  a1.call({"SET", fence, "100"});  // server 1 has counted further (say, it granted locks the others did not)
+
+  auto first = run_task(loop, l.acquire("job"));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->fencing_token(), 101);  // max(101, 1, 1)
+  EXPECT_EQ(a1.call({"GET", fence}).text, "101");
+  EXPECT_EQ(a2.call({"GET", fence}).text, "1");
+  EXPECT_EQ(a3.call({"GET", fence}).text, "1");
+  ASSERT_TRUE(*run_task(loop, l.release(*first)));
+
+  // Server 1 is unavailable for this name (someone else's lock there): servers 2 and 3 form the quorum.
+  a1.call({"SET", l.key("job"), "someone-else", "PX", "60000"});
+  auto second = run_task(loop, l.acquire("job"));
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->fencing_token(), 2);  // max(2, 2): smaller than the 101 handed out before
+  EXPECT_LT(second->fencing_token(), first->fencing_token());
+  EXPECT_EQ(a1.call({"GET", fence}).text, "101");  // the refusing server counted nothing
+  EXPECT_TRUE(*run_task(loop, l.release(*second)));
+  EXPECT_EQ(a1.call({"GET", l.key("job")}).text, "someone-else");  // release left the other lock alone
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // recovery from SCRIPT FLUSH.
 #include "patterns/rate_limiter.hpp"
 
+#include "tests/patterns/commandstats.hpp"
 #include "tests/patterns/run_task.hpp"
 #include "tests/support/redis_server.hpp"
 
@@ -183,6 +184,18 @@ INSTANTIATE_TEST_SUITE_P(All, RateLimiter,
                          });
 
 // The fixed window's window is the key's TTL: it resets on the server's time.
+// One round trip per decision, counted by the server (EVALSHA calls), once the script is loaded.
+TEST_P(RateLimiter, OneRoundTripPerDecision) {
+  rate_limiter l(c1, make(3, 10s));
+  (void)hit(l, "rt");  // loads the script (EVALSHA, NOSCRIPT, EVAL) on a fresh server
+  for (int i = 0; i < 5; ++i) {  // admitted, then refused: each one script call
+    const auto before = test::read_command_counts(admin);
+    const decision d = hit(l, "rt");
+    EXPECT_EQ(d.source, decision_source::server);
+    EXPECT_EQ(test::read_command_counts(admin).scripts - before.scripts, 1) << "decision " << i;
+  }
+}
+
 TEST(FixedWindow, ResetsOnServerTime) {
   test::redis_server server;
   net::loop loop;
