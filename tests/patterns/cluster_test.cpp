@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <set>
 #include <stdexcept>
 
 namespace redring::patterns {
@@ -27,6 +28,7 @@ class OnCluster : public ::testing::Test {
   // One cluster for the whole binary: it takes seconds to start.
   static void SetUpTestSuite() { cluster_ = std::make_unique<test::redis_cluster>(3, 1); }
   static void TearDownTestSuite() { cluster_.reset(); }
+  static inline std::unique_ptr<test::redis_cluster> cluster_;
 
   // The primary serving `key`'s slot, from CLUSTER SHARDS.
   static client::cluster_node owner_of(std::string_view key) {
@@ -60,9 +62,6 @@ class OnCluster : public ::testing::Test {
   }
 
   net::loop loop;
-
- private:
-  static inline std::unique_ptr<test::redis_cluster> cluster_;
 };
 
 // Every algorithm decides on the node of its key (one key each); the same limiter on another
@@ -152,6 +151,45 @@ TEST_F(OnCluster, CacheKeysTagsAndStampedeLocksShareTheNamespacesSlot) {
   EXPECT_EQ(admin.call({"EXISTS", users.value_key("8"), users.value_key("9"), users.tag_key("team")}).integer, 0);
   EXPECT_EQ(admin.call({"EXISTS", users.value_key("7")}).integer, 1);
   EXPECT_TRUE(*run_task(loop, users.invalidate("7")));
+}
+
+// The same patterns through a cluster-mode client seeded at one node (the client routes each
+// script by its keys): names spread over the three primaries all decide, lock and cache.
+TEST_F(OnCluster, ThroughAClusterModeClient) {
+  client::options o;
+  o.host = "127.0.0.1";
+  o.port = static_cast<std::uint16_t>(cluster_->port(0));
+  o.cluster.enabled = true;
+  client::client c(loop, o);
+  std::set<std::uint16_t> primaries;
+  for (const char* tenant : {"a", "b", "c", "d", "e", "f"}) {
+    const std::string tag = std::string("{") + tenant + "}";
+    primaries.insert(owner_of(tag).port);
+    rate_limiter l(c, {.limit = 2, .period = 10s, .prefix = "rl:" + tag, .timeout = 5s});
+    (void)run_task(loop, l.reset("x"));
+    EXPECT_TRUE(run_task(loop, l.hit("x")).allowed) << tag;
+    EXPECT_TRUE(run_task(loop, l.hit("x")).allowed) << tag;
+    const decision third = run_task(loop, l.hit("x"));
+    EXPECT_FALSE(third.allowed) << tag << (third.failure ? third.failure->what() : "");
+    EXPECT_EQ(third.source, decision_source::server) << tag;
+
+    lock locks(c, {.ttl = 5s, .timeout = 5s});
+    auto held = run_task(loop, locks.acquire(tag + ":job"));
+    ASSERT_TRUE(held) << held.error().what();
+    EXPECT_TRUE(*run_task(loop, locks.release(*held)));
+
+    typed_cache<std::string> k(c, {.space = tenant, .timeout = 5s});
+    const auto load = []() -> task<typed_cache<std::string>::load_result> { co_return std::optional<std::string>("v"); };
+    const auto miss = run_task(loop, k.get_or_load("1", load));
+    ASSERT_TRUE(miss) << miss.error().what();
+    EXPECT_FALSE(miss->failure) << miss->failure->what();
+    EXPECT_EQ(run_task(loop, k.get_or_load("1", load))->source, cache_source::hit);
+    const std::vector<std::string> tags = {"t"};
+    const std::string value = "w";
+    ASSERT_TRUE(*run_task(loop, k.set("2", value, tags)));
+    EXPECT_EQ(*run_task(loop, k.invalidate_tag("t")), 1);
+  }
+  EXPECT_EQ(primaries.size(), 3u);  // the tenants' tags cover every primary
 }
 
 }  // namespace
