@@ -5,6 +5,7 @@
 // server (EVALSHA + EVAL calls in INFO commandstats: every command these patterns send is a script),
 // beside every command the server ran per decision (the scripts' own calls included).
 // Usage: patterns_bench [--decisions N] [--callers C] [--repeat R] [--cpu K]; see bench/README.md.
+// Exits 1 if any decision was not "yes" (admitted, acquired, hit / loaded): the figures would lie.
 #include "client/client.hpp"
 #include "client/detached.hpp"
 #include "patterns/cache.hpp"
@@ -81,7 +82,8 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-void row(const char* name, net::loop& loop, test::blocking_connection& admin, const decide_fn& decide, const settings& s) {
+// Runs and prints one row; false if a decision in it was not "yes" (an error, or a wrong setup).
+bool row(const char* name, net::loop& loop, test::blocking_connection& admin, const decide_fn& decide, const settings& s) {
   // Warm-up: scripts loaded, and every cache key (1,000) stored before the hit row is measured.
   (void)run(loop, admin, decide, std::max<std::uint64_t>(s.decisions / 10, 2000), s.callers);
   std::vector<double> rate, cpu;
@@ -94,6 +96,7 @@ void row(const char* name, net::loop& loop, test::blocking_connection& admin, co
   std::printf("%-26s %12.0f %12.2f %14.2f %14.2f %8.2f\n", name, median(rate), median(cpu), last.round_trips,
               last.commands, last.yes);
   std::fflush(stdout);
+  return last.yes == 1.0;
 }
 
 bool parse(int argc, char** argv, settings& s) {
@@ -144,6 +147,7 @@ int main(int argc, char** argv) {
   client::options opts;
   opts.unix_path = server.socket_path();
   client::client redis(loop, opts);
+  bool ok = true;
 
   // Limiters: 1,000 names in turn, 1,000,000 per minute each, so every decision is admitted and the
   // state is real (the sliding log holds every admitted hit).
@@ -160,7 +164,7 @@ int main(int argc, char** argv) {
     const decide_fn hit = [&](std::size_t, std::uint64_t i) -> patterns::task<bool> {
       co_return (co_await limiter.hit(names[i % names.size()])).allowed;
     };
-    row(name, loop, admin, hit, s);
+    ok = row(name, loop, admin, hit, s) && ok;
   }
 
   // Lock: each caller its own name (uncontended); one decision = acquire + release.
@@ -170,7 +174,7 @@ int main(int argc, char** argv) {
     if (!held) co_return false;
     co_return (co_await locks.release(*held)).value_or(false);
   };
-  row("lock acquire+release", loop, admin, acquire_release, s);
+  ok = row("lock acquire+release", loop, admin, acquire_release, s) && ok;
 
   // Cache: hits over 1,000 keys loaded once; misses of keys never seen (read, stampede lock, store,
   // unlock), with a loader that answers at once.
@@ -188,7 +192,8 @@ int main(int argc, char** argv) {
     const auto r = co_await cache.get_or_load(key, load);
     co_return r && r->source == patterns::cache_source::loaded;
   };
-  row("cache hit", loop, admin, hit, s);
-  row("cache miss (load, store)", loop, admin, miss, s);
-  return 0;
+  ok = row("cache hit", loop, admin, hit, s) && ok;
+  ok = row("cache miss (load, store)", loop, admin, miss, s) && ok;
+  if (!ok) std::fprintf(stderr, "patterns_bench: some decisions were not \"yes\" (see the last column)\n");
+  return ok ? 0 : 1;
 }
