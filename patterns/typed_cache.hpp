@@ -37,7 +37,8 @@ struct typed_cached {
   std::optional<T> value;  ///< nullopt: the thing does not exist (possibly a negative hit).
   cache_source source = cache_source::hit;
   /// Set when Redis failed (the value is the loader's, `degraded`), or when the stored bytes did not
-  /// decode (`errc::decode_failed` with the codec's message: the value was reloaded, `loaded`).
+  /// decode (`errc::decode_failed` with the codec's message: the value was reloaded, `loaded`, or
+  /// `waited` when another process reloaded it first).
   std::optional<resp::error> failure;
 };
 
