@@ -5,6 +5,7 @@
 
 #include "resp/number.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -23,20 +24,26 @@ constexpr std::array<bool, 256> type_bytes = [] {
 }();
 
 // Returns a pointer to the CR of the first CRLF in [p, end), or nullptr. A lone CR or LF is data.
-inline const char* find_crlf(const char* p, const char* end) noexcept {
+// [lower, p) must be readable too (the input before the line).
+inline const char* find_crlf(const char* p, const char* end, const char* lower) noexcept {
   // Most lines are a few bytes (+OK, :1, $16, *3): one 16-byte compare finds their CR without a
   // branch per byte (and without a length-dependent branch to mispredict).
 #if defined(__SSE2__)
-  if (end - p >= 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))));
+  if (end - lower >= 16) {
+    // The 16 bytes from p or, for a line at the end of the input (the usual case when replies arrive
+    // in small pieces), the 16 that end at `end`, ignoring those before p. Chosen without a branch:
+    // which case it is depends on where the input was cut.
+    const char* const base = std::min(p, end - 16);
+    unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base)), _mm_set1_epi8('\r'))));
+    mask >>= static_cast<unsigned>(p - base);  // in [0, 16]
     while (mask != 0) {
       const char* cr = p + __builtin_ctz(mask);
       if (cr + 1 == end) return nullptr;
       if (cr[1] == '\n') return cr;
       mask &= mask - 1;
     }
-    p += 16;
+    p = base + 16;
   }
 #endif
   const char* const short_end = end - p > 16 ? p + 16 : end;
@@ -131,6 +138,7 @@ void reader::reset() noexcept {
   stack_.clear();
   offset_ = 0;
   input_begin_ = nullptr;
+  wait_ = 1;
   scanned_ = 0;
   body_length_ = 0;
   body_depth_ = 0;
@@ -142,6 +150,7 @@ void reader::reset() noexcept {
 
 reader::step reader::fail(errc code, const char* at) {
   failed_ = true;
+  wait_ = 0;
   error_ = {code, offset_ + static_cast<std::uint64_t>(at - input_begin_)};
   return step::error;
 }
@@ -223,7 +232,7 @@ void reader::finish_element(node& out) {
   // Find the line, resuming the scan where an earlier call stopped.
   const auto content = static_cast<std::uint64_t>(end - start - 1);
   if (scanned_ > content) scanned_ = 0;  // the caller broke the contract; rescan rather than overrun
-  const char* cr = find_crlf(start + 1 + scanned_, end);
+  const char* cr = find_crlf(start + 1 + scanned_, end, input_begin_);
   if (cr == nullptr) {
     // With max + 2 content bytes and no CRLF, the line is certainly longer than max.
     if (content >= limits_.max_line_length + 2) return fail(errc::line_too_long, start + 1 + limits_.max_line_length);
@@ -401,44 +410,45 @@ void reader::finish_element(node& out) {
   return step::emitted;
 }
 
-read_result reader::read_some(std::string_view input, std::span<node> out) {
-  read_result r;
-  if (failed_) {
-    r.state = status::error;
-    r.error = error_;
-    return r;
-  }
-  input_begin_ = input.data();
-  const char* p = input.data();
-  end_ = p + input.size();
+// Parses into `out` until it is full (ok), the input runs out (need-more, with `wait_` set for the
+// next call) or an error (`error_`, sticky). `read` turns the outcome into a read_result.
+reader::progress reader::read_some(std::string_view input, std::span<node> out) {
+  if (failed_) return {0, 0, status::error};
+  const char* const begin = input.data();
+  const char* const end = begin + input.size();
+  input_begin_ = begin;
+  end_ = end;
+  const char* p = begin;
   std::size_t n = 0;
   step s = step::emitted;
-  while (n < out.size()) {
-    if (pending_body_) {
-      s = parse_body(p, end_, out[n]);
-    } else if (p == end_) {
+  // A pending payload is the only state a call resumes in that is not an element's start (a partial
+  // line is rescanned from its type byte, past `scanned_`).
+  if (pending_body_ && !out.empty()) {
+    s = parse_body(p, end, out[0]);
+    n = s == step::emitted ? 1 : 0;
+  }
+  for (; s == step::emitted && n < out.size(); ++n) {
+    if (p == end) {
       s = step::need_more;
-    } else {
-      s = parse_element(p, end_, out[n]);
+      break;
     }
+    s = parse_element(p, end, out[n]);
     if (s != step::emitted) break;
-    ++n;
   }
-  r.nodes = n;
-  r.consumed = static_cast<std::size_t>(p - input.data());
-  offset_ += r.consumed;
+  const auto consumed = static_cast<std::size_t>(p - begin);
+  offset_ += consumed;
+  const auto nodes = static_cast<std::uint32_t>(n);
   switch (s) {
-    case step::emitted: r.state = status::ok; break;
+    case step::emitted:
+      wait_ = 1;
+      return {consumed, nodes, status::ok};
     case step::need_more:
-      r.state = status::need_more;
-      r.needed = pending_body_ ? body_length_ + 2 - static_cast<std::uint64_t>(end_ - p) : 1;
-      break;
-    case step::error:
-      r.state = status::error;
-      r.error = error_;
-      break;
+      // A partial line (or nothing) waits for one more byte, a payload for all of it and its CRLF.
+      wait_ = pending_body_ ? body_length_ + 2 : static_cast<std::uint64_t>(end - p) + 1;
+      return {consumed, nodes, status::need_more};
+    case step::error: break;
   }
-  return r;
+  return {consumed, nodes, status::error};  // `fail` set wait_ to 0
 }
 
 }  // namespace redring::resp

@@ -57,14 +57,21 @@ class reader {
   /// `input` must start at the first byte not yet consumed (see `read_result::consumed`).
   /// Emitted nodes view `input`: see `node` for their lifetime.
   [[nodiscard]] read_result read(std::string_view input, std::span<node> out) {
-    // A blob whose payload has not fully arrived: answer without a call (the common case when a
-    // reply trickles in small chunks).
-    if (pending_body_ && !failed_ && input.size() < body_length_ + 2 && !out.empty()) {
-      read_result r;
-      r.needed = body_length_ + 2 - input.size();
+    // Too few bytes to progress (a blob payload or a line still arriving, the common case when a
+    // reply trickles in small chunks): answer here, without a call.
+    read_result r;
+    if (input.size() < wait_ && !out.empty()) {
+      r.needed = wait_ - input.size();
       return r;
     }
-    return read_some(input, out);
+    if (out.size() > max_nodes_per_read) out = out.first(max_nodes_per_read);
+    const progress done = read_some(input, out);
+    r.state = done.state;
+    r.nodes = done.nodes;
+    r.consumed = done.consumed;
+    if (done.state == status::need_more) r.needed = wait_ - (input.size() - done.consumed);
+    if (done.state == status::error) r.error = error_;
+    return r;
   }
 
   /// Parses at most one node: `read(input, {&out, 1})`.
@@ -96,7 +103,14 @@ class reader {
 
   enum class step : std::uint8_t { emitted, need_more, error };
 
-  read_result read_some(std::string_view input, std::span<node> out);
+  // What read_some did, small enough to come back in registers; `read` adds `needed` and the error.
+  struct progress {
+    std::size_t consumed;
+    std::uint32_t nodes;
+    status state;
+  };
+
+  progress read_some(std::string_view input, std::span<node> out);
 
   step parse_element(const char*& p, const char* end, node& out);
   step parse_line_element(const char* start, const char* line_end, const char*& p, node& out);
@@ -104,13 +118,18 @@ class reader {
   bool begin_element(const char* at);
   void finish_element(node& out);
   bool push_frame(type kind, std::uint64_t count, bool streamed, const char* at);
-  step fail(errc code, const char* at);
+  [[gnu::cold]] step fail(errc code, const char* at);
+
+  static constexpr std::size_t max_nodes_per_read = 0xFFFFFFFF;  // what progress::nodes holds
 
   limits limits_;
   std::vector<frame> stack_;
   std::uint64_t offset_ = 0;        // stream offset of the current input's first byte
   const char* input_begin_ = nullptr;  // the current input, for error offsets
   const char* end_ = nullptr;
+  // The unconsumed input must hold at least this many bytes before a call can progress: a pending
+  // blob's payload + CRLF, a partial line + 1, else 1; 0 after an error (every call reports it).
+  std::uint64_t wait_ = 1;
   std::uint64_t scanned_ = 0;       // bytes of a partial line already scanned without a CRLF
   std::uint64_t body_length_ = 0;   // pending blob payload length
   std::uint32_t body_depth_ = 0;

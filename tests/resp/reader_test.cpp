@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cctype>
+#include <span>
 #include <string>
 
 namespace redring::resp {
@@ -373,6 +375,41 @@ TEST(Reader, BlobHeaderIsConsumedOnceAndPayloadWaitsWithExactNeed) {
   EXPECT_EQ(calls_consuming, 2u);  // the header, then the whole payload
 }
 
+TEST(Reader, PartialLineWaitsWithoutProgressUntilMoreArrives) {
+  reader r;
+  node n;
+  for (int i = 0; i < 2; ++i) {  // the same bytes again: still waiting, nothing consumed
+    const auto part = r.next("$10", n);
+    EXPECT_EQ(part.state, status::need_more);
+    EXPECT_EQ(part.consumed, 0u);
+    EXPECT_EQ(part.needed, 1u);
+  }
+  const auto header = r.next("$10\r\n01234", n);
+  EXPECT_EQ(header.state, status::need_more);
+  EXPECT_EQ(header.consumed, 5u);
+  EXPECT_EQ(header.needed, 7u);
+  EXPECT_EQ(r.stream_offset(), 5u);
+  const auto body = r.next("0123456789\r\n", n);
+  ASSERT_EQ(body.state, status::ok);
+  EXPECT_EQ(n.value, "0123456789");
+  EXPECT_EQ(r.next("", n).needed, 1u);
+}
+
+TEST(Reader, EmptyOutputIsFullEvenWhileWaiting) {
+  reader r;
+  std::array<node, 2> nodes;
+  EXPECT_EQ(r.read("$5\r\nab", nodes).state, status::need_more);
+  const auto none = r.read("ab", std::span<node>());
+  EXPECT_EQ(none.state, status::ok);
+  EXPECT_EQ(none.nodes, 0u);
+  EXPECT_EQ(none.consumed, 0u);
+  EXPECT_EQ(r.read("ab", nodes).needed, 5u);
+  const auto done = r.read("abcde\r\n", std::span<node>(nodes).first(1));
+  ASSERT_EQ(done.state, status::ok);  // the output span is full
+  EXPECT_EQ(done.nodes, 1u);
+  EXPECT_EQ(r.read("", nodes).state, status::need_more);
+}
+
 TEST(Reader, ErrorsAreStickyUntilReset) {
   reader r;
   node n;
@@ -408,6 +445,9 @@ TEST(Reader, SplitInvariance) {
       "*2\r\n:1\r\n:12a\r\n",
       "$5\r\nabcdeXY",
       "*3\r\n:1\r\n",
+      // Lines cut near the end of an input with 16 or more bytes before them, CRs close by.
+      "+0123456789abcdef\r\n$2\r\n\r\r\r\n+\r\r\r\n:-12\r\n*1\r\n$17\r\n0123456789abcdef\r\r\n",
+      "$30\r\n0123456789\r\n0123456789\r\n012345\r\n+a\rb\nc\r\n-\r\n",
   };
   for (const auto& s : streams) {
     const auto whole = decode(s);
