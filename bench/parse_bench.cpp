@@ -175,65 +175,59 @@ struct corpus_spec {
 
 // --- redring drivers -------------------------------------------------------------------------------
 
-// What a client's read loop did with the bytes it had.
-struct drained {
-  std::size_t consumed = 0;  // bytes the reader is done with
-  std::uint64_t needed = 0;  // with ok: bytes still to receive beyond the unconsumed tail (read_result::needed)
-  bool ok = false;           // false: parse error
-};
+// Reports a parse error; false.
+[[gnu::cold, gnu::noinline]] bool parse_failed(redring::resp::errc code, std::uint64_t offset) {
+  std::fprintf(stderr, "parse error %d at offset %llu\n", static_cast<int>(code),
+               static_cast<unsigned long long>(offset));
+  return false;
+}
 
-// Runs read() over `input` until it needs more bytes; counts replies.
-inline drained drain(reader& rd, const char* data, std::size_t size, std::span<node> nodes,
-                     std::uint64_t& replies) {
-  std::size_t pos = 0;
+// A client's read loop over the bytes it has, [pos, end) of `data`: read() until it needs more bytes,
+// looking at every node (a node with ends_reply counts one reply). Advances `pos` past the consumed
+// bytes; `needed` gets read_result::needed. False on a parse error.
+inline bool drain(reader& rd, const char* data, std::size_t& pos, std::size_t end, std::span<node> nodes,
+                  std::uint64_t& replies, std::uint64_t& needed) {
   for (;;) {
-    const read_result r = rd.read(std::string_view(data + pos, size - pos), nodes);
-    std::uint64_t ended = 0;
-    for (std::size_t i = 0; i < r.nodes; ++i) ended += nodes[i].ends_reply ? 1 : 0;
-    replies += ended;
+    const read_result r = rd.read(std::string_view(data + pos, end - pos), nodes);
+    for (std::size_t i = 0; i < r.nodes; ++i) replies += nodes[i].ends_reply ? 1 : 0;
     pos += r.consumed;
     if (r.state == status::ok) continue;
-    if (r.state == status::need_more) return {pos, r.needed, true};
-    std::fprintf(stderr, "parse error %d at offset %llu\n", static_cast<int>(r.error.code),
-                 static_cast<unsigned long long>(r.error.offset));
-    return {pos, 0, false};
+    needed = r.needed;
+    if (r.state == status::need_more) return true;
+    return parse_failed(r.error.code, r.error.offset);
   }
 }
 
 // The corpus is the receive buffer; chunk k arrives by moving the window end to (k + 1) * chunk.
-bool drive_window(reader& rd, std::string_view in, std::size_t chunk, std::span<node> nodes,
-                  std::uint64_t& replies) {
+// After each arrival, read() runs until it needs more bytes. With `UseNeeded`, a chunk that leaves the
+// window short of the read_result::needed bytes the reader said it must receive to progress is
+// received without a read() call.
+template <bool UseNeeded>
+[[gnu::noinline]] bool drive_window(reader& rd, std::string_view in, std::size_t chunk, std::span<node> nodes,
+                                    std::uint64_t& replies) {
+  const char* const data = in.data();
+  const std::size_t size = in.size();
   std::size_t pos = 0;
-  std::size_t window_end = 0;
-  while (window_end < in.size()) {
-    window_end = std::min(window_end + chunk, in.size());
-    const drained d = drain(rd, in.data() + pos, window_end - pos, nodes, replies);
-    if (!d.ok) return false;
-    pos += d.consumed;
-  }
-  return pos == in.size();
-}
-
-// Like drive_window, but skips read() while the window holds fewer bytes than read_result::needed says
-// the reader must receive before it can progress.
-bool drive_window_needed(reader& rd, std::string_view in, std::size_t chunk, std::span<node> nodes,
-                         std::uint64_t& replies) {
-  std::size_t pos = 0;
-  std::size_t window_end = 0;
-  std::size_t ready_at = 0;  // window end at which read() can progress
-  while (window_end < in.size()) {
-    window_end = std::min(window_end + chunk, in.size());
-    // The chunks that arrive before `ready_at` are received and not parsed: jump over them.
-    if (window_end < ready_at) {
-      const std::size_t skip = (ready_at - window_end + chunk - 1) / chunk;
-      window_end = std::min(window_end + skip * chunk, in.size());
+  std::uint64_t ended = 0;  // replies, counted in a register
+  std::size_t window_end = std::min(chunk, size);
+  for (;;) {
+    const read_result r = rd.read(std::string_view(data + pos, window_end - pos), nodes);
+    for (std::size_t i = 0; i < r.nodes; ++i) ended += nodes[i].ends_reply ? 1 : 0;
+    pos += r.consumed;
+    if (r.state == status::need_more) {
+      if (window_end == size) break;
+      // Chunks arrive until read() can progress (the corpus ends on a reply boundary: ready_at <= size).
+      const std::size_t ready_at = window_end + (UseNeeded ? r.needed : 1);
+      do {
+        window_end += chunk;
+      } while (window_end < ready_at);
+      window_end = std::min(window_end, size);  // the last chunk may be short
+    } else if (r.state == status::error) {
+      return parse_failed(r.error.code, r.error.offset);
     }
-    const drained d = drain(rd, in.data() + pos, window_end - pos, nodes, replies);
-    if (!d.ok) return false;
-    pos += d.consumed;
-    ready_at = window_end + d.needed;
   }
-  return pos == in.size();
+  replies += ended;
+  return pos == size;
 }
 
 // A caller-owned receive buffer: chunks are appended after the unconsumed tail.
@@ -260,7 +254,7 @@ struct receive_buffer {
 // Compaction policy: rewind for free when nothing is pending; memmove the tail only when the next
 // chunk would not fit, or as soon as the reader says (read_result::needed) that the element it waits
 // for will not fit: the tail is smallest then (a blob's header is consumed at once).
-bool drive_copy(reader& rd, std::string_view in, std::size_t chunk, receive_buffer& b, std::span<node> nodes,
+[[gnu::noinline]] bool drive_copy(reader& rd, std::string_view in, std::size_t chunk, receive_buffer& b, std::span<node> nodes,
                 std::uint64_t& replies) {
   for (std::size_t off = 0; off < in.size(); off += chunk) {
     const std::size_t n = std::min(chunk, in.size() - off);
@@ -271,10 +265,11 @@ bool drive_copy(reader& rd, std::string_view in, std::size_t chunk, receive_buff
     }
     std::memcpy(b.data.get() + b.len, in.data() + off, n);  // "receive" the chunk
     b.len += n;
-    const drained d = drain(rd, b.data.get() + b.pos, b.len - b.pos, nodes, replies);
-    if (!d.ok) return false;
-    b.pos += d.consumed;
-    if (b.pos != 0 && b.len + d.needed > b.capacity) b.compact();
+    std::size_t pos = 0;
+    std::uint64_t needed = 0;
+    if (!drain(rd, b.data.get() + b.pos, pos, b.len - b.pos, nodes, replies, needed)) return false;
+    b.pos += pos;
+    if (b.pos != 0 && b.len + needed > b.capacity) b.compact();
   }
   return b.pos == b.len;
 }
@@ -288,8 +283,8 @@ void bm_parse_redring(benchmark::State& state, corpus_spec spec, rr_driver drive
   receive_buffer buf(driver == rr_driver::copy ? spec.chunk : 0, driver == rr_driver::copy ? c.max_reply : 0);
   auto run = [&](std::uint64_t& replies) {
     switch (driver) {
-      case rr_driver::window: return drive_window(rd, c.bytes, spec.chunk, nodes, replies);
-      case rr_driver::window_needed: return drive_window_needed(rd, c.bytes, spec.chunk, nodes, replies);
+      case rr_driver::window: return drive_window<false>(rd, c.bytes, spec.chunk, nodes, replies);
+      case rr_driver::window_needed: return drive_window<true>(rd, c.bytes, spec.chunk, nodes, replies);
       case rr_driver::copy: break;
     }
     return drive_copy(rd, c.bytes, spec.chunk, buf, nodes, replies);
