@@ -149,6 +149,13 @@ int run_replay(fuzz::fuzz_options& opts) {
     auto target = make_target(opts, owned, code);
     if (!target) return code;
     fuzz::server_fuzzer fuzzer(*target, opts);
+    // A reply type is judged against the server's own documentation: read it first.
+    if (repro->kind == fuzz::finding_kind::reply_shape && opts.shape_checks) {
+      if (auto err = fuzzer.prepare()) {
+        std::fprintf(stderr, "redring-fuzz: %s\n", err->c_str());
+        return exit_unusable;
+      }
+    }
     got = fuzzer.run_once(repro->steps).found;
   }
   if (got.kind == fuzz::finding_kind::none) {

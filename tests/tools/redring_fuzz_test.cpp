@@ -25,28 +25,14 @@
 namespace redring::fuzz {
 namespace {
 
+using testing::quick_options;
+using testing::real_table;
 using testing::temp_dir;
 
 // The error message parse_options gives for `args` ("" if none).
 std::string error_of(const std::vector<std::string>& args) {
   fuzz_options o;
   return parse_options(args, o).value_or("");
-}
-
-// The command table of a real redis-server, read once.
-const command_table& real_table() {
-  static const command_table table = [] {
-    test::redis_server server;
-    endpoint where;
-    where.unix_path = server.socket_path();
-    probe_settings s;
-    std::string why;
-    const auto info = call(where, s, {"COMMAND", "INFO"}, why);
-    const auto docs = call(where, s, {"COMMAND", "DOCS"}, why);
-    if (!info || !docs) throw std::runtime_error("cannot read the command table: " + why);
-    return command_table::from_replies(*info, *docs);
-  }();
-  return table;
 }
 
 TEST(FuzzOptions, ModesAndDefaults) {
@@ -59,7 +45,7 @@ TEST(FuzzOptions, ModesAndDefaults) {
   ASSERT_EQ(parse_options({"server", "-s", "/tmp/x.sock", "--seed", "42", "--iterations", "10", "--batch", "5",
                            "--timeout", "500", "--malformed", "0", "--mutate", "50", "--only", "get,set",
                            "--allow-dangerous", "--out", "d", "--json", "j", "--quiet", "--no-minimise",
-                           "--minimise-time", "2", "--max-findings", "3"},
+                           "--minimise-time", "2", "--max-findings", "3", "--hang-trials", "3", "--no-shape-checks"},
                           o),
             std::nullopt);
   EXPECT_FALSE(o.embedded());
@@ -71,6 +57,10 @@ TEST(FuzzOptions, ModesAndDefaults) {
   EXPECT_EQ(o.only, (std::vector<std::string>{"get", "set"}));
   EXPECT_EQ(o.minimise_time.count(), 2000);
   EXPECT_FALSE(o.minimise);
+  EXPECT_EQ(o.hang_trials, 3u);
+  EXPECT_FALSE(o.shape_checks);
+  EXPECT_EQ(d.hang_trials, 2u);
+  EXPECT_TRUE(d.shape_checks);
   fuzz_options c;
   ASSERT_EQ(parse_options({"client", "--replies", "3", "--", "redis-cli", "-s", "{socket}"}, c), std::nullopt);
   EXPECT_EQ(c.mode, mode::client);
@@ -97,6 +87,7 @@ TEST(FuzzOptions, EveryBadInputNamesTheOption) {
       {{"server", "--malformed", "101"}, "--malformed must be 0-100"},
       {{"server", "--batch", "0"}, "--batch must be 1-100000"},
       {{"server", "--bogus"}, "unknown option '--bogus'"},
+      {{"server", "--hang-trials", "0"}, "--hang-trials must be 1-100"},
       {{"server", "-p", "1", "-s", "x"}, "give either -p or -s"},
       {{"server", "--", "x"}, "server mode runs no command"},
       {{"client"}, "client mode needs the client to run"},
@@ -238,16 +229,6 @@ TEST(FuzzMinimiser, ShrinksRawBytesAndRespectsItsBudget) {
   EXPECT_TRUE(tight.exhausted);
 }
 
-fuzz_options quick_options(const std::string& out_dir) {
-  fuzz_options o;
-  o.seed = 1;
-  o.iterations = 150;
-  o.out_dir = out_dir;
-  o.timeout = std::chrono::milliseconds(3000);
-  o.minimise_time = std::chrono::seconds(20);
-  return o;
-}
-
 TEST(FuzzServer, NoFalseFindingsAgainstRedis) {
   test::redis_server server;
   temp_dir out;
@@ -265,26 +246,18 @@ TEST(FuzzServer, NoFalseFindingsAgainstRedis) {
   EXPECT_GT(stats.distinct, 250u);     // most of Redis' commands were sent
   EXPECT_GT(stats.distinct_ok, 120u);  // and many got past argument checking
   EXPECT_GT(stats.raw_frames, 10u);
+  EXPECT_GT(stats.shape_commands, 150u);  // reply types were checked, none wrongly
+  EXPECT_GT(stats.shape_checked, 1000u);
 }
 
 // A proxy in front of a real redis-server that forwards every command and its reply, except that it
 // never answers HSTRLEN: the desync the sentinel must catch.
 TEST(FuzzServer, DetectsADroppedReplyAndMinimisesIt) {
-  test::redis_server real;
-  test::blocking_connection upstream(real.socket_path());
-  test::fake_server proxy([&](const std::vector<std::string>& cmd, int) {
-    std::vector<std::string_view> args(cmd.begin(), cmd.end());
-    upstream.send_command(args);
-    std::string reply = upstream.read_raw_replies(1);
+  const testing::editing_proxy proxy([](const std::vector<std::string>& cmd, std::string& reply) {
     if (!cmd.empty() && cmd[0] == "HSTRLEN") reply.clear();
-    return test::fake_reply{reply};
   });
   temp_dir out;
-  fuzz_options opts = quick_options(out.path);
-  opts.only = {"get", "set", "incr", "hstrlen", "llen", "hset"};
-  opts.malformed_percent = 0;  // the proxy parses only well-formed requests
-  opts.timeout = std::chrono::milliseconds(1000);
-  opts.max_findings = 1;
+  const fuzz_options opts = testing::proxy_options(out.path, {"get", "set", "incr", "hstrlen", "llen", "hset"});
   server_target target{{proxy.socket_path()}, "proxy", {}};
   server_fuzzer fuzzer(target, opts);
   ASSERT_EQ(fuzzer.prepare(), std::nullopt);
@@ -296,11 +269,8 @@ TEST(FuzzServer, DetectsADroppedReplyAndMinimisesIt) {
   ASSERT_EQ(f.frames_minimal, 1u) << f.summary;
   EXPECT_EQ(f.summary.rfind("HSTRLEN", 0), 0u) << f.summary;
   // The reproducer replays to the same finding.
-  std::ifstream in(f.file);
-  std::stringstream text;
-  text << in.rdbuf();
   std::string why;
-  const auto repro = parse_reproducer(text.str(), why);
+  const auto repro = parse_reproducer(testing::file_text(f.file), why);
   ASSERT_TRUE(repro) << why;
   EXPECT_EQ(fuzzer.run_once(repro->steps).found.kind, finding_kind::desync);
 }
@@ -319,13 +289,8 @@ TEST(FuzzServer, MinimisesACrashHiddenAmongThousandsOfCommands) {
     }
     return test::fake_reply{"+OK\r\n"};
   });
-  const command_table& table = real_table();
-  generator gen(table, {.only = {"get", "set", "incr", "hset", "lrange", "sadd", "zadd", "expire"}});
-  fuzz_case c;
-  rng r(3);
-  for (int i = 0; i < 2000; ++i) c.frames.push_back(gen.random_command(r));
-  c.frames.insert(c.frames.begin() + 500, command_frame({"LPUSH", "rf:boom", "a", "b", "c"}));
-  c.frames.insert(c.frames.begin() + 1500, command_frame({"LPOP", "rf:boom", "2"}));
+  const fuzz_case c = testing::hidden_among(2000, 3, {{500, command_frame({"LPUSH", "rf:boom", "a", "b", "c"})},
+                                                     {1500, command_frame({"LPOP", "rf:boom", "2"})}});
 
   temp_dir out;
   fuzz_options opts = quick_options(out.path);
@@ -372,6 +337,7 @@ TEST(FuzzBinary, ExitStatusesReportAndReplay) {
       << out;
   EXPECT_NE(out.find("40 cases"), std::string::npos) << out;
   EXPECT_NE(out.find("findings: none"), std::string::npos) << out;
+  EXPECT_NE(out.find("reply types checked: "), std::string::npos) << out;
   std::ifstream in(json);
   std::stringstream text;
   text << in.rdbuf();

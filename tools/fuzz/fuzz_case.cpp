@@ -9,8 +9,8 @@
 namespace redring::fuzz {
 namespace {
 
-constexpr std::array<std::string_view, 7> finding_names = {"none",       "crash",          "hang",       "desync",
-                                                            "disconnect", "protocol_error", "exit_status"};
+constexpr std::array<std::string_view, 8> finding_names = {"none",       "crash",          "hang",        "desync",
+                                                            "disconnect", "protocol_error", "exit_status", "reply_shape"};
 constexpr std::array<std::string_view, 5> delivery_names = {"whole", "bytewise", "chunks", "trickle", "cut"};
 
 int hex_digit(char c) noexcept {

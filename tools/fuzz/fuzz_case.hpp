@@ -61,6 +61,7 @@ enum class finding_kind : std::uint8_t {
   disconnect,      ///< The server closed the connection in the middle of well-formed requests but still answers others.
   protocol_error,  ///< The server's reply bytes are not valid RESP under strict limits.
   exit_status,     ///< The client exited non-zero (a finding only with --exit-is-finding).
+  reply_shape,     ///< A reply's type is not one the server documents for its command (and not an error).
 };
 
 /// The lower-case name of a finding kind ("crash", "protocol_error", ...).

@@ -558,9 +558,12 @@ finding_record handle_client_finding(hostile_server& server, const fuzz_options&
   // Replies the client never got cannot matter.
   if (run.replies_used != 0 && run.replies_used < best.frames.size()) best.frames.resize(run.replies_used);
   rec.frames_found = best.frames.size();
-  auto same = [&](const fuzz_case& c) {
+  reproduces same = [&](const fuzz_case& c) {
     return server.run(opts.client_argv, c, opts.timeout, opts.exit_is_finding).found.kind == run.found.kind;
   };
+  // A hang is a timeout: a reduction sticks only if it hangs --hang-trials runs in a row (every run
+  // is a fresh client process, so there is nothing to settle).
+  if (run.found.kind == finding_kind::hang) same = confirmed_by_trials(same, [] { return true; }, opts.hang_trials);
   rec.reproduced = same(best);
   if (!rec.reproduced && best.frames.size() != plan.frames.size()) {
     best = plan;
@@ -569,7 +572,8 @@ finding_record handle_client_finding(hostile_server& server, const fuzz_options&
   if (!rec.reproduced) best = plan;
   if (rec.reproduced && opts.minimise) {
     minimise_stats ms;
-    best = minimise(std::move(best), same, {.attempts = 2000, .time = opts.minimise_time, .deadline = deadline}, ms);
+    const auto time = opts.minimise_time * (run.found.kind == finding_kind::hang ? opts.hang_trials : 1);
+    best = minimise(std::move(best), same, {.attempts = 2000, .time = time, .deadline = deadline}, ms);
     rec.attempts = ms.attempts;
   }
   save_finding(rec, std::move(best), "client", opts.client_argv, opts);

@@ -69,6 +69,15 @@ bool ddmin(Seq& items, Test&& test, tester& t) {
 
 }  // namespace
 
+reproduces confirmed_by_trials(reproduces trial, std::function<bool()> settle, unsigned trials) {
+  return [trial = std::move(trial), settle = std::move(settle), trials](const fuzz_case& c) {
+    for (unsigned i = 0; i < trials; ++i) {
+      if (!settle() || !trial(c)) return false;
+    }
+    return true;
+  };
+}
+
 fuzz_case minimise(fuzz_case c, const reproduces& still, const minimise_budget& budget, minimise_stats& stats) {
   tester t(still, budget, stats);
   // 1. Frames.

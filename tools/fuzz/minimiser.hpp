@@ -29,6 +29,14 @@ struct minimise_stats {
   bool exhausted = false;  ///< the budget ran out: the result reproduces but may not be minimal
 };
 
+/// An oracle for timing findings (hangs): `trial` runs a case once and says whether it hung;
+/// `settle` waits until the target answers promptly again (restarted, or recovered on its own) and
+/// returns false if it did not, in which case nothing is judged. A case counts as reproducing only
+/// if `trials` runs in a row, each after a settle, all hang: a run that hangs by chance (a loaded
+/// machine, a server still busy with the previous candidate's stall) cannot make a reduction stick,
+/// while a case that does not hang is rejected after its first run.
+[[nodiscard]] reproduces confirmed_by_trials(reproduces trial, std::function<bool()> settle, unsigned trials);
+
 /// Minimises `c` (which must reproduce) and returns the smallest case found that still reproduces:
 /// 1. ddmin over the frames (1-minimal: removing any one frame loses the finding);
 /// 2. per command frame, ddmin over its arguments after the name, then each argument shortened to

@@ -82,10 +82,12 @@ const char* usage() noexcept {
          "      --allow-remote       allow a non-loopback target\n"
          "      --replies N          generated replies per client run (client, default 8)\n"
          "      --exit-is-finding    a client's non-zero exit is a finding (client)\n"
+         "      --no-shape-checks    do not check reply types against the documented ones (server, replay)\n"
          "Findings:\n"
          "      --out DIR            where reproducers go (default redring-fuzz-findings)\n"
          "      --no-minimise        save findings as found\n"
-         "      --minimise-time SECS time limit per minimisation (default 60)\n"
+         "      --minimise-time SECS time limit per minimisation (default 60; a hang's: times --hang-trials)\n"
+         "      --hang-trials N      a smaller case counts as hanging if N runs in a row hang (default 2)\n"
          "      --max-findings N     stop after N findings (default 10)\n"
          "      --json FILE          write the final report as JSON\n"
          "      --quiet              no progress line\n"
@@ -208,6 +210,11 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, f
     } else if (a == "--max-findings") {
       if (!c.value(v)) return c.need("a number");
       if (!number(v, out.max_findings) || out.max_findings < 1) return c.bad("a positive number");
+    } else if (a == "--hang-trials") {
+      if (!c.value(v)) return c.need("a number");
+      if (!number(v, out.hang_trials) || out.hang_trials < 1 || out.hang_trials > 100) return c.bad("1-100");
+    } else if (a == "--no-shape-checks") {
+      out.shape_checks = false;
     } else if (a == "--allow-dangerous") {
       out.allow_dangerous = true;
     } else if (a == "--allow-remote") {

@@ -41,6 +41,8 @@ struct fuzz_options {
   std::vector<std::string> only;         ///< --only CMD[,CMD...]
   std::size_t replies = 8;               ///< --replies N: generated replies per client run (client)
   bool exit_is_finding = false;          ///< --exit-is-finding (client)
+  bool shape_checks = true;              ///< --no-shape-checks turns off reply type checks (server, replay)
+  unsigned hang_trials = 2;              ///< --hang-trials N: runs in a row a minimisation step of a hang must hang
   bool minimise = true;                  ///< --no-minimise turns it off
   std::chrono::milliseconds minimise_time{60000};  ///< --minimise-time SECS
   std::size_t max_findings = 10;         ///< --max-findings N: stop after this many

@@ -3,7 +3,9 @@
 
 #include "resp/reader.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstring>
 
 namespace redring::fuzz {
@@ -78,6 +80,12 @@ class reply_stream {
   resp::parse_error error_;
 };
 
+bool equal_nocase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
+         });
+}
+
 std::string preview(resp::type head, const std::string& text) {
   std::string out(resp::to_string(head));
   if (!text.empty()) out.append(" ").append(quote(text.substr(0, 40)));
@@ -139,17 +147,26 @@ probe_result run_case(const endpoint& where, const fuzz_case& c, const probe_set
   bool strict = true;
   std::vector<std::size_t> command_frames;  // reply index (after the preamble) -> frame index
   std::size_t before_raw = s.preamble.size();  // replies owed before the first raw frame
+  // Per command frame: the reply types it documents, if checked. Not after the first raw frame (its
+  // replies may be missing) nor after a MULTI (+QUEUED, then an EXEC array of anything).
+  std::vector<std::optional<type_set>> shapes;
+  bool checking = s.shapes != nullptr;
   std::string out;
   for (const frame& f : s.preamble) append_wire(out, f);
   for (std::size_t i = 0; i < c.frames.size(); ++i) {
-    append_wire(out, c.frames[i]);
-    if (c.frames[i].kind == frame_kind::command) {
+    const frame& f = c.frames[i];
+    append_wire(out, f);
+    if (f.kind == frame_kind::command) {
       command_frames.push_back(i);
       before_raw += strict ? 1 : 0;
+      if (!f.args.empty() && equal_nocase(f.args[0], "MULTI")) checking = false;
+      shapes.push_back(checking ? s.shapes->expected(f) : std::nullopt);
     } else {
       strict = false;
+      checking = false;
     }
   }
+  std::optional<outcome> wrong_shape;  // the first reply of an undocumented type
   // DISCARD first: a MULTI the case left open (or mutated its EXEC away) must not queue the
   // sentinel. Outside a transaction it is one error reply, inside one OK: one reply either way.
   append_wire(out, command_frame({"DISCARD"}));
@@ -167,6 +184,15 @@ probe_result run_case(const endpoint& where, const fuzz_case& c, const probe_set
   auto last_reply = clock::now();
   resp::type head{};
   std::string text;
+  // Every way out of the loop below: a reply of the wrong type is reported when nothing worse was
+  // (a desync explains it; a closed connection after a raw frame does not).
+  auto done = [&]() -> probe_result {
+    if (result.found.kind == finding_kind::none && wrong_shape) {
+      result.found = std::move(*wrong_shape);
+      result.slow = false;
+    }
+    return std::move(result);
+  };
   for (;;) {
     // Until the commands before the first raw frame are answered, any case waits the full timeout.
     const bool owed = strict || result.replies < before_raw;
@@ -179,24 +205,31 @@ probe_result run_case(const endpoint& where, const fuzz_case& c, const probe_set
             result.found = {finding_kind::desync, "the sentinel came back as reply " + std::to_string(result.replies + 1) +
                                                       ", expected reply " + std::to_string(expected + 1)};
           }
-          return result;
+          return done();
         }
-        if (result.replies >= s.preamble.size() && result.replies - s.preamble.size() < command_frames.size() &&
-            strict && !resp::is_error(head)) {
-          result.succeeded[command_frames[result.replies - s.preamble.size()]] = true;
+        if (result.replies >= s.preamble.size() && result.replies - s.preamble.size() < command_frames.size()) {
+          const std::size_t k = result.replies - s.preamble.size();
+          if (strict && !resp::is_error(head)) result.succeeded[command_frames[k]] = true;
+          result.shape_checked += shapes[k] ? 1 : 0;
+          if (shapes[k] && !acceptable(*shapes[k], head) && !wrong_shape) {
+            const frame& f = c.frames[command_frames[k]];
+            wrong_shape = outcome{finding_kind::reply_shape,
+                                  "reply " + std::to_string(k + 1) + " (to " + f.args[0] + ") is " + preview(head, text) +
+                                      ", documented as " + shapes[k]->describe()};
+          }
         }
         ++result.replies;
         last_reply = clock::now();
         if (strict && result.replies > expected) {
           result.found = {finding_kind::desync, "reply " + std::to_string(result.replies) +
                                                     " should be the sentinel ECHO, got " + preview(head, text)};
-          return result;
+          return done();
         }
         break;
       }
       case reply_stream::event::invalid:
         result.found = {finding_kind::protocol_error, replies.error().message() + " near " + replies.context()};
-        return result;
+        return done();
       case reply_stream::event::eof:
       case reply_stream::event::error: {
         const std::string what = "connection closed after " + std::to_string(result.replies) + " of " +
@@ -205,12 +238,12 @@ probe_result run_case(const endpoint& where, const fuzz_case& c, const probe_set
           result.found = {finding_kind::disconnect, strict ? what : what + " (" + std::to_string(before_raw) +
                                                                        " owed before the first raw frame)"};
         }
-        return result;
+        return done();
       }
       case reply_stream::event::timeout: {
         const std::string what = "no reply within the timeout after " + std::to_string(result.replies) + " replies";
         if (!judge_silence(what.c_str())) result.slow = owed;
-        return result;
+        return done();
       }
     }
   }

@@ -7,6 +7,7 @@
 #include "resp/limits.hpp"
 #include "resp/value.hpp"
 #include "tools/fuzz/fuzz_case.hpp"
+#include "tools/fuzz/reply_shape.hpp"
 #include "tools/fuzz/socket.hpp"
 
 #include <chrono>
@@ -27,6 +28,8 @@ struct probe_settings {
                       .max_aggregate_size = std::uint64_t{1} << 24,
                       .max_depth = 64,
                       .max_line_length = std::uint64_t{64} << 20};
+  /// Documented reply types (nullptr: no shape checks); must outlive the settings' use.
+  const reply_shapes* shapes = nullptr;
 };
 
 /// What a run of a case saw.
@@ -34,6 +37,7 @@ struct probe_result {
   outcome found;
   std::size_t replies = 0;     ///< top-level replies received (pushes excluded)
   bool slow = false;           ///< timed out while the server still answered a fresh PING (not a finding)
+  std::size_t shape_checked = 0;  ///< replies whose type was checked against the documented ones
   /// For each frame of the case: true if it was a command whose reply was not an error.
   std::vector<bool> succeeded;
 };
@@ -53,6 +57,9 @@ enum class liveness : std::uint8_t {
 /// - every reply is parsed with `s.limits`: invalid bytes are `protocol_error`;
 /// - a case of command frames only is strict: exactly one reply per command must precede the
 ///   sentinel (`desync` otherwise), and the connection must stay open (`disconnect`);
+/// - with `s.shapes`, each reply to a command before the first raw frame and before any MULTI (whose
+///   replies are +QUEUED and an EXEC array) must be an error or of the command's documented types
+///   (`reply_shape` otherwise; a desync found in the same case wins, as it explains the mismatch);
 /// - a case with raw frames may lose its sentinel (the server waits for more, or closes on a
 ///   protocol error), but the commands before the first raw frame must be answered before the
 ///   connection closes (`disconnect`);

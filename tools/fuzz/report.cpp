@@ -63,6 +63,10 @@ std::string format_report(const run_stats& s) {
     out.append(fmt::format("distinct commands: {} sent of {} eligible, {} with a non-error reply; "
                            "malformed frames: {}; slow cases: {}\n",
                            s.distinct, s.eligible, s.distinct_ok, s.raw_frames, s.slow));
+    if (s.shape_commands != 0) {
+      out.append(fmt::format("reply types checked: {} replies, of {} commands with a documented type\n", s.shape_checked,
+                             s.shape_commands));
+    }
   }
   if (s.findings.empty()) {
     out.append("findings: none\n");
@@ -84,9 +88,11 @@ std::string format_json(const run_stats& s) {
   std::string out = fmt::format(
       "{{\"mode\":{},\"target\":{},\"seed\":{},\"seconds\":{:.3f},\"cases\":{},\"commands\":{},"
       "\"commands_per_second\":{:.1f},\"malformed_frames\":{},\"slow_cases\":{},\"eligible_commands\":{},"
-      "\"distinct_commands\":{},\"distinct_commands_ok\":{},\"exit_codes\":{{",
+      "\"distinct_commands\":{},\"distinct_commands_ok\":{},\"shape_commands\":{},\"shape_checked_replies\":{},"
+      "\"exit_codes\":{{",
       json_string(s.mode), json_string(s.target), s.seed, s.seconds, s.cases, s.commands,
-      per_second(s.commands, s.seconds), s.raw_frames, s.slow, s.eligible, s.distinct, s.distinct_ok);
+      per_second(s.commands, s.seconds), s.raw_frames, s.slow, s.eligible, s.distinct, s.distinct_ok,
+      s.shape_commands, s.shape_checked);
   bool first = true;
   for (const auto& [code, n] : s.exit_codes) {
     out.append(fmt::format("{}\"{}\":{}", first ? "" : ",", code, n));

@@ -39,6 +39,8 @@ struct run_stats {
   std::size_t eligible = 0;       ///< server: commands the generator may draw
   std::size_t distinct = 0;       ///< server: distinct commands sent
   std::size_t distinct_ok = 0;    ///< server: distinct commands that got a non-error reply
+  std::size_t shape_commands = 0; ///< server: commands with a documented reply type (0: checks off)
+  std::uint64_t shape_checked = 0;///< server: replies whose type was checked
   std::map<int, std::uint64_t> exit_codes;  ///< client: runs per exit status (signals as 128+N)
   std::vector<finding_record> findings;
 };

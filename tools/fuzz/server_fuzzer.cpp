@@ -36,6 +36,10 @@ std::optional<std::string> server_fuzzer::prepare() {
     version_ = info_field(server->text, "redis_version");
   }
   table_ = command_table::from_replies(*info, *docs);
+  if (opts_.shape_checks) {
+    shapes_ = reply_shapes(table_, *docs);
+    settings_.shapes = &shapes_;
+  }
   generator_options g;
   g.allow_dangerous = opts_.allow_dangerous;
   g.malformed_percent = opts_.malformed_percent;
@@ -59,6 +63,17 @@ probe_result server_fuzzer::run_once(const fuzz_case& c) {
   return r;
 }
 
+bool server_fuzzer::settle() {
+  std::string why;
+  const auto until = clock::now() + settle_limit;
+  for (;;) {
+    const liveness now = check_alive(target_.where, settings_, why);
+    if (now == liveness::alive) return true;
+    if (target_.restart) return target_.restart(target_.where, why) && check_alive(target_.where, settings_, why) == liveness::alive;
+    if (now == liveness::dead || clock::now() >= until) return false;
+  }
+}
+
 finding_record server_fuzzer::handle(const fuzz_case& c, const outcome& found, const std::deque<fuzz_case>& history,
                                      clock::time_point deadline) {
   finding_record rec;
@@ -66,8 +81,10 @@ finding_record server_fuzzer::handle(const fuzz_case& c, const outcome& found, c
   rec.detail = found.detail;
   rec.frames_found = c.frames.size();
   fuzz_case best = c;
-  const bool can_rerun = target_.restart || (found.kind != finding_kind::crash && found.kind != finding_kind::hang);
-  auto same = [&](const fuzz_case& candidate) { return run_once(candidate).found.kind == found.kind; };
+  // A crash can be re-run only on a server we restart; a hang also on one that recovers by itself.
+  const bool can_rerun = target_.restart || found.kind != finding_kind::crash;
+  reproduces same = [&](const fuzz_case& candidate) { return run_once(candidate).found.kind == found.kind; };
+  if (found.kind == finding_kind::hang) same = confirmed_by_trials(same, [this] { return settle(); }, opts_.hang_trials);
   if (can_rerun) {
     if (same(c)) {
       rec.reproduced = true;
@@ -85,7 +102,10 @@ finding_record server_fuzzer::handle(const fuzz_case& c, const outcome& found, c
   }
   if (rec.reproduced && opts_.minimise) {
     minimise_stats ms;
-    best = minimise(std::move(best), same, {.attempts = 5000, .time = opts_.minimise_time, .deadline = deadline}, ms);
+    // Every accepted step of a hang costs --hang-trials runs that each wait out the timeout twice
+    // (the reply, then the liveness PING): it gets that many times the time.
+    const auto time = opts_.minimise_time * (found.kind == finding_kind::hang ? opts_.hang_trials : 1);
+    best = minimise(std::move(best), same, {.attempts = 5000, .time = time, .deadline = deadline}, ms);
     rec.attempts = ms.attempts;
     // The detail of the minimal case, which is what the reproducer shows.
     const probe_result again = run_once(best);
@@ -100,6 +120,7 @@ run_stats server_fuzzer::run(const std::function<bool(const run_stats&)>& progre
   stats_.target = target_.description + (version_.empty() ? "" : " (redis " + version_ + ")");
   stats_.seed = opts_.seed;
   stats_.eligible = gen_->eligible().size();
+  stats_.shape_commands = settings_.shapes != nullptr ? shapes_.size() : 0;
   const std::size_t setup = gen_->setup_frames().size();
   std::deque<fuzz_case> history;
   run_pacer pacer(opts_, stats_, progress);
@@ -109,6 +130,7 @@ run_stats server_fuzzer::run(const std::function<bool(const run_stats&)>& progre
     ++stats_.cases;
     stats_.commands += c.frames.size() + 1 + settings_.preamble.size();
     stats_.slow += r.slow ? 1 : 0;
+    stats_.shape_checked += r.shape_checked;
     for (std::size_t i = setup; i < c.frames.size(); ++i) {
       if (c.frames[i].kind == frame_kind::raw) {
         ++stats_.raw_frames;
@@ -127,8 +149,8 @@ run_stats server_fuzzer::run(const std::function<bool(const run_stats&)>& progre
     if (r.found.kind != finding_kind::none) {
       finding_record rec = handle(c, r.found, history, pacer.deadline());
       record_finding(stats_, std::move(rec));
-      const bool dead = (r.found.kind == finding_kind::crash || r.found.kind == finding_kind::hang) && !target_.restart;
-      if (dead) break;  // an external server we cannot restart: nothing more to learn
+      // An external server we cannot restart: nothing more to learn once it is gone, or hung for good.
+      if (!target_.restart && (r.found.kind == finding_kind::crash || (r.found.kind == finding_kind::hang && !settle()))) break;
     }
     history.push_back(c);
     if (history.size() > 8) history.pop_front();

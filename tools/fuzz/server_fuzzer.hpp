@@ -8,8 +8,10 @@
 #include "tools/fuzz/minimiser.hpp"
 #include "tools/fuzz/options.hpp"
 #include "tools/fuzz/probe.hpp"
+#include "tools/fuzz/reply_shape.hpp"
 #include "tools/fuzz/report.hpp"
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -42,8 +44,15 @@ class server_fuzzer {
 
   /// Runs `c` once on a live server: restarts a dead one first (if it can), and after a crash or a hang.
   probe_result run_once(const fuzz_case& c);
+  /// Waits until the server answers a PING within the timeout again: restarts it if it can, else
+  /// retries for up to `settle_limit` (a server busy with a long command recovers on its own).
+  /// False if it did not.
+  bool settle();
+  /// How long `settle` waits for a server it cannot restart.
+  static constexpr std::chrono::seconds settle_limit{30};
   /// Reproduces, minimises (until `deadline` at the latest) and saves a finding of `c`; returns its
-  /// record (not yet in the stats).
+  /// record (not yet in the stats). A hang is judged by `confirmed_by_trials` (--hang-trials runs in
+  /// a row, each on a settled server).
   finding_record handle(const fuzz_case& c, const outcome& found, const std::deque<fuzz_case>& history,
                         clock::time_point deadline = clock::time_point::max());
 
@@ -51,12 +60,14 @@ class server_fuzzer {
   [[nodiscard]] const generator& gen() const noexcept { return *gen_; }
   [[nodiscard]] probe_settings& settings() noexcept { return settings_; }
   [[nodiscard]] const std::string& server_version() const noexcept { return version_; }
+  [[nodiscard]] const reply_shapes& shapes() const noexcept { return shapes_; }
 
  private:
   server_target& target_;
   const fuzz_options& opts_;
   probe_settings settings_;
   command_table table_;
+  reply_shapes shapes_;
   std::unique_ptr<generator> gen_;
   std::string version_;
   std::uint64_t nonce_ = 0;
