@@ -496,6 +496,10 @@ class client {
   /// The first connection of the pool (state, last error, protocol). Not in cluster mode (no pool:
   /// see `cluster()`).
   [[nodiscard]] connection& conn() noexcept { return *pool_.front(); }
+  /// Why a connection last failed ("" if none did): the pool's first, or in cluster mode any node's.
+  [[nodiscard]] std::string last_error() const {
+    return cluster_ ? cluster_->last_error() : pool_.front()->last_error();
+  }
   /// The cluster router (topology, nodes, per-node load, statistics), or null when not in cluster
   /// mode. Loop thread.
   [[nodiscard]] cluster_router* cluster() noexcept { return cluster_.get(); }

@@ -317,6 +317,7 @@ struct cluster_router::bootstrap_request : request {
 
 cluster_router::cluster_router(net::loop& loop, const options& opts) : loop_(loop), opts_(opts), scratch_(0) {
   opts_.cluster.enabled = false;  // node connections are plain connections
+  shard_.fill(no_shard);
   delay_timer_.owner = refresh_timer_.owner = this;
   delay_timer_.fn = &on_delay_timer;
   refresh_timer_.fn = &on_refresh_timer;
@@ -401,6 +402,14 @@ std::vector<cluster_node_load> cluster_router::load() const {
   if (seed_ && seed_->sent != 0) out.push_back({seed_->name, false, seed_->sent});
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.node < b.node; });
   return out;
+}
+
+std::string cluster_router::last_error() const {
+  for (const auto& [name, n] : nodes_) {
+    if (n->conn && !n->conn->last_error().empty()) return name + ": " + n->conn->last_error();
+  }
+  if (seed_ && seed_->conn && !seed_->conn->last_error().empty()) return seed_->name + ": " + seed_->conn->last_error();
+  return {};
 }
 
 // --- Routing ---
@@ -515,7 +524,7 @@ cluster_router::node* cluster_router::any_primary() {
 }
 
 cluster_router::node* cluster_router::pick(std::uint16_t slot, bool readonly) {
-  node* primary = primary_[slot];
+  node* primary = primary_of(slot);
   if (primary == nullptr || !readonly || opts_.cluster.reads == read_from::primary) return primary;
   const std::vector<node*>& shard = shard_nodes_[shard_[slot]];
   const std::size_t first = opts_.cluster.reads == read_from::prefer_replica ? 1 : 0;
@@ -617,7 +626,7 @@ void cluster_router::route_batch(request& r) {
         slot = s;
       }
     }
-    node* n = slot < 0 ? any_primary() : primary_[static_cast<std::size_t>(slot)];
+    node* n = slot < 0 ? any_primary() : primary_of(static_cast<std::uint16_t>(slot));
     if (n == nullptr) n = any_primary();
     send(*n, r, scratch_.data());
     return;
@@ -676,7 +685,13 @@ void cluster_router::redirected(node& from, request& r, std::string_view error) 
     node& to = node_named(host, port);
     if (moved) {
       ++stats_.moved;
-      primary_[slot] = &to;  // until the refresh says more
+      // Until the refresh says more: the slot goes to `to`'s shard (a new one if `to` leads none).
+      auto at = std::find(shard_primary_.begin(), shard_primary_.end(), &to);
+      if (at == shard_primary_.end()) {
+        shard_nodes_.push_back({&to});
+        at = shard_primary_.insert(shard_primary_.end(), &to);
+      }
+      shard_[slot] = static_cast<std::uint16_t>(at - shard_primary_.begin());
       request_refresh();
       send(to, r, {});
     } else {
@@ -767,6 +782,7 @@ void cluster_router::start_refresh() {
   }
   if (from == nullptr) from = primaries_.empty() ? &seed() : any_primary();
   last_refresh_ = loop_.now();
+  refresh_host_ = from->host.empty() ? opts_.host : from->host;
   ++stats_.refreshes;
   std::vector<std::string> args = {"CLUSTER", use_shards_ ? "SHARDS" : "SLOTS"};
   topology_request_->send(from->main(), std::move(args), std::max(opts_.connect_timeout, std::chrono::milliseconds(100)));
@@ -818,13 +834,15 @@ void cluster_router::apply(slot_map map) {
   topology_error_ = {};
   for (auto& [name, n] : nodes_) n->in_topology = n->primary = false;
   shard_nodes_.clear();
+  shard_primary_.clear();
   primaries_.clear();
-  primary_.fill(nullptr);
+  shard_.fill(no_shard);
   const auto shards = map_.shards();
   for (std::size_t i = 0; i < shards.size(); ++i) {
     std::vector<node*> members;
     for (const cluster_node& cn : shards[i].nodes) {
-      node& n = node_named(cn.host, cn.port);
+      // An empty endpoint means "the host you asked" (a node that never learned its own address).
+      node& n = node_named(cn.host.empty() || cn.host == "?" ? std::string_view(refresh_host_) : std::string_view(cn.host), cn.port);
       n.in_topology = true;
       n.primary = cn.primary;
       n.healthy = cn.healthy;
@@ -832,11 +850,9 @@ void cluster_router::apply(slot_map map) {
     }
     node* primary = !members.empty() && members.front()->primary ? members.front() : nullptr;
     if (primary != nullptr) primaries_.push_back(primary);
+    shard_primary_.push_back(primary);
     for (const auto& [first, last] : shards[i].ranges) {
-      for (std::size_t s = first; s <= last && s < slot_count; ++s) {
-        primary_[s] = primary;
-        shard_[s] = static_cast<std::uint16_t>(i);
-      }
+      for (std::size_t s = first; s <= last && s < slot_count; ++s) shard_[s] = static_cast<std::uint16_t>(i);
     }
     shard_nodes_.push_back(std::move(members));
   }

@@ -88,6 +88,8 @@ class cluster_router {
   [[nodiscard]] std::vector<cluster_node_load> load() const;
   /// Redirections, retries, refreshes, splits.
   [[nodiscard]] const cluster_statistics& statistics() const noexcept { return stats_; }
+  /// Why a node connection last failed ("" if none did).
+  [[nodiscard]] std::string last_error() const;
   /// Where RESP3 pushes of every node connection go.
   void set_push_handler(push_handler h);
   /// Asks for a topology refresh now (still at most one per `min_refresh_gap`).
@@ -113,6 +115,9 @@ class cluster_router {
   node& node_named(std::string_view host, std::uint16_t port);
   node& seed();
   node* pick(std::uint16_t slot, bool readonly);
+  node* primary_of(std::uint16_t slot) const noexcept {
+    return shard_[slot] == no_shard ? nullptr : shard_primary_[shard_[slot]];
+  }
   node* any_primary();
   void route(request& r);
   void route_batch(request& r);
@@ -146,9 +151,12 @@ class cluster_router {
   std::unordered_map<std::string, std::unique_ptr<node>> nodes_;  // "host:port"
   std::unique_ptr<node> seed_;
   slot_map map_;
-  std::array<node*, slot_count> primary_{};        // slot -> its primary's node
-  std::array<std::uint16_t, slot_count> shard_{};  // slot -> index in shard_nodes_
+  // slot -> index in shard_nodes_ (no_shard: unserved). 16-bit entries: the table (32 KiB) stays in
+  // cache; 8-byte node pointers per slot (128 KiB) cost a cache miss per command.
+  static constexpr std::uint16_t no_shard = 0xFFFF;
+  std::array<std::uint16_t, slot_count> shard_{};
   std::vector<std::vector<node*>> shard_nodes_;    // per shard: the primary, then its replicas
+  std::vector<node*> shard_primary_;               // per shard: its primary (null if it has none)
   std::vector<node*> primaries_;
   std::size_t next_primary_ = 0, next_replica_ = 0;
   command_keys commands_;
@@ -164,6 +172,7 @@ class cluster_router {
   owned_timer delay_timer_, refresh_timer_;
   std::unique_ptr<bootstrap_request> topology_request_, commands_request_;
   bool use_shards_ = true;
+  std::string refresh_host_;  // the host of the node the last topology came from
   net::clock::time_point last_refresh_{};
   push_handler push_;
   cluster_statistics stats_;

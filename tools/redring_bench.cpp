@@ -4,6 +4,8 @@
 // Exit status: 0 done, 1 the run failed or was cut short (partial figures still reported), 2 usage.
 #include "client/sync_client.hpp"
 #include "tools/bench/bench_options.hpp"
+#include "client/slot_map.hpp"
+#include "tools/bench/embedded_cluster.hpp"
 #include "tools/bench/embedded_server.hpp"
 #include "tools/bench/report.hpp"
 #include "tools/bench/runner.hpp"
@@ -44,6 +46,35 @@ std::optional<bench::server_counters> read_counters(const client::options& targe
   if (auto v = parsed.find("used_cpu_sys")) s.cpu_seconds += std::stod(std::string(*v));
   if (auto v = parsed.find("redis_version")) s.version = *v;
   return s;
+}
+
+// A cluster's counters: the sum over its primaries (from the seed's CLUSTER SHARDS).
+std::optional<bench::server_counters> read_cluster_counters(const client::options& target, std::string* why = nullptr) {
+  client::options o = target;
+  o.cluster.enabled = false;
+  o.command_timeout = std::chrono::milliseconds(3000);
+  o.reconnect.enabled = false;
+  client::sync_client seed(o);
+  const auto shards = seed.command<resp::value>("CLUSTER", "SHARDS");
+  auto map = shards ? client::slot_map::from_shards(*shards) : resp::result<client::slot_map>(shards.error());
+  if (!map) {
+    if (why != nullptr) *why = map.error().what();
+    return std::nullopt;
+  }
+  bench::server_counters sum;
+  for (const client::cluster_shard& shard : map->shards()) {
+    if (shard.nodes.empty() || !shard.nodes.front().primary) continue;
+    client::options node = o;
+    node.unix_path.clear();
+    if (!shard.nodes.front().host.empty()) node.host = shard.nodes.front().host;  // empty: the seed's host
+    node.port = shard.nodes.front().port;
+    const auto one = read_counters(node, why);
+    if (!one) return std::nullopt;
+    sum.commands += one->commands;
+    sum.cpu_seconds += one->cpu_seconds;
+    sum.version = one->version;
+  }
+  return sum;
 }
 
 // Prints "elapsed, ops/s, p50/p99 so far" on stderr once a second until stopped.
@@ -99,25 +130,38 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, on_signal);
 
   bench::embedded_server server;
+  bench::embedded_cluster cluster;
   client::options target = o.client_options();
   bench::report r;
   r.options = &o;
-  if (o.embedded()) {
+  if (o.embedded() && o.cluster) {
+    if (const std::string why = cluster.start(o.cluster_shards); !why.empty()) {
+      std::fprintf(stderr, "redring-bench: cannot start a private cluster: %s\n", why.c_str());
+      return 1;
+    }
+    target.host = "127.0.0.1";
+    target.port = static_cast<std::uint16_t>(cluster.port(0));
+  } else if (o.embedded()) {
     if (const std::string why = server.start(); !why.empty()) {
       std::fprintf(stderr, "redring-bench: cannot start a private redis-server: %s\n", why.c_str());
       return 1;
     }
     target.unix_path = server.socket_path();
   }
+  const auto counters = [&](std::string* why) { return o.cluster ? read_cluster_counters(target, why) : read_counters(target, why); };
   std::string why;
-  r.before = read_counters(target, &why);
+  r.before = counters(&why);
+  const std::string where = target.unix_path.empty() ? target.host + ":" + std::to_string(target.port) : "unix:" + target.unix_path;
   if (!r.before) {
-    const std::string where = target.unix_path.empty() ? target.host + ":" + std::to_string(target.port) : "unix:" + target.unix_path;
-    std::fprintf(stderr, "redring-bench: cannot reach the server at %s: %s\n", where.c_str(), why.c_str());
+    std::fprintf(stderr, "redring-bench: cannot reach the %s at %s: %s\n", o.cluster ? "cluster" : "server", where.c_str(), why.c_str());
     return 1;
   }
-  r.target = (o.embedded() ? "private redis-server " : "redis-server ") + r.before->version + " at " +
-             (target.unix_path.empty() ? target.host + ":" + std::to_string(target.port) : "unix:" + target.unix_path);
+  if (o.cluster) {
+    r.target = (o.embedded() ? "private Redis Cluster of " + std::to_string(o.cluster_shards) + " primaries, redis-server "
+                             : "Redis Cluster, redis-server ") + r.before->version + ", seed " + where;
+  } else {
+    r.target = (o.embedded() ? "private redis-server " : "redis-server ") + r.before->version + " at " + where;
+  }
 
   bench::live_figures live;
   {
@@ -125,7 +169,7 @@ int main(int argc, char** argv) {
     if (o.progress || ::isatty(STDERR_FILENO) == 1) progress.emplace(live);
     r.result = bench::run(o, target, &interrupted, &live);
   }
-  r.after = read_counters(target);
+  r.after = counters(nullptr);
   std::fputs(bench::format_text(r).c_str(), stdout);
   if (!o.json_path.empty()) {
     std::ofstream(o.json_path) << bench::format_json(r);

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <stdio.h>
 
 #include <algorithm>
 #include <atomic>
@@ -167,7 +168,9 @@ TEST_F(ClusterClient, CrossSlotMultiKeyCommandsAreSplitAndMerged) {
     if (values) {
       EXPECT_EQ(values->size(), 101u);
       for (std::size_t i = 0; i < 100 && i < values->size(); ++i) EXPECT_EQ((*values)[i], pairs[i].second) << i;
-      if (values->size() == 101) EXPECT_FALSE((*values)[100].has_value());
+      if (values->size() == 101) {
+        EXPECT_FALSE((*values)[100].has_value());
+      }
     }
     EXPECT_EQ(*co_await c.command<std::int64_t>("EXISTS", keys), 100);
     EXPECT_EQ(*co_await c.command<std::int64_t>("TOUCH", keys), 100);
@@ -248,7 +251,9 @@ TEST_F(ClusterClient, KeylessCommandsGoToOneNodeOrToEveryPrimary) {
   for (std::size_t i = 0; i < cluster().size(); ++i) {
     test::blocking_connection n(cluster().node(i).socket_path());
     const resp::value role = n.call({"ROLE"});
-    if (!role.elements.empty() && role.elements[0].text == "master") EXPECT_EQ(n.call({"DBSIZE"}).integer, 0) << i;
+    if (!role.elements.empty() && role.elements[0].text == "master") {
+      EXPECT_EQ(n.call({"DBSIZE"}).integer, 0) << i;
+    }
   }
 }
 
@@ -404,6 +409,43 @@ TEST_F(ClusterClient, ClusterDownWindowIsRiddenOutWithBackoff) {
   test::blocking_connection check(cluster().node(owner).socket_path());
   EXPECT_EQ(check.call({"GET", key}).text, "50");
 }
+
+TEST_F(ClusterClient, LargeValuesAreRoutedWithoutCopiesOfTheirPayload) {
+  // 1 MiB values are referenced by the writer, not copied: the router finds the key among iovecs.
+  const std::string big(1 << 20, 'x');
+  const std::vector<std::pair<std::string, std::string>> pairs = {{"big:a", big}, {"big:b", big + "y"}};
+  const std::vector<std::string> keys = {"big:a", "big:b"};
+  auto body = [&]() -> detached {
+    EXPECT_TRUE(co_await c.set("big:1", big));
+    const auto got = co_await c.get("big:1");
+    EXPECT_TRUE(got && *got == big);
+    EXPECT_TRUE(co_await c.mset(pairs));
+    const auto both = co_await c.mget(keys);
+    EXPECT_TRUE(both && both->size() == 2 && (*both)[0] == big && (*both)[1] == big + "y");
+    done = true;
+  };
+  run(body);
+  EXPECT_EQ(c.cluster()->statistics().moved, 0u);
+}
+
+#ifdef REDRING_CLUSTER_EXAMPLE
+TEST_F(ClusterClient, TheExampleRunsAgainstTheCluster) {
+  const std::string command = std::string(REDRING_CLUSTER_EXAMPLE) + " redis://127.0.0.1:" +
+                              std::to_string(cluster().port(2)) + " 2>&1";
+  FILE* p = ::popen(command.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  EXPECT_EQ(::pclose(p), 0) << out;
+  EXPECT_NE(out.find("MGET across slots: 1 2 3 4 (nil)"), std::string::npos) << out;
+  EXPECT_NE(out.find("pipeline: 6 replies in order"), std::string::npos) << out;
+  EXPECT_NE(out.find("transaction on one slot: 2 replies"), std::string::npos) << out;
+  std::size_t pongs = 0;
+  for (std::size_t at = 0; (at = out.find(": PONG", at)) != std::string::npos; ++at) ++pongs;
+  EXPECT_EQ(pongs, 6u) << out;
+}
+#endif
 
 TEST(ClusterClientSetup, NotAClusterIsAClearError) {
   test::redis_server plain;

@@ -140,6 +140,21 @@ TEST(Histogram, PercentilesWithinOnePercent) {
   }
 }
 
+TEST(BenchOptions, ClusterOptions) {
+  bench_options o;
+  ASSERT_FALSE(parse_options({"--cluster"}, o));
+  EXPECT_TRUE(o.cluster);
+  EXPECT_TRUE(o.client_options().cluster.enabled);
+  bench_options p;
+  ASSERT_FALSE(parse_options({"--cluster-shards", "5"}, p));
+  EXPECT_TRUE(p.cluster);
+  EXPECT_EQ(p.cluster_shards, 5);
+  bench_options q;
+  EXPECT_NE(parse_options({"--cluster-shards", "0"}, q).value_or("").find("--cluster-shards"), std::string::npos);
+  EXPECT_NE(parse_options({"--cluster-shards", "x"}, q).value_or("").find("--cluster-shards"), std::string::npos);
+  EXPECT_NE(parse_options({"--cluster-shards"}, q).value_or("").find("--cluster-shards"), std::string::npos);
+}
+
 TEST(BenchOptions, ZeroWarmupMeansNone) {
   bench_options o;
   ASSERT_EQ(parse({"--warmup", "0", "--test-time", "0.5"}, &o), std::nullopt);
@@ -284,6 +299,38 @@ TEST(BenchEndToEnd, EmbeddedServerReportAgreesWithServerCounters) {
   EXPECT_EQ(json_number(json, "requests", get), 10000u);
   EXPECT_EQ(json_number(json, "errors", get), 0u);
   EXPECT_EQ(json_number(json, "hits", get) + json_number(json, "misses", get), 10000u);
+}
+
+TEST(BenchEndToEnd, PrivateClusterReportsEveryNodeAndAgreesWithTheServers) {
+  const std::string json_file = "/tmp/redring-bench-test-cluster-" + std::to_string(::getpid()) + ".json";
+  const auto r = run_bench("--cluster-shards 3 -n 30000 -c 2 -P 32 --ratio 1:1 --key-maximum 99999 --json " + json_file);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("30000 requests"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("private Redis Cluster of 3 primaries"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("errors: none"), std::string::npos) << r.out;
+  std::ifstream f(json_file);
+  const std::string json(std::istreambuf_iterator<char>(f), {});
+  std::remove(json_file.c_str());
+  // Three primaries, each with about a third of the requests (random keys over 16384 slots), all of
+  // them accounted for; the servers together ran every request (plus the client's own few).
+  std::uint64_t sum = 0;
+  int nodes = 0;
+  for (auto at = json.find("{\"node\":"); at != std::string::npos; at = json.find("{\"node\":", at + 1)) {
+    const std::uint64_t n = json_number(json, "requests", at);
+    EXPECT_GT(n, 7000u) << json;
+    EXPECT_LT(n, 13000u) << json;
+    EXPECT_NE(json.find("\"primary\":true", at), std::string::npos);
+    sum += n;
+    ++nodes;
+  }
+  EXPECT_EQ(nodes, 3);
+  EXPECT_EQ(sum, 30000u);
+  const auto server = json.find("\"server\":");
+  ASSERT_NE(server, std::string::npos) << json;
+  EXPECT_GE(json_number(json, "commands", server), 30000u);
+  EXPECT_LE(json_number(json, "commands", server), 30000u + 100);
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n') >= 3, true);
+  EXPECT_NE(r.out.find("(primary):"), std::string::npos) << r.out;
 }
 
 TEST(BenchEndToEnd, ExternalServerByUrlAndTimedRun) {

@@ -47,6 +47,9 @@ const char* usage() noexcept {
          "      --json FILE          write the report, with histograms, as JSON\n"
          "      --svg FILE           write latency-percentile and throughput-over-time plots as SVG\n"
          "      --progress           a progress line on stderr every second even if it is not a terminal\n"
+         "      --cluster            the target is a Redis Cluster: route each key to its node, report per node;\n"
+         "                           with no target, start a private cluster of --cluster-shards primaries\n"
+         "      --cluster-shards N   primaries of the private cluster (default 3; implies --cluster)\n"
          "      --quiet              print only the summary line\n";
 }
 
@@ -66,6 +69,7 @@ client::options bench_options::client_options() const {
   o.command_timeout = std::chrono::milliseconds(10000);  // a stalled server ends the run, it does not hang it
   o.reconnect.enabled = false;  // a benchmark reports a dead server, it does not wait for it
   o.set_lib_info = false;
+  o.cluster.enabled = cluster;
   return o;
 }
 
@@ -182,6 +186,12 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, b
       if (!value(out.json_path) || out.json_path.empty()) return need("a file name");
     } else if (a == "--quiet") {
       out.quiet = true;
+    } else if (a == "--cluster") {
+      out.cluster = true;
+    } else if (a == "--cluster-shards") {
+      if (!value(v)) return need("a number of primaries");
+      if (!number(v, out.cluster_shards) || out.cluster_shards < 1 || out.cluster_shards > 16) return bad("1-16 primaries");
+      out.cluster = true;
     } else {
       return "unknown option '" + a + "'";
     }

@@ -49,6 +49,8 @@ struct bench_options {
   std::string svg_path;         ///< --svg FILE
   bool quiet = false;           ///< --quiet
   bool progress = false;        ///< --progress: the progress line even when stderr is not a terminal
+  bool cluster = false;         ///< --cluster: the target is a Redis Cluster (routes by slot; per-node figures)
+  int cluster_shards = 3;       ///< --cluster-shards N: primaries of the private cluster (implies --cluster)
 
   /// The command mix: `commands`, or SET/GET by `--ratio`.
   [[nodiscard]] std::vector<command_spec> workload() const;

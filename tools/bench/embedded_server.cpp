@@ -17,7 +17,7 @@
 
 namespace redring::bench {
 
-std::string embedded_server::start() {
+std::string embedded_server::start(const std::vector<std::string>& extra_args) {
   char tmpl[] = "/tmp/redring-bench-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return std::string("cannot make a temp dir: ") + std::strerror(errno);
   dir_ = tmpl;
@@ -31,6 +31,7 @@ std::string embedded_server::start() {
     ::close(report[0]);
     std::vector<std::string> args = {"redis-server", "--port", "0", "--unixsocket", socket_, "--dir", dir_,
                                      "--save", "", "--appendonly", "no", "--logfile", dir_ + "/redis.log"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 namespace redring::bench {
 
@@ -19,10 +20,12 @@ class embedded_server {
 
   /// Starts the server and waits (up to 10 s) for its socket. The child gets its own process
   /// group, so a Ctrl-C meant for us does not stop it before we report.
-  [[nodiscard]] std::string start();
+  [[nodiscard]] std::string start(const std::vector<std::string>& extra_args = {});
   /// Stops it (SIGTERM, then SIGKILL after 5 s) and removes the temp dir. Idempotent.
   void stop() noexcept;
   [[nodiscard]] const std::string& socket_path() const noexcept { return socket_; }
+  /// Its temp dir (its log, and a cluster node's nodes.conf).
+  [[nodiscard]] const std::string& dir() const noexcept { return dir_; }
   [[nodiscard]] bool running() const noexcept { return pid_ > 0; }
 
  private:

@@ -53,6 +53,7 @@ std::string shape(const bench_options& o) {
                       ? fmt::format("{} thread x {} conn, {} auto-pipelined virtual clients per thread", o.threads, o.clients, o.clients * o.pipeline)
                       : fmt::format("{} thread x {} conn x pipeline {}", o.threads, o.clients, o.pipeline);
   if (o.rate > 0) s += fmt::format(", open loop at {:.0f}/s", o.rate);
+  if (o.cluster) s += ", cluster";
   return s;
 }
 
@@ -86,6 +87,12 @@ std::string format_text(const report& r) {
     for (const auto& [k, v] : all.errors_by_kind) out += fmt::format(", {} x {}", v, k);
     out += "\n";
   }
+  for (const auto& n : r.result.nodes) {
+    if (n.sent == 0) continue;
+    out += fmt::format("node {} ({}): {} requests, {:.0f} ops/s ({:.1f} %)\n", n.node, n.primary ? "primary" : "replica",
+                       n.sent, r.result.seconds > 0 ? static_cast<double>(n.sent) / r.result.seconds : 0.0,
+                       r.result.completed() ? 100.0 * static_cast<double>(n.sent) / static_cast<double>(r.result.completed()) : 0.0);
+  }
   if (r.before && r.after && r.result.completed() > 0) {
     const std::uint64_t commands = r.after->commands - r.before->commands;
     out += fmt::format("server: {} commands, CPU {:.3f} us/op\n", commands,
@@ -111,6 +118,13 @@ std::string format_json(const report& r) {
   }
   out += R"("per_second":[)";
   for (std::size_t i = 0; i < r.result.per_second.size(); ++i) out += fmt::format("{}{}", i ? "," : "", r.result.per_second[i]);
+  out += R"(],"nodes":[)";
+  for (std::size_t i = 0; i < r.result.nodes.size(); ++i) {
+    const auto& n = r.result.nodes[i];
+    out += fmt::format(R"({}{{"node":{},"primary":{},"requests":{},"ops_per_second":{:.1f}}})", i ? "," : "",
+                       json_string(n.node), n.primary, n.sent,
+                       r.result.seconds > 0 ? static_cast<double>(n.sent) / r.result.seconds : 0.0);
+  }
   out += R"(],"commands":{)";
   for (std::size_t i = 0; i < r.result.commands.size(); ++i) {
     const command_result& c = r.result.commands[i];

@@ -82,6 +82,7 @@ struct worker {
   clock::time_point next_publish{};
   std::vector<command_stats> stats;
   std::vector<std::uint64_t> per_second;
+  std::vector<client::cluster_node_load> nodes;  // --cluster: requests per node
   std::uint64_t recorded = 0;
   int active = 0;
   int cpu = -1;
@@ -148,7 +149,7 @@ struct worker {
   void record(slot& s, std::error_code ec) {
     if (ec && (ec == client::errc::connection_lost || ec == client::errc::shutting_down ||
                ec == client::errc::auth_failed || ec == client::errc::protocol_error)) {
-      if (fatal.empty()) fatal = ec.message() + ": " + s.c->conn().last_error();
+      if (fatal.empty()) fatal = ec.message() + ": " + s.c->last_error();
       b->failed = true;
     }
     const auto now = loop->now();
@@ -215,6 +216,18 @@ void on_due(net::timer* t) {
   }
 }
 
+void merge_loads(std::vector<client::cluster_node_load>& into, const std::vector<client::cluster_node_load>& more) {
+  for (const auto& l : more) {
+    auto it = std::find_if(into.begin(), into.end(), [&](const auto& x) { return x.node == l.node; });
+    if (it == into.end()) {
+      into.push_back(l);
+    } else {
+      it->sent += l.sent;
+      it->primary = it->primary || l.primary;
+    }
+  }
+}
+
 void run_worker(worker& w, const client::options& target, std::size_t clients, std::size_t pipeline) {
   if (w.cpu >= 0) {  // --cpu: pin before the ring exists, so its kernel work stays local
     cpu_set_t set;
@@ -275,6 +288,10 @@ void run_worker(worker& w, const client::options& target, std::size_t clients, s
   }
   while (w.active > 0) loop.run_once(std::chrono::milliseconds(100));
   if (w.live != nullptr) w.publish(clock::now());
+  w.nodes.clear();
+  for (auto& c : conns) {
+    if (c->cluster() != nullptr) merge_loads(w.nodes, c->cluster()->load());
+  }
   for (auto& c : conns) c->close();
   conns.clear();
   loop.run_once(std::chrono::milliseconds(0));
@@ -395,7 +412,9 @@ run_result run(const bench_options& o, const client::options& target, const std:
     if (r.per_second.size() < w.per_second.size()) r.per_second.resize(w.per_second.size());
     for (std::size_t s = 0; s < w.per_second.size(); ++s) r.per_second[s] += w.per_second[s];
     if (r.fatal.empty()) r.fatal = w.fatal;
+    merge_loads(r.nodes, w.nodes);
   }
+  std::sort(r.nodes.begin(), r.nodes.end(), [](const auto& x, const auto& y) { return x.node < y.node; });
   if (r.fatal.empty() && stop != nullptr && stop->load()) r.fatal = "interrupted";
   return r;
 }

@@ -4,6 +4,7 @@
 // reply checked and its latency recorded; closed loop, or open loop at a fixed rate.
 #pragma once
 
+#include "client/cluster.hpp"
 #include "tools/bench/bench_options.hpp"
 #include "tools/bench/histogram.hpp"
 
@@ -40,6 +41,7 @@ struct run_result {
   double seconds = 0;              ///< measured phase, wall clock
   double client_cpu_seconds = 0;   ///< user + system of this process over the measured phase
   std::string fatal;
+  std::vector<client::cluster_node_load> nodes;  ///< --cluster: requests each node received, by name
   [[nodiscard]] std::uint64_t completed() const noexcept;
   /// Every command's figures merged.
   [[nodiscard]] command_stats total() const;
