@@ -239,6 +239,8 @@ struct zrange_options {
 /// Iterates a keyspace (SCAN) or a collection (HSCAN, SSCAN, ZSCAN) a page at a time:
 /// `while (!s.done()) { auto page = co_await s.next(); ... }`. A key may appear in more than one
 /// page, as SCAN guarantees no more. Elements of HSCAN/ZSCAN pages alternate field and value/score.
+/// In cluster mode SCAN walks every primary in turn (the primaries of the topology when the scan
+/// starts; a page may be empty while the client learns it). Keep the scanner alive across each co_await.
 class scanner {
  public:
   scanner(client& c, std::string command, std::string key, scan_options opts)
@@ -254,6 +256,8 @@ class scanner {
   scan_options opts_;
   std::string cursor_ = "0";
   bool done_ = false;
+  std::vector<std::string> nodes_;  // cluster mode, SCAN: the primaries to walk
+  std::size_t node_ = 0;
 };
 
 /// A Redis client on one loop. Every method may be called from any thread; completions run on the
@@ -532,20 +536,32 @@ class client {
 };
 
 inline auto scanner::next() {
-  std::vector<std::string> args = {command_};
-  if (!key_.empty()) args.push_back(key_);
-  args.push_back(cursor_);
-  if (!opts_.match.empty()) args.insert(args.end(), {"MATCH", opts_.match});
-  if (opts_.count > 0) args.insert(args.end(), {"COUNT", std::to_string(opts_.count)});
-  if (!opts_.type.empty()) args.insert(args.end(), {"TYPE", opts_.type});
-  using page = std::pair<std::string, std::vector<std::string>>;
-  return mapped_awaitable(owned_awaitable<page>(*client_, std::move(args)),
-                          [this](result<page> r) -> result<std::vector<std::string>> {
-                            if (!r) return r.error();
-                            cursor_ = std::move(r->first);
-                            done_ = cursor_ == "0";
-                            return std::move(r->second);
-                          });
+  cluster_router* router = client_->cluster();
+  const bool every_primary = router != nullptr && key_.empty();
+  if (every_primary && nodes_.empty() && router->ready()) nodes_ = router->nodes(true);
+  std::vector<std::string> args;
+  if (every_primary && nodes_.empty()) {
+    args = {"PING"};  // waits until the client knows the topology: an empty page
+  } else {
+    args = {command_};
+    if (!key_.empty()) args.push_back(key_);
+    args.push_back(cursor_);
+    if (!opts_.match.empty()) args.insert(args.end(), {"MATCH", opts_.match});
+    if (opts_.count > 0) args.insert(args.end(), {"COUNT", std::to_string(opts_.count)});
+    if (!opts_.type.empty()) args.insert(args.end(), {"TYPE", opts_.type});
+  }
+  owned_awaitable<resp::value> call(*client_, std::move(args));
+  auto page_of = [this, every_primary](result<resp::value> r) -> result<std::vector<std::string>> {
+    if (!r) return r.error();
+    if (r->data_type == resp::type::simple_string) return std::vector<std::string>{};  // the PING
+    auto page = resp::convert<std::pair<std::string, std::vector<std::string>>>(*r);
+    if (!page) return page.error();
+    cursor_ = std::move(page->first);
+    if (cursor_ == "0") done_ = !every_primary || ++node_ >= nodes_.size();  // else: the next primary, from 0
+    return std::move(page->second);
+  };
+  if (every_primary && !nodes_.empty()) return mapped_awaitable(std::move(call).at_node(nodes_[node_]), page_of);
+  return mapped_awaitable(std::move(call), page_of);
 }
 
 template <class T, class F>

@@ -447,6 +447,28 @@ TEST_F(ClusterClient, TheExampleRunsAgainstTheCluster) {
 }
 #endif
 
+TEST_F(ClusterClient, ScanWalksEveryPrimary) {
+  client fresh(loop, cluster_options_for(cluster(), 2));  // the first page arrives before the topology
+  std::set<std::string> seen;
+  int pages = 0;
+  auto body = [&]() -> detached {
+    for (int i = 0; i < 500; ++i) EXPECT_TRUE(co_await c.set("scan:" + std::to_string(i), "v"));
+    scanner s = fresh.scan({.match = "scan:*", .count = 50});
+    while (!s.done() && pages < 1000) {
+      const auto page = co_await s.next();
+      EXPECT_TRUE(page.has_value());
+      if (!page) break;
+      seen.insert(page->begin(), page->end());
+      ++pages;
+    }
+    done = true;
+  };
+  run(body);
+  EXPECT_EQ(seen.size(), 500u);  // every key of every primary, and nothing else
+  for (const auto& k : seen) EXPECT_EQ(k.rfind("scan:", 0), 0u) << k;
+  EXPECT_GE(pages, 3);  // at least one page per primary
+}
+
 TEST(ClusterClientSetup, NotAClusterIsAClearError) {
   test::redis_server plain;
   net::loop loop;
