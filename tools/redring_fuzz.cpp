@@ -156,6 +156,7 @@ int run_replay(fuzz::fuzz_options& opts) {
         return exit_unusable;
       }
     }
+    fuzzer.reset_keys();  // as every minimisation run did
     got = fuzzer.run_once(repro->steps).found;
   }
   if (got.kind == fuzz::finding_kind::none) {

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 #include <thread>
 
 namespace redring::fuzz {
@@ -156,6 +157,41 @@ TEST(FuzzServer, NoShapeFindingInsideATransaction) {
   const probe_result r = fuzzer.run_once(c);
   EXPECT_EQ(r.found.kind, finding_kind::none) << r.found.detail;
   EXPECT_EQ(r.shape_checked, 2u);  // SET and the first INCR only
+}
+
+// A fake server with a keyspace shared by all connections: SRANDMEMBER on an existing rf:intset gets
+// no reply (a desync). Minimisation runs share that keyspace, so a candidate without the SADD would
+// still find the key a previous candidate made (or a key "" that shortening SADD's argument made),
+// unless every run starts from an empty keyspace (FLUSHALL: destructive commands are allowed here).
+TEST(FuzzServer, MinimisationRunsDoNotInheritKeys) {
+  std::set<std::string> keys;
+  test::fake_server fake([&](const std::vector<std::string>& cmd, int) {
+    if (cmd.empty()) return test::fake_reply{"+OK\r\n"};
+    if (cmd[0] == "FLUSHALL") keys.clear();
+    if (cmd[0] == "SADD" && cmd.size() > 1) keys.insert(cmd[1]);
+    if (cmd[0] == "SRANDMEMBER" && cmd.size() > 1 && keys.contains(cmd[1])) return test::fake_reply{""};
+    if (cmd[0] == "ECHO" && cmd.size() == 2) return test::fake_reply{"$" + std::to_string(cmd[1].size()) + "\r\n" + cmd[1] + "\r\n"};
+    return test::fake_reply{"+OK\r\n"};
+  });
+  const fuzz_case c = testing::hidden_among(200, 7, {{20, command_frame({"SADD", "rf:intset", "1", "2"})},
+                                                    {150, command_frame({"SRANDMEMBER", "rf:intset", "-5"})}});
+  temp_dir out;
+  fuzz_options opts = quick_options(out.path);
+  opts.timeout = 1000ms;
+  opts.allow_dangerous = true;
+  server_target target{{fake.socket_path()}, "fake", {}};
+  server_fuzzer fuzzer(target, opts);
+  const probe_result first = fuzzer.run_once(c);
+  ASSERT_EQ(first.found.kind, finding_kind::desync) << first.found.detail;
+  const finding_record f = fuzzer.handle(c, first.found, {});
+  EXPECT_TRUE(f.reproduced);
+  EXPECT_EQ(f.summary, "SADD \"rf:intset\"; SRANDMEMBER \"rf:intset\"");
+  // The reproducer works on a fresh keyspace, as `replay` runs it.
+  std::string why;
+  const auto repro = parse_reproducer(testing::file_text(f.file), why);
+  ASSERT_TRUE(repro) << why;
+  fuzzer.reset_keys();
+  EXPECT_EQ(fuzzer.run_once(repro->steps).found.kind, finding_kind::desync);
 }
 
 TEST(FuzzMinimiser, HangTrialsIgnoreChanceStalls) {

@@ -101,14 +101,19 @@ generator::generator(const command_table& table, generator_options opts) : table
   }
 }
 
-std::vector<frame> generator::setup_frames() const {
-  const std::string& p = opts_.key_prefix;
+frame delete_fuzz_keys(std::string_view prefix) {
+  const std::string p(prefix);
   std::vector<std::string> del = {"DEL"};
   for (auto s : key_suffixes) del.push_back(p + std::string(s));
   for (auto s : strings) del.push_back(p + std::string(s));
   for (auto n : long_key_lengths) del.push_back(p + std::string(n, 'k'));
+  return command_frame(std::move(del));
+}
+
+std::vector<frame> generator::setup_frames() const {
+  const std::string& p = opts_.key_prefix;
   std::vector<frame> out;
-  out.push_back(command_frame(std::move(del)));
+  out.push_back(delete_fuzz_keys(p));
   out.push_back(command_frame({"SET", p + "string", "hello world"}));
   out.push_back(command_frame({"SET", p + "int", "42"}));
   out.push_back(command_frame({"SET", p + "float", "3.5"}));

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace redring::fuzz {
@@ -61,6 +62,10 @@ class generator {
   generator_options opts_;
   std::vector<const command_spec*> eligible_;
 };
+
+/// `DEL` of every key the generator can name under `prefix` (the first set-up frame): run before
+/// each minimisation run and replay, so that no run sees keys an earlier one left.
+[[nodiscard]] frame delete_fuzz_keys(std::string_view prefix = "rf:");
 
 /// The upper-case command name of a frame's arguments, with the subcommand for containers known to
 /// `table` ("CONFIG GET" -> "config|get"); empty for raw frames.

@@ -63,6 +63,14 @@ probe_result server_fuzzer::run_once(const fuzz_case& c) {
   return r;
 }
 
+void server_fuzzer::reset_keys() {
+  // Shortening arguments makes key names outside the generator's ("", "rf:in"): only FLUSHALL
+  // catches those, and it is allowed only where destructive commands are (the private server).
+  std::string why;
+  (void)call(target_.where, settings_, opts_.allow_dangerous ? std::vector<std::string>{"FLUSHALL"} : delete_fuzz_keys().args,
+             why);
+}
+
 bool server_fuzzer::settle() {
   std::string why;
   const auto until = clock::now() + settle_limit;
@@ -83,7 +91,13 @@ finding_record server_fuzzer::handle(const fuzz_case& c, const outcome& found, c
   fuzz_case best = c;
   // A crash can be re-run only on a server we restart; a hang also on one that recovers by itself.
   const bool can_rerun = target_.restart || found.kind != finding_kind::crash;
-  reproduces same = [&](const fuzz_case& candidate) { return run_once(candidate).found.kind == found.kind; };
+  // Each run starts from the same keyspace: the set-up (DEL, then a key of every type) is minimised
+  // like any frame, and without this a candidate that lost it could still reproduce on keys left by
+  // the previous run, giving a reproducer that fails on a fresh server.
+  reproduces same = [&](const fuzz_case& candidate) {
+    reset_keys();
+    return run_once(candidate).found.kind == found.kind;
+  };
   if (found.kind == finding_kind::hang) same = confirmed_by_trials(same, [this] { return settle(); }, opts_.hang_trials);
   if (can_rerun) {
     if (same(c)) {

@@ -44,6 +44,11 @@ class server_fuzzer {
 
   /// Runs `c` once on a live server: restarts a dead one first (if it can), and after a crash or a hang.
   probe_result run_once(const fuzz_case& c);
+  /// Empties the keyspace: FLUSHALL with --allow-dangerous (always for the private server), else
+  /// DEL of every key the generator can name; on a fresh connection, a failure ignored (the run
+  /// that follows will meet it). Before each minimisation run and a replay: a candidate must not
+  /// pass or fail on keys that an earlier candidate left.
+  void reset_keys();
   /// Waits until the server answers a PING within the timeout again: restarts it if it can, else
   /// retries for up to `settle_limit` (a server busy with a long command recovers on its own).
   /// False if it did not.
