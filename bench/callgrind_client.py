@@ -49,11 +49,11 @@ def short(fn):
     return "::".join(parts[-2:]) if len(parts) > 1 else name
 
 
-def run(binary, row, outdir, top):
+def run(binary, row, outdir, top, extra=()):
     tag = re.sub(r"[^A-Za-z0-9]+", "_", row).strip("_")
     out = os.path.join(outdir, tag + ".callgrind")
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-           binary, "--filter", row, "--reps", "1", "--seconds", "1"]
+           binary, "--filter", row, "--reps", "1", "--seconds", "1", *extra]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if p.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
@@ -77,13 +77,14 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--bin", default=os.path.join(here, "..", "build", "bench-dev", "bench", "client_bench"))
     ap.add_argument("--top", type=int, default=8)
+    ap.add_argument("--cluster", action="store_true", help="client_bench --cluster (for the 'redring cluster' rows)")
     ap.add_argument("rows", nargs="*", default=DEFAULT_ROWS)
     a = ap.parse_args()
     outdir = tempfile.mkdtemp(prefix="redring-callgrind-")
     print("| row | instructions/command | top functions (instructions/command) |")
     print("|---|---|---|")
     for row in a.rows:
-        name, ops, total, funcs = run(a.bin, row, outdir, a.top)
+        name, ops, total, funcs = run(a.bin, row, outdir, a.top, ["--cluster"] if a.cluster else [])
         tops = ", ".join(f"{f} {ir / ops:.0f}" for ir, f in funcs)
         print(f"| {name} | {total / ops:.0f} | {tops} |", flush=True)
     print(f"\ncallgrind outputs: {outdir} (callgrind_annotate FILE)")

@@ -130,6 +130,7 @@ double cpu_of(const rusage& u) { return seconds_of(u.ru_utime) + seconds_of(u.ru
 
 struct settings {
   bool tcp = false;
+  bool cluster = false;          // --cluster: the server serves all 16384 slots; adds "redring cluster" rows
   double seconds = 1.0;          // measured window of each row (at least)
   int reps = 3;
   int server_cpu = 0, client_cpu = 1;
@@ -200,6 +201,21 @@ std::string join(const std::vector<std::string>& args) {
 }
 
 int free_tcp_port() {
+  // A cluster node also listens on port + 10000 (its bus): draw below 55536, where that exists.
+  for (int attempt = 0; g_set.cluster && attempt < 1000; ++attempt) {
+    const int p = 20000 + static_cast<int>(static_cast<long long>(now_s() * 1e6) % 12000);
+    bool free = true;
+    for (const int q : {p, p + 10000}) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(static_cast<std::uint16_t>(q));
+      free = free && fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      if (fd >= 0) ::close(fd);
+    }
+    if (free) return p;
+  }
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -234,6 +250,7 @@ struct server {
       command.insert(command.end(), {"--port", "0", "--unixsocket", sock});
     }
     command.insert(command.end(), {"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", g_log});
+    if (g_set.cluster) command.insert(command.end(), {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"});
     g_server_pid = spawn(command, -1);
     const double deadline = now_s() + 10;
     while (now_s() < deadline) {
@@ -243,7 +260,7 @@ struct server {
         die("redis-server exited at start: " + join(command));
       }
       if (redisContext* c = connect_hiredis()) {
-        const bool ok = c->err == 0;
+        const bool ok = c->err == 0 && (!g_set.cluster || serve_every_slot(c));
         redisFree(c);
         if (ok) return;
       }
@@ -270,6 +287,18 @@ struct server {
     remove_dir();
   }
 
+  // A one-node cluster: the server takes every slot and waits until it says the cluster is ok.
+  static bool serve_every_slot(redisContext* c) {
+    if (auto* r = static_cast<redisReply*>(redisCommand(c, "CLUSTER ADDSLOTSRANGE 0 16383"))) freeReplyObject(r);
+    for (int i = 0; i < 200; ++i) {
+      auto* info = static_cast<redisReply*>(redisCommand(c, "CLUSTER INFO"));
+      const bool ok = info != nullptr && info->type == REDIS_REPLY_STRING && std::strstr(info->str, "cluster_state:ok") != nullptr;
+      if (info != nullptr) freeReplyObject(info);
+      if (ok) return true;
+      ::usleep(20000);
+    }
+    return false;
+  }
   [[nodiscard]] redisContext* connect_hiredis() const {
     return g_set.tcp ? redisConnect("127.0.0.1", port) : redisConnectUnix(sock.c_str());
   }
@@ -386,6 +415,7 @@ struct row {
   std::vector<sample> samples;
   std::uint64_t bench_n = 0;  // redis-benchmark -n, set by a calibration run
   std::vector<std::string> command;  // the last redis-benchmark command line
+  bool cluster = false;    // redring in cluster mode (same server: the routing's cost alone)
 
   [[nodiscard]] std::string name() const {
     return kind == impl::ceiling ? label : cmd + " d=" + std::to_string(size) + " " + label;
@@ -447,6 +477,17 @@ struct raw_command : client::request {
   bool ok = false;
 };
 
+// The arguments by position, as a request may name them (a cluster client routes by them).
+template <bool Set>
+bool raw_argument(const client::request& r, std::size_t i, std::string_view& out) {
+  const context& x = *static_cast<const raw_command&>(r).x;
+  if (i == 0) out = Set ? "SET" : "GET";
+  else if (i == 1) out = x.key;
+  else if (Set && i == 2) out = x.value;
+  else return false;
+  return true;
+}
+
 template <bool Set>
 void raw_encode(client::request& r, resp::writer& w) {
   const context& x = *static_cast<raw_command&>(r).x;
@@ -495,9 +536,12 @@ sample run_redring(const row& r) {
   const std::string value = value_of(r.size);
   const bool set = r.cmd == "SET";
   net::loop loop;
-  client::client c(loop, g_server.client_options());
+  client::options opts = g_server.client_options();
+  opts.cluster.enabled = r.cluster;
+  client::client c(loop, opts);
   c.start();
-  drive(loop, nullptr, [&] { return c.conn().state() == client::connection_state::ready; }, 5, r.name() + " connect");
+  drive(loop, nullptr, [&] { return r.cluster ? c.cluster()->ready() : c.conn().state() == client::connection_state::ready; }, 5,
+        r.name() + " connect");
   meter m(r.depth);
   context x{c, m, g_key, value};
   std::vector<raw_command> raws(r.kind == impl::raw ? r.depth : 0);
@@ -510,6 +554,7 @@ sample run_redring(const row& r) {
         raw_command& q = raws[i];
         q.x = &x;
         q.encode = set ? &raw_encode<true> : &raw_encode<false>;
+        q.argument = set ? &raw_argument<true> : &raw_argument<false>;
         q.on_node = set ? &raw_node<true> : &raw_node<false>;
         q.on_done = &raw_done;
         q.borrows_arguments = true;  // key and value outlive every request
@@ -988,6 +1033,14 @@ std::vector<row> make_rows() {
       add(impl::coro, 1, "redring 1");
       add(impl::coro_ignore, 1, "redring 1 ignore");
       for (std::uint64_t d : {16, 128, 1024}) add(impl::raw, d, "redring explicit " + std::to_string(d));
+      if (g_set.cluster) {
+        for (std::uint64_t d : {16, 128, 1024}) {
+          add(impl::raw, d, "redring cluster explicit " + std::to_string(d));
+          rows.back().cluster = true;
+        }
+        add(impl::coro_ignore, 1000, "redring cluster auto 1k ignore");
+        rows.back().cluster = true;
+      }
       add(impl::coro, 1000, "redring auto 1k");
       add(impl::coro, 100000, "redring auto 100k");
       add(impl::coro_ignore, 1000, "redring auto 1k ignore");
@@ -1018,7 +1071,7 @@ std::vector<row> make_rows() {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: client_bench [--tcp] [--json FILE] [--seconds S] [--reps N] [--filter TEXT]... [--sizes 3,100]\n"
+               "usage: client_bench [--tcp] [--cluster] [--json FILE] [--seconds S] [--reps N] [--filter TEXT]... [--sizes 3,100]\n"
                "                    [--cmds GET,SET] [--server-cpu N] [--client-cpu N] [--timeout S] [--seed N] [--trace-allocs N]\n"
                "  --filter keeps the rows whose name contains TEXT (e.g. 'GET d=3 redring', 'ceiling'), or ends with it if it\n"
                "  ends with '$' ('GET d=3 redring auto 1k$'); repeatable.\n");
@@ -1045,6 +1098,7 @@ void parse_args(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--tcp") g_set.tcp = true;
+    else if (a == "--cluster") g_set.tcp = g_set.cluster = true;
     else if (a == "--json") g_set.json = next();
     else if (a == "--seconds") g_set.seconds = std::stod(next());
     else if (a == "--reps") g_set.reps = std::stoi(next());

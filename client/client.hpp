@@ -145,10 +145,26 @@ class [[nodiscard]] command_awaitable : public detail::reply_awaitable<command_a
  public:
   explicit command_awaitable(client& c, const Args&... args) : base(c), args_(args...) {
     request::blocking = detail::blocks(args...);
+    // Each argument is one word unless a range expands: then positions are not the tuple's.
+    if constexpr ((!resp::range_argument<Args> && ...)) request::argument = &argument_at;
   }
   command_awaitable(command_awaitable&&) noexcept = default;
 
  private:
+  static bool argument_at(const request& r, std::size_t index, std::string_view& out) {
+    const auto& self = static_cast<const command_awaitable&>(r);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      bool found = false;
+      auto try_one = [&](const auto& a, std::size_t i) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(a)>, std::string_view>) {
+          if (i == index) out = a, found = true;
+        }
+      };
+      (try_one(std::get<I>(self.args_), I), ...);
+      return found;
+    }(std::index_sequence_for<Args...>{});
+  }
+
   void encode_arguments(resp::writer& w) const {
     std::apply([&w](const auto&... a) { w.command(a...); }, args_);
   }

@@ -90,6 +90,30 @@ class command_splitter {
   std::size_t segment_ = 0, offset_ = 0;
 };
 
+// The fast path of `command_splitter`: one command from contiguous bytes (nothing referenced), with
+// lengths read digit by digit (they are ours: well formed). Advances `at`. False on another shape.
+bool split_contiguous(const char*& at, const char* end, std::vector<std::string_view>& out) {
+  const char* p = at;
+  auto length = [&p, end](char type, std::size_t& n) {
+    if (p >= end || *p != type) return false;
+    n = 0;
+    for (++p; p < end && *p >= '0' && *p <= '9'; ++p) n = n * 10 + static_cast<std::size_t>(*p - '0');
+    if (end - p < 2 || p[0] != '\r') return false;
+    p += 2;
+    return true;
+  };
+  std::size_t count = 0;
+  if (!length('*', count)) return false;
+  for (std::size_t i = 0; i < count; ++i) {
+    std::size_t n = 0;
+    if (!length('$', n) || static_cast<std::size_t>(end - p) < n + 2) return false;
+    out.emplace_back(p, n);
+    p += n + 2;
+  }
+  at = p;
+  return true;
+}
+
 // Feeds RESP bytes we wrote ourselves to a request, node by node.
 void replay(request& r, std::string_view bytes) {
   resp::reader reader;
@@ -438,20 +462,41 @@ void cluster_router::submit(request& r) {
   route(r);
 }
 
-const command_keys::command* cluster_router::lookup(std::span<const std::string_view> args) {
+cluster_router::name_cache_entry* cluster_router::cache_slot(std::string_view name) noexcept {
+  if (name.empty() || name.size() > name_cache_entry{}.name.size()) return nullptr;
+  return &name_cache_[(name.size() * 7 + static_cast<unsigned char>(name[0]) * 3 + static_cast<unsigned char>(name.back())) &
+                      (name_cache_.size() - 1)];
+}
+
+const command_keys::command* cluster_router::cached(std::string_view name, std::int8_t& single_key) noexcept {
+  // Most programs use a handful of commands: their entries are remembered by exact spelling.
+  const name_cache_entry* e = cache_slot(name);
+  if (e == nullptr || e->size != name.size() || std::memcmp(e->name.data(), name.data(), name.size()) != 0) return nullptr;
+  single_key = e->single_key;
+  return e->command;
+}
+
+const command_keys::command* cluster_router::lookup(std::span<const std::string_view> args, std::int8_t& single_key) {
+  single_key = -1;
+  if (const command_keys::command* hit = cached(args[0], single_key)) return hit;
+  name_cache_entry* slot = cache_slot(args[0]);
+  if (slot == nullptr) return commands_.lookup(args);
+  name_cache_entry& e = *slot;
   const std::string_view name = args[0];
-  if (name.empty() || name.size() > name_cache_entry{}.name.size()) return commands_.lookup(args);
-  // Most programs use a handful of commands: remember their entries by exact spelling.
-  name_cache_entry& e = name_cache_[(name.size() * 7 + static_cast<unsigned char>(name[0]) * 3 +
-                                     static_cast<unsigned char>(name.back())) & (name_cache_.size() - 1)];
-  if (e.size == name.size() && std::memcmp(e.name.data(), name.data(), name.size()) == 0) return e.command;
   const command_keys::command* c = commands_.lookup(args);
   if (c != nullptr && !c->has_subcommands) {
     std::memcpy(e.name.data(), name.data(), name.size());
     e.size = static_cast<std::uint8_t>(name.size());
     e.command = c;
+    e.single_key = static_cast<std::int8_t>(command_keys::single_key_index(*c));
+    single_key = e.single_key;
   }
   return c;
+}
+
+const command_keys::command* cluster_router::lookup(std::span<const std::string_view> args) {
+  std::int8_t single = -1;
+  return lookup(args, single);
 }
 
 void cluster_router::route(request& r) {
@@ -466,6 +511,19 @@ void cluster_router::route(request& r) {
     send(node_named(r.node.substr(0, colon), port), r, {});
     return;
   }
+  // Fast path: the request names its arguments, the command is a known one-key command: route by
+  // the key and let the node's connection encode it (no scratch encoding, no copy).
+  std::string_view name, key;
+  if (r.argument != nullptr && r.replies == 1 && r.argument(r, 0, name)) {
+    std::int8_t single = -1;
+    const command_keys::command* c = cached(name, single);
+    if (c != nullptr && single > 0 && r.argument(r, static_cast<std::size_t>(single), key)) {
+      if (node* n = pick(hash_slot(key), c->readonly)) {
+        send(*n, r, {});
+        return;
+      }
+    }
+  }
   scratch_.clear();
   scratch_.set_reference_threshold(r.borrows_arguments ? resp::default_reference_threshold : 0);
   r.encode(r, scratch_);
@@ -474,12 +532,24 @@ void cluster_router::route(request& r) {
     return;
   }
   args_.clear();
-  command_splitter splitter(scratch_.iovecs());
-  if (!splitter.next(args_) || args_.empty()) {
-    send(*any_primary(), r, scratch_.data());  // not an array of bulk strings: let a server judge it
+  const std::string_view bytes = scratch_.data();  // empty when a payload is referenced
+  const char* at = bytes.data();
+  const bool parsed = bytes.empty() ? command_splitter(scratch_.iovecs()).next(args_)
+                                    : split_contiguous(at, bytes.data() + bytes.size(), args_);
+  if (!parsed || args_.empty()) {
+    send(*any_primary(), r, bytes);  // not an array of bulk strings: let a server judge it
     return;
   }
-  const command_keys::command* c = lookup(args_);
+  std::int8_t single = -1;
+  const command_keys::command* c = lookup(args_, single);
+  if (single > 0 && static_cast<std::size_t>(single) < args_.size()) {
+    // One key at a fixed position (GET, SET, INCR, HSET ...): no key-spec walk.
+    node* n = pick(hash_slot(args_[static_cast<std::size_t>(single)]), c->readonly);
+    if (n != nullptr) {
+      send(*n, r, bytes);
+      return;
+    }
+  }
   key_indexes_.clear();
   if (c == nullptr || command_keys::find(*c, args_, key_indexes_) != command_keys::outcome::found ||
       key_indexes_.empty()) {

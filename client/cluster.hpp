@@ -110,6 +110,7 @@ class cluster_router {
     std::array<char, 24> name{};
     std::uint8_t size = 0;
     const command_keys::command* command = nullptr;
+    std::int8_t single_key = -1;  // the key's index when the command has exactly one, at a fixed place
   };
 
   node& node_named(std::string_view host, std::uint16_t port);
@@ -125,6 +126,9 @@ class cluster_router {
   void broadcast(request& r);
   void send(node& n, request& r, std::string_view encoded);
   const command_keys::command* lookup(std::span<const std::string_view> args);
+  const command_keys::command* lookup(std::span<const std::string_view> args, std::int8_t& single_key);
+  const command_keys::command* cached(std::string_view name, std::int8_t& single_key) noexcept;
+  name_cache_entry* cache_slot(std::string_view name) noexcept;
   void fail_waiting(std::error_code ec);
   void retry_later(request& r);
   void arm_delay_timer();

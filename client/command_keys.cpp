@@ -118,6 +118,13 @@ const command_keys::command* command_keys::lookup(std::span<const std::string_vi
   return &it->second;
 }
 
+int command_keys::single_key_index(const command& c) noexcept {
+  if (c.specs.size() != 1) return -1;
+  const key_spec& k = c.specs.front();
+  const bool one = k.begin_kind == key_spec::begin::index && k.find_kind == key_spec::find::range && k.last_key == 0;
+  return one && k.index > 0 && k.index < 100 ? static_cast<int>(k.index) : -1;
+}
+
 command_keys::outcome command_keys::find(std::span<const std::string_view> args, std::vector<std::size_t>& out) const {
   const command* c = lookup(args);
   return c == nullptr ? outcome::unknown_command : find(*c, args, out);

@@ -40,6 +40,9 @@ class command_keys {
   /// The entry of the call's command (its subcommand's, if it has one), or null if unknown. Valid as
   /// long as this table. Lets a caller cache the lookup for names without subcommands.
   [[nodiscard]] const command* lookup(std::span<const std::string_view> args) const;
+  /// The argument index of the command's only key when its key specs name exactly one key at a fixed
+  /// index (GET, SET, INCR, HSET ...: `find` would always answer {index}), else -1.
+  static int single_key_index(const command& c) noexcept;
   /// `find` with the entry already looked up.
   static outcome find(const command& c, std::span<const std::string_view> args, std::vector<std::size_t>& out);
 

@@ -30,9 +30,15 @@ struct request {
   using node_fn = void (*)(request&, const resp::node&);
   using done_fn = void (*)(request&, std::error_code);
 
+  /// Optional, for single-command requests: sets `out` to argument `index` (0: the command's name)
+  /// and returns true, or returns false (no such argument, or not held as text). Lets a cluster
+  /// client find a key without encoding the command first; the view must stay valid until completion.
+  using argument_fn = bool (*)(const request&, std::size_t index, std::string_view& out);
+
   encode_fn encode = nullptr;
   node_fn on_node = nullptr;
   done_fn on_done = nullptr;
+  argument_fn argument = nullptr;
   /// How many replies complete the request (a pipeline of N commands: N).
   std::uint32_t replies = 1;
   /// Per-request timeout: 0 uses the client's `command_timeout`; negative means none.

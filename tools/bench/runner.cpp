@@ -265,6 +265,12 @@ void run_worker(worker& w, const client::options& target, std::size_t clients, s
       auto& self = static_cast<slot&>(r);
       out.command(std::span<const std::string_view>(self.argv.data(), self.argc));
     };
+    s.argument = [](const client::request& r, std::size_t index, std::string_view& out) {
+      const auto& self = static_cast<const slot&>(r);
+      if (index >= self.argc) return false;
+      out = self.argv[index];
+      return true;
+    };
     s.on_node = [](client::request& r, const resp::node& n) {
       auto& self = static_cast<slot&>(r);
       if (n.depth != 0) return;
