@@ -266,10 +266,20 @@ TEST_F(ClusterClient, ReplicaReadsWhenAsked) {
     done = true;
   };
   run(write);
-  std::this_thread::sleep_for(300ms);  // replicated (asynchronously) before the read
+  // Replication is asynchronous: read from the replica until the write shows (a loaded CI is slow).
+  std::optional<std::string> got;
+  auto read = [&]() -> detached {
+    const auto r = co_await reader.get("replica:k");
+    EXPECT_TRUE(r.has_value());
+    if (r) got = *r;
+    done = true;
+  };
+  for (int attempt = 0; attempt < 100 && got != std::optional<std::string>("v"); ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(50ms);
+    run(read);
+  }
+  EXPECT_EQ(got, std::optional<std::string>("v"));
   auto body = [&]() -> detached {
-    const auto got = co_await reader.get("replica:k");
-    EXPECT_TRUE(got && *got == "v");
     EXPECT_TRUE(co_await reader.set("replica:k", "w"));  // writes still go to the primary
     done = true;
   };
