@@ -216,11 +216,15 @@ template <bool UseNeeded>
     pos += r.consumed;
     if (r.state == status::need_more) {
       if (window_end == size) break;
-      // Chunks arrive until read() can progress (the corpus ends on a reply boundary: ready_at <= size).
-      const std::size_t ready_at = window_end + (UseNeeded ? r.needed : 1);
-      do {
-        window_end += chunk;
-      } while (window_end < ready_at);
+      if constexpr (UseNeeded) {
+        // Chunks arrive until read() can progress (the corpus ends on a reply boundary: ready_at <= size).
+        const std::size_t ready_at = window_end + r.needed;
+        do {
+          window_end += chunk;
+        } while (window_end < ready_at);
+      } else {
+        window_end += chunk;  // the next chunk arrives
+      }
       window_end = std::min(window_end, size);  // the last chunk may be short
     } else if (r.state == status::error) {
       return parse_failed(r.error.code, r.error.offset);
