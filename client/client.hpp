@@ -15,6 +15,7 @@
 #include "net/loop.hpp"
 #include "resp/writer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
@@ -42,20 +43,32 @@ using stored_argument_t =
 
 void submit(client& c, request& r);
 
+// An argument as the awaitable stores it; a char array (a literal command name) without a strlen call.
+template <class T>
+stored_argument_t<T> store_argument(const T& arg) noexcept {
+  if constexpr (std::is_array_v<T>) {
+    return resp::array_text(arg);
+  } else {
+    return arg;
+  }
+}
+
 // True for commands that may block the connection: BLPOP & co., WAIT, XREAD(GROUP) ... BLOCK.
 bool is_blocking_command(std::string_view name) noexcept;
 bool is_block_option(std::string_view arg) noexcept;
 
 bool is_stream_read(std::string_view name) noexcept;  // XREAD, XREADGROUP: blocking with BLOCK
 
+// Whether a command whose stored arguments are `first, rest...` may block the connection. Inline:
+// every awaitable asks, and for nearly every command the first letter answers.
 template <class First, class... Rest>
-bool blocks(const First& first, const Rest&... rest) {
+[[gnu::always_inline]] inline bool blocks(const First& first, const Rest&... rest) {
   if constexpr (std::convertible_to<const First&, std::string_view>) {
-    const std::string_view name(first);
+    const std::string_view name(store_argument(first));
     if (name.empty()) return false;
     // Only B..., W... and X... commands can block: one compare for everything else.
     const char c = static_cast<char>(name[0] & ~0x20);
-    if (c != 'B' && c != 'W' && c != 'X') return false;
+    if (c != 'B' && c != 'W' && c != 'X') [[likely]] return false;
     if (is_blocking_command(name)) return true;
     if (is_stream_read(name)) {
       bool block = false;
@@ -128,7 +141,7 @@ class reply_awaitable : protected request {
  private:
   client& client_;
   reply_sink<T> sink_;
-  std::error_code failure_;
+  std::error_code failure_ = no_error;
   std::coroutine_handle<> handle_;
 };
 
@@ -143,7 +156,7 @@ class [[nodiscard]] command_awaitable : public detail::reply_awaitable<command_a
   friend base;
 
  public:
-  explicit command_awaitable(client& c, const Args&... args) : base(c), args_(args...) {
+  explicit command_awaitable(client& c, const Args&... args) : base(c), args_(detail::store_argument(args)...) {
     request::blocking = detail::blocks(args...);
     // Each argument is one word unless a range expands: then positions are not the tuple's.
     if constexpr ((!resp::range_argument<Args> && ...)) request::argument = &argument_at;

@@ -326,20 +326,20 @@ void connection::on_setup(step& s, std::error_code ec) {
 
 // --- Commands ---
 
-void connection::submit(request& r) { submit(r, std::string_view()); }
-
 void connection::submit(request& r, std::string_view encoded) {
-  if (state_ == connection_state::closed) {
-    r.on_done(r, errc::shutting_down);
-    return;
-  }
-  if (auth_failed_) {
-    r.on_done(r, errc::auth_failed);
-    return;
-  }
-  if (state_ != connection_state::ready && mux_.unsent() >= opts_.offline_queue_limit) {
-    r.on_done(r, errc::offline_queue_full);
-    return;
+  if (state_ != connection_state::ready || auth_failed_) [[unlikely]] {
+    if (state_ == connection_state::closed) {
+      r.on_done(r, errc::shutting_down);
+      return;
+    }
+    if (auth_failed_) {
+      r.on_done(r, errc::auth_failed);
+      return;
+    }
+    if (state_ != connection_state::ready && mux_.unsent() >= opts_.offline_queue_limit) {
+      r.on_done(r, errc::offline_queue_full);
+      return;
+    }
   }
   const auto timeout = r.timeout.count() != 0 ? r.timeout : opts_.command_timeout;
   const auto deadline = timeout.count() > 0 ? loop_.now() + timeout : net::clock::time_point::max();

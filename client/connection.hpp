@@ -56,7 +56,7 @@ class connection {
   void start();
   /// Queues `r` (encoding it now). Completes it at once with an error if the connection is closed,
   /// the offline queue is full, or authentication failed.
-  void submit(request& r);
+  void submit(request& r) { submit(r, std::string_view()); }
   /// Like `submit(r)`, with `r`'s bytes already encoded (copied now).
   void submit(request& r, std::string_view encoded);
   /// Closes: every queued command completes with `shutting_down`; no reconnect.

@@ -28,6 +28,10 @@ enum class errc : int {
 /// The "redring.client" category.
 [[nodiscard]] const std::error_category& client_category() noexcept;
 
+/// The error_code of a success, made once: `std::error_code{}` calls `std::system_category()`, an
+/// out-of-line call, each time, and every completed command passes one.
+inline const std::error_code no_error{};
+
 /// Makes `e` an error_code in `client_category()` (found by ADL).
 [[nodiscard]] inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), client_category()}; }
 

@@ -23,11 +23,12 @@ void multiplexer::grow() {
   std::vector<slot> bigger(ring_.size() * 2);
   for (std::size_t i = 0; i < size_; ++i) bigger[i] = at(i);
   ring_.swap(bigger);
+  mask_ = ring_.size() - 1;
   head_ = 0;
 }
 
 void multiplexer::pop_front() noexcept {
-  head_ = (head_ + 1) & (ring_.size() - 1);
+  head_ = (head_ + 1) & mask_;
   --size_;
   if (sent_ > 0) --sent_;
 }
@@ -46,7 +47,7 @@ void multiplexer::encode(request& r, net::clock::time_point deadline, bool front
   front_.set_reference_threshold(0);
   r.encode(r, front_);
   const std::size_t pos = sent_ + front_unsent_;
-  head_ = (head_ + ring_.size() - 1) & (ring_.size() - 1);
+  head_ = (head_ + mask_) & mask_;
   ++size_;
   for (std::size_t i = 0; i < pos; ++i) at(i) = at(i + 1);
   at(pos) = s;
@@ -253,7 +254,7 @@ void multiplexer::dispatch(const resp::node& n) {
   request* r = s.req;
   if (r == nullptr) --zombies_;
   pop_front();
-  if (r != nullptr) r->on_done(*r, {});
+  if (r != nullptr) r->on_done(*r, no_error);
 }
 
 bool is_cluster_redirect(std::string_view error) noexcept {

@@ -133,7 +133,7 @@ class multiplexer {
     net::clock::time_point deadline;
   };
 
-  slot& at(std::size_t i) noexcept { return ring_[(head_ + i) & (ring_.size() - 1)]; }
+  slot& at(std::size_t i) noexcept { return ring_[(head_ + i) & mask_]; }
   void grow();
   void pop_front() noexcept;
   std::error_code parse();
@@ -147,6 +147,7 @@ class multiplexer {
 
   // FIFO of requests, oldest first: [0, sent_) were handed to the transport.
   std::vector<slot> ring_;
+  std::size_t mask_ = 63;  // ring_.size() - 1, kept: every request and reply indexes the ring
   std::size_t head_ = 0, size_ = 0, sent_ = 0, zombies_ = 0;
   net::clock::time_point next_deadline_ = net::clock::time_point::max();
 

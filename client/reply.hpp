@@ -134,10 +134,11 @@ class reply_sink<T> {
   [[nodiscard]] result<T> take() {
     switch (state_) {
       case state::text:
+        // Built in the result: the string moves once, from the sink.
         if constexpr (std::same_as<T, std::string>) {
-          return std::move(*text_);
+          return result<T>(std::in_place, std::move(*text_));
         } else {
-          return T(std::move(text_));
+          return result<T>(std::in_place, std::move(text_));
         }
       case state::null:
         if constexpr (std::same_as<T, std::string>) {

@@ -262,13 +262,6 @@ std::size_t loop::run_posted() {
   return n;
 }
 
-void loop::at_end_of_turn(turn_hook& hook) noexcept {
-  if (hook.queued) return;
-  hook.queued = true;
-  hook.next = hooks_;
-  hooks_ = &hook;
-}
-
 void loop::run_hooks() {
   // Hooks may queue hooks (a flush that completes a request whose continuation writes again).
   while (hooks_ != nullptr) {
@@ -281,12 +274,6 @@ void loop::run_hooks() {
       list = next;
     }
   }
-}
-
-// Every submit asks this; pthread_self reads a register, where std::this_thread::get_id hashing cost
-// 53 instructions per command (bench/README.md, callgrind).
-bool loop::in_loop_thread() const noexcept {
-  return ::pthread_equal(thread_.load(std::memory_order_relaxed), ::pthread_self()) != 0;
 }
 
 std::size_t loop::run_once(std::chrono::milliseconds max_wait) {

@@ -110,7 +110,12 @@ class loop {
   // --- Turns ---
 
   /// Runs `hook` at the end of this turn, before the submit. No-op if already queued this turn.
-  void at_end_of_turn(turn_hook& hook) noexcept;
+  void at_end_of_turn(turn_hook& hook) noexcept {
+    if (hook.queued) return;
+    hook.queued = true;
+    hook.next = hooks_;
+    hooks_ = &hook;
+  }
   /// One turn: runs posted work, expired timers and end-of-turn hooks, submits, then waits up to
   /// `max_wait` for at least one completion (0: do not wait) and dispatches every completion that
   /// arrived. Returns the number of completions, timers and tasks handled.
@@ -129,7 +134,10 @@ class loop {
   /// Queues `t` to run on the loop thread. Thread-safe; wakes the loop only if it sleeps.
   void post(task& t) noexcept;
   /// True on the thread that runs the loop (the one that constructed it, or the last to call run).
-  [[nodiscard]] bool in_loop_thread() const noexcept;
+  /// Inline: every submission asks (pthread_self reads a register; no hashing of thread ids).
+  [[nodiscard]] bool in_loop_thread() const noexcept {
+    return ::pthread_equal(thread_.load(std::memory_order_relaxed), ::pthread_self()) != 0;
+  }
 
   /// An eventfd that becomes readable when the loop has completions to handle (with
   /// `loop_options::notify_fd`): watch it from epoll/libuv/asio and call `poll()`. -1 otherwise.

@@ -36,6 +36,9 @@ class [[nodiscard]] result {
  public:
   /// A result holding a value.
   result(T v) : state_(std::in_place_index<0>, std::move(v)) {}  // NOLINT: implicit by design
+  /// A result holding a T constructed from `args` where it will stay (no move of a finished T).
+  template <class... A>
+  explicit result(std::in_place_t, A&&... args) : state_(std::in_place_index<0>, std::forward<A>(args)...) {}
   /// A result holding an error.
   result(resp::error e) : state_(std::in_place_index<1>, std::move(e)) {}  // NOLINT: implicit by design
 

@@ -44,15 +44,12 @@ std::size_t writer::format_double(char* out, double v) noexcept {
   return static_cast<std::size_t>(put_double(out, v) - out);
 }
 
-char* writer::reserve(std::size_t n) {
-  if (capacity_ - size_ < n) {
-    const std::size_t capacity = std::max({capacity_ * 2, size_ + n, std::size_t{256}});
-    auto grown = std::make_unique_for_overwrite<char[]>(capacity);
-    if (size_ != 0) std::memcpy(grown.get(), buf_.get(), size_);
-    buf_ = std::move(grown);
-    capacity_ = capacity;
-  }
-  return buf_.get() + size_;
+void writer::grow(std::size_t n) {
+  const std::size_t capacity = std::max({capacity_ * 2, size_ + n, std::size_t{256}});
+  auto grown = std::make_unique_for_overwrite<char[]>(capacity);
+  if (size_ != 0) std::memcpy(grown.get(), buf_.get(), size_);
+  buf_ = std::move(grown);
+  capacity_ = capacity;
 }
 
 void writer::reference(std::string_view bytes) {

@@ -7,6 +7,7 @@
 
 #include <sys/uio.h>
 
+#include <bit>
 #include <charconv>
 #include <concepts>
 #include <cstddef>
@@ -35,6 +36,22 @@ concept range_argument = std::ranges::sized_range<const T> && !scalar_argument<T
 /// Anything `writer::command` accepts.
 template <class T>
 concept argument = scalar_argument<T> || range_argument<T>;
+
+/// The text of a char array argument, as strlen would find it (up to the first NUL, or the whole
+/// array if it has none), without a call: arrays of up to 8 bytes (command names as literals) are
+/// searched in one word, larger ones by char_traits::find.
+template <std::size_t N>
+[[gnu::always_inline]] inline std::string_view array_text(const char (&a)[N]) noexcept {
+  if constexpr (N <= 8 && std::endian::native == std::endian::little) {
+    std::uint64_t v = ~std::uint64_t{0};  // bytes past the array count as non-NUL
+    std::memcpy(&v, a, N);
+    const std::uint64_t zero = (v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL;
+    return std::string_view(a, zero == 0 ? N : static_cast<std::size_t>(__builtin_ctzll(zero)) / 8);
+  } else {
+    const char* const end = std::char_traits<char>::find(a, N, '\0');
+    return std::string_view(a, end == nullptr ? N : static_cast<std::size_t>(end - a));
+  }
+}
 
 /// Payloads of this many bytes or more are referenced by an iovec instead of copied.
 inline constexpr std::size_t default_reference_threshold = 16 * 1024;
@@ -153,6 +170,16 @@ class writer {
     std::size_t length;
   };
 
+  // The text of a string-like argument (a char array's by `array_text`: no strlen call).
+  template <class T>
+  [[gnu::always_inline]] static std::string_view text_of(const T& arg) noexcept {
+    if constexpr (std::is_array_v<T>) {
+      return array_text(arg);
+    } else {
+      return std::string_view(arg);
+    }
+  }
+
   template <class T>
   static constexpr std::size_t argument_count(const T& arg) noexcept {
     if constexpr (range_argument<T>) {
@@ -167,7 +194,7 @@ class writer {
     if constexpr (range_argument<T>) {
       for (const auto& element : arg) write_argument(element);
     } else if constexpr (std::convertible_to<const T&, std::string_view>) {
-      bulk(std::string_view(arg));
+      bulk(text_of(arg));
     } else if constexpr (std::floating_point<T>) {
       bulk(static_cast<double>(arg));
     } else if constexpr (std::is_signed_v<T>) {
@@ -182,14 +209,14 @@ class writer {
 
   // Adds the encoded size of `arg` to `bound`; false if it must be referenced (slow path).
   template <class T>
-  bool add_bound(std::size_t& bound, const T& arg) const noexcept {
+  [[gnu::always_inline]] bool add_bound(std::size_t& bound, const T& arg) const noexcept {
     if constexpr (range_argument<T>) {
       for (const auto& e : arg) {
         if (!add_bound(bound, e)) return false;
       }
       return true;
     } else if constexpr (std::convertible_to<const T&, std::string_view>) {
-      const std::size_t n = std::string_view(arg).size();
+      const std::size_t n = text_of(arg).size();
       bound += 1 + max_digits + 2 + n + 2;
       return n < threshold_;
     } else {
@@ -199,7 +226,7 @@ class writer {
   }
 
   // Writes a length or count; short ones without a call.
-  static char* put_length(char* p, std::uint64_t v) noexcept {
+  [[gnu::always_inline]] static char* put_length(char* p, std::uint64_t v) noexcept {
     if (v < 10) {
       *p++ = static_cast<char>('0' + v);
     } else if (v < 100) {
@@ -214,10 +241,43 @@ class writer {
     return p + 2;
   }
 
-  static char* put_bulk(char* p, std::string_view s) noexcept {
+  // Copies `n` bytes. Up to 32 (keys, field names, small values: most arguments) without a call:
+  // two overlapping moves of the largest power of two that fits, so no branch per byte; longer ones
+  // by memcpy. (A call to memcpy costs more than the copy itself for a 3-byte "GET".)
+  [[gnu::always_inline]] static void copy_short(char* dst, const char* src, std::size_t n) noexcept {
+    struct bytes16 {
+      char b[16];
+    };
+    if (n > 32) {
+      std::memcpy(dst, src, n);
+    } else if (n >= 16) {
+      copy_ends<bytes16>(dst, src, n);
+    } else if (n >= 8) {
+      copy_ends<std::uint64_t>(dst, src, n);
+    } else if (n >= 4) {
+      copy_ends<std::uint32_t>(dst, src, n);
+    } else if (n != 0) {
+      const char a = src[0], b = src[n / 2], c = src[n - 1];
+      dst[0] = a;
+      dst[n / 2] = b;
+      dst[n - 1] = c;
+    }
+  }
+
+  // The first and the last sizeof(Word) bytes of n in [sizeof(Word), 2 * sizeof(Word)]: all of them.
+  template <class Word>
+  [[gnu::always_inline]] static void copy_ends(char* dst, const char* src, std::size_t n) noexcept {
+    Word head, tail;
+    std::memcpy(&head, src, sizeof head);
+    std::memcpy(&tail, src + n - sizeof tail, sizeof tail);
+    std::memcpy(dst, &head, sizeof head);
+    std::memcpy(dst + n - sizeof tail, &tail, sizeof tail);
+  }
+
+  [[gnu::always_inline]] static char* put_bulk(char* p, std::string_view s) noexcept {
     *p++ = '$';
     p = put_length(p, s.size());
-    std::memcpy(p, s.data(), s.size());
+    copy_short(p, s.data(), s.size());
     p += s.size();
     p[0] = '\r';
     p[1] = '\n';
@@ -225,19 +285,32 @@ class writer {
   }
 
   template <class T>
-  static void put_argument(char*& p, const T& arg) noexcept {
+  [[gnu::always_inline]] static void put_argument(char*& p, const T& arg) noexcept {
     if constexpr (range_argument<T>) {
       for (const auto& e : arg) put_argument(p, e);
     } else if constexpr (std::convertible_to<const T&, std::string_view>) {
-      p = put_bulk(p, std::string_view(arg));
+      p = put_bulk(p, text_of(arg));
     } else if constexpr (std::floating_point<T>) {
       char digits[max_number];
-      p = put_bulk(p, std::string_view(digits, format_double(digits, static_cast<double>(arg))));
+      p = put_number(p, digits, format_double(digits, static_cast<double>(arg)));
     } else {
       char digits[max_number];
       const char* e = std::to_chars(digits, digits + max_number, arg).ptr;
-      p = put_bulk(p, std::string_view(digits, static_cast<std::size_t>(e - digits)));
+      p = put_number(p, digits, static_cast<std::size_t>(e - digits));
     }
+  }
+
+  // A number's text (`n` <= max_number bytes of `digits`) as a bulk string. The whole digits buffer
+  // is copied, a fixed-size copy without a call or a branch on `n`: `add_bound` counted max_number
+  // bytes of payload, so the bytes past `n` land in reserved space and the CRLF overwrites them.
+  [[gnu::always_inline]] static char* put_number(char* p, const char (&digits)[max_number], std::size_t n) noexcept {
+    *p++ = '$';
+    p = put_length(p, n);
+    std::memcpy(p, digits, max_number);
+    p += n;
+    p[0] = '\r';
+    p[1] = '\n';
+    return p + 2;
   }
 
   // Shortest round-trip text of `v` into `out` (inf, -inf, nan spelled as RESP3 does); its length.
@@ -246,7 +319,13 @@ class writer {
   void bulk_unsigned(std::uint64_t v);
   void copy_bulk(std::string_view bytes);  // never references: for digits in a local buffer
   void array_header_raw(type t, std::uint64_t count);
-  char* reserve(std::size_t n);  // room for n more bytes; returns the write position
+  // Room for n more bytes; returns the write position. Inline: every command asks, and the buffer
+  // only grows until the largest batch fits.
+  char* reserve(std::size_t n) {
+    if (capacity_ - size_ < n) [[unlikely]] grow(n);
+    return buf_.get() + size_;
+  }
+  void grow(std::size_t n);
   void commit(char* end) noexcept { size_ = static_cast<std::size_t>(end - buf_.get()); }
   void reference(std::string_view bytes);
   void line(char prefix, std::string_view text);

@@ -32,6 +32,40 @@ TEST(Writer, Commands) {
   EXPECT_EQ(w.data(), "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\n" + value + "\r\n$2\r\nEX\r\n$2\r\n10\r\n");
 }
 
+// The inline copy has a branch per size class (0, 1-3, 4-7, 8-15, 16-32, larger): every length up
+// to 80, at every alignment of the source, must come out byte for byte.
+TEST(Writer, EveryShortArgumentLengthIsCopiedExactly) {
+  std::string source(100, '\0');
+  for (std::size_t i = 0; i < source.size(); ++i) source[i] = static_cast<char>('A' + i % 53);
+  for (std::size_t offset = 0; offset < 8; ++offset) {
+    for (std::size_t n = 0; n <= 80; ++n) {
+      writer w;
+      const std::string_view arg(source.data() + offset, n);
+      w.command("ECHO", arg, 7);
+      const std::string expected = "*3\r\n$4\r\nECHO\r\n$" + std::to_string(n) + "\r\n" + std::string(arg) +
+                                   "\r\n$1\r\n7\r\n";
+      ASSERT_EQ(w.data(), expected) << "length " << n << " offset " << offset;
+    }
+  }
+}
+
+// A char array's text ends at its first NUL, as strlen would say, or at its end if it has none.
+TEST(Writer, CharArraysEndAtTheirFirstNul) {
+  EXPECT_EQ(array_text("GET"), "GET");
+  EXPECT_EQ(array_text(""), "");
+  const char embedded[6] = {'a', 'b', '\0', 'c', 'd', '\0'};
+  EXPECT_EQ(array_text(embedded), "ab");
+  const char unterminated[3] = {'x', 'y', 'z'};
+  EXPECT_EQ(array_text(unterminated), "xyz");
+  char buffer[64] = "short";
+  EXPECT_EQ(array_text(buffer), "short");
+  const char long_literal[] = "a literal longer than one word";
+  EXPECT_EQ(array_text(long_literal), "a literal longer than one word");
+  writer w;
+  w.command(buffer, embedded);
+  EXPECT_EQ(w.data(), "*2\r\n$5\r\nshort\r\n$2\r\nab\r\n");
+}
+
 TEST(Writer, ArgumentKinds) {
   writer w;
   const std::vector<std::string> keys = {"a", "bb"};
