@@ -148,12 +148,17 @@ bool is_broadcast(std::span<const std::string_view> args) {
 }
 
 struct asking_request : request {
+  static void done(request& r, std::error_code) { delete static_cast<asking_request*>(&r); }
   asking_request() {
     encode = [](request&, resp::writer& w) { w.command("ASKING"); };
     on_node = [](request&, const resp::node&) {};
-    on_done = [](request& r, std::error_code) { delete static_cast<asking_request*>(&r); };
+    on_done = &done;
   }
 };
+
+// An ASKING taken back unsent belongs to the command after it, which is routed again on its own:
+// sent elsewhere, it would let that node serve the next command of its connection.
+bool is_asking(const request& r) noexcept { return r.on_done == &asking_request::done; }
 
 }  // namespace
 
@@ -429,6 +434,7 @@ std::vector<cluster_node_load> cluster_router::load() const {
 }
 
 std::string cluster_router::last_error() const {
+  if (!topology_why_.empty()) return topology_why_;
   for (const auto& [name, n] : nodes_) {
     if (n->conn && !n->conn->last_error().empty()) return name + ": " + n->conn->last_error();
   }
@@ -745,8 +751,9 @@ void cluster_router::redirected(node& from, request& r, std::string_view error) 
     const std::string_view where = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
     const auto colon = where.rfind(':');
     std::uint16_t slot = 0, port = 0;
+    // Port 0 is no port: a node there could never be reached, and the command would wait for it.
     if (colon == std::string_view::npos || !parse_int(rest.substr(0, space), slot) || slot >= slot_count ||
-        !parse_int(where.substr(colon + 1), port)) {
+        !parse_int(where.substr(colon + 1), port) || port == 0) {
       deliver_error(r, error);
       return;
     }
@@ -853,6 +860,7 @@ void cluster_router::start_refresh() {
   if (from == nullptr) from = primaries_.empty() ? &seed() : any_primary();
   last_refresh_ = loop_.now();
   refresh_host_ = from->host.empty() ? opts_.host : from->host;
+  refresh_node_ = from->name;
   ++stats_.refreshes;
   std::vector<std::string> args = {"CLUSTER", use_shards_ ? "SHARDS" : "SLOTS"};
   topology_request_->send(from->main(), std::move(args), std::max(opts_.connect_timeout, std::chrono::milliseconds(100)));
@@ -867,10 +875,7 @@ void cluster_router::topology_received(bootstrap_request& b, std::error_code ec)
       start_refresh();
       return;
     }
-    if (!ready_ && text.find("cluster support disabled") != std::string::npos) {
-      topology_error_ = errc::cluster_topology;
-      fail_waiting(errc::cluster_topology);
-    }
+    topology_failed(text);
     ec = errc::cluster_topology;
   }
   if (!ec) {
@@ -879,10 +884,24 @@ void cluster_router::topology_received(bootstrap_request& b, std::error_code ec)
       apply(std::move(*map));
       return;
     }
+    topology_failed(map.error().message);
   }
   // No topology this time: try again (rate-limited).
   const auto due = last_refresh_ + std::max(opts_.cluster.min_refresh_gap, std::chrono::milliseconds(10));
   if (!refresh_timer_.armed() || refresh_timer_.deadline > due) loop_.arm(refresh_timer_, due);
+}
+
+// The node asked answered, with an error or with a reply of another shape. Before the first topology
+// the commands waiting for it fail (waiting would not help: the node answered) and later ones fail
+// fast until a topology is readable; after it, the topology in use stays. Either way it is asked again.
+void cluster_router::topology_failed(std::string_view why) {
+  topology_why_ = "CLUSTER ";
+  topology_why_ += use_shards_ ? "SHARDS" : "SLOTS";
+  topology_why_ += " from " + refresh_node_ + ": ";
+  topology_why_ += why;
+  if (ready_) return;
+  topology_error_ = errc::cluster_topology;
+  fail_waiting(errc::cluster_topology);
 }
 
 void cluster_router::commands_received(bootstrap_request& b, std::error_code ec) {
@@ -902,6 +921,7 @@ void cluster_router::apply(slot_map map) {
   map_ = std::move(map);
   has_map_ = true;
   topology_error_ = {};
+  topology_why_.clear();
   for (auto& [name, n] : nodes_) n->in_topology = n->primary = false;
   shard_nodes_.clear();
   shard_primary_.clear();
@@ -927,17 +947,20 @@ void cluster_router::apply(slot_map map) {
     shard_nodes_.push_back(std::move(members));
   }
   become_ready();
-  reroute_stranded();
-  // Forget nodes that left the topology and are not connected (a dead primary after its failover).
+  // Forget nodes that left the topology and are not connected (a dead primary after its failover, a
+  // node a redirection named that never answered): what waits on them unsent is routed again.
+  std::vector<request*> stranded;
   for (auto it = nodes_.begin(); it != nodes_.end();) {
     node& n = *it->second;
     if (!n.in_topology && (!n.conn || n.conn->state() != connection_state::ready) && n.blocking.empty()) {
+      if (n.conn) n.conn->take_unsent([&stranded](request& r) { stranded.push_back(&r); });
       n.close();
       it = nodes_.erase(it);
     } else {
       ++it;
     }
   }
+  reroute_stranded(std::move(stranded));
   // While a primary is down, look again soon: its replica's promotion changes the topology.
   const bool primary_down = std::any_of(primaries_.begin(), primaries_.end(), [](node* p) { return p->down() || !p->healthy; });
   const auto next = primary_down ? std::max(opts_.cluster.min_refresh_gap, std::chrono::milliseconds(50))
@@ -954,8 +977,7 @@ void cluster_router::become_ready() {
 }
 
 // Commands queued on a node that is down were never sent: route them again by the new topology.
-void cluster_router::reroute_stranded() {
-  std::vector<request*> stranded;
+void cluster_router::reroute_stranded(std::vector<request*> stranded) {
   for (auto& [name, n] : nodes_) {
     if (n->down()) n->conn->take_unsent([&stranded](request& r) { stranded.push_back(&r); });
   }
@@ -964,6 +986,10 @@ void cluster_router::reroute_stranded() {
     if (r == topology_request_.get() || r == commands_request_.get()) {
       // The router's own requests: no longer in flight; asked again by the timers.
       static_cast<bootstrap_request*>(r)->in_flight = false;
+      continue;
+    }
+    if (is_asking(*r)) {
+      r->on_done(*r, errc::shutting_down);  // deletes it
       continue;
     }
     route(*r);

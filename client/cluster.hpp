@@ -88,7 +88,8 @@ class cluster_router {
   [[nodiscard]] std::vector<cluster_node_load> load() const;
   /// Redirections, retries, refreshes, splits.
   [[nodiscard]] const cluster_statistics& statistics() const noexcept { return stats_; }
-  /// Why a node connection last failed ("" if none did).
+  /// Why the last topology reply could not be used, else why a node connection last failed ("" if
+  /// neither happened).
   [[nodiscard]] std::string last_error() const;
   /// Where RESP3 pushes of every node connection go.
   void set_push_handler(push_handler h);
@@ -138,7 +139,8 @@ class cluster_router {
   void commands_received(bootstrap_request& b, std::error_code ec);
   void apply(slot_map map);
   void become_ready();
-  void reroute_stranded();
+  void reroute_stranded(std::vector<request*> stranded);
+  void topology_failed(std::string_view why);
   void redirected(node& from, request& r, std::string_view error);
   static void deliver_error(request& r, std::string_view text);
 
@@ -177,6 +179,8 @@ class cluster_router {
   std::unique_ptr<bootstrap_request> topology_request_, commands_request_;
   bool use_shards_ = true;
   std::string refresh_host_;  // the host of the node the last topology came from
+  std::string refresh_node_;  // its name, for errors
+  std::string topology_why_;  // why the last topology reply was not used ("" once one was)
   net::clock::time_point last_refresh_{};
   push_handler push_;
   cluster_statistics stats_;

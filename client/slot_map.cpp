@@ -21,6 +21,9 @@ bool port_number(const resp::value& v, std::uint16_t& out) {
   return true;
 }
 
+// A string or integer where a list belongs has no elements: without this check it would read as empty.
+bool is_list(const resp::value& v) { return v.data_type == resp::type::array || v.data_type == resp::type::set; }
+
 }  // namespace
 
 void slot_map::add(cluster_shard s) {
@@ -45,7 +48,9 @@ resp::result<slot_map> slot_map::from_shards(const resp::value& reply) {
   for (const resp::value& shard : reply.elements) {
     const resp::value* slots = shard.find("slots");
     const resp::value* nodes = shard.find("nodes");
-    if (slots == nullptr || nodes == nullptr || slots->elements.size() % 2 != 0) return bad_shape("CLUSTER SHARDS entry without slots/nodes");
+    if (slots == nullptr || nodes == nullptr || !is_list(*slots) || !is_list(*nodes) || slots->elements.size() % 2 != 0) {
+      return bad_shape("CLUSTER SHARDS entry without slots/nodes");
+    }
     cluster_shard s;
     for (std::size_t i = 0; i < slots->elements.size(); i += 2) {
       std::uint16_t first = 0, last = 0;
