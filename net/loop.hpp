@@ -67,6 +67,7 @@ struct loop_features {
   bool buffer_rings = false;       ///< provided buffer rings (5.19)
   bool recv_multishot = false;     ///< multishot recv (6.0)
   bool send_zc = false;            ///< IORING_OP_SEND_ZC (6.0)
+  bool registered_ring_fd = false; ///< the ring fd registered (5.18): io_uring_enter skips an fd lookup
 };
 
 /// An io_uring event loop. Not thread-safe, except `post` and `stop`, which any thread may call.
