@@ -150,6 +150,7 @@ void reader::reset() noexcept {
 
 reader::step reader::fail(errc code, const char* at) {
   failed_ = true;
+  pending_body_ = false;  // so that read() goes straight to read_some, which reports the error
   wait_ = 0;
   error_ = {code, offset_ + static_cast<std::uint64_t>(at - input_begin_)};
   return step::error;
@@ -412,7 +413,9 @@ void reader::finish_element(node& out) {
 
 // Parses into `out` until it is full (ok), the input runs out (need-more, with `wait_` set for the
 // next call) or an error (`error_`, sticky). `read` turns the outcome into a read_result.
-reader::progress reader::read_some(std::string_view input, std::span<node> out) {
+// Aligned to a cache line: its loop ran 5 % slower on C3 in a build where only code elsewhere had
+// moved it by 16 bytes; aligned, its speed no longer depends on what is linked before it.
+[[gnu::aligned(64)]] reader::progress reader::read_some(std::string_view input, std::span<node> out) {
   if (failed_) return {0, 0, status::error};
   const char* const begin = input.data();
   const char* const end = begin + input.size();
@@ -449,6 +452,14 @@ reader::progress reader::read_some(std::string_view input, std::span<node> out) 
     case step::error: break;
   }
   return {consumed, nodes, status::error};  // `fail` set wait_ to 0
+}
+
+// The fast paths' way out: out[0, emitted) is written from input[0, used); the rest is read_some's.
+reader::progress reader::read_after(std::string_view input, std::size_t used, std::uint32_t emitted,
+                                    std::span<node> out) {
+  offset_ += used;  // first: read_some's error offsets count from its own input
+  const progress rest = read_some(input.substr(used), out.subspan(emitted));
+  return {rest.consumed + used, rest.nodes + emitted, rest.state};
 }
 
 }  // namespace redring::resp

@@ -65,7 +65,9 @@ class reader {
       return r;
     }
     if (out.size() > max_nodes_per_read) out = out.first(max_nodes_per_read);
-    const progress done = read_some(input, out);
+    const progress done = pending_body_                        ? resume_blob(input, out)
+                          : !input.empty() && input[0] == '$' ? start_blob(input, out)
+                                                              : read_some(input, out);
     r.state = done.state;
     r.nodes = done.nodes;
     r.consumed = done.consumed;
@@ -112,6 +114,97 @@ class reader {
 
   progress read_some(std::string_view input, std::span<node> out);
 
+  // What most calls do when a reply trickles in pieces smaller than its elements (C6: 37-byte chunks,
+  // one call per 108-byte element): finish the pending blob string, then consume the next blob
+  // header and stop, its payload still arriving. Inline in the caller, such a call costs a few dozen
+  // instructions instead of read_some's call, frame and general dispatch. Only the plain shape is
+  // handled here (a blob string at top level or inside an aggregate it does not close, then `$<n>`);
+  // anything else, and whatever follows, is read_some's, so nodes, errors and their offsets are the
+  // same for every split. (No error check: fail() drops the pending payload.)
+  [[gnu::always_inline]] progress resume_blob(std::string_view input, std::span<node> out) {
+    const char* const p = input.data();
+    const char* const end = p + input.size();
+    const std::uint64_t len = body_length_;
+    frame* const top = stack_.empty() ? nullptr : &stack_.back();
+    if (out.empty() || body_type_ != type::blob_string || input.size() < len + 2 || p[len] != '\r' ||
+        p[len + 1] != '\n' || (top != nullptr && !top->streamed && top->remaining == 0)) {
+      return read_some(input, out);  // another type, a payload without its CRLF, or it closes an aggregate
+    }
+    node& n = out[0];
+    n = node{};
+    n.data_type = type::blob_string;
+    n.depth = body_depth_;
+    n.value = std::string_view(p, len);
+    n.ends_reply = top == nullptr && !after_attribute_;
+    pending_body_ = false;
+    const char* const h = p + len + 2;
+    const auto used = static_cast<std::size_t>(h - p);
+    if (out.size() == 1 || h == end) {
+      wait_ = 1;
+      offset_ += used;
+      return {used, 1, out.size() == 1 ? status::ok : status::need_more};  // a full output is ok first
+    }
+    if (*h != '$' || (top != nullptr && top->streamed)) return read_after(input, used, 1, out);
+    return blob_header(input, used, 1, top, body_depth_, out);
+  }
+
+  // A call that starts at a blob header (the one after a header cut by the end of the last input):
+  // as resume_blob's second half. Not after an error (sticky), nor inside a stream.
+  [[gnu::always_inline]] progress start_blob(std::string_view input, std::span<node> out) {
+    frame* const top = stack_.empty() ? nullptr : &stack_.back();
+    if (failed_ || out.empty() || (top != nullptr && (top->streamed || top->remaining == 0))) {
+      return read_some(input, out);
+    }
+    return blob_header(input, 0, 0, top, static_cast<std::uint32_t>(stack_.size()), out);
+  }
+
+  // The blob header `$<digits>\r\n` at input[used], with out[0, emitted) written and `top` (nullptr at
+  // top level) the counted aggregate it belongs to, at `depth`: consumes it (begin_element's counting,
+  // the limits and line rules as read_some applies them) and stops, or leaves its payload to
+  // read_some when that is here too. A header still arriving gets read_some's partial-line state.
+  [[gnu::always_inline]] progress blob_header(std::string_view input, std::size_t used, std::uint32_t emitted,
+                                              frame* top, std::uint32_t depth, std::span<node> out) {
+    const char* const p = input.data();
+    const char* const end = p + input.size();
+    const char* const h = p + used;
+    const char* q = h + 1;
+    std::uint64_t v = 0;
+    const char* const stop = end - q > 18 ? q + 18 : end;  // 18 digits cannot wrap; more are read_some's
+    for (; q != stop; ++q) {
+      const unsigned d = static_cast<unsigned char>(*q) - unsigned{'0'};
+      if (d > 9) break;
+      v = v * 10 + d;
+    }
+    const auto digits = static_cast<std::uint64_t>(q - h - 1);
+    if (end - q < 2 || q[0] != '\r' || q[1] != '\n' || digits == 0 || v > limits_.max_bulk_length ||
+        digits > limits_.max_line_length) {
+      const auto content = static_cast<std::uint64_t>(end - h - 1);
+      if ((q == end || (q + 1 == end && *q == '\r')) && content < limits_.max_line_length + 2) {
+        // Digits (and perhaps the CR) so far: wait for the rest of the line, as parse_element does.
+        scanned_ = content == 0 ? 0 : content - 1;
+        wait_ = content + 2;
+        offset_ += used;
+        return {used, emitted, status::need_more};
+      }
+      return read_after(input, used, emitted, out);  // another line, or one read_some refuses
+    }
+    after_attribute_ = false;
+    if (top != nullptr) --top->remaining;  // not zero: the callers checked
+    scanned_ = 0;
+    body_type_ = type::blob_string;
+    body_length_ = v;
+    body_depth_ = depth;
+    pending_body_ = true;
+    const auto header_end = static_cast<std::size_t>(q + 2 - p);
+    if (input.size() - header_end < v + 2) {
+      wait_ = v + 2;
+      offset_ += header_end;
+      return {header_end, emitted, status::need_more};
+    }
+    return read_after(input, header_end, emitted, out);  // the payload is here too: read_some resumes at it
+  }
+
+  progress read_after(std::string_view input, std::size_t used, std::uint32_t emitted, std::span<node> out);
   step parse_element(const char*& p, const char* end, node& out);
   step parse_line_element(const char* start, const char* line_end, const char*& p, node& out);
   step parse_body(const char*& p, const char* end, node& out);

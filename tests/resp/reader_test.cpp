@@ -8,10 +8,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace redring::resp {
 namespace {
@@ -432,6 +434,87 @@ TEST(Reader, BoundaryTracking) {
   EXPECT_FALSE(decode("|0\r\n").boundary);
   EXPECT_FALSE(decode("$3\r\nab").boundary);
   EXPECT_FALSE(decode("*?\r\n").boundary);
+}
+
+// Every node, field by field, with the state, error and offsets at the end, of `s` fed in `chunk`-byte
+// pieces to an output of `width` nodes: a client's read loop over a growing window.
+std::string trace(std::string_view s, std::size_t chunk, std::size_t width, const limits& lim = {}) {
+  reader r(lim);
+  std::vector<node> nodes(width);
+  std::string out;
+  std::size_t pos = 0;
+  for (std::size_t window = std::min(chunk, s.size());; window = std::min(window + chunk, s.size())) {
+    read_result res;
+    do {
+      res = r.read(s.substr(pos, window - pos), nodes);
+      for (std::size_t i = 0; i < res.nodes; ++i) {
+        const node& n = nodes[i];
+        out += std::to_string(static_cast<int>(n.data_type)) + "/" + std::to_string(static_cast<int>(n.null_origin)) +
+               "/" + std::to_string(n.streamed) + std::to_string(n.ends_reply) + "/" + std::to_string(n.depth) + "/" +
+               std::to_string(n.size) + "/" + std::to_string(n.integer) + "/" + std::string(n.value) + "|";
+        if (!n.value.empty()) {  // views into this call's input
+          EXPECT_GE(n.value.data(), s.data() + pos);
+          EXPECT_LE(n.value.data() + n.value.size(), s.data() + window);
+        }
+      }
+      pos += res.consumed;
+      EXPECT_EQ(r.stream_offset(), pos);
+    } while (res.state == status::ok);
+    if (res.state == status::error) {
+      out += " error " + std::to_string(static_cast<int>(res.error.code)) + " at " + std::to_string(res.error.offset);
+      break;
+    }
+    EXPECT_GE(res.needed, 1u);
+    if (window == s.size()) break;
+  }
+  return out + " end " + std::to_string(pos) + (r.at_reply_boundary() ? " boundary" : "");
+}
+
+// Replies made of blob strings take inline shortcuts in read() when they arrive in pieces (a pending
+// payload that completes, then the next blob header); every piece and output size must give what
+// one whole read gives, errors and their offsets included.
+TEST(Reader, BlobShortcutsMatchTheGeneralPathForEverySplit) {
+  struct stream {
+    std::string bytes;
+    limits lim;
+  };
+  limits narrow_line;
+  narrow_line.max_line_length = 2;
+  limits small_bulk;
+  small_bulk.max_bulk_length = 10;
+  limits shallow;
+  shallow.max_aggregate_size = 3;
+  const std::string k100(100, 'k');
+  const std::vector<stream> streams = {
+      {"*3\r\n$3\r\nfoo\r\n$0\r\n\r\n$10\r\n0123456789\r\n$2\r\nab\r\n", {}},
+      {"*2\r\n$100\r\n" + k100 + "\r\n$100\r\n" + k100 + "\r\n*2\r\n$1\r\nx\r\n$100\r\n" + k100 + "\r\n", {}},
+      {"$003\r\nabc\r\n$1234567\r\n", {}},                      // leading zeros; a 7-digit length waiting
+      {"$12345678\r\n$123456789012345678\r\n", {}},             // 8 and 18 digits
+      {"$3\r\nabc\r\n$1234567890123456789\r\n", {}},           // 19 digits: bulk_too_long
+      {"|1\r\n$1\r\na\r\n$1\r\nb\r\n$2\r\nvv\r\n$1\r\nz\r\n", {}},  // attribute, then the values
+      {"*2\r\n|1\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nv\r\n$1\r\nw\r\n", {}},
+      {"%2\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n*1\r\n$1\r\nd\r\n", {}},
+      {"*?\r\n$3\r\nabc\r\n$2\r\nde\r\n.\r\n$?\r\n;3\r\nabc\r\n$1\r\n", {}},  // streams: `$` inside is an error
+      {"*?\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n.\r\n", shallow},
+      {"$3\r\nabc\r\n$-1\r\n$?\r\n;1\r\nx\r\n;0\r\n!3\r\nerr\r\n=7\r\ntxt:abc\r\n$1\r\nq\r\n", {}},
+      {"$3\r\nabc\r\n$1a\r\n", {}},
+      {"$3\r\nabc\r\n$\r\n", {}},
+      {"$3\r\nabc\r\n$1\rx\n", {}},
+      {"$3\r\nabc\r\n$2\n\r\n", {}},
+      {"$3\r\nabcXY$1\r\n", {}},
+      {"$3\r\nabc\r\n$10\r\n0123456789\r\n$11\r\n", small_bulk},
+      {"$3\r\nabc\r\n$10\r\n0123456789\r\n$100\r\n", narrow_line},
+      {"$3\r\nabc\r\n$10\r\n0123456789\r\n$1234", narrow_line},
+      {"$5\r\nabcde\r\n*1\r\n$5\r\n0123", {}},
+  };
+  for (const stream& st : streams) {
+    const std::string whole = trace(st.bytes, st.bytes.size(), 256, st.lim);
+    for (std::size_t chunk = 1; chunk <= st.bytes.size(); ++chunk) {
+      for (const std::size_t width : {1, 2, 3, 7, 256}) {
+        EXPECT_EQ(trace(st.bytes, chunk, width, st.lim), whole) << st.bytes << " chunk " << chunk << " width " << width;
+      }
+    }
+  }
 }
 
 // Every stream, cut at every point (and fed a byte at a time), decodes as when fed whole.
