@@ -178,6 +178,8 @@ struct cluster_router::node {
     if (!conn) conn = open();
     return *conn;
   }
+  // Out of the routing's way: the first command to a node, and blocking commands.
+  [[gnu::noinline]] connection& connection_for(const request& r) { return r.blocking ? blocking_connection() : main(); }
   // Blocking commands get connections of their own, as on a single server.
   connection& blocking_connection() {
     for (auto& c : blocking) {
@@ -445,56 +447,73 @@ std::string cluster_router::last_error() const {
 // --- Routing ---
 
 void cluster_router::submit(request& r) {
-  if (closed_) {
-    r.on_done(r, errc::shutting_down);
-    return;
-  }
-  if (!ready_) {
-    if (topology_error_) {
-      request_refresh();  // perhaps it is a cluster now; rate-limited
-      r.on_done(r, topology_error_);
-      return;
-    }
-    if (waiting_.size() >= opts_.offline_queue_limit) {
-      r.on_done(r, errc::offline_queue_full);
-      return;
-    }
-    const auto timeout = r.timeout.count() != 0 ? r.timeout : opts_.command_timeout;
-    waiting_.push_back({timeout.count() > 0 ? loop_.now() + timeout : net::clock::time_point::max(), &r});
-    if (timeout.count() > 0) arm_delay_timer();
-    start();
+  if (!ready_ || closed_) [[unlikely]] {
+    submit_early(r);
     return;
   }
   route(r);
 }
 
-cluster_router::name_cache_entry* cluster_router::cache_slot(std::string_view name) noexcept {
-  if (name.empty() || name.size() > name_cache_entry{}.name.size()) return nullptr;
-  return &name_cache_[(name.size() * 7 + static_cast<unsigned char>(name[0]) * 3 + static_cast<unsigned char>(name.back())) &
-                      (name_cache_.size() - 1)];
+void cluster_router::submit_early(request& r) {
+  if (closed_) {
+    r.on_done(r, errc::shutting_down);
+    return;
+  }
+  if (topology_error_) {
+    request_refresh();  // perhaps it is a cluster now; rate-limited
+    r.on_done(r, topology_error_);
+    return;
+  }
+  if (waiting_.size() >= opts_.offline_queue_limit) {
+    r.on_done(r, errc::offline_queue_full);
+    return;
+  }
+  const auto timeout = r.timeout.count() != 0 ? r.timeout : opts_.command_timeout;
+  waiting_.push_back({timeout.count() > 0 ? loop_.now() + timeout : net::clock::time_point::max(), &r});
+  if (timeout.count() > 0) arm_delay_timer();
+  start();
 }
 
-const command_keys::command* cluster_router::cached(std::string_view name, std::int8_t& single_key) noexcept {
-  // Most programs use a handful of commands: their entries are remembered by exact spelling.
-  const name_cache_entry* e = cache_slot(name);
-  if (e == nullptr || e->size != name.size() || std::memcmp(e->name.data(), name.data(), name.size()) != 0) return nullptr;
-  single_key = e->single_key;
-  return e->command;
+inline bool cluster_router::pack(std::string_view name, name_key& k) noexcept {
+  // Overlapping loads read every byte of the name and no byte outside it; with the size known, the
+  // two words determine the name.
+  const auto* p = reinterpret_cast<const unsigned char*>(name.data());
+  const std::size_t n = name.size();
+  k.size = n;
+  if (n >= 8) {
+    if (n > 16) return false;
+    std::memcpy(&k.w0, p, 8);
+    std::memcpy(&k.w1, p + n - 8, 8);
+  } else if (n >= 4) {
+    std::uint32_t a = 0, b = 0;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    k.w0 = a | std::uint64_t{b} << 32;
+    k.w1 = 0;
+  } else {
+    if (n == 0) return false;
+    k.w0 = p[0] | std::uint64_t{p[n / 2]} << 8 | std::uint64_t{p[n - 1]} << 16;
+    k.w1 = 0;
+  }
+  return true;
 }
 
 const command_keys::command* cluster_router::lookup(std::span<const std::string_view> args, std::int8_t& single_key) {
+  // Most programs use a handful of commands: their entries are remembered by exact spelling.
   single_key = -1;
-  if (const command_keys::command* hit = cached(args[0], single_key)) return hit;
-  name_cache_entry* slot = cache_slot(args[0]);
-  if (slot == nullptr) return commands_.lookup(args);
-  name_cache_entry& e = *slot;
-  const std::string_view name = args[0];
+  name_key k;
+  if (!pack(args[0], k)) return commands_.lookup(args);
+  name_cache_entry& e = cache_slot(k);
+  if (e.command != nullptr && e.key == k) {
+    single_key = e.single_key;
+    return e.command;
+  }
   const command_keys::command* c = commands_.lookup(args);
   if (c != nullptr && !c->has_subcommands) {
-    std::memcpy(e.name.data(), name.data(), name.size());
-    e.size = static_cast<std::uint8_t>(name.size());
+    e.key = k;
     e.command = c;
     e.single_key = static_cast<std::int8_t>(command_keys::single_key_index(*c));
+    e.readonly = c->readonly;
     single_key = e.single_key;
   }
   return c;
@@ -505,7 +524,36 @@ const command_keys::command* cluster_router::lookup(std::span<const std::string_
   return lookup(args, single);
 }
 
+inline void cluster_router::send(node& n, request& r, std::string_view encoded) {
+  ++n.sent;
+  connection* c = n.conn.get();
+  if (r.blocking || c == nullptr) [[unlikely]] c = &n.connection_for(r);
+  if (encoded.empty()) c->submit(r);  // re-encoded (large payloads are referenced, not copied)
+  else c->submit(r, encoded);
+}
+
+// The common case, kept apart from the general one (and from its stack frame): the request names its
+// arguments and its command is a known one-key command, so it is routed by its key and encoded
+// once, by the node's connection (no scratch encoding, no copy). False when it does not apply.
+inline bool cluster_router::route_known(request& r) {
+  std::string_view name, key;
+  if (r.argument == nullptr || r.replies != 1 || !r.node.empty() || !r.argument(r, 0, name)) return false;
+  name_key k;
+  if (!pack(name, k)) return false;
+  const name_cache_entry& e = cache_slot(k);
+  if (e.single_key <= 0 || !(e.key == k) || !r.argument(r, static_cast<std::size_t>(e.single_key), key)) return false;
+  const std::uint16_t slot = hash_slot(key);
+  node* n = e.readonly && opts_.cluster.reads != read_from::primary ? pick(slot, true) : primary_of(slot);
+  if (n == nullptr) return false;
+  send(*n, r, {});
+  return true;
+}
+
 void cluster_router::route(request& r) {
+  if (!route_known(r)) [[unlikely]] route_encoded(r);
+}
+
+void cluster_router::route_encoded(request& r) {
   if (!r.node.empty()) {
     // Addressed to a node: "host:port".
     const auto colon = r.node.rfind(':');
@@ -516,19 +564,6 @@ void cluster_router::route(request& r) {
     }
     send(node_named(r.node.substr(0, colon), port), r, {});
     return;
-  }
-  // Fast path: the request names its arguments, the command is a known one-key command: route by
-  // the key and let the node's connection encode it (no scratch encoding, no copy).
-  std::string_view name, key;
-  if (r.argument != nullptr && r.replies == 1 && r.argument(r, 0, name)) {
-    std::int8_t single = -1;
-    const command_keys::command* c = cached(name, single);
-    if (c != nullptr && single > 0 && r.argument(r, static_cast<std::size_t>(single), key)) {
-      if (node* n = pick(hash_slot(key), c->readonly)) {
-        send(*n, r, {});
-        return;
-      }
-    }
   }
   scratch_.clear();
   scratch_.set_reference_threshold(r.borrows_arguments ? resp::default_reference_threshold : 0);
@@ -585,13 +620,6 @@ void cluster_router::route(request& r) {
     return;
   }
   send(*n, r, scratch_.data());
-}
-
-void cluster_router::send(node& n, request& r, std::string_view encoded) {
-  ++n.sent;
-  connection& c = r.blocking ? n.blocking_connection() : n.main();
-  if (encoded.empty()) c.submit(r);  // re-encoded (large payloads are referenced, not copied)
-  else c.submit(r, encoded);
 }
 
 cluster_router::node* cluster_router::any_primary() {

@@ -21,8 +21,10 @@ inline constexpr std::uint16_t slot_count = 16384;
 [[nodiscard]] std::string_view hash_tag(std::string_view key) noexcept;
 
 /// The slot of `key`: `crc16(hash_tag(key)) % 16384`.
-[[nodiscard]] inline std::uint16_t hash_slot(std::string_view key) noexcept {
-  return static_cast<std::uint16_t>(crc16(hash_tag(key)) & (slot_count - 1));
-}
+[[nodiscard]] std::uint16_t hash_slot(std::string_view key) noexcept;
+
+/// `crc16` by tables only (four bytes per step), never by carry-less multiplication: the reference
+/// the fast path is tested against, and what a CPU without PCLMULQDQ runs.
+[[nodiscard]] std::uint16_t crc16_portable(std::string_view bytes) noexcept;
 
 }  // namespace redring::client

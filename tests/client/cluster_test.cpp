@@ -42,6 +42,52 @@ TEST(HashSlot, SpecificationExamples) {
   EXPECT_EQ(hash_slot("foo"), 12182);  // redis-cli CLUSTER KEYSLOT foo
 }
 
+// CRC16/XMODEM bit by bit, as the cluster spec's crc16.c defines it before its table.
+std::uint16_t crc16_bitwise(std::string_view bytes) {
+  std::uint16_t crc = 0;
+  for (const char ch : bytes) {
+    crc ^= static_cast<std::uint16_t>(static_cast<unsigned char>(ch) << 8);
+    for (int b = 0; b < 8; ++b) crc = static_cast<std::uint16_t>((crc & 0x8000) ? (crc << 1) ^ 0x1021 : crc << 1);
+  }
+  return crc;
+}
+
+TEST(HashSlot, FastCrcAgreesWithTheDefinitionAtEveryLength) {
+  // The carry-less path (where the CPU has it) and the tables, every length from 0 to 300 (each
+  // head length and several folds), random bytes and bytes near 0xFF, at every alignment.
+  std::mt19937 rng(11);
+  std::string buffer(320, '\0');
+  for (std::size_t len = 0; len <= 300; ++len) {
+    for (int round = 0; round < 8; ++round) {
+      const std::size_t offset = static_cast<std::size_t>(round);
+      for (std::size_t i = 0; i < len; ++i) {
+        buffer[offset + i] = static_cast<char>(round % 2 == 0 ? rng() % 256 : 0xF0 + rng() % 16);
+      }
+      const std::string_view bytes(buffer.data() + offset, len);
+      const std::uint16_t expected = crc16_bitwise(bytes);
+      ASSERT_EQ(crc16(bytes), expected) << "length " << len;
+      ASSERT_EQ(crc16_portable(bytes), expected) << "length " << len;
+      ASSERT_EQ(hash_slot(bytes), crc16_bitwise(hash_tag(bytes)) & 16383) << "length " << len;
+    }
+  }
+}
+
+TEST(HashSlot, BraceAnywhereInTheKeyIsSeen) {
+  // hash_slot notices a '{' while hashing: at each position of keys of each length, with and
+  // without a closing brace, the slot is that of the tag.
+  for (std::size_t len = 1; len <= 40; ++len) {
+    for (std::size_t at = 0; at < len; ++at) {
+      std::string key(len, 'k');
+      key[at] = '{';
+      EXPECT_EQ(hash_slot(key), crc16_bitwise(hash_tag(key)) & 16383) << key;
+      if (at + 2 < len) {
+        key[len - 1] = '}';
+        EXPECT_EQ(hash_slot(key), crc16_bitwise(hash_tag(key)) & 16383) << key;
+      }
+    }
+  }
+}
+
 TEST_F(Cluster, HashSlotsAgreeWithTheServer) {
   test::blocking_connection c(cluster().node(0).socket_path());
   std::mt19937 rng(7);
