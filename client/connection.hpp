@@ -56,7 +56,16 @@ class connection {
   void start();
   /// Queues `r` (encoding it now). Completes it at once with an error if the connection is closed,
   /// the offline queue is full, or authentication failed.
-  void submit(request& r) { submit(r, std::string_view()); }
+  /// Inline for the common case (ready, no deadline, a reply to wait for): every command passes here.
+  void submit(request& r) {
+    const auto timeout = r.timeout.count() != 0 ? r.timeout : opts_.command_timeout;
+    if (state_ != connection_state::ready || auth_failed_ || r.replies == 0 || timeout.count() > 0) [[unlikely]] {
+      submit(r, std::string_view());
+      return;
+    }
+    mux_.encode(r, net::clock::time_point::max());
+    loop_.at_end_of_turn(flush_hook_);
+  }
   /// Like `submit(r)`, with `r`'s bytes already encoded (copied now).
   void submit(request& r, std::string_view encoded);
   /// Closes: every queued command completes with `shutting_down`; no reconnect.

@@ -33,16 +33,10 @@ void multiplexer::pop_front() noexcept {
   if (sent_ > 0) --sent_;
 }
 
-void multiplexer::encode(request& r, net::clock::time_point deadline, bool front) {
+void multiplexer::encode_front(request& r, net::clock::time_point deadline) {
   if (size_ == ring_.size()) grow();
-  const slot s{&r, r.replies, r.replies, front, deadline};
+  const slot s{&r, r.replies, r.replies, true, deadline};
   if (deadline < next_deadline_) next_deadline_ = deadline;
-  if (!front) {
-    pending_.set_reference_threshold(r.borrows_arguments ? resp::default_reference_threshold : 0);
-    r.encode(r, pending_);
-    if (r.replies != 0) at(size_++) = s;  // a command with no reply has nothing to wait for
-    return;
-  }
   // Handshake commands go after the sent requests and the unsent handshake ones, before user ones.
   front_.set_reference_threshold(0);
   r.encode(r, front_);

@@ -51,7 +51,18 @@ class multiplexer {
 
   /// Encodes `r` into the pending output and queues it for replies. `deadline` of `clock::time_point::max()`: none.
   /// With `front`, the request goes before every unsent one (the handshake after a reconnect).
-  void encode(request& r, net::clock::time_point deadline, bool front = false);
+  /// Inline for user requests (every command passes here); the handshake's path is out of line.
+  void encode(request& r, net::clock::time_point deadline, bool front = false) {
+    if (front) [[unlikely]] {
+      encode_front(r, deadline);
+      return;
+    }
+    if (size_ > mask_) [[unlikely]] grow();
+    if (deadline < next_deadline_) next_deadline_ = deadline;
+    pending_.set_reference_threshold(r.borrows_arguments ? resp::default_reference_threshold : 0);
+    r.encode(r, pending_);
+    if (r.replies != 0) at(size_++) = slot{&r, r.replies, r.replies, false, deadline};  // else nothing to wait for
+  }
   /// Like `encode`, with the request's bytes already encoded (`encoded`, copied): a cluster client
   /// encodes once to find the keys, then hands the bytes over.
   void encode_as(request& r, net::clock::time_point deadline, std::string_view encoded);
@@ -135,6 +146,7 @@ class multiplexer {
 
   slot& at(std::size_t i) noexcept { return ring_[(head_ + i) & mask_]; }
   void grow();
+  void encode_front(request& r, net::clock::time_point deadline);
   void pop_front() noexcept;
   std::error_code parse();
   // Parses [p, p + n); `consumed` gets how far it got. Views dispatched point into that range.
