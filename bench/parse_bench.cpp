@@ -202,8 +202,11 @@ inline bool drain(reader& rd, const char* data, std::size_t& pos, std::size_t en
 // After each arrival, read() runs until it needs more bytes. With `UseNeeded`, a chunk that leaves the
 // window short of the read_result::needed bytes the reader said it must receive to progress is
 // received without a read() call.
+// Aligned to a cache line, like reader::read_some: the reader's inline paths for trickling replies
+// (C6) are compiled into this loop. Unaligned, C6 `redring` ran 4 % slower (4.44 against 4.64 M/s)
+// in a build where only the reader's cold code, placed before it, had grown by 55 bytes.
 template <bool UseNeeded>
-[[gnu::noinline]] bool drive_window(reader& rd, std::string_view in, std::size_t chunk, std::span<node> nodes,
+[[gnu::noinline, gnu::aligned(64)]] bool drive_window(reader& rd, std::string_view in, std::size_t chunk, std::span<node> nodes,
                                     std::uint64_t& replies) {
   const char* const data = in.data();
   const std::size_t size = in.size();
@@ -258,7 +261,7 @@ struct receive_buffer {
 // Compaction policy: rewind for free when nothing is pending; memmove the tail only when the next
 // chunk would not fit, or as soon as the reader says (read_result::needed) that the element it waits
 // for will not fit: the tail is smallest then (a blob's header is consumed at once).
-[[gnu::noinline]] bool drive_copy(reader& rd, std::string_view in, std::size_t chunk, receive_buffer& b, std::span<node> nodes,
+[[gnu::noinline, gnu::aligned(64)]] bool drive_copy(reader& rd, std::string_view in, std::size_t chunk, receive_buffer& b, std::span<node> nodes,
                 std::uint64_t& replies) {
   for (std::size_t off = 0; off < in.size(); off += chunk) {
     const std::size_t n = std::min(chunk, in.size() - off);

@@ -411,6 +411,138 @@ void reader::finish_element(node& out) {
   return step::emitted;
 }
 
+namespace {
+
+// Bit i set where p[i] is a CR, for the 16 bytes at p.
+inline std::uint32_t cr_mask16(const char* p) noexcept {
+#if defined(__SSE2__)
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))));
+#else
+  std::uint32_t m = 0;
+  for (unsigned i = 0; i < 16; ++i) m |= static_cast<std::uint32_t>(p[i] == '\r') << i;
+  return m;
+#endif
+}
+
+// The header line of a blob string or array at p (its type byte; 32 readable bytes): 1 to 18
+// digits, then CRLF, a length or count no larger than `max`. Returns the first byte after the CRLF,
+// or nullptr for anything else (no digit, a sign, `?`, more digits, not CRLF after them): the
+// general path decides those (parse_length). All digits then CR LF: that CRLF is the line's first.
+inline const char* length_line(const char* p, std::uint64_t max, std::uint64_t& out) noexcept {
+  std::uint64_t v = 0;
+  unsigned i = 1;
+  for (; i != 19; ++i) {  // 18 digits cannot wrap
+    const unsigned d = static_cast<unsigned char>(p[i]) - unsigned{'0'};
+    if (d > 9) break;
+    v = v * 10 + d;
+  }
+  if (i == 1 || p[i] != '\r' || p[i + 1] != '\n' || v > max) return nullptr;
+  out = v;
+  return p + i + 2;
+}
+
+}  // namespace
+
+// The general per-element path, parse_element, decides every case with the context checks, the line
+// search, a node zeroed then filled, begin_element and finish_element. Most elements of real replies
+// are a few common shapes, parsed here with each node written once and the enclosing frame kept in
+// a local (`top`), so counting an element is one decrement:
+//   `$<n>` blob strings with the payload and its CRLF present (a payload still arriving: its header
+//   is consumed and the call ends, as in the general path);
+//   `+` and `-` lines of up to 14 bytes; `:` integers (fast_int64's forms, up to 17 bytes);
+//   `*<n>` arrays (`*0` is a complete value; n > 0 opens a frame).
+// Each is parsed only where the general path would accept it and do exactly the same: no attribute
+// just closed, the enclosing frame counted (not a stream), no partial line resumed (`scanned_`), a
+// line limit above any line taken here, at least 32 bytes left (so no bounds check in the line
+// search; read_some checks it before the call), every other limit under its bound, the line's first
+// CR followed by its LF. Anything else (other types, nulls, streams, attributes, maps, sets, pushes,
+// a limit reached, an invalid or long line, a payload without its CRLF) returns, with `p` at that
+// element, to read_some, which parses one element the general way and calls again. The general path
+// then re-reads at most the 32 bytes looked at here, once (no rescan across calls). So nodes, errors
+// and offsets are the general path's; CommonElementsMatchTheGeneralPathForEverySplit
+// (tests/resp/reader_test.cpp) checks it, its small pieces never leaving 32 bytes for this path.
+// Returns the nodes written, n included. Out of line: read_some's general loop then compiles as it
+// did without it (no registers shared with this loop), and one call runs through every common
+// element in a row.
+[[gnu::noinline]] std::size_t reader::common_elements(const char*& p, const char* end, std::span<node> out,
+                                                      std::size_t n) {
+  if (after_attribute_ || scanned_ != 0 || limits_.max_line_length < 32) return n;
+  frame* top = stack_.empty() ? nullptr : &stack_.back();
+  if (top != nullptr && top->streamed) return n;
+  auto depth = static_cast<std::uint32_t>(stack_.size());
+  while (n != out.size() && end - p >= 32) {
+    node& o = out[n];
+    const char c = *p;
+    const char* next;
+    if (c == '$') {
+      std::uint64_t len = 0;
+      const char* const payload = length_line(p, limits_.max_bulk_length, len);
+      if (payload == nullptr) return n;
+      if (static_cast<std::uint64_t>(end - payload) < len + 2) {
+        // The payload still arriving: consume the header and wait, as parse_line_element does.
+        if (top != nullptr) --top->remaining;
+        body_type_ = type::blob_string;
+        body_length_ = len;
+        body_depth_ = depth;
+        pending_body_ = true;
+        p = payload;
+        return n;
+      }
+      if (payload[len] != '\r' || payload[len + 1] != '\n') return n;  // the general path reports it
+      o = node{.data_type = type::blob_string, .ends_reply = top == nullptr, .depth = depth,
+               .value = std::string_view(payload, len)};
+      next = payload + len + 2;
+    } else if (c == '+' || c == '-') {
+      const std::uint32_t cr = cr_mask16(p);  // bit 0 is clear: p[0] is the type byte
+      if (cr == 0) return n;
+      const auto at = static_cast<std::size_t>(__builtin_ctz(cr));
+      if (p[at + 1] != '\n') return n;  // a lone CR: the general path finds the line's end
+      o = node{.data_type = static_cast<type>(c), .ends_reply = top == nullptr, .depth = depth,
+               .value = std::string_view(p + 1, at - 1)};
+      next = p + at + 2;
+    } else if (c == ':') {
+      const std::uint32_t cr = cr_mask16(p) | cr_mask16(p + 16) << 16;
+      if (cr == 0) return n;
+      const auto at = static_cast<std::size_t>(__builtin_ctz(cr));
+      const std::string_view line(p + 1, at - 1);
+      std::int64_t v = 0;
+      // The length first: a CR at 31 has its LF outside the 32 bytes. fast_int64 reads at most 18
+      // bytes from p.
+      if (line.size() > 17 || p[at + 1] != '\n' || !fast_int64(line, v)) return n;
+      o = node{.data_type = type::integer, .ends_reply = top == nullptr, .depth = depth, .integer = v, .value = line};
+      next = p + at + 2;
+    } else if (c == '*') {
+      std::uint64_t count = 0;
+      next = length_line(p, limits_.max_aggregate_size, count);
+      if (next == nullptr) return n;
+      if (count != 0) {
+        if (depth >= limits_.max_depth) return n;  // the general path reports nesting_too_deep
+        o = node{.data_type = type::array, .depth = depth, .size = count};
+        if (top != nullptr) --top->remaining;  // not to zero: the frame closes after this array does
+        stack_.push_back(frame{count, 0, type::array, false});
+        top = &stack_.back();
+        ++depth;
+        p = next;
+        ++n;
+        continue;
+      }
+      o = node{.data_type = type::array, .ends_reply = top == nullptr, .depth = depth};
+    } else {
+      return n;
+    }
+    // A complete value: count it, and close the aggregates it completes (rarely: finish_element).
+    p = next;
+    ++n;
+    if (top == nullptr || --top->remaining != 0) continue;
+    finish_element(o);
+    top = stack_.empty() ? nullptr : &stack_.back();
+    depth = static_cast<std::uint32_t>(stack_.size());
+    if (after_attribute_ || (top != nullptr && top->streamed)) return n;
+  }
+  return n;
+}
+
 // Parses into `out` until it is full (ok), the input runs out (need-more, with `wait_` set for the
 // next call) or an error (`error_`, sticky). `read` turns the outcome into a read_result.
 // Aligned to a cache line: its loop ran 5 % slower on C3 in a build where only code elsewhere had
@@ -430,13 +562,18 @@ void reader::finish_element(node& out) {
     s = parse_body(p, end, out[0]);
     n = s == step::emitted ? 1 : 0;
   }
-  for (; s == step::emitted && n < out.size(); ++n) {
-    if (p == end) {
+  while (s == step::emitted && n < out.size()) {
+    // The length check here, not in the call: pieces of a trickling reply (C6) are shorter, and a
+    // call that returns at once still saves and restores its registers.
+    if (end - p >= 32) n = common_elements(p, end, out, n);
+    if (n == out.size()) break;
+    if (pending_body_ || p == end) {  // a blob header consumed, its payload not here yet; or nothing left
       s = step::need_more;
       break;
     }
-    s = parse_element(p, end, out[n]);
+    s = parse_element(p, end, out[n]);  // one element common_elements left
     if (s != step::emitted) break;
+    ++n;
   }
   const auto consumed = static_cast<std::size_t>(p - begin);
   offset_ += consumed;

@@ -205,6 +205,7 @@ class reader {
   }
 
   progress read_after(std::string_view input, std::size_t used, std::uint32_t emitted, std::span<node> out);
+  std::size_t common_elements(const char*& p, const char* end, std::span<node> out, std::size_t n);
   step parse_element(const char*& p, const char* end, node& out);
   step parse_line_element(const char* start, const char* line_end, const char*& p, node& out);
   step parse_body(const char*& p, const char* end, node& out);

@@ -517,6 +517,81 @@ TEST(Reader, BlobShortcutsMatchTheGeneralPathForEverySplit) {
   }
 }
 
+// Whole replies in a big input take read_some's common-element path (common_elements in
+// resp/reader.cpp) where at least 32 bytes remain; pieces of a few bytes take the general path. Each
+// case sits between fillers, so that the common path runs into it; every piece and output size must
+// give what one whole read gives, errors and their offsets included. The cases are the path's edges:
+// what it takes, and the first thing past each of its conditions and the reader's limits.
+TEST(Reader, CommonElementsMatchTheGeneralPathForEverySplit) {
+  struct stream {
+    std::string bytes;
+    limits lim;
+    bool at_end = false;
+  };
+  const auto with = [](auto set) {
+    limits lim;
+    set(lim);
+    return lim;
+  };
+  const std::string filler = ":1\r\n+OK\r\n$2\r\nab\r\n*1\r\n:7\r\n-E\r\n*0\r\n";  // 39 bytes
+  const std::string k100(100, 'k');
+  std::vector<stream> cases = {
+      {"+OK\r\n-ERR x\r\n+\r\n-\r\n:0\r\n:-0\r\n:+42\r\n:007\r\n", {}},
+      {"+0123456789abcd\r\n+0123456789abcde\r\n-0123456789abcdef\r\n", {}},  // CR at 15, 16, 17
+      {"+a\rb\r\n-\n\r\r\n+\r\r\n:1\r2\r\n", {}},                               // lone CRs and LFs
+      {":12345678901234567\r\n:-1234567890123456\r\n:-12345678901234567\r\n:9223372036854775807\r\n", {}},
+      {":-9223372036854775808\r\n:9223372036854775808\r\n", {}},  // over int64: the general error
+      {":12a\r\n", {}},
+      {":\r\n", {}},
+      {"$0\r\n\r\n$3\r\nfoo\r\n$003\r\nabc\r\n$100\r\n" + k100 + "\r\n", {}},
+      {"$3\r\nfooXY:1\r\n", {}},   // payload not followed by CRLF
+      {"$3\r\nfoo\rX:1\r\n", {}},
+      {"$-1\r\n$?\r\n;2\r\nab\r\n;0\r\n$-2\r\n", {}},
+      {"$\r\n", {}},
+      {"$1\r2\r\n", {}},
+      {"$12345678901234567\r\n", {}},    // 17 digits: too long for the default bulk limit
+      {"$123456789012345678901\r\n", {}},
+      {"*3\r\n$1\r\na\r\n*0\r\n*2\r\n*1\r\n:1\r\n+x\r\n*-1\r\n", {}},
+      {"*2\r\n*2\r\n*2\r\n:1\r\n:2\r\n:3\r\n:4\r\n", {}},  // one value closes three arrays
+      {"*2\r\n|1\r\n+k\r\n+v\r\n+a\r\n*1\r\n|1\r\n+k\r\n*1\r\n:1\r\n:2\r\n", {}},  // attributes inside
+      {"|1\r\n+k\r\n*2\r\n:1\r\n:2\r\n+annotated\r\n", {}},
+      {"*?\r\n+a\r\n:1\r\n$1\r\nx\r\n*1\r\n:2\r\n.\r\n", {}},  // a stream: its children the general way
+      {"*1\r\n*?\r\n*1\r\n+a\r\n.\r\n", {}},
+      {"%1\r\n+k\r\n+v\r\n~1\r\n+s\r\n>1\r\n+p\r\n#t\r\n,1.5\r\n_\r\n(12\r\n!1\r\ne\r\n=5\r\ntxt:x\r\n", {}},
+      {"*1\r\n;1\r\nx\r\n", {}},
+      {"*1\r\n.\r\n", {}},
+      {"&1\r\n", {}},
+      {"$16\r\n0123456789abcdef\r\n", with([](limits& l) { l.max_bulk_length = 16; })},
+      {"$17\r\n0123456789abcdefg\r\n", with([](limits& l) { l.max_bulk_length = 16; })},
+      {"*3\r\n:1\r\n:2\r\n:3\r\n", with([](limits& l) { l.max_aggregate_size = 3; })},
+      {"*4\r\n:1\r\n:2\r\n:3\r\n:4\r\n", with([](limits& l) { l.max_aggregate_size = 3; })},
+      {"*1\r\n*1\r\n:1\r\n", with([](limits& l) { l.max_depth = 2; })},
+      {"*1\r\n*1\r\n*1\r\n:1\r\n", with([](limits& l) { l.max_depth = 2; })},
+      {"+0123456789abcd\r\n$3\r\nabc\r\n", with([](limits& l) { l.max_line_length = 31; })},
+      {"+0123456789abcd\r\n", with([](limits& l) { l.max_line_length = 14; })},
+      {"+0123456789abcde\r\n", with([](limits& l) { l.max_line_length = 14; })},
+      {"+0123456789abcd\r\n:123456789012345\r\n", with([](limits& l) { l.max_line_length = 32; })},
+  };
+  // And at the end of the input, 32 bytes or a few more from the last element: a CR at the last
+  // byte (its LF not here yet), a line cut short, payloads still arriving.
+  const std::string x30(30, 'x');
+  for (const std::string_view tail : {":111111111111111111111111111111\r", "+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r"}) {
+    cases.push_back({std::string(tail), {}, true});
+  }
+  cases.push_back({"$26\r\n" + x30.substr(0, 26) + "\r", {}, true});
+  cases.push_back({"*1\r\n$22\r\n" + x30.substr(0, 22) + "\r\n", {}, true});
+  cases.push_back({"*2\r\n:1\r\n$40\r\n" + x30, {}, true});  // the header taken, the payload waited for
+  for (const stream& c : cases) {
+    const std::string bytes = c.at_end ? filler + c.bytes : filler + c.bytes + filler + filler;
+    const std::string whole = trace(bytes, bytes.size(), 256, c.lim);
+    for (std::size_t chunk = 1; chunk <= bytes.size(); ++chunk) {
+      for (const std::size_t width : {1, 2, 3, 7, 256}) {
+        EXPECT_EQ(trace(bytes, chunk, width, c.lim), whole) << c.bytes << " chunk " << chunk << " width " << width;
+      }
+    }
+  }
+}
+
 // Every stream, cut at every point (and fed a byte at a time), decodes as when fed whole.
 TEST(Reader, SplitInvariance) {
   const std::vector<std::string> streams = {
