@@ -328,12 +328,14 @@ void connection::on_setup(step& s, std::error_code ec) {
 
 void connection::submit(request& r, std::string_view encoded) {
   if (state_ != connection_state::ready || auth_failed_) [[unlikely]] {
-    if (state_ == connection_state::closed) {
-      r.on_done(r, errc::shutting_down);
-      return;
-    }
+    // A refusal first: a connection that closed because the server refused the credentials (no
+    // reconnect) says so, not just that it closed.
     if (auth_failed_) {
       r.on_done(r, errc::auth_failed);
+      return;
+    }
+    if (state_ == connection_state::closed) {
+      r.on_done(r, errc::shutting_down);
       return;
     }
     if (state_ != connection_state::ready && mux_.unsent() >= opts_.offline_queue_limit) {
