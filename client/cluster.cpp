@@ -468,7 +468,7 @@ void cluster_router::submit_early(request& r) {
     r.on_done(r, errc::offline_queue_full);
     return;
   }
-  const auto timeout = r.timeout.count() != 0 ? r.timeout : opts_.command_timeout;
+  const auto timeout = timeout_of(r, opts_.command_timeout);
   waiting_.push_back({timeout.count() > 0 ? loop_.now() + timeout : net::clock::time_point::max(), &r});
   if (timeout.count() > 0) arm_delay_timer();
   start();

@@ -343,7 +343,7 @@ void connection::submit(request& r, std::string_view encoded) {
       return;
     }
   }
-  const auto timeout = r.timeout.count() != 0 ? r.timeout : opts_.command_timeout;
+  const auto timeout = timeout_of(r, opts_.command_timeout);
   const auto deadline = timeout.count() > 0 ? loop_.now() + timeout : net::clock::time_point::max();
   if (encoded.empty()) mux_.encode(r, deadline);
   else mux_.encode_as(r, deadline, encoded);

@@ -58,8 +58,8 @@ class connection {
   /// the offline queue is full, or authentication failed.
   /// Inline for the common case (ready, no deadline, a reply to wait for): every command passes here.
   void submit(request& r) {
-    const auto timeout = r.timeout.count() != 0 ? r.timeout : opts_.command_timeout;
-    if (state_ != connection_state::ready || auth_failed_ || r.replies == 0 || timeout.count() > 0) [[unlikely]] {
+    if (state_ != connection_state::ready || auth_failed_ || r.replies == 0 ||
+        timeout_of(r, opts_.command_timeout).count() > 0) [[unlikely]] {
       submit(r, std::string_view());
       return;
     }

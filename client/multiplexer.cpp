@@ -34,7 +34,7 @@ void multiplexer::pop_front() noexcept {
 }
 
 void multiplexer::encode_front(request& r, net::clock::time_point deadline) {
-  if (size_ == ring_.size()) grow();
+  if (size_ > mask_) grow();
   const slot s{&r, r.replies, r.replies, true, deadline};
   if (deadline < next_deadline_) next_deadline_ = deadline;
   // Handshake commands go after the sent requests and the unsent handshake ones, before user ones.
@@ -49,7 +49,7 @@ void multiplexer::encode_front(request& r, net::clock::time_point deadline) {
 }
 
 void multiplexer::encode_as(request& r, net::clock::time_point deadline, std::string_view encoded) {
-  if (size_ == ring_.size()) grow();
+  if (size_ > mask_) grow();
   if (deadline < next_deadline_) next_deadline_ = deadline;
   pending_.raw(encoded);
   if (r.replies != 0) at(size_++) = slot{&r, r.replies, r.replies, false, deadline};

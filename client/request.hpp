@@ -63,4 +63,10 @@ struct request {
   void* hop_target = nullptr;
 };
 
+/// The timeout `r` runs under: its own, or `fallback` (the client's `command_timeout`) when it has
+/// none; zero or negative means no deadline.
+[[nodiscard]] inline std::chrono::milliseconds timeout_of(const request& r, std::chrono::milliseconds fallback) noexcept {
+  return r.timeout.count() != 0 ? r.timeout : fallback;
+}
+
 }  // namespace redring::client
