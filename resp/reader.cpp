@@ -431,15 +431,10 @@ inline std::uint32_t cr_mask16(const char* p) noexcept {
 // general path decides those (parse_length). All digits then CR LF: that CRLF is the line's first.
 inline const char* length_line(const char* p, std::uint64_t max, std::uint64_t& out) noexcept {
   std::uint64_t v = 0;
-  unsigned i = 1;
-  for (; i != 19; ++i) {  // 18 digits cannot wrap
-    const unsigned d = static_cast<unsigned char>(p[i]) - unsigned{'0'};
-    if (d > 9) break;
-    v = v * 10 + d;
-  }
-  if (i == 1 || p[i] != '\r' || p[i + 1] != '\n' || v > max) return nullptr;
+  const char* const q = detail::scan_digits(p + 1, p + 19, v);  // 18 digits cannot wrap
+  if (q == p + 1 || q[0] != '\r' || q[1] != '\n' || v > max) return nullptr;
   out = v;
-  return p + i + 2;
+  return q + 2;
 }
 
 }  // namespace

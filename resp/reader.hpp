@@ -15,6 +15,19 @@
 
 namespace redring::resp {
 
+namespace detail {
+// Accumulates the decimal digits in [q, stop) into `v` (the caller keeps stop - q <= 18, so it cannot
+// wrap); returns the first byte that is not a digit, or `stop`. For the reader's fast paths.
+[[gnu::always_inline]] inline const char* scan_digits(const char* q, const char* stop, std::uint64_t& v) noexcept {
+  for (; q != stop; ++q) {
+    const unsigned d = static_cast<unsigned char>(*q) - unsigned{'0'};
+    if (d > 9) break;
+    v = v * 10 + d;
+  }
+  return q;
+}
+}  // namespace detail
+
 /// The three outcomes of a read.
 enum class status : std::uint8_t {
   ok,         ///< The output span is full; call again with the unconsumed input.
@@ -167,14 +180,9 @@ class reader {
     const char* const p = input.data();
     const char* const end = p + input.size();
     const char* const h = p + used;
-    const char* q = h + 1;
     std::uint64_t v = 0;
-    const char* const stop = end - q > 18 ? q + 18 : end;  // 18 digits cannot wrap; more are read_some's
-    for (; q != stop; ++q) {
-      const unsigned d = static_cast<unsigned char>(*q) - unsigned{'0'};
-      if (d > 9) break;
-      v = v * 10 + d;
-    }
+    // 18 digits cannot wrap; more are read_some's.
+    const char* const q = detail::scan_digits(h + 1, end - (h + 1) > 18 ? h + 19 : end, v);
     const auto digits = static_cast<std::uint64_t>(q - h - 1);
     if (end - q < 2 || q[0] != '\r' || q[1] != '\n' || digits == 0 || v > limits_.max_bulk_length ||
         digits > limits_.max_line_length) {
