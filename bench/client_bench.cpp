@@ -558,6 +558,7 @@ sample run_redring(const row& r) {
         q.on_node = set ? &raw_node<true> : &raw_node<false>;
         q.on_done = &raw_done;
         q.borrows_arguments = true;  // key and value outlive every request
+        q.key = x.key;               // the only key, as the typed helpers name it (request::key)
         c.submit(q);
         break;
       }
@@ -1038,7 +1039,9 @@ std::vector<row> make_rows() {
           add(impl::raw, d, "redring cluster explicit " + std::to_string(d));
           rows.back().cluster = true;
         }
-        add(impl::coro_ignore, 1000, "redring cluster auto 1k ignore");
+        add(impl::coro, 1000, "redring cluster auto 1k");  // typed helpers: routed by the key they name
+        rows.back().cluster = true;
+        add(impl::coro_ignore, 1000, "redring cluster auto 1k ignore");  // command<ignore_t>: the name cache
         rows.back().cluster = true;
       }
       add(impl::coro, 1000, "redring auto 1k");

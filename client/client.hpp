@@ -43,6 +43,11 @@ using stored_argument_t =
 
 void submit(client& c, request& r);
 
+// The only key of a command, as its typed helper knows it (see `request::key`).
+struct routing_key {
+  std::string_view text;
+};
+
 // An argument as the awaitable stores it; a char array (a literal command name) without a strlen call.
 template <class T>
 stored_argument_t<T> store_argument(const T& arg) noexcept {
@@ -107,6 +112,14 @@ class reply_awaitable : protected request {
     request::node = host_port;
     return std::move(static_cast<Derived&>(*this));
   }
+  /// Cluster: routes the command by `key`, which must be its only key (as redis-plus-plus's
+  /// `command(cmd, key, args...)` does), instead of looking the command's key positions up: the
+  /// cheapest route. A key that is not the command's costs a MOVED redirection. `key` must outlive
+  /// the co_await. Ignored by a client that is not in cluster mode.
+  [[nodiscard]] Derived routed_by(std::string_view only_key) && {
+    request::key = only_key;
+    return std::move(static_cast<Derived&>(*this));
+  }
   /// Marks the command safe to run twice: if the connection drops after it was sent, it is sent
   /// once more on the next connection instead of failing with `connection_lost`.
   [[nodiscard]] Derived idempotent() && {
@@ -160,6 +173,10 @@ class [[nodiscard]] command_awaitable : public detail::reply_awaitable<command_a
     request::blocking = detail::blocks(args...);
     // Each argument is one word unless a range expands: then positions are not the tuple's.
     if constexpr ((!resp::range_argument<Args> && ...)) request::argument = &argument_at;
+  }
+  /// The same, for a command whose only key is `key` (`request::key`): what the typed helpers build.
+  command_awaitable(client& c, detail::routing_key only_key, const Args&... args) : command_awaitable(c, args...) {
+    request::key = only_key.text;
   }
   command_awaitable(command_awaitable&&) noexcept = default;
 
@@ -307,10 +324,17 @@ class client {
 
   // --- Any command ---
 
-  /// `co_await c.command<T>("HSET", key, field, value)`: the reply as T (resp::value by default).
+  /// `co_await c.keyed<T>(key, "HSET", key, field, value)`: the reply as T (resp::value by default).
   template <class T = resp::value, resp::argument... Args>
   [[nodiscard]] command_awaitable<T, Args...> command(const Args&... args) {
     return command_awaitable<T, Args...>(*this, args...);
+  }
+
+  /// `command<T>(args...)` for a command whose only key is `key`: routed by it in cluster mode
+  /// without a look-up (`request::key`). The typed helpers of one-key commands use it.
+  template <class T = resp::value, resp::argument... Args>
+  [[nodiscard]] command_awaitable<T, Args...> keyed(std::string_view key, const Args&... args) {
+    return command_awaitable<T, Args...>(*this, detail::routing_key{key}, args...);
   }
 
   /// Sends a command and calls `callback(result<T>)` on the loop thread. Arguments are copied
@@ -333,26 +357,26 @@ class client {
   // --- Typed helpers ---
 
   /// GET key: the value, or nullopt.
-  auto get(std::string_view key) { return command<std::optional<std::string>>("GET", key); }
+  auto get(std::string_view key) { return keyed<std::optional<std::string>>(key, "GET", key); }
   /// SET key value: true if set (false when NX/XX prevented it).
-  auto set(std::string_view key, std::string_view value) { return command<std::optional<std::string>>("SET", key, value); }
+  auto set(std::string_view key, std::string_view value) { return keyed<std::optional<std::string>>(key, "SET", key, value); }
   /// SET key value PX ms.
   auto set(std::string_view key, std::string_view value, std::chrono::milliseconds ttl) {
-    return command<std::optional<std::string>>("SET", key, value, "PX", static_cast<std::int64_t>(ttl.count()));
+    return keyed<std::optional<std::string>>(key, "SET", key, value, "PX", static_cast<std::int64_t>(ttl.count()));
   }
   /// SET key value NX [PX ms]: nullopt when the key existed.
-  auto set_nx(std::string_view key, std::string_view value) { return command<std::optional<std::string>>("SET", key, value, "NX"); }
+  auto set_nx(std::string_view key, std::string_view value) { return keyed<std::optional<std::string>>(key, "SET", key, value, "NX"); }
   /// GETDEL key.
-  auto getdel(std::string_view key) { return command<std::optional<std::string>>("GETDEL", key); }
+  auto getdel(std::string_view key) { return keyed<std::optional<std::string>>(key, "GETDEL", key); }
   /// MGET keys...: values in order, nullopt for missing keys.
   template <resp::argument Keys>
   auto mget(const Keys& keys) { return command<std::vector<std::optional<std::string>>>("MGET", keys); }
   /// INCR key.
-  auto incr(std::string_view key) { return command<std::int64_t>("INCR", key); }
+  auto incr(std::string_view key) { return keyed<std::int64_t>(key, "INCR", key); }
   /// INCRBY key n.
-  auto incrby(std::string_view key, std::int64_t n) { return command<std::int64_t>("INCRBY", key, n); }
+  auto incrby(std::string_view key, std::int64_t n) { return keyed<std::int64_t>(key, "INCRBY", key, n); }
   /// DECR key.
-  auto decr(std::string_view key) { return command<std::int64_t>("DECR", key); }
+  auto decr(std::string_view key) { return keyed<std::int64_t>(key, "DECR", key); }
   /// DEL keys...: how many were removed.
   template <resp::argument... Keys>
   auto del(const Keys&... keys) { return command<std::int64_t>("DEL", keys...); }
@@ -364,46 +388,46 @@ class client {
   auto exists(const Keys&... keys) { return command<std::int64_t>("EXISTS", keys...); }
   /// PEXPIRE key ms: true if the timeout was set.
   auto pexpire(std::string_view key, std::chrono::milliseconds ttl) {
-    return command<bool>("PEXPIRE", key, static_cast<std::int64_t>(ttl.count()));
+    return keyed<bool>(key, "PEXPIRE", key, static_cast<std::int64_t>(ttl.count()));
   }
   /// EXPIRE key s.
   auto expire(std::string_view key, std::chrono::seconds ttl) {
-    return command<bool>("EXPIRE", key, static_cast<std::int64_t>(ttl.count()));
+    return keyed<bool>(key, "EXPIRE", key, static_cast<std::int64_t>(ttl.count()));
   }
   /// TTL key (seconds; -1 no expiry, -2 no key).
-  auto ttl(std::string_view key) { return command<std::int64_t>("TTL", key); }
+  auto ttl(std::string_view key) { return keyed<std::int64_t>(key, "TTL", key); }
   /// PTTL key (milliseconds).
-  auto pttl(std::string_view key) { return command<std::int64_t>("PTTL", key); }
+  auto pttl(std::string_view key) { return keyed<std::int64_t>(key, "PTTL", key); }
   /// TYPE key.
-  auto type(std::string_view key) { return command<std::string>("TYPE", key); }
+  auto type(std::string_view key) { return keyed<std::string>(key, "TYPE", key); }
   /// HSET key field value.
   auto hset(std::string_view key, std::string_view field, std::string_view value) {
-    return command<std::int64_t>("HSET", key, field, value);
+    return keyed<std::int64_t>(key, "HSET", key, field, value);
   }
   /// HGET key field.
-  auto hget(std::string_view key, std::string_view field) { return command<std::optional<std::string>>("HGET", key, field); }
+  auto hget(std::string_view key, std::string_view field) { return keyed<std::optional<std::string>>(key, "HGET", key, field); }
   /// HGETALL key as field -> value.
-  auto hgetall(std::string_view key) { return command<std::vector<std::pair<std::string, std::string>>>("HGETALL", key); }
+  auto hgetall(std::string_view key) { return keyed<std::vector<std::pair<std::string, std::string>>>(key, "HGETALL", key); }
   /// LPUSH key value.
-  auto lpush(std::string_view key, std::string_view value) { return command<std::int64_t>("LPUSH", key, value); }
+  auto lpush(std::string_view key, std::string_view value) { return keyed<std::int64_t>(key, "LPUSH", key, value); }
   /// RPUSH key value.
-  auto rpush(std::string_view key, std::string_view value) { return command<std::int64_t>("RPUSH", key, value); }
+  auto rpush(std::string_view key, std::string_view value) { return keyed<std::int64_t>(key, "RPUSH", key, value); }
   /// LRANGE key start stop.
   auto lrange(std::string_view key, std::int64_t start, std::int64_t stop) {
-    return command<std::vector<std::string>>("LRANGE", key, start, stop);
+    return keyed<std::vector<std::string>>(key, "LRANGE", key, start, stop);
   }
   /// SADD key member.
-  auto sadd(std::string_view key, std::string_view member) { return command<std::int64_t>("SADD", key, member); }
+  auto sadd(std::string_view key, std::string_view member) { return keyed<std::int64_t>(key, "SADD", key, member); }
   /// SMEMBERS key.
-  auto smembers(std::string_view key) { return command<std::vector<std::string>>("SMEMBERS", key); }
+  auto smembers(std::string_view key) { return keyed<std::vector<std::string>>(key, "SMEMBERS", key); }
   /// ZADD key score member.
-  auto zadd(std::string_view key, double score, std::string_view member) { return command<std::int64_t>("ZADD", key, score, member); }
+  auto zadd(std::string_view key, double score, std::string_view member) { return keyed<std::int64_t>(key, "ZADD", key, score, member); }
   /// ZSCORE key member.
-  auto zscore(std::string_view key, std::string_view member) { return command<std::optional<double>>("ZSCORE", key, member); }
+  auto zscore(std::string_view key, std::string_view member) { return keyed<std::optional<double>>(key, "ZSCORE", key, member); }
   /// ZINCRBY key increment member: the new score.
-  auto zincrby(std::string_view key, double by, std::string_view member) { return command<double>("ZINCRBY", key, by, member); }
+  auto zincrby(std::string_view key, double by, std::string_view member) { return keyed<double>(key, "ZINCRBY", key, by, member); }
   /// ZCARD key.
-  auto zcard(std::string_view key) { return command<std::int64_t>("ZCARD", key); }
+  auto zcard(std::string_view key) { return keyed<std::int64_t>(key, "ZCARD", key); }
   /// PUBLISH channel message: receivers.
   auto publish(std::string_view channel, std::string_view message) { return command<std::int64_t>("PUBLISH", channel, message); }
   /// PING.
@@ -447,23 +471,23 @@ class client {
     return owned_awaitable<ignore_t>(*this, std::move(args));
   }
   /// HDEL key field.
-  auto hdel(std::string_view key, std::string_view field) { return command<std::int64_t>("HDEL", key, field); }
+  auto hdel(std::string_view key, std::string_view field) { return keyed<std::int64_t>(key, "HDEL", key, field); }
   /// HINCRBY key field n.
-  auto hincrby(std::string_view key, std::string_view field, std::int64_t n) { return command<std::int64_t>("HINCRBY", key, field, n); }
+  auto hincrby(std::string_view key, std::string_view field, std::int64_t n) { return keyed<std::int64_t>(key, "HINCRBY", key, field, n); }
   /// HLEN key.
-  auto hlen(std::string_view key) { return command<std::int64_t>("HLEN", key); }
+  auto hlen(std::string_view key) { return keyed<std::int64_t>(key, "HLEN", key); }
   /// LPOP key.
-  auto lpop(std::string_view key) { return command<std::optional<std::string>>("LPOP", key); }
+  auto lpop(std::string_view key) { return keyed<std::optional<std::string>>(key, "LPOP", key); }
   /// RPOP key.
-  auto rpop(std::string_view key) { return command<std::optional<std::string>>("RPOP", key); }
+  auto rpop(std::string_view key) { return keyed<std::optional<std::string>>(key, "RPOP", key); }
   /// LLEN key.
-  auto llen(std::string_view key) { return command<std::int64_t>("LLEN", key); }
+  auto llen(std::string_view key) { return keyed<std::int64_t>(key, "LLEN", key); }
   /// SREM key member.
-  auto srem(std::string_view key, std::string_view member) { return command<std::int64_t>("SREM", key, member); }
+  auto srem(std::string_view key, std::string_view member) { return keyed<std::int64_t>(key, "SREM", key, member); }
   /// SISMEMBER key member.
-  auto sismember(std::string_view key, std::string_view member) { return command<bool>("SISMEMBER", key, member); }
+  auto sismember(std::string_view key, std::string_view member) { return keyed<bool>(key, "SISMEMBER", key, member); }
   /// SCARD key.
-  auto scard(std::string_view key) { return command<std::int64_t>("SCARD", key); }
+  auto scard(std::string_view key) { return keyed<std::int64_t>(key, "SCARD", key); }
   /// ZRANGE key start stop [BYSCORE] [REV] [LIMIT o c]: members in order.
   auto zrange(std::string_view key, std::string_view start, std::string_view stop, const zrange_options& o = {}) {
     return owned_awaitable<std::vector<std::string>>(*this, zrange_arguments(key, start, stop, o, false));
@@ -487,14 +511,14 @@ class client {
                             });
   }
   /// ZRANK key member (nullopt if absent).
-  auto zrank(std::string_view key, std::string_view member) { return command<std::optional<std::int64_t>>("ZRANK", key, member); }
+  auto zrank(std::string_view key, std::string_view member) { return keyed<std::optional<std::int64_t>>(key, "ZRANK", key, member); }
   /// ZREVRANK key member.
-  auto zrevrank(std::string_view key, std::string_view member) { return command<std::optional<std::int64_t>>("ZREVRANK", key, member); }
+  auto zrevrank(std::string_view key, std::string_view member) { return keyed<std::optional<std::int64_t>>(key, "ZREVRANK", key, member); }
   /// ZCOUNT key min max.
-  auto zcount(std::string_view key, std::string_view min, std::string_view max) { return command<std::int64_t>("ZCOUNT", key, min, max); }
+  auto zcount(std::string_view key, std::string_view min, std::string_view max) { return keyed<std::int64_t>(key, "ZCOUNT", key, min, max); }
   /// ZREMRANGEBYSCORE key min max.
   auto zremrangebyscore(std::string_view key, std::string_view min, std::string_view max) {
-    return command<std::int64_t>("ZREMRANGEBYSCORE", key, min, max);
+    return keyed<std::int64_t>(key, "ZREMRANGEBYSCORE", key, min, max);
   }
   /// INFO [section], parsed into sections.
   auto info(std::string_view section = {}) {

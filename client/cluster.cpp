@@ -175,7 +175,10 @@ struct cluster_router::node {
   std::vector<connection::pointer> blocking;
 
   connection& main() {
-    if (!conn) conn = open();
+    if (!conn) {
+      conn = open();
+      router->sync_fast_targets();  // a primary's first connection: the inline path may use it now
+    }
     return *conn;
   }
   // Out of the routing's way: the first command to a node, and blocking commands.
@@ -349,6 +352,7 @@ struct cluster_router::bootstrap_request : request {
 cluster_router::cluster_router(net::loop& loop, const options& opts) : loop_(loop), opts_(opts), scratch_(0) {
   opts_.cluster.enabled = false;  // node connections are plain connections
   shard_.fill(no_shard);
+  replica_reads_ = opts_.cluster.reads != read_from::primary;
   delay_timer_.owner = refresh_timer_.owner = this;
   delay_timer_.fn = &on_delay_timer;
   refresh_timer_.fn = &on_refresh_timer;
@@ -368,6 +372,7 @@ void cluster_router::start() {
 void cluster_router::close() {
   if (closed_) return;
   closed_ = true;
+  fast_ = false;
   loop_.cancel(delay_timer_);
   loop_.cancel(refresh_timer_);
   fail_waiting(errc::shutting_down);
@@ -446,7 +451,7 @@ std::string cluster_router::last_error() const {
 
 // --- Routing ---
 
-void cluster_router::submit(request& r) {
+void cluster_router::submit_slow(request& r) {
   if (!ready_ || closed_) [[unlikely]] {
     submit_early(r);
     return;
@@ -472,30 +477,6 @@ void cluster_router::submit_early(request& r) {
   waiting_.push_back({timeout.count() > 0 ? loop_.now() + timeout : net::clock::time_point::max(), &r});
   if (timeout.count() > 0) arm_delay_timer();
   start();
-}
-
-inline bool cluster_router::pack(std::string_view name, name_key& k) noexcept {
-  // Overlapping loads read every byte of the name and no byte outside it; with the size known, the
-  // two words determine the name.
-  const auto* p = reinterpret_cast<const unsigned char*>(name.data());
-  const std::size_t n = name.size();
-  k.size = n;
-  if (n >= 8) {
-    if (n > 16) return false;
-    std::memcpy(&k.w0, p, 8);
-    std::memcpy(&k.w1, p + n - 8, 8);
-  } else if (n >= 4) {
-    std::uint32_t a = 0, b = 0;
-    std::memcpy(&a, p, 4);
-    std::memcpy(&b, p + n - 4, 4);
-    k.w0 = a | std::uint64_t{b} << 32;
-    k.w1 = 0;
-  } else {
-    if (n == 0) return false;
-    k.w0 = p[0] | std::uint64_t{p[n / 2]} << 8 | std::uint64_t{p[n - 1]} << 16;
-    k.w1 = 0;
-  }
-  return true;
 }
 
 const command_keys::command* cluster_router::lookup(std::span<const std::string_view> args, std::int8_t& single_key) {
@@ -532,18 +513,16 @@ inline void cluster_router::send(node& n, request& r, std::string_view encoded) 
   else c->submit(r, encoded);
 }
 
-// The common case, kept apart from the general one (and from its stack frame): the request names its
-// arguments and its command is a known one-key command, so it is routed by its key and encoded
-// once, by the node's connection (no scratch encoding, no copy). False when it does not apply.
+// A one-key command whose key the request names (`request::key`) or that is in the name cache, when
+// `route_fast` declined it: a read for a replica, the first command to a node, a blocking command.
+// Routed by its key and encoded once, by the node's connection. False when it does not apply.
 inline bool cluster_router::route_known(request& r) {
-  std::string_view name, key;
-  if (r.argument == nullptr || r.replies != 1 || !r.node.empty() || !r.argument(r, 0, name)) return false;
-  name_key k;
-  if (!pack(name, k)) return false;
-  const name_cache_entry& e = cache_slot(k);
-  if (e.single_key <= 0 || !(e.key == k) || !r.argument(r, static_cast<std::size_t>(e.single_key), key)) return false;
+  if (r.replies != 1 || !r.node.empty()) return false;
+  std::string_view key = r.key;
+  bool readonly = false;
+  if ((key.data() == nullptr || replica_reads_) && !single_key_of(r, key, readonly)) return false;
   const std::uint16_t slot = hash_slot(key);
-  node* n = e.readonly && opts_.cluster.reads != read_from::primary ? pick(slot, true) : primary_of(slot);
+  node* n = readonly && replica_reads_ ? pick(slot, true) : primary_of(slot);
   if (n == nullptr) return false;
   send(*n, r, {});
   return true;
@@ -620,6 +599,14 @@ void cluster_router::route_encoded(request& r) {
     return;
   }
   send(*n, r, scratch_.data());
+}
+
+void cluster_router::sync_fast_targets() {
+  fast_targets_.assign(shard_primary_.size(), {});
+  for (std::size_t i = 0; i < shard_primary_.size(); ++i) {
+    node* p = shard_primary_[i];
+    if (p != nullptr && p->conn) fast_targets_[i] = {p->conn.get(), &p->sent};
+  }
 }
 
 cluster_router::node* cluster_router::any_primary() {
@@ -797,6 +784,7 @@ void cluster_router::redirected(node& from, request& r, std::string_view error) 
         at = shard_primary_.insert(shard_primary_.end(), &to);
       }
       shard_[slot] = static_cast<std::uint16_t>(at - shard_primary_.begin());
+      sync_fast_targets();
       request_refresh();
       send(to, r, {});
     } else {
@@ -974,6 +962,7 @@ void cluster_router::apply(slot_map map) {
     }
     shard_nodes_.push_back(std::move(members));
   }
+  sync_fast_targets();
   become_ready();
   // Forget nodes that left the topology and are not connected (a dead primary after its failover, a
   // node a redirection named that never answered): what waits on them unsent is routed again.
@@ -999,6 +988,7 @@ void cluster_router::apply(slot_map map) {
 void cluster_router::become_ready() {
   if (ready_ || !has_map_ || !has_commands_) return;
   ready_ = true;
+  fast_ = !closed_;
   auto waiting = std::move(waiting_);
   waiting_.clear();
   for (const delayed& d : waiting) route(*d.r);

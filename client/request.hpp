@@ -55,6 +55,11 @@ struct request {
   /// Cluster: the node ("host:port") to send this request to instead of the one its keys map to;
   /// empty: routed by its keys. Must outlive the request.
   std::string_view node;
+  /// Cluster: the command's only key, when its sender knows it (the typed helpers such as `get`,
+  /// `hset` and `incr` set it; so does `routed_by`): the request is routed by its hash slot without
+  /// looking the command up (a null `data()`: not given; the router then finds the keys itself).
+  /// A wrong key costs a MOVED redirection, not a wrong result. Must outlive the request.
+  std::string_view key;
   /// True if the arguments outlive the request's completion (an awaitable's do): large payloads
   /// are then referenced, not copied, until sent. False copies everything when encoding.
   bool borrows_arguments = false;

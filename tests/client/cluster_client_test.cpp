@@ -117,6 +117,57 @@ TEST_F(ClusterClient, RoutesTenThousandKeysToTheirNodes) {
   EXPECT_EQ(c.cluster()->nodes(false).size(), 6u);
 }
 
+// Three ways to name a key reach the same primary: the typed helpers (`request::key`, no look-up),
+// `routed_by`, and a generic command routed by the server's key specifications. A key named wrongly
+// costs a MOVED and still gives the right reply.
+TEST_F(ClusterClient, NamedKeysAndKeySpecsRouteAlike) {
+  constexpr int n = 600;
+  int ok = 0, failed = 0;
+  auto one = [&](int i) -> detached {
+    const std::string key = "named:" + std::to_string(i);
+    const std::string value = "v" + std::to_string(i);
+    bool good = true;
+    switch (i % 3) {
+      case 0: good = good && (co_await c.set(key, value)).has_value(); break;
+      case 1: good = good && (co_await c.command<std::string>("SET", key, value).routed_by(key)).has_value(); break;
+      default: good = good && (co_await c.command<std::string>("SET", key, value)).has_value(); break;
+    }
+    const auto typed = co_await c.get(key);
+    const auto generic = co_await c.command<std::optional<std::string>>("GET", key);
+    const auto routed = co_await c.command<std::optional<std::string>>("GET", key).routed_by(key);
+    good = good && typed && *typed == value && generic && *generic == value && routed && *routed == value;
+    if (good) ++ok;
+    else ++failed;
+  };
+  for (int i = 0; i < n; ++i) one(i);
+  ASSERT_TRUE(run_until(loop, [&] { return ok + failed == n; }, 60s));
+  EXPECT_EQ(ok, n);
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(c.cluster()->statistics().moved, 0u);
+  std::uint64_t sent = 0;
+  for (const auto& l : c.cluster()->load()) sent += l.sent;
+  EXPECT_EQ(sent, 4u * n);
+
+  // A key in another shard's slot named in place of the real one: MOVED, then the right value.
+  const auto owner = owners(cluster());
+  std::string key, wrong;
+  for (int i = 0; wrong.empty(); ++i) {
+    const std::string k = "named:" + std::to_string(i);
+    if (key.empty()) key = k;
+    else if (owner[hash_slot(k)] != owner[hash_slot(key)]) wrong = k;
+  }
+  std::optional<std::string> got;
+  auto misnamed = [&]() -> detached {
+    auto r = co_await c.command<std::optional<std::string>>("GET", key).routed_by(wrong);
+    if (r) got = *r;
+    done = true;
+  };
+  run(misnamed);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, "v0");
+  EXPECT_GE(c.cluster()->statistics().moved, 1u);
+}
+
 TEST_F(ClusterClient, HashTagsKeepMultiKeyCommandsAndTransactionsOnOneSlot) {
   auto body = [&]() -> detached {
     EXPECT_TRUE(co_await c.command<ignore_t>("SADD", "{user:1}.a", "x", "y"));
