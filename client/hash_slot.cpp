@@ -55,10 +55,13 @@ std::uint16_t crc16_tables(const unsigned char* p, std::size_t n) noexcept {
 // 1. Leading zero bytes do not change it (initial value 0), so the first len % 16 bytes are taken as
 //    a zero-padded 128-bit block, and every further 16 bytes folded in: S' = S_hi * (x^192 mod P) +
 //    S_lo * (x^128 mod P) + next (S * x^128 is congruent to that, and it fits in 128 bits again).
-// 2. S = A * x^64 + B is congruent to A * (x^64 mod P) + B (80 bits), folded once more to 64 bits: D.
-// 3. Barrett: with mu = floor(x^80 / P) = x^64 + mu_lo, the quotient of D * x^16 by P is
-//    D + hi64(D * mu_lo) (exact for polynomials: no carries), and the remainder is the low 16 bits of
-//    that quotient times 0x1021.
+// 2. Barrett in one step, exact for polynomials (no carries): with mu = floor(x^144 / P) = x^128 + M,
+//    the quotient of S * x^16 by P is Q = S + hi128(S * M), where hi128(S * M) = S_hi * M_hi +
+//    hi64(S_hi * M_lo + S_lo * M_hi) (S_lo * M_lo < x^128 adds nothing): three multiplications that
+//    do not wait for each other. The remainder is low16(Q * P), and P = x^16 + x^12 + x^5 + 1 makes
+//    that low16(Q ^ Q << 5 ^ Q << 12): two shifts, no fourth multiplication. The route of every
+//    cluster command waits on this result, so its latency counts, not only its instructions: the
+//    earlier reduction (fold to 80 bits, to 64, then Barrett with x^80) chained four multiplications.
 constexpr std::uint32_t poly = 0x11021;
 constexpr std::uint64_t x_pow_mod(int k) {
   std::uint32_t r = 1;
@@ -68,16 +71,18 @@ constexpr std::uint64_t x_pow_mod(int k) {
   }
   return r;
 }
-constexpr std::uint64_t k64 = x_pow_mod(64), k128 = x_pow_mod(128), k192 = x_pow_mod(192);
-constexpr std::uint64_t mu_lo = [] {  // floor(x^80 / P) without its x^64 term, by long division
+constexpr std::uint64_t k128 = x_pow_mod(128), k192 = x_pow_mod(192);
+// M = floor(x^144 / P) without its x^128 term, by long division: {high word, low word}.
+constexpr std::array<std::uint64_t, 2> mu = [] {
   std::uint32_t rem = 0;
-  std::uint64_t q = 0;
-  for (int bit = 80; bit >= 0; --bit) {
-    rem = (rem << 1) | (bit == 80 ? 1U : 0U);
-    q <<= 1;
-    if (rem & 0x10000) rem ^= poly, q |= 1;
+  std::uint64_t hi = 0, lo = 0;
+  for (int bit = 144; bit >= 0; --bit) {
+    rem = (rem << 1) | (bit == 144 ? 1U : 0U);
+    hi = (hi << 1) | (lo >> 63);  // the x^128 bit falls off the top
+    lo <<= 1;
+    if (rem & 0x10000) rem ^= poly, lo |= 1;
   }
-  return q;
+  return std::array<std::uint64_t, 2>{hi, lo};
 }();
 
 struct u128 {
@@ -138,12 +143,12 @@ constexpr std::uint32_t brace_seen = 0x10000;
     seen = _mm_or_si128(seen, _mm_cmpeq_epi8(next, brace));
     s = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(s, fold, 0x11), _mm_clmulepi64_si128(s, fold, 0x00)), next);
   }
-  const __m128i k = _mm_set_epi64x(0, static_cast<long long>(k64));
-  const __m128i mp = _mm_set_epi64x(static_cast<long long>(poly & 0xFFFF), static_cast<long long>(mu_lo));
-  const __m128i c = _mm_xor_si128(_mm_clmulepi64_si128(s, k, 0x01), _mm_move_epi64(s));  // S_hi * k64 + S_lo
-  const __m128i d = _mm_xor_si128(_mm_clmulepi64_si128(c, k, 0x01), c);                  // low lane: D
-  const __m128i q = _mm_xor_si128(d, _mm_srli_si128(_mm_clmulepi64_si128(d, mp, 0x00), 8));
-  const auto crc = static_cast<std::uint32_t>(_mm_cvtsi128_si32(_mm_clmulepi64_si128(q, mp, 0x10))) & 0xFFFF;
+  const __m128i m = _mm_set_epi64x(static_cast<long long>(mu[0]), static_cast<long long>(mu[1]));
+  const __m128i top = _mm_clmulepi64_si128(s, m, 0x11);                                                   // S_hi * M_hi
+  const __m128i mid = _mm_xor_si128(_mm_clmulepi64_si128(s, m, 0x01), _mm_clmulepi64_si128(s, m, 0x10));  // S_hi * M_lo + S_lo * M_hi
+  const __m128i q = _mm_xor_si128(_mm_xor_si128(s, top), _mm_srli_si128(mid, 8));
+  const auto ql = static_cast<std::uint32_t>(_mm_cvtsi128_si32(q));
+  const std::uint32_t crc = (ql ^ (ql << 5) ^ (ql << 12)) & 0xFFFF;
   return crc | (_mm_movemask_epi8(seen) != 0 ? brace_seen : 0);
 }
 
