@@ -33,6 +33,12 @@ int main(int argc, char** argv) {
       done = true;
       co_return;
     }
+    // Any command may name its only key: routed by it, without looking the command up (the typed
+    // helpers such as set() above do this themselves).
+    const std::string visits = "visits:user:1000";
+    if (auto n = co_await c.command<std::int64_t>("HINCRBY", visits, "home", 1).routed_by(visits)) {
+      std::printf("HINCRBY routed by its key: %lld\n", static_cast<long long>(*n));
+    }
     // Keys in many slots: split per slot, merged back in the keys' order.
     const std::vector<std::pair<std::string, std::string>> pairs = {{"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}};
     const std::vector<std::string> keys = {"a", "b", "c", "d", "missing"};

@@ -500,6 +500,7 @@ TEST_F(ClusterClient, TheExampleRunsAgainstTheCluster) {
   for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
   EXPECT_EQ(::pclose(p), 0) << out;
   EXPECT_NE(out.find("MGET across slots: 1 2 3 4 (nil)"), std::string::npos) << out;
+  EXPECT_NE(out.find("HINCRBY routed by its key: "), std::string::npos) << out;
   EXPECT_NE(out.find("pipeline: 6 replies in order"), std::string::npos) << out;
   EXPECT_NE(out.find("transaction on one slot: 2 replies"), std::string::npos) << out;
   std::size_t pongs = 0;
