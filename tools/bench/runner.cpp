@@ -118,6 +118,8 @@ struct worker {
                   : p.kind == command_spec::part_kind::data ? std::string_view(value)
                                                             : std::string_view(p.text);
     }
+    // request::key (slot::key is the buffer the key text lives in)
+    static_cast<client::request&>(s).key = spec.routes_by_key ? key : std::string_view();
     s.null_reply = false;
     s.error.clear();
   }
@@ -193,7 +195,9 @@ struct sleep_until {
 client::detached virtual_client(worker& w, client::client& c, slot& s) {
   while (w.begin(s)) {
     if (w.open_loop) co_await sleep_until{s};
-    auto r = co_await c.command<std::optional<resp::ignore_t>>(std::span<const std::string_view>(s.argv.data(), s.argc));
+    // Named like the raw requests' (request::key): the built-in SET and GET route by their key.
+    auto r = co_await c.command<std::optional<resp::ignore_t>>(std::span<const std::string_view>(s.argv.data(), s.argc))
+                 .routed_by(static_cast<const client::request&>(s).key);
     std::error_code ec;
     if (r) {
       s.null_reply = !r->has_value();

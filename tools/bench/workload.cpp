@@ -62,10 +62,12 @@ std::vector<command_spec> default_workload(unsigned set_weight, unsigned get_wei
   if (set_weight != 0) {
     out.push_back(*parse_command("SET __key__ __data__", why));
     out.back().weight = set_weight;
+    out.back().routes_by_key = true;
   }
   if (get_weight != 0) {
     out.push_back(*parse_command("GET __key__", why));
     out.back().weight = get_weight;
+    out.back().routes_by_key = true;
   }
   return out;
 }

@@ -28,6 +28,10 @@ struct command_spec {
   std::string name;          ///< the command's name, upper-cased: the report's row (e.g. "GET", "HSET")
   std::vector<part> parts;   ///< every argument, the name included
   unsigned weight = 1;       ///< relative frequency in the mix (--command-ratio)
+  /// True when `__key__` is the command's only key (the built-in SET and GET): its requests name it
+  /// (`request::key`), so a cluster client routes them without looking the command up. A --command
+  /// template's `__key__` may be a field or a member, so templates leave it false.
+  bool routes_by_key = false;
   /// True for GET-like commands whose null reply is a miss (GET, HGET, GETEX, GETDEL, LINDEX ...: a
   /// null reply of any command counts as a miss; this says whether hits/misses are reported).
   [[nodiscard]] bool reports_hits() const noexcept { return name == "GET"; }
