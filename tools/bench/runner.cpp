@@ -195,9 +195,10 @@ struct sleep_until {
 client::detached virtual_client(worker& w, client::client& c, slot& s) {
   while (w.begin(s)) {
     if (w.open_loop) co_await sleep_until{s};
-    // Named like the raw requests' (request::key): the built-in SET and GET route by their key.
-    auto r = co_await c.command<std::optional<resp::ignore_t>>(std::span<const std::string_view>(s.argv.data(), s.argc))
-                 .routed_by(static_cast<const client::request&>(s).key);
+    // Named like the raw requests' (request::key): the built-in SET and GET route by their key (a
+    // null key names none). keyed() builds the awaitable in place; routed_by() would move it.
+    auto r = co_await c.keyed<std::optional<resp::ignore_t>>(static_cast<const client::request&>(s).key,
+                                                              std::span<const std::string_view>(s.argv.data(), s.argc));
     std::error_code ec;
     if (r) {
       s.null_reply = !r->has_value();
