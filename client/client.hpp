@@ -187,7 +187,16 @@ class [[nodiscard]] command_awaitable : public detail::reply_awaitable<command_a
       bool found = false;
       auto try_one = [&](const auto& a, std::size_t i) {
         if constexpr (std::is_same_v<std::decay_t<decltype(a)>, std::string_view>) {
-          if (i == index) out = a, found = true;
+          if (i == index) {
+            // Copied as two words, never as one 16-byte move: the constructor has just stored `a` as
+            // two 8-byte words, which one 16-byte load cannot take from the store buffer (it waits
+            // for both stores to reach the cache), and the caller reads `out` back as two words.
+            const char* data = a.data();
+            std::size_t size = a.size();
+            asm("" : "+r"(data), "+r"(size));
+            out = std::string_view(data, size);
+            found = true;
+          }
         }
       };
       (try_one(std::get<I>(self.args_), I), ...);
