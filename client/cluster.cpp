@@ -352,6 +352,7 @@ struct cluster_router::bootstrap_request : request {
 cluster_router::cluster_router(net::loop& loop, const options& opts) : loop_(loop), opts_(opts), scratch_(0) {
   opts_.cluster.enabled = false;  // node connections are plain connections
   shard_.fill(no_shard);
+  block_shard_.fill(no_shard);
   replica_reads_ = opts_.cluster.reads != read_from::primary;
   delay_timer_.owner = refresh_timer_.owner = this;
   delay_timer_.fn = &on_delay_timer;
@@ -601,6 +602,12 @@ void cluster_router::route_encoded(request& r) {
   send(*n, r, scratch_.data());
 }
 
+void cluster_router::index_block(std::size_t block) noexcept {
+  const std::uint16_t* first = shard_.data() + block * slots_per_block;
+  const bool uniform = std::all_of(first, first + slots_per_block, [first](std::uint16_t s) { return s == *first; });
+  block_shard_[block] = uniform ? *first : mixed_block;
+}
+
 void cluster_router::sync_fast_targets() {
   fast_targets_.assign(shard_primary_.size(), {});
   for (std::size_t i = 0; i < shard_primary_.size(); ++i) {
@@ -784,6 +791,7 @@ void cluster_router::redirected(node& from, request& r, std::string_view error) 
         at = shard_primary_.insert(shard_primary_.end(), &to);
       }
       shard_[slot] = static_cast<std::uint16_t>(at - shard_primary_.begin());
+      index_block(slot / slots_per_block);
       sync_fast_targets();
       request_refresh();
       send(to, r, {});
@@ -962,6 +970,7 @@ void cluster_router::apply(slot_map map) {
     }
     shard_nodes_.push_back(std::move(members));
   }
+  for (std::size_t b = 0; b < block_shard_.size(); ++b) index_block(b);
   sync_fast_targets();
   become_ready();
   // Forget nodes that left the topology and are not connected (a dead primary after its failover, a
