@@ -75,9 +75,10 @@ class cluster_router {
   /// Connects to the seed and learns the commands and the topology. Idempotent.
   void start();
   /// Routes `r` (see the class comment). Before the topology is known, requests wait (bounded by
-  /// `offline_queue_limit`, each by its timeout). Inline for the common case, a known one-key command
-  /// that names its arguments (`request::argument`) for a primary whose connection exists: every
-  /// command passes here, and issue 6 bounds routing's cost at 1.2x a single node's.
+  /// `offline_queue_limit`, each by its timeout). Inline for the common case: a one-key command whose
+  /// key the request names (`request::key`), or whose name is in the cache of one-key commands
+  /// (`request::argument`), for a primary whose connection exists. Every command passes here, and
+  /// issue 6 bounds routing's cost at 1.2x a single node's.
   void submit(request& r) {
     if (route_fast(r)) [[likely]] return;
     submit_slow(r);
