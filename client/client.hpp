@@ -333,7 +333,7 @@ class client {
 
   // --- Any command ---
 
-  /// `co_await c.keyed<T>(key, "HSET", key, field, value)`: the reply as T (resp::value by default).
+  /// `co_await c.command<T>("HSET", key, field, value)`: the reply as T (resp::value by default).
   template <class T = resp::value, resp::argument... Args>
   [[nodiscard]] command_awaitable<T, Args...> command(const Args&... args) {
     return command_awaitable<T, Args...>(*this, args...);

@@ -75,6 +75,22 @@ class ClusterClient : public ::testing::Test {
     ASSERT_TRUE(run_until(loop, [&] { return done; }, limit));
   }
 
+  // Starts `one(i)` for each i < n (a coroutine that counts itself in `ok` or `failed`) and runs the
+  // loop until all have, then expects every one ok.
+  template <class F>
+  void run_each(int n, F& one, int& ok, int& failed) {
+    for (int i = 0; i < n; ++i) one(i);
+    ASSERT_TRUE(run_until(loop, [&] { return ok + failed == n; }, 60s));
+    EXPECT_EQ(ok, n);
+    EXPECT_EQ(failed, 0);
+  }
+  // Requests handed to every node's connections so far.
+  std::uint64_t total_sent() {
+    std::uint64_t sent = 0;
+    for (const auto& l : c.cluster()->load()) sent += l.sent;
+    return sent;
+  }
+
   net::loop loop;
   client c;
   bool done = false;
@@ -94,10 +110,7 @@ TEST_F(ClusterClient, RoutesTenThousandKeysToTheirNodes) {
     if (set && got && *got == value) ++ok;
     else ++failed;
   };
-  for (int i = 0; i < n; ++i) one(i);
-  ASSERT_TRUE(run_until(loop, [&] { return ok + failed == n; }, 60s));
-  EXPECT_EQ(ok, n);
-  EXPECT_EQ(failed, 0);
+  ASSERT_NO_FATAL_FAILURE(run_each(n, one, ok, failed));
   // Each went straight to its slot's primary: no redirection after the first topology ...
   EXPECT_EQ(c.cluster()->statistics().moved, 0u);
   // ... and each primary holds exactly the keys whose slots it serves.
@@ -109,10 +122,7 @@ TEST_F(ClusterClient, RoutesTenThousandKeysToTheirNodes) {
     test::blocking_connection node(cluster().node(index).socket_path());
     EXPECT_EQ(node.call({"EVAL", "return #redis.call('KEYS', 'route:*')", "0"}).integer, count) << "node " << index;
   }
-  const auto load = c.cluster()->load();
-  std::uint64_t sent = 0;
-  for (const auto& l : load) sent += l.sent;
-  EXPECT_EQ(sent, 2u * n);
+  EXPECT_EQ(total_sent(), 2u * n);
   EXPECT_EQ(c.cluster()->nodes(true).size(), 3u);
   EXPECT_EQ(c.cluster()->nodes(false).size(), 6u);
 }
@@ -139,14 +149,9 @@ TEST_F(ClusterClient, NamedKeysAndKeySpecsRouteAlike) {
     if (good) ++ok;
     else ++failed;
   };
-  for (int i = 0; i < n; ++i) one(i);
-  ASSERT_TRUE(run_until(loop, [&] { return ok + failed == n; }, 60s));
-  EXPECT_EQ(ok, n);
-  EXPECT_EQ(failed, 0);
+  ASSERT_NO_FATAL_FAILURE(run_each(n, one, ok, failed));
   EXPECT_EQ(c.cluster()->statistics().moved, 0u);
-  std::uint64_t sent = 0;
-  for (const auto& l : c.cluster()->load()) sent += l.sent;
-  EXPECT_EQ(sent, 4u * n);
+  EXPECT_EQ(total_sent(), 4u * n);
 
   // A key in another shard's slot named in place of the real one: MOVED, then the right value.
   const auto owner = owners(cluster());
