@@ -7,11 +7,20 @@ namespace redring::client {
 
 sync_client::sync_client(options opts) {
   // The loop is made on its own thread: io_uring's SINGLE_ISSUER ties a ring to the thread that
-  // created it.
+  // created it. If that fails (io_uring disabled, say), the exception crosses back to this thread:
+  // escaping the loop thread's function, it would call std::terminate.
   std::promise<void> ready;
+  std::future<void> started = ready.get_future();
   thread_ = std::thread([this, &ready, o = std::move(opts)]() mutable {
-    loop_ = std::make_unique<net::loop>();
-    client_ = std::make_unique<client>(*loop_, std::move(o));
+    try {
+      loop_ = std::make_unique<net::loop>();
+      client_ = std::make_unique<client>(*loop_, std::move(o));
+    } catch (...) {
+      client_.reset();
+      loop_.reset();
+      ready.set_exception(std::current_exception());
+      return;
+    }
     client_->start();
     ready.set_value();
     loop_->run();
@@ -19,7 +28,12 @@ sync_client::sync_client(options opts) {
     client_.reset();
     loop_.reset();
   });
-  ready.get_future().wait();
+  try {
+    started.get();
+  } catch (...) {
+    thread_.join();
+    throw;
+  }
 }
 
 sync_client::~sync_client() {

@@ -13,10 +13,12 @@ namespace redring::client {
 
 /// A blocking client: each call sends its command and waits for the reply. Thread-safe: calls from
 /// many threads are multiplexed (and pipelined) over one connection. Errors are values, as in the
-/// async API: no exceptions.
+/// async API: calls throw nothing; only the constructor can, when there can be no loop.
 class sync_client {
  public:
-  /// Starts a loop thread and connects to the server of `opts`.
+  /// Starts a loop thread and connects to the server of `opts` (a server that cannot be reached is
+  /// a call's error value, not the constructor's). Throws what `net::loop`'s constructor throws
+  /// (std::system_error: io_uring unavailable), with the loop thread joined.
   explicit sync_client(options opts);
   /// Completes every pending call with `shutting_down` and joins the loop thread.
   ~sync_client();

@@ -5,6 +5,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <functional>
 #include <thread>
@@ -19,6 +20,26 @@ int kernel_version() noexcept {
   int major = 0, minor = 0;
   if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return 0;
   return major * 1000 + minor;
+}
+
+// Why io_uring_setup refused, in words a user can act on: containers and hardened hosts turn
+// io_uring off, and each cause has its own errno (io_uring_setup(2); kernel.io_uring_disabled, 6.6).
+[[noreturn]] void throw_setup_error(int err) {
+  const char* why = "";
+  switch (err) {
+    case EPERM:
+    case EACCES:
+      why = ": io_uring is disabled for this process (the kernel.io_uring_disabled sysctl, or a seccomp "
+            "profile such as a container runtime's default)";
+      break;
+    case ENOSYS: why = ": this kernel has no io_uring (older than 5.1, or built without CONFIG_IO_URING)"; break;
+    case ENOMEM:
+      why = ": not enough locked memory for the ring (kernels before 5.12 charge it to RLIMIT_MEMLOCK: "
+            "raise `ulimit -l`)";
+      break;
+    default: break;
+  }
+  throw std::system_error(err, std::system_category(), std::string("io_uring_setup failed") + why);
 }
 
 constexpr std::uint32_t slot_index(op_token t) noexcept { return static_cast<std::uint32_t>(t); }
@@ -53,7 +74,7 @@ loop::loop(const loop_options& options) : options_(options), now_(clock::now()) 
       break;
     }
   }
-  if (rc != 0) throw std::system_error(-rc, std::system_category(), "io_uring_queue_init_params");
+  if (rc != 0) throw_setup_error(-rc);
 
   // The ring's fd registered with itself (5.18): each io_uring_enter then skips the fd table lookup
   // and reference count. The registration belongs to this thread, so only where SINGLE_ISSUER ties

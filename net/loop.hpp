@@ -74,7 +74,9 @@ struct loop_features {
 class loop {
  public:
   /// Sets up the ring, falling back from DEFER_TASKRUN to COOP_TASKRUN to none. Throws
-  /// std::system_error if io_uring is unavailable (e.g. disabled by sysctl).
+  /// std::system_error if io_uring is unavailable: its code is io_uring_setup's errno (EPERM when the
+  /// kernel.io_uring_disabled sysctl or a seccomp profile, as in a container, forbids it) and its
+  /// message says which cause that errno points to.
   explicit loop(const loop_options& options = {});
   ~loop();
   loop(const loop&) = delete;

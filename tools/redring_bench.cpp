@@ -113,9 +113,7 @@ class progress_line {
   std::thread thread_;
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   bench::bench_options o;
   const std::vector<std::string> args(argv + 1, argv + argc);
   if (const auto bad = bench::parse_options(args, o)) {
@@ -178,4 +176,17 @@ int main(int argc, char** argv) {
     std::ofstream(o.svg_path) << bench::format_svg(r);
   }
   return r.result.fatal.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // What is left to throw is the set-up of an io_uring loop (std::system_error, e.g. io_uring
+  // disabled in a container): a clear line and exit 1, after `run`'s private server has stopped.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "redring-bench: %s\n", e.what());
+    return 1;
+  }
 }

@@ -5,6 +5,7 @@
 #include "client/detached.hpp"
 #include "client/sync_client.hpp"
 
+#include "tests/support/no_io_uring.hpp"
 #include "tests/support/run_until.hpp"
 #include "tests/support/redis_server.hpp"
 
@@ -153,6 +154,28 @@ TEST(SyncClient, UnreachableServerFailsWithAReason) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, errc::timeout);
   EXPECT_NE(c.async().conn().last_error().find("cannot connect"), std::string::npos);
+}
+
+// Where io_uring is forbidden (say, in a container), the constructor throws, with the loop thread
+// joined: the loop's exception does not escape that thread, which would end the process through
+// std::terminate.
+TEST(SyncClient, ForbiddenIoUringThrowsFromTheConstructor) {
+  const auto r = test::run_without_io_uring([] {
+    options o;
+    o.unix_path = "/nonexistent/redring.sock";
+    try {
+      sync_client c(o);
+      std::printf("constructed");
+      return 1;
+    } catch (const std::system_error& e) {
+      std::printf("%s", e.what());
+      return e.code() == std::errc::operation_not_permitted ? 0 : 2;
+    }
+  });
+  if (r.exit_code == test::no_filter) GTEST_SKIP() << "no seccomp filter can be installed here";
+  ASSERT_EQ(r.signal, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("io_uring is disabled"), std::string::npos) << r.output;
 }
 
 }  // namespace

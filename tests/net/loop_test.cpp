@@ -1,13 +1,19 @@
 // SPDX-License-Identifier: MIT
 // net::loop on its own: operations and their completions, quiet submissions, timers, posting from
-// other threads, and a stale slot's completions being dropped.
+// other threads, a stale slot's completions being dropped, and a clear error where io_uring is
+// forbidden.
 #include "net/loop.hpp"
+
+#include "tests/support/no_io_uring.hpp"
 
 #include <gtest/gtest.h>
 
 #include <liburing.h>
 
 #include <atomic>
+#include <cerrno>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -137,6 +143,27 @@ TEST(Loop, PollNeverWaits) {
   const auto t0 = clock::now();
   for (int i = 0; i < 100; ++i) EXPECT_EQ(l.poll(), 0u);
   EXPECT_LT(clock::now() - t0, 5s);
+}
+
+// Where io_uring is forbidden (a container runtime's default seccomp profile, or the
+// kernel.io_uring_disabled sysctl), the constructor throws a system_error carrying io_uring_setup's
+// errno, with a message that names the likely cause.
+TEST(Loop, ForbiddenIoUringIsAClearSystemError) {
+  const auto r = test::run_without_io_uring([] {
+    try {
+      loop l;
+      std::printf("constructed");
+      return 1;
+    } catch (const std::system_error& e) {
+      std::printf("%d %s", e.code().value(), e.what());
+      return 0;
+    }
+  });
+  if (r.exit_code == test::no_filter) GTEST_SKIP() << "no seccomp filter can be installed here";
+  ASSERT_EQ(r.signal, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind(std::to_string(EPERM) + " io_uring_setup failed: io_uring is disabled", 0), 0u)
+      << r.output;
 }
 
 }  // namespace

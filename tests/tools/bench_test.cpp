@@ -6,6 +6,7 @@
 #include "tools/bench/runner.hpp"
 #include "tools/bench/workload.hpp"
 
+#include "tests/support/no_io_uring.hpp"
 #include "tests/support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -510,6 +511,37 @@ TEST(BenchEndToEnd, WrongPasswordIsAClearErrorAndTheRightOneWorks) {
   const auto right = run_bench("-s " + server.socket_path() + " -a s3cret -n 1000 --quiet");
   EXPECT_EQ(right.status, 0) << right.out;
   EXPECT_NE(right.out.find("1000 requests"), std::string::npos) << right.out;
+}
+
+// Where io_uring is forbidden (say, in a container), redring-bench says so in one line and exits 1:
+// the loop's exception neither escapes a thread (std::terminate) nor main (an abort).
+TEST(BenchEndToEnd, ForbiddenIoUringExitsOneWithTheCause) {
+  const auto r = test::run_without_io_uring([] {
+    ::execl(REDRING_BENCH_PATH, "redring-bench", "-s", "/nonexistent/redring.sock", "-n", "10", static_cast<char*>(nullptr));
+    return 127;
+  });
+  if (r.exit_code == test::no_filter) GTEST_SKIP() << "no seccomp filter can be installed here";
+  EXPECT_EQ(r.signal, 0) << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(r.output.rfind("redring-bench: io_uring_setup failed: io_uring is disabled", 0), 0u) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+}
+
+// The run's worker threads each make a loop: where that fails, the run ends cut short with the
+// reason instead of an exception leaving the thread.
+TEST(BenchRun, ForbiddenIoUringCutsTheRunShortWithTheCause) {
+  const auto r = test::run_without_io_uring([] {
+    bench_options o;
+    if (parse_options({"-s", "/nonexistent/redring.sock", "-n", "10", "-t", "2"}, o)) return 3;
+    const std::atomic<bool> stop{false};
+    const run_result result = run(o, o.client_options(), &stop);
+    std::printf("%s", result.fatal.c_str());
+    return result.fatal.empty() ? 1 : 0;
+  });
+  if (r.exit_code == test::no_filter) GTEST_SKIP() << "no seccomp filter can be installed here";
+  ASSERT_EQ(r.signal, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("io_uring_setup failed: io_uring is disabled", 0), 0u) << r.output;
 }
 
 TEST(BenchEndToEnd, CtrlCStopsTheRunReportsAndRemovesThePrivateServer) {

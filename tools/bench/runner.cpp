@@ -11,8 +11,10 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <random>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -240,12 +242,22 @@ void run_worker(worker& w, const client::options& target, std::size_t clients, s
     CPU_SET(w.cpu, &set);
     ::sched_setaffinity(0, sizeof set, &set);
   }
-  net::loop loop;
-  w.loop = &loop;
   w.mix.emplace(*w.specs);
   w.stats.assign(w.specs->size(), command_stats{});
   w.per_second.clear();
   w.recorded = 0;
+  // A thread's exception would end the process: a loop that cannot be made fails the run instead
+  // (the worker's figures, empty, are merged as any other's).
+  std::unique_ptr<net::loop> owned;
+  try {
+    owned = std::make_unique<net::loop>();
+  } catch (const std::system_error& e) {
+    w.fatal = e.what();
+    w.nodes.clear();
+    return;
+  }
+  net::loop& loop = *owned;
+  w.loop = &loop;
   std::size_t longest = 0;
   for (const auto& spec : *w.specs) longest = std::max(longest, spec.parts.size());
 
