@@ -36,10 +36,11 @@ namespace detail {
 // How an awaitable keeps an argument until it is encoded: text as a view, numbers by value, ranges
 // by reference. All of them live until the co_await completes.
 template <class T>
-using stored_argument_t =
+using stored_argument_t = std::conditional_t<
+    resp::is_literal_v<T>, T,  // empty: its text is a constant
     std::conditional_t<std::convertible_to<const T&, std::string_view> && !std::is_array_v<T>, std::string_view,
                        std::conditional_t<std::is_array_v<T>, std::string_view,
-                                          std::conditional_t<resp::range_argument<T>, const T&, T>>>;
+                                          std::conditional_t<resp::range_argument<T>, const T&, T>>>>;
 
 void submit(client& c, request& r);
 
@@ -186,7 +187,12 @@ class [[nodiscard]] command_awaitable : public detail::reply_awaitable<command_a
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
       bool found = false;
       auto try_one = [&](const auto& a, std::size_t i) {
-        if constexpr (std::is_same_v<std::decay_t<decltype(a)>, std::string_view>) {
+        if constexpr (resp::is_literal_v<std::decay_t<decltype(a)>>) {
+          if (i == index) {
+            out = std::decay_t<decltype(a)>::text;
+            found = true;
+          }
+        } else if constexpr (std::is_same_v<std::decay_t<decltype(a)>, std::string_view>) {
           if (i == index) {
             // Copied as two words, never as one 16-byte move: the constructor has just stored `a` as
             // two 8-byte words, which one 16-byte load cannot take from the store buffer (it waits
@@ -366,93 +372,120 @@ class client {
   // --- Typed helpers ---
 
   /// GET key: the value, or nullopt.
-  auto get(std::string_view key) { return keyed<std::optional<std::string>>(key, "GET", key); }
+  auto get(std::string_view key) { return keyed<std::optional<std::string>>(key, resp::lit<"GET">, key); }
   /// SET key value: true if set (false when NX/XX prevented it).
-  auto set(std::string_view key, std::string_view value) { return keyed<std::optional<std::string>>(key, "SET", key, value); }
+  auto set(std::string_view key, std::string_view value) {
+    return keyed<std::optional<std::string>>(key, resp::lit<"SET">, key, value);
+  }
   /// SET key value PX ms.
   auto set(std::string_view key, std::string_view value, std::chrono::milliseconds ttl) {
-    return keyed<std::optional<std::string>>(key, "SET", key, value, "PX", static_cast<std::int64_t>(ttl.count()));
+    return keyed<std::optional<std::string>>(key, resp::lit<"SET">, key, value, resp::lit<"PX">,
+                                             static_cast<std::int64_t>(ttl.count()));
   }
   /// SET key value NX [PX ms]: nullopt when the key existed.
-  auto set_nx(std::string_view key, std::string_view value) { return keyed<std::optional<std::string>>(key, "SET", key, value, "NX"); }
+  auto set_nx(std::string_view key, std::string_view value) {
+    return keyed<std::optional<std::string>>(key, resp::lit<"SET">, key, value, resp::lit<"NX">);
+  }
   /// GETDEL key.
-  auto getdel(std::string_view key) { return keyed<std::optional<std::string>>(key, "GETDEL", key); }
+  auto getdel(std::string_view key) { return keyed<std::optional<std::string>>(key, resp::lit<"GETDEL">, key); }
   /// MGET keys...: values in order, nullopt for missing keys.
   template <resp::argument Keys>
-  auto mget(const Keys& keys) { return command<std::vector<std::optional<std::string>>>("MGET", keys); }
+  auto mget(const Keys& keys) { return command<std::vector<std::optional<std::string>>>(resp::lit<"MGET">, keys); }
   /// INCR key.
-  auto incr(std::string_view key) { return keyed<std::int64_t>(key, "INCR", key); }
+  auto incr(std::string_view key) { return keyed<std::int64_t>(key, resp::lit<"INCR">, key); }
   /// INCRBY key n.
-  auto incrby(std::string_view key, std::int64_t n) { return keyed<std::int64_t>(key, "INCRBY", key, n); }
+  auto incrby(std::string_view key, std::int64_t n) { return keyed<std::int64_t>(key, resp::lit<"INCRBY">, key, n); }
   /// DECR key.
-  auto decr(std::string_view key) { return keyed<std::int64_t>(key, "DECR", key); }
+  auto decr(std::string_view key) { return keyed<std::int64_t>(key, resp::lit<"DECR">, key); }
   /// DEL keys...: how many were removed.
   template <resp::argument... Keys>
-  auto del(const Keys&... keys) { return command<std::int64_t>("DEL", keys...); }
+  auto del(const Keys&... keys) { return command<std::int64_t>(resp::lit<"DEL">, keys...); }
   /// UNLINK keys...
   template <resp::argument... Keys>
-  auto unlink(const Keys&... keys) { return command<std::int64_t>("UNLINK", keys...); }
+  auto unlink(const Keys&... keys) { return command<std::int64_t>(resp::lit<"UNLINK">, keys...); }
   /// EXISTS keys...: how many exist.
   template <resp::argument... Keys>
-  auto exists(const Keys&... keys) { return command<std::int64_t>("EXISTS", keys...); }
+  auto exists(const Keys&... keys) { return command<std::int64_t>(resp::lit<"EXISTS">, keys...); }
   /// PEXPIRE key ms: true if the timeout was set.
   auto pexpire(std::string_view key, std::chrono::milliseconds ttl) {
-    return keyed<bool>(key, "PEXPIRE", key, static_cast<std::int64_t>(ttl.count()));
+    return keyed<bool>(key, resp::lit<"PEXPIRE">, key, static_cast<std::int64_t>(ttl.count()));
   }
   /// EXPIRE key s.
   auto expire(std::string_view key, std::chrono::seconds ttl) {
-    return keyed<bool>(key, "EXPIRE", key, static_cast<std::int64_t>(ttl.count()));
+    return keyed<bool>(key, resp::lit<"EXPIRE">, key, static_cast<std::int64_t>(ttl.count()));
   }
   /// TTL key (seconds; -1 no expiry, -2 no key).
-  auto ttl(std::string_view key) { return keyed<std::int64_t>(key, "TTL", key); }
+  auto ttl(std::string_view key) { return keyed<std::int64_t>(key, resp::lit<"TTL">, key); }
   /// PTTL key (milliseconds).
-  auto pttl(std::string_view key) { return keyed<std::int64_t>(key, "PTTL", key); }
+  auto pttl(std::string_view key) { return keyed<std::int64_t>(key, resp::lit<"PTTL">, key); }
   /// TYPE key.
-  auto type(std::string_view key) { return keyed<std::string>(key, "TYPE", key); }
+  auto type(std::string_view key) { return keyed<std::string>(key, resp::lit<"TYPE">, key); }
   /// HSET key field value.
   auto hset(std::string_view key, std::string_view field, std::string_view value) {
-    return keyed<std::int64_t>(key, "HSET", key, field, value);
+    return keyed<std::int64_t>(key, resp::lit<"HSET">, key, field, value);
   }
   /// HGET key field.
-  auto hget(std::string_view key, std::string_view field) { return keyed<std::optional<std::string>>(key, "HGET", key, field); }
+  auto hget(std::string_view key, std::string_view field) {
+    return keyed<std::optional<std::string>>(key, resp::lit<"HGET">, key, field);
+  }
   /// HGETALL key as field -> value.
-  auto hgetall(std::string_view key) { return keyed<std::vector<std::pair<std::string, std::string>>>(key, "HGETALL", key); }
+  auto hgetall(std::string_view key) {
+    return keyed<std::vector<std::pair<std::string, std::string>>>(key, resp::lit<"HGETALL">, key);
+  }
   /// LPUSH key value.
-  auto lpush(std::string_view key, std::string_view value) { return keyed<std::int64_t>(key, "LPUSH", key, value); }
+  auto lpush(std::string_view key, std::string_view value) {
+    return keyed<std::int64_t>(key, resp::lit<"LPUSH">, key, value);
+  }
   /// RPUSH key value.
-  auto rpush(std::string_view key, std::string_view value) { return keyed<std::int64_t>(key, "RPUSH", key, value); }
+  auto rpush(std::string_view key, std::string_view value) {
+    return keyed<std::int64_t>(key, resp::lit<"RPUSH">, key, value);
+  }
   /// LRANGE key start stop.
   auto lrange(std::string_view key, std::int64_t start, std::int64_t stop) {
-    return keyed<std::vector<std::string>>(key, "LRANGE", key, start, stop);
+    return keyed<std::vector<std::string>>(key, resp::lit<"LRANGE">, key, start, stop);
   }
   /// SADD key member.
-  auto sadd(std::string_view key, std::string_view member) { return keyed<std::int64_t>(key, "SADD", key, member); }
+  auto sadd(std::string_view key, std::string_view member) {
+    return keyed<std::int64_t>(key, resp::lit<"SADD">, key, member);
+  }
   /// SMEMBERS key.
-  auto smembers(std::string_view key) { return keyed<std::vector<std::string>>(key, "SMEMBERS", key); }
+  auto smembers(std::string_view key) { return keyed<std::vector<std::string>>(key, resp::lit<"SMEMBERS">, key); }
   /// ZADD key score member.
-  auto zadd(std::string_view key, double score, std::string_view member) { return keyed<std::int64_t>(key, "ZADD", key, score, member); }
+  auto zadd(std::string_view key, double score, std::string_view member) {
+    return keyed<std::int64_t>(key, resp::lit<"ZADD">, key, score, member);
+  }
   /// ZSCORE key member.
-  auto zscore(std::string_view key, std::string_view member) { return keyed<std::optional<double>>(key, "ZSCORE", key, member); }
+  auto zscore(std::string_view key, std::string_view member) {
+    return keyed<std::optional<double>>(key, resp::lit<"ZSCORE">, key, member);
+  }
   /// ZINCRBY key increment member: the new score.
-  auto zincrby(std::string_view key, double by, std::string_view member) { return keyed<double>(key, "ZINCRBY", key, by, member); }
+  auto zincrby(std::string_view key, double by, std::string_view member) {
+    return keyed<double>(key, resp::lit<"ZINCRBY">, key, by, member);
+  }
   /// ZCARD key.
-  auto zcard(std::string_view key) { return keyed<std::int64_t>(key, "ZCARD", key); }
+  auto zcard(std::string_view key) { return keyed<std::int64_t>(key, resp::lit<"ZCARD">, key); }
   /// PUBLISH channel message: receivers.
-  auto publish(std::string_view channel, std::string_view message) { return command<std::int64_t>("PUBLISH", channel, message); }
+  auto publish(std::string_view channel, std::string_view message) {
+    return command<std::int64_t>(resp::lit<"PUBLISH">, channel, message);
+  }
   /// PING.
-  auto ping() { return command<std::string>("PING"); }
+  auto ping() { return command<std::string>(resp::lit<"PING">); }
   /// EVALSHA sha numkeys keys... args...: the raw reply.
   template <resp::argument Keys, resp::argument Args>
   auto evalsha(std::string_view sha, const Keys& keys, const Args& args) {
-    return command<resp::value>("EVALSHA", sha, static_cast<std::int64_t>(std::ranges::size(keys)), keys, args);
+    return command<resp::value>(resp::lit<"EVALSHA">, sha, static_cast<std::int64_t>(std::ranges::size(keys)), keys,
+                                args);
   }
   /// EVAL script numkeys keys... args...
   template <resp::argument Keys, resp::argument Args>
   auto eval(std::string_view script, const Keys& keys, const Args& args) {
-    return command<resp::value>("EVAL", script, static_cast<std::int64_t>(std::ranges::size(keys)), keys, args);
+    return command<resp::value>(resp::lit<"EVAL">, script, static_cast<std::int64_t>(std::ranges::size(keys)), keys,
+                                args);
   }
   /// SCRIPT LOAD script: the sha1.
-  auto script_load(std::string_view script) { return command<std::string>("SCRIPT", "LOAD", script); }
+  auto script_load(std::string_view script) {
+    return command<std::string>(resp::lit<"SCRIPT">, resp::lit<"LOAD">, script);
+  }
   /// SET key value with options: true if set, false if NX/XX prevented it.
   auto set(std::string_view key, std::string_view value, const set_options& o) {
     return mapped_awaitable(owned_awaitable<std::optional<std::string>>(*this, set_arguments(key, value, o, false)),
@@ -480,23 +513,31 @@ class client {
     return owned_awaitable<ignore_t>(*this, std::move(args));
   }
   /// HDEL key field.
-  auto hdel(std::string_view key, std::string_view field) { return keyed<std::int64_t>(key, "HDEL", key, field); }
+  auto hdel(std::string_view key, std::string_view field) {
+    return keyed<std::int64_t>(key, resp::lit<"HDEL">, key, field);
+  }
   /// HINCRBY key field n.
-  auto hincrby(std::string_view key, std::string_view field, std::int64_t n) { return keyed<std::int64_t>(key, "HINCRBY", key, field, n); }
+  auto hincrby(std::string_view key, std::string_view field, std::int64_t n) {
+    return keyed<std::int64_t>(key, resp::lit<"HINCRBY">, key, field, n);
+  }
   /// HLEN key.
-  auto hlen(std::string_view key) { return keyed<std::int64_t>(key, "HLEN", key); }
+  auto hlen(std::string_view key) { return keyed<std::int64_t>(key, resp::lit<"HLEN">, key); }
   /// LPOP key.
-  auto lpop(std::string_view key) { return keyed<std::optional<std::string>>(key, "LPOP", key); }
+  auto lpop(std::string_view key) { return keyed<std::optional<std::string>>(key, resp::lit<"LPOP">, key); }
   /// RPOP key.
-  auto rpop(std::string_view key) { return keyed<std::optional<std::string>>(key, "RPOP", key); }
+  auto rpop(std::string_view key) { return keyed<std::optional<std::string>>(key, resp::lit<"RPOP">, key); }
   /// LLEN key.
-  auto llen(std::string_view key) { return keyed<std::int64_t>(key, "LLEN", key); }
+  auto llen(std::string_view key) { return keyed<std::int64_t>(key, resp::lit<"LLEN">, key); }
   /// SREM key member.
-  auto srem(std::string_view key, std::string_view member) { return keyed<std::int64_t>(key, "SREM", key, member); }
+  auto srem(std::string_view key, std::string_view member) {
+    return keyed<std::int64_t>(key, resp::lit<"SREM">, key, member);
+  }
   /// SISMEMBER key member.
-  auto sismember(std::string_view key, std::string_view member) { return keyed<bool>(key, "SISMEMBER", key, member); }
+  auto sismember(std::string_view key, std::string_view member) {
+    return keyed<bool>(key, resp::lit<"SISMEMBER">, key, member);
+  }
   /// SCARD key.
-  auto scard(std::string_view key) { return keyed<std::int64_t>(key, "SCARD", key); }
+  auto scard(std::string_view key) { return keyed<std::int64_t>(key, resp::lit<"SCARD">, key); }
   /// ZRANGE key start stop [BYSCORE] [REV] [LIMIT o c]: members in order.
   auto zrange(std::string_view key, std::string_view start, std::string_view stop, const zrange_options& o = {}) {
     return owned_awaitable<std::vector<std::string>>(*this, zrange_arguments(key, start, stop, o, false));
@@ -520,14 +561,20 @@ class client {
                             });
   }
   /// ZRANK key member (nullopt if absent).
-  auto zrank(std::string_view key, std::string_view member) { return keyed<std::optional<std::int64_t>>(key, "ZRANK", key, member); }
+  auto zrank(std::string_view key, std::string_view member) {
+    return keyed<std::optional<std::int64_t>>(key, resp::lit<"ZRANK">, key, member);
+  }
   /// ZREVRANK key member.
-  auto zrevrank(std::string_view key, std::string_view member) { return keyed<std::optional<std::int64_t>>(key, "ZREVRANK", key, member); }
+  auto zrevrank(std::string_view key, std::string_view member) {
+    return keyed<std::optional<std::int64_t>>(key, resp::lit<"ZREVRANK">, key, member);
+  }
   /// ZCOUNT key min max.
-  auto zcount(std::string_view key, std::string_view min, std::string_view max) { return keyed<std::int64_t>(key, "ZCOUNT", key, min, max); }
+  auto zcount(std::string_view key, std::string_view min, std::string_view max) {
+    return keyed<std::int64_t>(key, resp::lit<"ZCOUNT">, key, min, max);
+  }
   /// ZREMRANGEBYSCORE key min max.
   auto zremrangebyscore(std::string_view key, std::string_view min, std::string_view max) {
-    return keyed<std::int64_t>(key, "ZREMRANGEBYSCORE", key, min, max);
+    return keyed<std::int64_t>(key, resp::lit<"ZREMRANGEBYSCORE">, key, min, max);
   }
   /// INFO [section], parsed into sections.
   auto info(std::string_view section = {}) {
@@ -540,10 +587,13 @@ class client {
                             });
   }
   /// TIME as a time point (the server's clock).
-  auto time() { return mapped_awaitable(command<resp::value>("TIME"), [](result<resp::value> r) { return r ? to_time(*r) : r.error(); }); }
+  auto time() {
+    return mapped_awaitable(command<resp::value>(resp::lit<"TIME">),
+                            [](result<resp::value> r) { return r ? to_time(*r) : r.error(); });
+  }
   /// SLOWLOG GET n.
   auto slowlog_get(std::int64_t n = 10) {
-    return mapped_awaitable(command<resp::value>("SLOWLOG", "GET", n),
+    return mapped_awaitable(command<resp::value>(resp::lit<"SLOWLOG">, resp::lit<"GET">, n),
                             [](result<resp::value> r) { return r ? to_slowlog(*r) : r.error(); });
   }
   /// SCAN over the keyspace, a page at a time.

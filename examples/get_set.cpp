@@ -35,6 +35,9 @@ int main(int argc, char** argv) {
                             std::string(wrong.error().code_word()).c_str());
     const auto len = co_await redis.command<std::int64_t>("STRLEN", "greeting");  // any command
     std::printf("STRLEN = %lld\n", len ? static_cast<long long>(*len) : -1LL);
+    // A name known at compile time is encoded from constants, as the typed helpers' are.
+    const auto type = co_await redis.command<std::string>(resp::lit<"TYPE">, "greeting");
+    std::printf("TYPE = %s\n", type ? type->c_str() : "?");
     status = 0;
     loop.stop();
   };

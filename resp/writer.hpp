@@ -37,6 +37,36 @@ concept range_argument = std::ranges::sized_range<const T> && !scalar_argument<T
 template <class T>
 concept argument = scalar_argument<T> || range_argument<T>;
 
+/// A string as a template argument (`literal<"GET">`); see `literal`.
+template <std::size_t N>
+struct fixed_string {
+  char chars[N]{};
+  consteval fixed_string(const char (&s)[N]) noexcept {  // NOLINT: implicit, for `literal<"GET">`
+    for (std::size_t i = 0; i < N; ++i) chars[i] = s[i];
+  }
+};
+
+/// Text known at compile time, such as a command's name: `command(lit<"GET">, key)`. An
+/// argument like any text, but the writer encodes it from constants (`$3\r\nGET\r\n` folds into a
+/// few stores, with no length to measure or write digit by digit), and it takes no space where an
+/// awaitable stores its arguments. The client's typed helpers name their commands so.
+template <fixed_string S>
+struct literal {
+  /// The text, without the literal's terminating NUL.
+  static constexpr std::string_view text{S.chars, sizeof(S.chars) - 1};
+  constexpr operator std::string_view() const noexcept { return text; }  // NOLINT: an argument converts
+};
+
+/// `literal<S>{}`, shorter: `command(resp::lit<"GET">, key)`.
+template <fixed_string S>
+inline constexpr literal<S> lit{};
+
+/// True for `literal<S>` types.
+template <class T>
+inline constexpr bool is_literal_v = false;
+template <fixed_string S>
+inline constexpr bool is_literal_v<literal<S>> = true;
+
 /// The text of a char array argument, as strlen would find it (up to the first NUL, or the whole
 /// array if it has none), without a call: arrays of up to 8 bytes (command names as literals) are
 /// searched in one word, larger ones by char_traits::find.

@@ -10,6 +10,7 @@
 #include <array>
 #include <limits>
 #include <list>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,25 @@ TEST(Writer, CharArraysEndAtTheirFirstNul) {
   writer w;
   w.command(buffer, embedded);
   EXPECT_EQ(w.data(), "*2\r\n$5\r\nshort\r\n$2\r\nab\r\n");
+}
+
+// A compile-time literal encodes as the same text would, on the fast path and on the referencing
+// one (a large payload among the arguments), empty and long ones included.
+TEST(Writer, LiteralsEncodeAsTheirText) {
+  static_assert(lit<"GET">.text == "GET" && lit<"">.text.empty() && std::is_empty_v<literal<"GET">>);
+  static_assert(is_literal_v<literal<"SET">> && !is_literal_v<std::string_view>);
+  writer w;
+  w.command(lit<"GET">, "key");
+  EXPECT_EQ(w.data(), "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n");
+  w.clear();
+  w.command(lit<"ZREMRANGEBYSCORE">, "k", lit<"">, lit<"a literal longer than thirty-two bytes, copied whole">, 5);
+  EXPECT_EQ(w.data(),
+            "*5\r\n$16\r\nZREMRANGEBYSCORE\r\n$1\r\nk\r\n$0\r\n\r\n"
+            "$52\r\na literal longer than thirty-two bytes, copied whole\r\n$1\r\n5\r\n");
+  writer referencing(8);  // payloads of 8 bytes or more referenced: the slow path
+  const std::string big(20, 'b');
+  referencing.command(lit<"SET">, std::string_view(big), lit<"PX">, 100);
+  EXPECT_EQ(gather(referencing), "*4\r\n$3\r\nSET\r\n$20\r\n" + big + "\r\n$2\r\nPX\r\n$3\r\n100\r\n");
 }
 
 TEST(Writer, ArgumentKinds) {
