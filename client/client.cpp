@@ -16,7 +16,9 @@ client::client(net::loop& loop, options opts) : loop_(loop), opts_(std::move(opt
   for (std::size_t i = 0; i < n; ++i) pool_.push_back(connection::create(loop_, opts_));
 }
 
-client::~client() = default;
+// Closed before any member goes: a completion that submits again (a blocking command, say) finds
+// the client closed instead of a half-destroyed one.
+client::~client() { close(); }
 
 void client::start() {
   if (!loop_.in_loop_thread()) {
@@ -41,6 +43,7 @@ void client::start() {
 }
 
 void client::close() {
+  closed_ = true;
   if (cluster_) cluster_->close();
   for (auto& c : pool_) c->close();
   for (auto& c : blocking_) c->close();
@@ -63,6 +66,10 @@ void client::submit(request& r) {
     return;
   }
   if (r.blocking) {
+    if (closed_) {  // no new connection for a closed client
+      r.on_done(r, errc::shutting_down);
+      return;
+    }
     blocking_connection().submit(r);
     return;
   }
@@ -100,9 +107,14 @@ bool is_block_option(std::string_view arg) noexcept { return iequals(arg, "BLOCK
 
 connection& client::blocking_connection() {
   for (auto& c : blocking_) {
-    if (c->mux().queued() == 0 && c->state() != connection_state::closed) return *c;
+    // idle(), not queued() == 0: a blocking command that timed out is still blocked on the server.
+    if (c->mux().idle() && c->state() != connection_state::closed) return *c;
   }
-  auto& c = blocking_.emplace_back(connection::create(loop_, opts_));
+  // No health check: a blocking command keeps its connection silent by design, and a PING queued
+  // behind it cannot be answered in time (its timeout would drop the connection and the command).
+  options o = opts_;
+  o.health_check_interval = milliseconds(0);
+  auto& c = blocking_.emplace_back(connection::create(loop_, o));
   c->start();
   return *c;
 }

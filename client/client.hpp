@@ -367,7 +367,14 @@ class client {
 
   /// A new client on the same loop with the same options and a connection of its own: for WATCH
   /// (whose effect is per connection) and anything else that must not share a connection.
-  [[nodiscard]] std::unique_ptr<client> open_session() const { return std::make_unique<client>(loop_, opts_); }
+  /// It does not reconnect: a connection that drops takes its WATCHes with it, and a transaction
+  /// run on a new one would overwrite the changes they were to detect. After a drop, every command
+  /// (queued or later) fails with `errc::connection_lost`; open a new session to start again.
+  [[nodiscard]] std::unique_ptr<client> open_session() const {
+    options o = opts_;
+    o.reconnect.enabled = false;
+    return std::make_unique<client>(loop_, std::move(o));
+  }
 
   // --- Typed helpers ---
 
@@ -645,6 +652,7 @@ class client {
   std::vector<connection::pointer> blocking_;
   std::unique_ptr<cluster_router> cluster_;  // cluster mode: routes instead of the pool
   bool started_ = false;
+  bool closed_ = false;
 };
 
 inline auto scanner::next() {
@@ -706,6 +714,7 @@ void client::command_callback(F&& callback, const Args&... args) {
   w.command(args...);
   r->wire.assign(w.data());
   r->encode = [](request& base, resp::writer& out) { out.raw(static_cast<req_t&>(base).wire); };
+  r->blocking = detail::blocks(args...);
   submit(*r);
 }
 

@@ -61,7 +61,9 @@ connection::connection(net::loop& loop, const options& opts)
   ping_.on_done = [](request& r, std::error_code ec) {
     auto& p = static_cast<health_ping&>(r);
     p.in_flight = false;
-    if (ec == errc::timeout) {
+    // Only while ready: a PING left unsent by a drop expires during the backoff or the next
+    // handshake, and says nothing of that connection.
+    if (ec == errc::timeout && p.owner->state_ == connection_state::ready) {
       p.owner->fail("health check: no reply to PING within " + std::to_string(p.owner->opts_.health_check_interval.count()) + " ms",
                     errc::connection_lost);
     }
@@ -242,15 +244,12 @@ void connection::on_hello(step& s, std::error_code ec) {
     return;
   }
   if (is_auth_error(s.error)) {
-    auth_failed_ = true;
-    const std::string why = "authentication failed: " + s.error;
-    mux_.fail_all(errc::auth_failed);
-    fail(why, errc::auth_failed);
+    refuse("authentication failed: " + s.error, errc::auth_failed);
     return;
   }
   // No HELLO (Redis < 6) or no RESP3 (NOPROTO): speak RESP2, authenticate with AUTH.
   if (!s.error.starts_with("ERR unknown command") && !s.error.starts_with("NOPROTO")) {
-    fail("HELLO failed: " + s.error, errc::handshake_failed);
+    refuse("HELLO failed: " + s.error, errc::handshake_failed);
     return;
   }
   begin_resp2();
@@ -259,13 +258,19 @@ void connection::on_hello(step& s, std::error_code ec) {
 void connection::on_resp2_auth(step& s, std::error_code ec) {
   if (ec) return;
   if (!s.error.empty()) {
-    auth_failed_ = true;
-    const std::string why = "authentication failed: " + s.error;
-    mux_.fail_all(errc::auth_failed);
-    fail(why, errc::auth_failed);
+    refuse("authentication failed: " + s.error, errc::auth_failed);
     return;
   }
   begin_setup();
+}
+
+// The server answered a handshake step with an error: retrying at once would get the same answer.
+// Every queued command fails with the reason, later ones fail fast (submit), and the connection
+// retries at the longest backoff delay until a handshake succeeds.
+void connection::refuse(std::string why, std::error_code ec) {
+  refused_ = ec;
+  mux_.fail_all(ec);
+  fail(std::move(why), ec);
 }
 
 void connection::begin_setup() {
@@ -291,7 +296,7 @@ void connection::begin_setup() {
 }
 
 void connection::become_ready() {
-  auth_failed_ = false;
+  refused_ = {};
   set_state(connection_state::ready);
   log(SPDLOG_LEVEL_INFO, "redring: connected to {} (RESP{})",
       current_address_.to_string(), protocol_);
@@ -318,7 +323,7 @@ void connection::on_setup(step& s, std::error_code ec) {
   if (ec) return;
   // CLIENT SETINFO is Redis 7.2+: older servers refuse it, and that is fine.
   if (!s.error.empty() && &s != &lib_name_ && &s != &lib_ver_) {
-    fail(s.args[0] + " failed: " + s.error, errc::handshake_failed);
+    refuse(s.args[0] + " failed: " + s.error, errc::handshake_failed);
     return;
   }
   if (--setup_pending_ == 0) become_ready();
@@ -327,15 +332,16 @@ void connection::on_setup(step& s, std::error_code ec) {
 // --- Commands ---
 
 void connection::submit(request& r, std::string_view encoded) {
-  if (state_ != connection_state::ready || auth_failed_) [[unlikely]] {
-    // A refusal first: a connection that closed because the server refused the credentials (no
+  if (state_ != connection_state::ready || refused_) [[unlikely]] {
+    // A refusal first: a connection that closed because the server refused the handshake (no
     // reconnect) says so, not just that it closed.
-    if (auth_failed_) {
-      r.on_done(r, errc::auth_failed);
+    if (refused_) {
+      r.on_done(r, refused_);
       return;
     }
     if (state_ == connection_state::closed) {
-      r.on_done(r, errc::shutting_down);
+      // Closed by a drop with reconnecting off (a session: see client::open_session), or by close().
+      r.on_done(r, closed_by_drop_ ? errc::connection_lost : errc::shutting_down);
       return;
     }
     if (state_ != connection_state::ready && mux_.unsent() >= opts_.offline_queue_limit) {
@@ -486,11 +492,14 @@ void connection::fail(std::string why, std::error_code ec) {
   loop_.cancel(health_timer_);
   draining_ = true;
   set_state(connection_state::backoff);
+  // Shut down before any command completes: a send still in the kernel may reference a command's
+  // payload (16 KiB or more), which its caller frees once completed; after shutdown the kernel
+  // fails that send (EPIPE) instead of reading the freed bytes. It also completes a pending recv.
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
   // Sent commands will get no reply; unsent ones wait for the next connection.
   mux_.drop_sent(ec == errc::protocol_error ? std::error_code(errc::protocol_error)
                                             : std::error_code(errc::connection_lost));
   if (fd_ >= 0) {
-    ::shutdown(fd_, SHUT_RDWR);  // completes a pending recv at once
     loop_.cancel_op(connect_op_);
     loop_.cancel_op(recv_op_);
     loop_.cancel_op(send_op_);
@@ -518,13 +527,14 @@ void connection::finish_close() {
 
 void connection::schedule_reconnect() {
   if (!opts_.reconnect.enabled) {
+    closed_by_drop_ = true;
     mux_.fail_all(errc::connection_lost);
     set_state(connection_state::closed);
     return;
   }
   const auto initial = std::max<std::int64_t>(1, opts_.reconnect.initial_delay.count());
   const auto cap = std::max<std::int64_t>(initial, opts_.reconnect.max_delay.count());
-  std::int64_t delay = auth_failed_ ? cap : std::min<std::int64_t>(cap, initial << std::min<std::uint32_t>(attempt_, 30));
+  std::int64_t delay = refused_ ? cap : std::min<std::int64_t>(cap, initial << std::min<std::uint32_t>(attempt_, 30));
   ++attempt_;
   const double jitter = std::clamp(opts_.reconnect.jitter, 0.0, 1.0);
   const double draw = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
@@ -547,10 +557,10 @@ void connection::close() {
   loop_.cancel(health_timer_);
   const bool was_open = fd_ >= 0 && !draining_;
   set_state(connection_state::closed);
+  if (was_open) ::shutdown(fd_, SHUT_RDWR);  // first, as in fail(): no send reads a completed command's bytes
   mux_.fail_all(errc::shutting_down);
   if (was_open) {
     draining_ = true;
-    ::shutdown(fd_, SHUT_RDWR);
     loop_.cancel_op(connect_op_);
     loop_.cancel_op(recv_op_);
     loop_.cancel_op(send_op_);

@@ -55,10 +55,10 @@ class connection {
   /// Starts connecting. Idempotent.
   void start();
   /// Queues `r` (encoding it now). Completes it at once with an error if the connection is closed,
-  /// the offline queue is full, or authentication failed.
+  /// the offline queue is full, or the server refused the handshake (credentials, SELECT ...).
   /// Inline for the common case (ready, no deadline, a reply to wait for): every command passes here.
   void submit(request& r) {
-    if (state_ != connection_state::ready || auth_failed_ || r.replies == 0 ||
+    if (state_ != connection_state::ready || refused_ || r.replies == 0 ||
         timeout_of(r, opts_.command_timeout).count() > 0) [[unlikely]] {
       submit(r, std::string_view());
       return;
@@ -117,6 +117,7 @@ class connection {
   void flush();
   void send_pending();
   void fail(std::string why, std::error_code ec);
+  void refuse(std::string why, std::error_code ec);
   bool settle_if_draining();
   void finish_close();
   void schedule_reconnect();
@@ -148,7 +149,11 @@ class connection {
   int inflight_ops_ = 0;          // submitted operations whose final completion has not arrived
   bool recv_armed_ = false;
   bool draining_ = false;         // lost: waiting for inflight_ops_ to reach 0
-  bool auth_failed_ = false;
+  // The server refused the handshake (credentials: auth_failed; SELECT, READONLY, HELLO for another
+  // reason: handshake_failed). Commands fail fast with it and reconnects wait the longest delay,
+  // until a handshake succeeds: a refusal is not retried in a storm, nor waited out by the queue.
+  std::error_code refused_;
+  bool closed_by_drop_ = false;   // closed because the connection dropped with reconnecting off
   int protocol_ = 3;
   int setup_pending_ = 0;
   std::uint32_t attempt_ = 0;     // reconnect attempts since the last success

@@ -225,10 +225,25 @@ void multiplexer::complete(slot& s, std::error_code ec) {
 }
 
 void multiplexer::dispatch(const resp::node& n) {
+  bool annotated = false;
   if (!in_reply_) {
     in_reply_ = true;
     // A push, or any reply nobody waits for (sent_ == 0), goes out of band.
     to_push_ = n.data_type == resp::type::push || sent_ == 0;
+    if (n.data_type == resp::type::attribute) [[unlikely]] holding_ = true;
+  }
+  if (holding_) [[unlikely]] {
+    // RESP3 lets an attribute precede any value, a push too: where the reply goes is decided by the
+    // value the attribute annotates, so the attribute is held (copied) until that value's first
+    // node (the next one at depth 0 that is not another attribute) arrives, then replayed.
+    if (n.depth != 0 || n.data_type == resp::type::attribute) {
+      hold(n);
+      return;
+    }
+    holding_ = false;
+    annotated = true;
+    to_push_ = n.data_type == resp::type::push || sent_ == 0;
+    replay_held();
   }
   if (to_push_) {
     if (push_.on_node != nullptr) push_.on_node(push_.context, n);
@@ -236,9 +251,10 @@ void multiplexer::dispatch(const resp::node& n) {
     return;
   }
   slot& s = at(0);
-  // A cluster redirection is an error reply: one node, so the request has seen nothing yet.
+  // A cluster redirection is an error reply: one node, so the request has seen nothing yet (unless
+  // an attribute came first: then the error is the request's reply like any other).
   if ((n.data_type == resp::type::simple_error || n.data_type == resp::type::blob_error) && n.depth == 0 &&
-      redirect_.on_redirect != nullptr && redirect(s, n)) [[unlikely]] {
+      !annotated && redirect_.on_redirect != nullptr && redirect(s, n)) [[unlikely]] {
     return;
   }
   if (s.req != nullptr) s.req->on_node(*s.req, n);
@@ -249,6 +265,25 @@ void multiplexer::dispatch(const resp::node& n) {
   if (r == nullptr) --zombies_;
   pop_front();
   if (r != nullptr) r->on_done(*r, no_error);
+}
+
+void multiplexer::hold(const resp::node& n) {
+  held_.push_back(held_node{n, held_bytes_.size()});
+  held_bytes_.append(n.value);
+}
+
+void multiplexer::replay_held() {
+  for (held_node& h : held_) {
+    resp::node n = h.n;
+    n.value = std::string_view(held_bytes_).substr(h.offset, n.value.size());
+    if (to_push_) {
+      if (push_.on_node != nullptr) push_.on_node(push_.context, n);
+    } else if (request* r = at(0).req; r != nullptr) {
+      r->on_node(*r, n);
+    }
+  }
+  held_.clear();
+  held_bytes_.clear();
 }
 
 bool is_cluster_redirect(std::string_view error) noexcept {
@@ -300,17 +335,23 @@ net::clock::time_point multiplexer::expire(net::clock::time_point now) {
 void multiplexer::drop_sent(std::error_code ec) {
   needed_ = 1;
   // A request that has seen part of its replies cannot start again: its sink holds them.
-  bool head_started = in_reply_ && !to_push_;
+  bool head_started = in_reply_ && !to_push_ && !holding_;  // held nodes were not delivered
   ++epoch_;
   reader_.reset();
   rbeg_ = rend_ = 0;
   in_reply_ = false;
+  holding_ = false;
+  held_.clear();
+  held_bytes_.clear();
   // The bytes handed to the transport are gone with the connection; so are handshake leftovers.
   out_.clear();
   out_iov_ = {};
   sending_ = false;
   front_.clear();
   retry_.clear();
+  // Completions run last, once the multiplexer is consistent and the retries are queued again: a
+  // completion may re-enter (close() -> fail_all -> drop_sent) and must then see the retries.
+  std::vector<request*> failed;
   while (sent_ + front_unsent_ > 0 && size_ > 0) {
     slot s = at(0);
     const bool was_front_unsent = sent_ == 0;
@@ -323,13 +364,14 @@ void multiplexer::drop_sent(std::error_code ec) {
       s.req->retried = true;  // re-encoded below, after the unsent ones, for the next connection
       retry_.push_back(s);
     } else {
-      s.req->on_done(*s.req, ec);
+      failed.push_back(s.req);
     }
   }
   sent_ = 0;
   front_unsent_ = 0;
   for (const slot& s : retry_) encode(*s.req, s.deadline);
   retry_.clear();
+  for (request* r : failed) r->on_done(*r, ec);
 }
 
 void multiplexer::fail_all(std::error_code ec) {

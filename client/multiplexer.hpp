@@ -13,6 +13,7 @@
 #include <array>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <vector>
@@ -59,7 +60,11 @@ class multiplexer {
     }
     if (size_ > mask_) [[unlikely]] grow();
     if (deadline < next_deadline_) next_deadline_ = deadline;
-    pending_.set_reference_threshold(r.borrows_arguments ? resp::default_reference_threshold : 0);
+    // A request with a deadline may complete (time out) before its bytes are sent: then its
+    // arguments are gone, so they are copied, never referenced.
+    pending_.set_reference_threshold(r.borrows_arguments && deadline == net::clock::time_point::max()
+                                         ? resp::default_reference_threshold
+                                         : 0);
     r.encode(r, pending_);
     if (r.replies != 0) at(size_++) = slot{&r, r.replies, r.replies, false, deadline};  // else nothing to wait for
   }
@@ -153,6 +158,8 @@ class multiplexer {
   std::error_code parse_range(const char* p, std::size_t n, std::size_t& consumed);
   void reserve_tail(std::size_t extra);
   void dispatch(const resp::node& n);
+  void hold(const resp::node& n);
+  void replay_held();
   void complete(slot& s, std::error_code ec);
   bool take_unsent(std::vector<request*>& out);
   bool redirect(slot& s, const resp::node& n);
@@ -182,6 +189,15 @@ class multiplexer {
   std::vector<slot> retry_;  // idempotent requests to send again after a drop
   std::uint64_t epoch_ = 0;  // bumped when the stream resets, so a parse loop under way stops
   bool to_push_ = false;
+  // A top-level attribute's nodes, held until the value it annotates says where the reply goes:
+  // their texts are copied into held_bytes_ (node::value is rebuilt from `offset` on replay).
+  struct held_node {
+    resp::node n;
+    std::size_t offset;
+  };
+  bool holding_ = false;
+  std::vector<held_node> held_;
+  std::string held_bytes_;
   push_handler push_;
   redirect_handler redirect_;
 };

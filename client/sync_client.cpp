@@ -25,6 +25,9 @@ sync_client::sync_client(options opts) {
     ready.set_value();
     loop_->run();
     client_->close();  // complete what is left before the loop goes
+    // A call posted just before stop() may not have run yet: run it now, against the closed client
+    // (it completes with shutting_down), not from ~loop's last turns after the client is gone.
+    loop_->poll();
     client_.reset();
     loop_.reset();
   });

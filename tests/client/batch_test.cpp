@@ -126,6 +126,109 @@ TEST_F(Batch, BlockingCommandsDoNotStallOtherCallers) {
   EXPECT_FALSE(detail::blocks("LPOP", "k"));
 }
 
+// A blocking command that timed out on the client is still blocked on the server: its connection
+// is not handed to the next blocking command (it once was, its timed-out slot not counting as
+// queued, and that command waited behind the first one on the server).
+TEST_F(Batch, TimedOutBlockingCommandsConnectionIsNotReused) {
+  std::optional<result<resp::value>> first, second;
+  auto blocker1 = [&]() -> detached { first.emplace(co_await c.command("BLPOP", "never", "0").with_timeout(100ms)); };
+  blocker1();
+  ASSERT_TRUE(run_until(loop, [&] { return first.has_value(); }, 5s));
+  ASSERT_FALSE(*first);
+  EXPECT_EQ(first->error().code, errc::timeout);
+  auto blocker2 = [&]() -> detached { second.emplace(co_await c.command("BLPOP", "jobs", "0").with_timeout(2000ms)); };
+  bool pushed = false;
+  auto pusher = [&]() -> detached {
+    (void)co_await c.rpush("jobs", "job");
+    pushed = true;
+  };
+  blocker2();
+  pusher();
+  ASSERT_TRUE(run_until(loop, [&] { return second.has_value(); }, 5s));
+  EXPECT_TRUE(pushed);
+  ASSERT_TRUE(*second) << second->error().what();  // observed: timeout (stuck behind BLPOP never 0)
+  ASSERT_EQ((*second)->elements.size(), 2u);
+  EXPECT_EQ((*second)->elements[1].text, "job");
+}
+
+// A blocking command sent through command_callback gets a connection of its own too (it once went
+// on the shared connection and stalled every other caller until it returned).
+TEST_F(Batch, BlockingCommandThroughACallbackDoesNotStallOtherCallers) {
+  std::optional<result<resp::value>> popped;
+  c.command_callback([&](result<resp::value> r) { popped.emplace(std::move(r)); }, "BLPOP", "cbqueue", "1");
+  std::optional<std::chrono::steady_clock::time_point> pong_at;
+  const auto start = std::chrono::steady_clock::now();
+  auto other = [&]() -> detached {
+    (void)co_await c.ping();
+    pong_at = std::chrono::steady_clock::now();
+  };
+  other();
+  ASSERT_TRUE(run_until(loop, [&] { return popped.has_value() && pong_at.has_value(); }, 5s));
+  EXPECT_LT(*pong_at - start, 500ms) << "PING waited behind a BLPOP sent with command_callback";
+}
+
+// After close(), a blocking command fails with shutting_down like every other command (it once
+// opened a new connection of its own and ran; from a completion during ~client, that path would
+// have used the already destroyed `blocking_` vector).
+TEST_F(Batch, BlockingCommandAfterCloseFailsLikeTheOthers) {
+  bool warm = false;
+  auto start = [&]() -> detached {
+    (void)co_await c.ping();
+    warm = true;
+  };
+  start();
+  ASSERT_TRUE(run_until(loop, [&] { return warm; }, 5s));
+  c.close();
+  std::optional<result<std::string>> pong;
+  std::optional<result<resp::value>> popped;
+  auto ping = [&]() -> detached { pong.emplace(co_await c.ping()); };
+  auto pop = [&]() -> detached { popped.emplace(co_await c.command("BLPOP", "q", "0.2")); };
+  ping();
+  pop();
+  ASSERT_TRUE(run_until(loop, [&] { return pong.has_value() && popped.has_value(); }, 5s));
+  ASSERT_FALSE(*pong);
+  EXPECT_EQ(pong->error().code, errc::shutting_down);
+  ASSERT_FALSE(*popped) << "BLPOP ran on a new connection after close()";
+  EXPECT_EQ(popped->error().code, errc::shutting_down);
+}
+
+// WATCH lives on one connection. A session does not reconnect: once its connection drops, the
+// transaction fails with connection_lost instead of running on a new connection without the WATCH
+// and overwriting the change the WATCH was to detect (a lost update; it once did).
+TEST_F(Batch, SessionDropFailsTheTransactionInsteadOfLosingTheWatch) {
+  auto session = c.open_session();
+  bool watched = false;
+  auto watch = [&]() -> detached {
+    (void)co_await session->command("WATCH", "x");
+    watched = true;
+  };
+  watch();
+  ASSERT_TRUE(run_until(loop, [&] { return watched; }, 5s));
+  {
+    test::blocking_connection admin(server.socket_path());
+    (void)admin.call({"SET", "x", "changed"});
+    (void)admin.call({"CLIENT", "KILL", "TYPE", "normal"});  // a network blip (SKIPME yes: not admin)
+  }
+  ASSERT_TRUE(run_until(loop, [&] { return session->conn().state() == connection_state::closed; }, 5s));
+  transaction t;
+  t.add("SET", "x", "mine");
+  std::optional<result<std::vector<resp::value>>> got;
+  auto exec = [&]() -> detached { got.emplace(co_await session->execute(t)); };
+  exec();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }, 5s));
+  ASSERT_FALSE(*got) << "EXEC ran without the WATCH that the dropped connection had";
+  EXPECT_EQ(got->error().code, errc::connection_lost);
+  EXPECT_EQ(session->conn().connects(), 1u);
+  test::blocking_connection admin(server.socket_path());
+  EXPECT_EQ(admin.call({"GET", "x"}).text, "changed");
+  // The client the session came from reconnects as before.
+  std::optional<result<std::string>> pong;
+  auto ping = [&]() -> detached { pong.emplace(co_await c.ping()); };
+  ping();
+  ASSERT_TRUE(run_until(loop, [&] { return pong.has_value(); }, 5s));
+  EXPECT_TRUE(*pong);
+}
+
 TEST(SyncClient, ManyThreadsShareOneConnection) {
   test::redis_server server;
   options o;

@@ -166,5 +166,73 @@ TEST(Fault, OfflineQueueIsBoundedAndCloseCompletesEverything) {
   EXPECT_EQ(errors.back(), errc::shutting_down);
 }
 
+// An idempotent command sent before a non-idempotent one; the server answers neither and cuts the
+// connection. The idempotent one is kept for a retry, the other fails, and its caller closes the
+// client from that completion: the kept one still completes, once (it was once lost: the nested
+// close() -> fail_all -> drop_sent cleared the retries before they were queued again).
+TEST(Fault, CloseFromACompletionDuringADropCompletesTheKeptRetry) {
+  fake_server server([](const std::vector<std::string>& cmd, int) -> fake_reply {
+    if (auto r = test::handshake_reply(cmd); !r.bytes.empty()) return r;
+    if (cmd[0] == "GET") return {};            // no reply
+    if (cmd[0] == "INCR") return {"", true};   // cut the connection
+    return {"+OK\r\n"};
+  });
+  net::loop loop;
+  client c(loop, fast_reconnect(server.socket_path()));
+  bool ready = false;
+  auto warm = [&]() -> detached {
+    (void)co_await c.ping();
+    ready = true;
+  };
+  warm();
+  ASSERT_TRUE(run_until(loop, [&] { return ready; }, 5s));
+  std::optional<result<std::optional<std::string>>> got;
+  std::optional<result<std::int64_t>> incr;
+  auto get = [&]() -> detached { got.emplace(co_await c.get("k").idempotent()); };
+  auto inc = [&]() -> detached {
+    incr.emplace(co_await c.incr("n"));
+    c.close();  // the application gives up on this client when a command fails
+  };
+  get();
+  inc();
+  ASSERT_TRUE(run_until(loop, [&] { return incr.has_value(); }, 5s));
+  EXPECT_FALSE(*incr);
+  // Every submitted command completes exactly once: the GET must have completed (shutting_down).
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }, 2s))
+      << "idempotent GET never completed after close() from a completion";
+  ASSERT_FALSE(*got);
+  EXPECT_EQ(got->error().code, errc::shutting_down);
+}
+
+// A handshake step the server refuses (SELECT of a database it lacks) is not waited out: like
+// refused credentials, queued and later commands fail with the reason (handshake_failed), and the
+// connection retries at the longest delay (it once retried at once, forever, with the commands
+// waiting without end).
+TEST(Fault, RefusedHandshakeFailsQueuedAndLaterCommands) {
+  fake_server server([](const std::vector<std::string>& cmd, int) -> fake_reply {
+    if (cmd[0] == "SELECT") return {"-ERR DB index is out of range\r\n"};
+    if (auto r = test::handshake_reply(cmd); !r.bytes.empty()) return r;
+    return {"+PONG\r\n"};
+  });
+  net::loop loop;
+  options o = fast_reconnect(server.socket_path());
+  o.database = 99;
+  client c(loop, o);
+  std::optional<result<std::string>> got;
+  auto body = [&]() -> detached { got.emplace(co_await c.ping()); };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }, 5s)) << "the command waits forever";
+  ASSERT_FALSE(*got);
+  EXPECT_EQ(got->error().code, errc::handshake_failed);
+  EXPECT_NE(c.conn().last_error().find("SELECT failed"), std::string::npos) << c.conn().last_error();
+  std::optional<result<std::string>> later;
+  auto again = [&]() -> detached { later.emplace(co_await c.ping()); };
+  again();
+  ASSERT_TRUE(run_until(loop, [&] { return later.has_value(); }, 5s));
+  ASSERT_FALSE(*later);
+  EXPECT_EQ(later->error().code, errc::handshake_failed);
+  c.close();
+}
+
 }  // namespace
 }  // namespace redring::client

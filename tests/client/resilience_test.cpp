@@ -17,6 +17,7 @@
 #include <chrono>
 #include <filesystem>
 #include <sstream>
+#include <vector>
 
 namespace redring::client {
 namespace {
@@ -180,6 +181,66 @@ TEST(Resilience, EmbedsInAnEpollLoop) {
   ASSERT_TRUE(pong.has_value());
   EXPECT_EQ(*pong, "PONG");
   EXPECT_GT(wakeups, 0);
+}
+
+// A command with a large argument (>= 16 KiB, which the writer may reference instead of copying)
+// is queued while the server is down and times out; its coroutine ends and frees the argument. When
+// the server comes back, the queued bytes are sent: they must be the caller's, not freed memory (a
+// command with a deadline has its arguments copied; they were once referenced, and the server
+// stored whatever reused the freed block).
+TEST(Resilience, TimedOutQueuedCommandDoesNotSendFreedArgumentBytes) {
+  std::string dir;
+  const std::string path = temp_socket_path(dir);
+  net::loop loop;
+  options o;
+  o.unix_path = path;
+  o.reconnect.initial_delay = 20ms;
+  o.reconnect.max_delay = 50ms;
+  client c(loop, o);
+  std::optional<result<std::optional<std::string>>> got;
+  auto body = [&]() -> detached {
+    std::string value(64 * 1024, 'v');  // freed when this coroutine ends
+    got.emplace(co_await c.set("k", value).with_timeout(100ms));
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }, 5s));
+  ASSERT_FALSE(*got);
+  EXPECT_EQ(got->error().code, errc::timeout);
+  // The heap reuses the freed block: the bytes the client still points at now read 'Z'.
+  std::vector<std::string> fillers;
+  for (int i = 0; i < 16; ++i) fillers.emplace_back(64 * 1024, 'Z');
+  test::redis_server server({}, path);
+  std::optional<result<std::string>> pong;
+  auto after = [&]() -> detached { pong.emplace(co_await c.ping()); };
+  after();
+  ASSERT_TRUE(run_until(loop, [&] { return pong.has_value(); }, 10s));
+  ASSERT_TRUE(*pong) << pong->error().what();
+  test::blocking_connection admin(path);
+  const resp::value v = admin.call({"GET", "k"});
+  // Acceptable: the command was not sent (null), or it was sent with the caller's bytes.
+  if (!v.is_null()) {
+    EXPECT_TRUE(v.text == std::string(64 * 1024, 'v'))
+        << "the server stored bytes the client read from freed memory: " << v.text.substr(0, 16) << "...";
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Blocking commands' connections have no health check: a BLPOP that waits longer than the interval
+// keeps its connection silent, and a PING queued behind it could not be answered in time (its
+// timeout once dropped the connection, failing the BLPOP with connection_lost).
+TEST(Resilience, HealthCheckDoesNotKillAWaitingBlockingCommand) {
+  test::redis_server server;
+  net::loop loop;
+  options o;
+  o.unix_path = server.socket_path();
+  o.health_check_interval = 150ms;
+  client c(loop, o);
+  std::optional<result<resp::value>> popped;
+  auto body = [&]() -> detached { popped.emplace(co_await c.command("BLPOP", "empty", "1")); };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return popped.has_value(); }, 5s));
+  ASSERT_TRUE(*popped) << popped->error().what();  // observed: connection lost (health check)
+  EXPECT_TRUE((*popped)->is_null());  // BLPOP's own timeout: a null reply after 1 s
 }
 
 }  // namespace
