@@ -229,26 +229,27 @@ void multiplexer::dispatch(const resp::node& n) {
   if (!in_reply_) {
     in_reply_ = true;
     // A push, or any reply nobody waits for (sent_ == 0), goes out of band.
-    to_push_ = n.data_type == resp::type::push || sent_ == 0;
-    if (n.data_type == resp::type::attribute) [[unlikely]] holding_ = true;
+    route_ = n.data_type == resp::type::push || sent_ == 0 ? route::push : route::request;
+    if (n.data_type == resp::type::attribute) [[unlikely]] route_ = route::held;
   }
-  if (holding_) [[unlikely]] {
-    // RESP3 lets an attribute precede any value, a push too: where the reply goes is decided by the
-    // value the attribute annotates, so the attribute is held (copied) until that value's first
-    // node (the next one at depth 0 that is not another attribute) arrives, then replayed.
-    if (n.depth != 0 || n.data_type == resp::type::attribute) {
-      hold(n);
+  if (route_ != route::request) [[unlikely]] {
+    if (route_ == route::held) {
+      // RESP3 lets an attribute precede any value, a push too: where the reply goes is decided by
+      // the value the attribute annotates, so the attribute is held (copied) until that value's
+      // first node (the next one at depth 0 that is not another attribute) arrives, then replayed.
+      if (n.depth != 0 || n.data_type == resp::type::attribute) {
+        hold(n);
+        return;
+      }
+      route_ = n.data_type == resp::type::push || sent_ == 0 ? route::push : route::request;
+      annotated = true;
+      replay_held();
+    }
+    if (route_ == route::push) {
+      if (push_.on_node != nullptr) push_.on_node(push_.context, n);
+      if (n.ends_reply) in_reply_ = false;
       return;
     }
-    holding_ = false;
-    annotated = true;
-    to_push_ = n.data_type == resp::type::push || sent_ == 0;
-    replay_held();
-  }
-  if (to_push_) {
-    if (push_.on_node != nullptr) push_.on_node(push_.context, n);
-    if (n.ends_reply) in_reply_ = false;
-    return;
   }
   slot& s = at(0);
   // A cluster redirection is an error reply: one node, so the request has seen nothing yet (unless
@@ -276,7 +277,7 @@ void multiplexer::replay_held() {
   for (held_node& h : held_) {
     resp::node n = h.n;
     n.value = std::string_view(held_bytes_).substr(h.offset, n.value.size());
-    if (to_push_) {
+    if (route_ == route::push) {
       if (push_.on_node != nullptr) push_.on_node(push_.context, n);
     } else if (request* r = at(0).req; r != nullptr) {
       r->on_node(*r, n);
@@ -335,12 +336,12 @@ net::clock::time_point multiplexer::expire(net::clock::time_point now) {
 void multiplexer::drop_sent(std::error_code ec) {
   needed_ = 1;
   // A request that has seen part of its replies cannot start again: its sink holds them.
-  bool head_started = in_reply_ && !to_push_ && !holding_;  // held nodes were not delivered
+  bool head_started = in_reply_ && route_ == route::request;  // held nodes were not delivered
   ++epoch_;
   reader_.reset();
   rbeg_ = rend_ = 0;
   in_reply_ = false;
-  holding_ = false;
+  route_ = route::request;
   held_.clear();
   held_bytes_.clear();
   // The bytes handed to the transport are gone with the connection; so are handshake leftovers.

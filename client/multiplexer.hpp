@@ -188,14 +188,15 @@ class multiplexer {
   bool in_reply_ = false;
   std::vector<slot> retry_;  // idempotent requests to send again after a drop
   std::uint64_t epoch_ = 0;  // bumped when the stream resets, so a parse loop under way stops
-  bool to_push_ = false;
-  // A top-level attribute's nodes, held until the value it annotates says where the reply goes:
-  // their texts are copied into held_bytes_ (node::value is rebuilt from `offset` on replay).
+  // Where the nodes of the reply under way go: the head request, the push handler, or held: a
+  // top-level attribute's nodes wait until the value it annotates says which of the two (their
+  // texts are copied into held_bytes_; node::value is rebuilt from `offset` on replay).
+  enum class route : std::uint8_t { request, push, held };
+  route route_ = route::request;
   struct held_node {
     resp::node n;
     std::size_t offset;
   };
-  bool holding_ = false;
   std::vector<held_node> held_;
   std::string held_bytes_;
   push_handler push_;
