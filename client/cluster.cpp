@@ -195,7 +195,7 @@ struct cluster_router::node {
   }
   connection::pointer open() {
     auto c = connection::create(router->loop_, opts);
-    c->set_redirect_handler({&cluster_router::on_redirect, this});
+    c->set_redirect_handler({&cluster_router::on_redirect, this, &cluster_router::on_moved_in_batch});
     c->on_state_change(&cluster_router::on_node_state, this);
     if (router->push_.on_node != nullptr) c->set_push_handler(router->push_);
     c->start();
@@ -707,8 +707,12 @@ void cluster_router::route_batch(request& r) {
   const auto command_args = [this](const std::pair<std::size_t, std::size_t>& c) {
     return std::span<const std::string_view>(args_.data() + c.first, c.second);
   };
-  if (iequals(args_[0], "MULTI")) {
-    // Every key of the transaction must be in one slot; it then goes whole to that slot's primary.
+  // A MULTI anywhere (not only first) makes the batch a transaction, or holds one: split per command,
+  // MULTI and EXEC would go to different nodes and leave a shared connection inside MULTI.
+  const bool transaction = std::any_of(commands.begin(), commands.end(),
+                                       [this](const auto& c) { return iequals(args_[c.first], "MULTI"); });
+  if (transaction) {
+    // Every key of the batch must be in one slot; it then goes whole to that slot's primary.
     int slot = -1;
     for (const auto& c : commands) {
       const auto args = command_args(c);
@@ -746,6 +750,51 @@ void cluster_router::on_redirect(void* context, request& r, std::string_view err
   from.router->redirected(from, r, error);
 }
 
+// A transaction's queued command answered MOVED: the transaction fails with EXECABORT (its reply),
+// but the slot's new owner is learnt and the topology fetched, so the next attempt goes there.
+void cluster_router::on_moved_in_batch(void* context, std::string_view error) {
+  auto& from = *static_cast<node*>(context);
+  cluster_router& self = *from.router;
+  if (self.closed_) return;
+  std::uint16_t slot = 0;
+  if (node* to = self.moved_to(from, error, slot)) {
+    ++self.stats_.moved;
+    self.assign_slot(slot, *to);
+  }
+  self.request_refresh();
+}
+
+// The node a "MOVED <slot> <host>:<port>" or "ASK ..." names, and its slot; null if malformed.
+cluster_router::node* cluster_router::moved_to(node& from, std::string_view error, std::uint16_t& slot) {
+  const bool moved = error.starts_with("MOVED ");
+  const std::string_view rest = error.substr(moved ? 6 : 4);
+  const auto space = rest.find(' ');
+  const std::string_view where = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
+  const auto colon = where.rfind(':');
+  std::uint16_t port = 0;
+  // Port 0 is no port: a node there could never be reached, and the command would wait for it.
+  if (colon == std::string_view::npos || !parse_int(rest.substr(0, space), slot) || slot >= slot_count ||
+      !parse_int(where.substr(colon + 1), port) || port == 0) {
+    return nullptr;
+  }
+  // An empty host means the host of the node that answered.
+  const std::string_view host = colon == 0 ? std::string_view(from.host.empty() ? opts_.host : from.host)
+                                           : where.substr(0, colon);
+  return &node_named(host, port);
+}
+
+// Until the refresh says more: the slot goes to `to`'s shard (a new one if `to` leads none).
+void cluster_router::assign_slot(std::uint16_t slot, node& to) {
+  auto at = std::find(shard_primary_.begin(), shard_primary_.end(), &to);
+  if (at == shard_primary_.end()) {
+    shard_nodes_.push_back({&to});
+    at = shard_primary_.insert(shard_primary_.end(), &to);
+  }
+  shard_[slot] = static_cast<std::uint16_t>(at - shard_primary_.begin());
+  index_block(slot / slots_per_block);
+  sync_fast_targets();
+}
+
 void cluster_router::deliver_error(request& r, std::string_view text) {
   resp::node n;
   n.data_type = resp::type::simple_error;
@@ -768,31 +817,16 @@ void cluster_router::redirected(node& from, request& r, std::string_view error) 
   const bool moved = error.starts_with("MOVED "), ask = error.starts_with("ASK ");
   if (moved || ask) {
     // "MOVED <slot> <host>:<port>"; an empty host means the host of the node that answered.
-    const std::string_view rest = error.substr(moved ? 6 : 4);
-    const auto space = rest.find(' ');
-    const std::string_view where = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
-    const auto colon = where.rfind(':');
-    std::uint16_t slot = 0, port = 0;
-    // Port 0 is no port: a node there could never be reached, and the command would wait for it.
-    if (colon == std::string_view::npos || !parse_int(rest.substr(0, space), slot) || slot >= slot_count ||
-        !parse_int(where.substr(colon + 1), port) || port == 0) {
+    std::uint16_t slot = 0;
+    node* target = moved_to(from, error, slot);
+    if (target == nullptr) {
       deliver_error(r, error);
       return;
     }
-    const std::string_view host = colon == 0 ? std::string_view(from.host.empty() ? opts_.host : from.host)
-                                             : where.substr(0, colon);
-    node& to = node_named(host, port);
+    node& to = *target;
     if (moved) {
       ++stats_.moved;
-      // Until the refresh says more: the slot goes to `to`'s shard (a new one if `to` leads none).
-      auto at = std::find(shard_primary_.begin(), shard_primary_.end(), &to);
-      if (at == shard_primary_.end()) {
-        shard_nodes_.push_back({&to});
-        at = shard_primary_.insert(shard_primary_.end(), &to);
-      }
-      shard_[slot] = static_cast<std::uint16_t>(at - shard_primary_.begin());
-      index_block(slot / slots_per_block);
-      sync_fast_targets();
+      assign_slot(slot, to);
       request_refresh();
       send(to, r, {});
     } else {

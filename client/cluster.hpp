@@ -237,6 +237,9 @@ class cluster_router {
   static void deliver_error(request& r, std::string_view text);
 
   static void on_redirect(void* context, request& r, std::string_view error);
+  static void on_moved_in_batch(void* context, std::string_view error);
+  node* moved_to(node& from, std::string_view error, std::uint16_t& slot);
+  void assign_slot(std::uint16_t slot, node& to);
   static void on_node_state(void* context, connection_state s);
   static void on_delay_timer(net::timer* t);
   static void on_refresh_timer(net::timer* t);

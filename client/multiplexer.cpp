@@ -296,6 +296,10 @@ bool is_cluster_redirect(std::string_view error) noexcept {
 
 bool multiplexer::redirect(slot& s, const resp::node& n) {
   request* r = s.req;
+  if (r != nullptr && s.req_replies != 1 && redirect_.on_moved_in_batch != nullptr && n.value.starts_with("MOVED ")) {
+    redirect_.on_moved_in_batch(redirect_.context, n.value);
+    return false;
+  }
   if (r == nullptr || s.req_replies != 1 || !n.ends_reply || !is_cluster_redirect(n.value)) return false;
   in_reply_ = false;
   pop_front();

@@ -32,6 +32,9 @@ struct push_handler {
 struct redirect_handler {
   void (*on_redirect)(void* context, request& r, std::string_view error) = nullptr;
   void* context = nullptr;
+  /// A `MOVED` inside a batch's replies (a transaction's queued command): still the batch's reply,
+  /// but news of the topology. Optional; `error` is valid during the call only.
+  void (*on_moved_in_batch)(void* context, std::string_view error) = nullptr;
 };
 
 /// True if `error` (an error reply's text) is one a cluster client acts on instead of returning it.

@@ -117,10 +117,13 @@ lock::lock(std::vector<client::client*> servers, lock_options opts)
 
 std::string lock::key(std::string_view name) const {
   std::string k;
-  k.reserve(opts_.prefix.size() + name.size() + 2);
+  k.reserve(opts_.prefix.size() + name.size() + 5);
   // A name with a {hash tag} of its own keeps it, so that the lock shares a slot with the data it
-  // guards (the cache's stampede locks do); any other name becomes the tag.
-  if (client::hash_tag(name).size() != name.size()) return k.append(opts_.prefix).append(name);
+  // guards (the cache's stampede locks do), and ends in ":lock"; any other name becomes the tag
+  // and ends in "}". The fencing counter adds ":fence". No two names, and no lock and counter,
+  // share a key: the endings differ ("t" is lock:{t}, "{t}" lock:{t}:lock; the lock "{job}:fence"
+  // is lock:{job}:fence:lock, not the counter lock:{job}:fence of "job").
+  if (client::hash_tag(name).size() != name.size()) return k.append(opts_.prefix).append(name).append(":lock");
   k.append(opts_.prefix).append("{").append(name).append("}");
   return k;
 }

@@ -236,8 +236,9 @@ std::optional<decision> rate_limiter::cached_denial(const std::string& key, std:
     denied_.erase(it);
     return std::nullopt;
   }
-  // A smaller cost than the one denied may fit already: only equal or larger costs are refused here.
-  if (cost < it->second.cost) return std::nullopt;
+  // A smaller cost than the one denied may fit already, and a larger one has a later retry_after
+  // (or `never`) that only the server knows: only the denied cost is answered here.
+  if (cost != it->second.cost) return std::nullopt;
   // The server's denial, aged by the time since: nothing was admitted meanwhile by this limiter.
   decision d = it->second.server_decision;
   const auto aged = std::chrono::ceil<std::chrono::milliseconds>(now - it->second.at);

@@ -274,6 +274,43 @@ TEST_F(ClusterClient, PipelinesAreSplitPerNodeAndRepliesComeBackInOrder) {
   run(body);
 }
 
+// A pipeline that holds a MULTI ... EXEC after other commands runs the transaction, as on one server
+// (where a pipeline's bytes are written contiguously). It was once split per command: MULTI and
+// EXEC went to two different primaries (round-robin for keyless commands), no transaction ran, EXEC
+// failed, and the connection that got MULTI stayed inside it, so unrelated commands sent on it later
+// were answered QUEUED.
+TEST_F(ClusterClient, PipelineHoldingATransactionRunsItAndLeavesNoConnectionInMulti) {
+  pipeline p;
+  p.add("SET", "{txp}n", "0");
+  p.add("MULTI");
+  p.add("INCR", "{txp}n");
+  p.add("INCR", "{txp}n");
+  p.add("EXEC");
+  int broken = 0;
+  auto body = [&]() -> detached {
+    EXPECT_EQ(*co_await c.ping(), "PONG");  // the topology is known
+    const auto r = co_await c.execute(p);
+    EXPECT_TRUE(r.has_value());
+    if (r && r->size() == 5) {
+      EXPECT_EQ((*r)[1].text, "OK");
+      EXPECT_EQ((*r)[2].text, "QUEUED");
+      EXPECT_EQ((*r)[3].text, "QUEUED");
+      EXPECT_FALSE((*r)[4].is_error()) << (*r)[4].text;
+      EXPECT_EQ((*r)[4].elements.size(), 2u);
+    }
+    // No connection may be left inside MULTI: plain commands on every primary answer normally.
+    for (int i = 0; i < 60; ++i) {
+      const std::string key = "after-txp:" + std::to_string(i);
+      const auto set = co_await c.set(key, "v");
+      const auto got = co_await c.get(key);
+      if (!(set && got && *got && **got == "v")) ++broken;
+    }
+    done = true;
+  };
+  run(body);
+  EXPECT_EQ(broken, 0) << "SET/GET pairs answered wrongly after the pipeline";
+}
+
 TEST_F(ClusterClient, KeylessCommandsGoToOneNodeOrToEveryPrimary) {
   std::vector<std::string> nodes;
   auto body = [&]() -> detached {
@@ -395,6 +432,39 @@ TEST_F(ClusterClient, FollowsMovedAfterASlotMoved) {
   EXPECT_GE(c.cluster()->statistics().moved, 1u);
   test::blocking_connection owner(cluster().node(to).socket_path());
   EXPECT_EQ(owner.call({"GET", key}).text, "after");
+}
+
+// A transaction whose queued command is answered MOVED fails (EXECABORT, the server's reply), but
+// the router learns the slot's new owner, so the next attempt succeeds. A batch's MOVED was once
+// not news to the router: after a slot moved, every transaction on it failed until an unrelated
+// MOVED or the periodic refresh (30 s by default; never with refresh_interval 0).
+TEST_F(ClusterClient, TransactionsFollowASlotThatMoved) {
+  const std::string key = "{txmoved}n";
+  const std::uint16_t slot = hash_slot(key);
+  auto warm = [&]() -> detached {
+    EXPECT_TRUE(co_await c.set(key, "0"));  // the client now knows the old owner
+    done = true;
+  };
+  run(warm);
+  const std::size_t from = owner_of(cluster(), slot);
+  migrate_slot(cluster(), slot, from, (from + 1) % 3);
+  int ok = 0, attempts = 0;
+  std::string last;
+  for (; attempts < 10 && ok == 0; ++attempts) {
+    auto once = [&]() -> detached {
+      transaction t;
+      t.add("INCR", key);
+      const auto r = co_await c.execute(t);
+      if (r) ++ok;
+      else last = r.error().what();
+      done = true;
+    };
+    run(once);
+    std::this_thread::sleep_for(200ms);  // more than min_refresh_gap: a refresh asked for would have run
+    loop.poll();
+  }
+  EXPECT_EQ(ok, 1) << "10 transactions over 2 s all failed; the last: " << last;
+  EXPECT_LE(attempts, 2) << last;
 }
 
 TEST_F(ClusterClient, ASlotMigratedUnderLoadLosesNothing) {

@@ -102,7 +102,7 @@ TEST_F(OnCluster, LockAndFencingCounterShareASlot) {
     EXPECT_TRUE(*run_task(loop, l.release(*held)));
   }
 
-  EXPECT_EQ(l.key("{user:7}:profile"), "lock:{user:7}:profile");
+  EXPECT_EQ(l.key("{user:7}:profile"), "lock:{user:7}:profile:lock");
   const auto data_node = owner_of("{user:7}");
   client::client d(loop, options_for(data_node));
   lock guard(d, {.ttl = 5s, .timeout = 5s});
@@ -110,7 +110,7 @@ TEST_F(OnCluster, LockAndFencingCounterShareASlot) {
   ASSERT_TRUE(held) << held.error().what();
   EXPECT_EQ(held->fencing_token(), 1);
   test::blocking_connection admin(socket_of(data_node));
-  EXPECT_EQ(admin.call({"EXISTS", "lock:{user:7}:profile", "lock:{user:7}:profile:fence"}).integer, 2);
+  EXPECT_EQ(admin.call({"EXISTS", "lock:{user:7}:profile:lock", "lock:{user:7}:profile:lock:fence"}).integer, 2);
   EXPECT_TRUE(*run_task(loop, guard.release(*held)));
 }
 

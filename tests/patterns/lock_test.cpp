@@ -94,6 +94,22 @@ TEST_F(Lock, ExpiredHolderCannotTouchTheNewHoldersLock) {
   EXPECT_EQ(admin.call({"EXISTS", l.key("job")}).integer, 0);
 }
 
+// No two names share a key, nor a lock and a fencing counter. A name with a {hash tag} of its own
+// was once used as is, so the lock "{job}:fence" had the key of "job"'s counter: once "job" was ever
+// acquired, "{job}:fence" never could be (SET NX met the counter, which never expires); and "t" and
+// "{t}" were one lock.
+TEST_F(Lock, DistinctNamesNeverShareAKey) {
+  lock l(c, {.ttl = 10s});
+  EXPECT_NE(l.key("t"), l.key("{t}"));
+  auto job = run_task(loop, l.acquire("job"));
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(*run_task(loop, l.release(*job)));
+  EXPECT_NE(l.key("{job}:fence"), l.key("job") + ":fence");
+  auto other = run_task(loop, l.acquire("{job}:fence"));  // nobody holds this name
+  EXPECT_TRUE(other) << (other ? "" : other.error().what());
+  if (other) (void)run_task(loop, l.release(*other));
+}
+
 // acquire waits with backoff until the holder releases, or fails at its deadline.
 TEST_F(Lock, AcquireRetriesUntilReleaseOrDeadline) {
   lock quick(c, {.ttl = 10s, .wait = 120ms});

@@ -283,3 +283,43 @@ TEST(RateLimiterDenyCache, DeniesLocallyUntilRetryAfter) {
 
 }  // namespace
 }  // namespace redring::patterns
+
+namespace redring::patterns {
+namespace {
+
+// A cached denial answers only the cost it was for. It once answered a LARGER cost with the
+// smaller cost's retry_after: a cost that can never pass got a finite retry_after (the server says
+// `never`), and a larger admissible cost was told to come back before the server would admit it.
+TEST(RateLimiterDenyCache, LargerCostsGetTheServersRetryAfter) {
+  test::redis_server server;
+  net::loop loop;
+  client::client c(loop, options_for(server));
+  test::manual_clock clock;
+  limiter_options o{.algorithm = limiter_algorithm::gcra, .limit = 10, .period = 10s, .timeout = 10s,
+                    .clock = clock.function()};
+  rate_limiter plain(c, o);
+  o.deny_cache_size = 16;
+  rate_limiter cached(c, o);
+  ASSERT_TRUE(run_task(loop, cached.hit("n", 10)).allowed);  // the whole burst: empty now
+  const auto one = run_task(loop, cached.hit("n", 1));
+  ASSERT_FALSE(one.allowed);
+  ASSERT_EQ(one.source, decision_source::server);
+  ASSERT_EQ(one.retry_after, 1000ms);
+  // The server's answers for larger costs (the limiter without a deny cache, same key).
+  const auto five_server = run_task(loop, plain.hit("n", 5));
+  const auto eleven_server = run_task(loop, plain.hit("n", 11));
+  EXPECT_EQ(five_server.retry_after, 5000ms);
+  EXPECT_EQ(eleven_server.retry_after, decision::never);
+  // The deny cache's answers for the same costs must not promise more than the server.
+  const auto eleven = run_task(loop, cached.hit("n", 11));
+  EXPECT_FALSE(eleven.allowed);
+  EXPECT_EQ(eleven.retry_after, decision::never) << "source " << static_cast<int>(eleven.source)
+                                                 << ", retry_after " << eleven.retry_after.count() << " ms";
+  const auto five = run_task(loop, cached.hit("n", 5));
+  EXPECT_FALSE(five.allowed);
+  EXPECT_GE(five.retry_after, 4900ms) << "source " << static_cast<int>(five.source)
+                                      << ", retry_after " << five.retry_after.count() << " ms";
+}
+
+}  // namespace
+}  // namespace redring::patterns
