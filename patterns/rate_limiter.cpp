@@ -186,9 +186,10 @@ std::string rate_limiter::key(std::string_view name) const {
 task<decision> rate_limiter::hit(std::string_view name, std::int64_t cost) {
   decision d;
   d.limit = has_burst(opts_.algorithm) ? opts_.burst : opts_.limit;
-  if (cost < 1) {
+  if (cost < 1 || opts_.limit < 1 || opts_.period.count() < 1) {
     d.source = decision_source::failure;
-    d.failure = resp::error{std::make_error_code(std::errc::invalid_argument), "cost must be at least 1"};
+    d.failure = resp::error{std::make_error_code(std::errc::invalid_argument),
+                            cost < 1 ? "cost must be at least 1" : "limit and period must be at least 1 (unit, ms)"};
     co_return d;
   }
   const std::array<std::string, 1> keys = {key(name)};

@@ -82,8 +82,9 @@ class rate_limiter {
   rate_limiter(client::client& c, limiter_options opts);
 
   /// Counts `cost` (>= 1) against `name` and decides. Never fails: when Redis does not answer, the
-  /// decision is `on_failure`'s and says why. A cost < 1 is denied with an `invalid_argument`
-  /// failure. `name` must outlive the co_await.
+  /// decision is `on_failure`'s and says why. A cost < 1, or options with `limit` < 1 or a
+  /// `period` under 1 ms, are denied with an `invalid_argument` failure (no round trip: the
+  /// scripts would divide by them). `name` must outlive the co_await.
   [[nodiscard]] task<decision> hit(std::string_view name, std::int64_t cost = 1);
 
   /// Forgets `name`'s state on the server and in the deny cache: its full limit is available again.

@@ -323,3 +323,33 @@ TEST(RateLimiterDenyCache, LargerCostsGetTheServersRetryAfter) {
 
 }  // namespace
 }  // namespace redring::patterns
+
+namespace redring::patterns {
+namespace {
+
+// A limit or period below 1 is refused before any round trip, with invalid_argument, whatever the
+// failure policy: the scripts divide by them (Lua numbers are doubles: inf or NaN, then truncated
+// into an integer reply), so the server's answer would be meaningless.
+TEST(RateLimiterOptions, NonPositiveLimitOrPeriodIsAnInvalidArgument) {
+  test::redis_server server;
+  net::loop loop;
+  client::client c(loop, options_for(server));
+  for (const auto algorithm : {limiter_algorithm::fixed_window, limiter_algorithm::sliding_log,
+                               limiter_algorithm::sliding_window, limiter_algorithm::token_bucket,
+                               limiter_algorithm::gcra}) {
+    for (const auto& [limit, period] : {std::pair{std::int64_t{0}, 1000ms}, std::pair{std::int64_t{-5}, 1000ms},
+                                        std::pair{std::int64_t{10}, 0ms}}) {
+      rate_limiter l(c, {.algorithm = algorithm, .limit = limit, .period = period, .on_failure = failure_policy::allow});
+      const auto d = run_task(loop, l.hit("x"));
+      EXPECT_FALSE(d.allowed) << static_cast<int>(algorithm) << " limit " << limit << " period " << period.count();
+      EXPECT_EQ(d.source, decision_source::failure);
+      ASSERT_TRUE(d.failure.has_value());
+      EXPECT_EQ(d.failure->code, std::make_error_code(std::errc::invalid_argument));
+    }
+  }
+  test::blocking_connection admin(server.socket_path());
+  EXPECT_EQ(admin.call({"DBSIZE"}).integer, 0);  // nothing reached the server
+}
+
+}  // namespace
+}  // namespace redring::patterns
