@@ -5,15 +5,23 @@
 #include "patterns/script.hpp"
 
 #include <array>
+#include <tuple>
 #include <random>
 
 namespace redring::patterns {
 namespace {
 
-// KEYS[1] the value key. Returns {payload or false, PTTL}. One round trip for the value and its
-// age; atomic so the TTL belongs to the payload read.
+// KEYS[1] the value key; ARGV[1] stale_ttl in ms. Returns {payload or false, PTTL, SHA1 of the
+// payload or ""}: one round trip for the value, its age and the state a load's store must still
+// find (see store_loaded_lua). The SHA1 only where a load may follow (a tombstone, or a value
+// within stale_ttl of expiring): a fresh hit hashes nothing. Atomic, so the three describe one
+// payload.
 constexpr std::string_view read_lua = R"lua(
-return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+local v = redis.call('GET', KEYS[1])
+if not v then return {false, -2, ''} end
+local pttl = redis.call('PTTL', KEYS[1])
+if string.sub(v, 1, 1) ~= '!' and pttl > tonumber(ARGV[1]) then return {v, pttl, ''} end
+return {v, pttl, redis.sha1hex(v)}
 )lua";
 
 // KEYS[1] the value key, KEYS[2..] its tags' sets (same {namespace} tag: same slot); ARGV[1] the
@@ -28,14 +36,40 @@ end
 return 1
 )lua";
 
-// KEYS[1] a tag's set. Deletes every key in it and the set itself; returns how many keys were
-// deleted. Atomic: no reader sees some of the tag's keys gone and others still there. The members
-// are keys of the same {namespace}, so the same slot as KEYS[1] (allowed on a cluster).
+// KEYS[1] the value key; ARGV[1] the payload a load produced, ARGV[2] its TTL in ms, ARGV[3] the
+// SHA1 of the payload the load started from ("" if there was none: read_lua's third field).
+// Stores only if the key still holds that payload, and returns 1; else 0. Atomic compare-and-set:
+// an invalidate (or another store) since the load began wins, so a load of data read before an
+// invalidation never brings it back.
+constexpr std::string_view store_loaded_lua = R"lua(
+local cur = redis.call('GET', KEYS[1])
+local sha = cur and redis.sha1hex(cur) or ''
+if sha ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+)lua";
+
+// KEYS[1] the value key; ARGV[1] a tombstone (a unique payload), ARGV[2] its TTL in ms (lock_ttl:
+// longer than a load may take). Replaces the value with the tombstone, which reads as a miss and
+// fails the compare-and-set of every load begun before it. Returns 1 if a value was there.
+constexpr std::string_view invalidate_lua = R"lua(
+local cur = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if cur and string.sub(cur, 1, 1) ~= '!' then return 1 end
+return 0
+)lua";
+
+// KEYS[1] a tag's set; ARGV as invalidate_lua's. Puts a tombstone on every key in it and deletes
+// the set; returns how many keys held a value. Atomic: no reader sees some of the tag's keys gone
+// and others still there. The members are keys of the same {namespace}, so the same slot as
+// KEYS[1] (allowed on a cluster).
 constexpr std::string_view invalidate_tag_lua = R"lua(
 local keys = redis.call('SMEMBERS', KEYS[1])
 local n = 0
-for i = 1, #keys, 1000 do
-  n = n + redis.call('DEL', unpack(keys, i, math.min(i + 999, #keys)))
+for i = 1, #keys do
+  local cur = redis.call('GET', keys[i])
+  if cur and string.sub(cur, 1, 1) ~= '!' then n = n + 1 end
+  redis.call('SET', keys[i], ARGV[1], 'PX', ARGV[2])
 end
 redis.call('DEL', KEYS[1])
 return n
@@ -49,14 +83,24 @@ const script& write_script() {
   static const script s(write_lua);
   return s;
 }
+const script& store_loaded_script() {
+  static const script s(store_loaded_lua);
+  return s;
+}
+const script& invalidate_script() {
+  static const script s(invalidate_lua);
+  return s;
+}
 const script& invalidate_tag_script() {
   static const script s(invalidate_tag_lua);
   return s;
 }
 
-// Payloads carry their kind in the first byte: '+' a value, '-' "does not exist".
+// Payloads carry their kind in the first byte: '+' a value, '-' "does not exist", '!' invalidated
+// (a tombstone: reads as a miss; its random rest makes every invalidation a new state).
 constexpr char value_mark = '+';
 constexpr char missing_mark = '-';
+constexpr char tombstone_mark = '!';
 
 }  // namespace
 
@@ -120,12 +164,12 @@ task<resp::result<cached>> cache::get_or_load(std::string_view key, loader load)
 //    until lock_wait, then load anyway (a stuck loader elsewhere must not stall us forever).
 task<resp::result<cached>> cache::fetch(std::string vk, const loader& load) {
   const std::array<std::string, 1> keys = {vk};
-  const std::span<const std::string> no_args;
+  const std::array<std::string, 1> stale = {std::to_string(std::max<std::int64_t>(0, opts_.stale_ttl.count()))};
   const auto deadline = net::clock::now() + opts_.lock_wait;
   bool lock_tried = false;
   for (;;) {
-    auto reply = co_await read_script().run(client_, keys, no_args, opts_.timeout);
-    using entry_t = std::pair<std::optional<std::string>, std::int64_t>;
+    auto reply = co_await read_script().run(client_, keys, stale, opts_.timeout);
+    using entry_t = std::tuple<std::optional<std::string>, std::int64_t, std::string>;
     auto entry = reply ? resp::convert<entry_t>(*reply) : resp::result<entry_t>(reply.error());
     if (!entry) {
       ++loads_;
@@ -133,15 +177,15 @@ task<resp::result<cached>> cache::fetch(std::string vk, const loader& load) {
       if (!v) co_return resp::error{make_error_code(errc::load_failed), v.error().what()};
       co_return cached{std::move(*v), cache_source::degraded, entry.error()};
     }
-    if (const auto& payload = entry->first; payload && !payload->empty()) {
+    const auto& [payload, pttl, seen] = *entry;  // `seen`: what a load from here must still find
+    if (payload && !payload->empty() && (*payload)[0] != tombstone_mark) {
       cached c;
       if ((*payload)[0] == value_mark) c.value.emplace(payload->substr(1));
-      const auto pttl = entry->second;
       if (lock_tried) {
         c.source = cache_source::waited;
       } else if (opts_.stale_ttl.count() > 0 && pttl >= 0 && pttl <= opts_.stale_ttl.count() && c.value) {
         c.source = cache_source::stale;
-        refresh(vk, load);
+        refresh(vk, load, seen);
       }
       co_return c;
     }
@@ -149,27 +193,39 @@ task<resp::result<cached>> cache::fetch(std::string vk, const loader& load) {
       lock_tried = true;
       auto held = co_await stampede_.acquire(vk);
       if (held) {
-        auto r = co_await load_and_store(vk, load);
+        auto r = co_await load_and_store(vk, load, seen);
         (void)co_await stampede_.release(*held);
         co_return r;
       }
-      if (held.error().code != errc::not_acquired) co_return co_await load_and_store(vk, load);
+      if (held.error().code != errc::not_acquired) co_return co_await load_and_store(vk, load, seen);
     }
-    if (net::clock::now() >= deadline) co_return co_await load_and_store(vk, load);
+    if (net::clock::now() >= deadline) co_return co_await load_and_store(vk, load, seen);
     co_await sleep_for(client_.loop(), opts_.poll_interval);
   }
 }
 
-task<resp::result<cached>> cache::load_and_store(const std::string& vk, const loader& load) {
+// Loads and stores what was loaded, unless the key changed since it held `seen` (read_lua's SHA1):
+// then the caller gets the loaded value, and the key keeps the newer state (an invalidation, say).
+task<resp::result<cached>> cache::load_and_store(const std::string& vk, const loader& load, std::string seen) {
   ++loads_;
   auto v = co_await load();
   if (!v) co_return resp::error{make_error_code(errc::load_failed), v.error().what()};
   cached c{std::move(*v), cache_source::loaded, {}};
-  if (auto stored = co_await store(vk, c.value, {}); !stored) {
+  if (!c.value && opts_.negative_ttl.count() <= 0) co_return c;
+  const std::array<std::string, 1> keys = {vk};
+  const auto ttl = c.value ? jittered(opts_.ttl) + opts_.stale_ttl : opts_.negative_ttl;
+  const std::array<std::string, 3> args = {payload_of(c.value), std::to_string(ttl.count()), std::move(seen)};
+  if (auto stored = co_await store_loaded_script().run(client_, keys, args, opts_.timeout); !stored) {
     c.source = cache_source::degraded;
     c.failure = stored.error();
   }
   co_return c;
+}
+
+std::string cache::payload_of(const std::optional<std::string>& value) {
+  std::string payload(1, value ? value_mark : missing_mark);
+  if (value) payload.append(*value);
+  return payload;
 }
 
 task<resp::result<bool>> cache::store(const std::string& vk, const std::optional<std::string>& value,
@@ -179,21 +235,24 @@ task<resp::result<bool>> cache::store(const std::string& vk, const std::optional
   keys.reserve(1 + tags.size());
   keys.push_back(vk);
   for (const auto& t : tags) keys.push_back(tag_key(t));
-  std::string payload(1, value ? value_mark : missing_mark);
-  if (value) payload.append(*value);
   const auto ttl = value ? jittered(opts_.ttl) + opts_.stale_ttl : opts_.negative_ttl;
-  const std::array<std::string, 2> args = {std::move(payload), std::to_string(ttl.count())};
+  const std::array<std::string, 2> args = {payload_of(value), std::to_string(ttl.count())};
   auto r = co_await write_script().run(client_, keys, args, opts_.timeout);
   if (!r) co_return r.error();
   co_return true;
 }
 
+std::array<std::string, 2> cache::tombstone() const {
+  return {std::string(1, tombstone_mark).append(random_hex(8)),
+          std::to_string(std::max<std::int64_t>(1, opts_.lock_ttl.count()))};
+}
+
 // A stale value's reload: one per key in this process, and one across processes (the lock); a
 // failed load leaves the stale value to expire by its hard TTL.
-client::detached cache::refresh(std::string vk, loader load) {
+client::detached cache::refresh(std::string vk, loader load, std::string seen) {
   if (!refreshing_.insert(vk).second) co_return;
   if (auto held = co_await stampede_.acquire(vk)) {
-    (void)co_await load_and_store(vk, load);
+    (void)co_await load_and_store(vk, load, std::move(seen));
     (void)co_await stampede_.release(*held);
   }
   refreshing_.erase(vk);
@@ -204,15 +263,19 @@ task<resp::result<bool>> cache::set(std::string_view key, std::string_view value
 }
 
 task<resp::result<bool>> cache::invalidate(std::string_view key) {
-  auto n = co_await client_.del(value_key(key)).with_timeout(opts_.timeout);
+  const std::array<std::string, 1> keys = {value_key(key)};
+  const auto args = tombstone();
+  auto r = co_await invalidate_script().run(client_, keys, args, opts_.timeout);
+  if (!r) co_return r.error();
+  auto n = resp::convert<std::int64_t>(*r);
   if (!n) co_return n.error();
   co_return *n > 0;
 }
 
 task<resp::result<std::int64_t>> cache::invalidate_tag(std::string_view tag) {
   const std::array<std::string, 1> keys = {tag_key(tag)};
-  const std::span<const std::string> no_args;
-  auto r = co_await invalidate_tag_script().run(client_, keys, no_args, opts_.timeout);
+  const auto args = tombstone();
+  auto r = co_await invalidate_tag_script().run(client_, keys, args, opts_.timeout);
   if (!r) co_return r.error();
   co_return resp::convert<std::int64_t>(*r);
 }

@@ -8,6 +8,7 @@
 #include "patterns/lock.hpp"
 #include "patterns/task.hpp"
 
+#include <array>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -75,9 +76,12 @@ class cache {
   /// Write-through: stores `value` for `key` (fresh for the TTL, jittered) and adds it to `tags`.
   [[nodiscard]] task<resp::result<bool>> set(std::string_view key, std::string_view value,
                                              std::span<const std::string> tags = {});
-  /// Delete-on-write: removes `key`, so the next read loads it.
+  /// Delete-on-write: removes `key`'s value, so the next read loads it; true if there was one. The
+  /// value is replaced by a tombstone for `lock_ttl`, which reads as a miss and keeps a load begun
+  /// before (with data read before the write) from storing its value afterwards.
   [[nodiscard]] task<resp::result<bool>> invalidate(std::string_view key);
-  /// Removes every key stored with `tag`, and the tag, in one atomic script: how many keys.
+  /// Removes the value of every key stored with `tag` (tombstones, as `invalidate`), and the tag,
+  /// in one atomic script: how many keys held a value.
   [[nodiscard]] task<resp::result<std::int64_t>> invalidate_tag(std::string_view tag);
 
   /// Switches to another version of the namespace: every key written under the old one is
@@ -99,10 +103,12 @@ class cache {
  private:
   struct flight;
   task<resp::result<cached>> fetch(std::string key, const loader& load);
-  task<resp::result<cached>> load_and_store(const std::string& key, const loader& load);
+  task<resp::result<cached>> load_and_store(const std::string& key, const loader& load, std::string seen);
   task<resp::result<bool>> store(const std::string& key, const std::optional<std::string>& value,
                                  std::span<const std::string> tags);
-  client::detached refresh(std::string key, loader load);
+  static std::string payload_of(const std::optional<std::string>& value);
+  std::array<std::string, 2> tombstone() const;  // invalidate's ARGV: a unique tombstone, its TTL
+  client::detached refresh(std::string key, loader load, std::string seen);
   std::chrono::milliseconds jittered(std::chrono::milliseconds ttl);
   std::string namespace_key(std::string_view kind, std::string_view name) const;
 
