@@ -131,7 +131,9 @@ std::string cache::namespace_key(std::string_view kind, std::string_view name) c
   return k;
 }
 
-std::string cache::value_key(std::string_view key) const { return namespace_key("", key); }
+// Values and tag sets each have their kind ("v:", "tag:"), so no key names another's tag set (a
+// value key of "tag:red" once was the tag set of "red").
+std::string cache::value_key(std::string_view key) const { return namespace_key("v:", key); }
 std::string cache::tag_key(std::string_view tag) const { return namespace_key("tag:", tag); }
 
 std::chrono::milliseconds cache::jittered(std::chrono::milliseconds ttl) {

@@ -237,6 +237,23 @@ TEST_F(Cache, InvalidateDuringALoadIsNotUndoneByTheLoadsStore) {
                                  << ": the value read before invalidate() outlived it";
 }
 
+// A key may look like anything, "tag:red" included: it is not the tag set of "red" (value keys once
+// had no kind of their own, so it was, and a tagged write then failed with WRONGTYPE).
+TEST_F(Cache, KeysNamedLikeTagsAreNotTagSets) {
+  cache k(c, {});
+  const std::vector<std::string> red = {"red"};
+  EXPECT_NE(k.value_key("tag:red"), k.tag_key("red"));
+  ASSERT_TRUE(*run_task(loop, k.set("tag:red", "just a value")));
+  const auto tagged = run_task(loop, k.set("a", "1", red));
+  ASSERT_TRUE(tagged) << tagged.error().what();
+  EXPECT_EQ(*run_task(loop, k.invalidate_tag("red")), 1);
+  counting_loader source{loop, "loaded"};
+  const auto kept = run_task(loop, k.get_or_load("tag:red", source.get()));
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->value, "just a value");
+  EXPECT_EQ(kept->source, cache_source::hit);
+}
+
 // A struct goes through the codec into Redis and back; write-through stores the encoded bytes.
 TEST_F(Cache, TypedValuesRoundTripThroughTheCodec) {
   typed_cache<user, user_codec> users(c, {.space = "users"});
