@@ -228,8 +228,7 @@ void multiplexer::dispatch(const resp::node& n) {
   bool annotated = false;
   if (!in_reply_) {
     in_reply_ = true;
-    // A push, or any reply nobody waits for (sent_ == 0), goes out of band.
-    route_ = n.data_type == resp::type::push || sent_ == 0 ? route::push : route::request;
+    route_ = route_of(n);
     if (n.data_type == resp::type::attribute) [[unlikely]] route_ = route::held;
   }
   if (route_ != route::request) [[unlikely]] {
@@ -241,7 +240,7 @@ void multiplexer::dispatch(const resp::node& n) {
         hold(n);
         return;
       }
-      route_ = n.data_type == resp::type::push || sent_ == 0 ? route::push : route::request;
+      route_ = route_of(n);
       annotated = true;
       replay_held();
     }

@@ -196,6 +196,11 @@ class multiplexer {
   // texts are copied into held_bytes_; node::value is rebuilt from `offset` on replay).
   enum class route : std::uint8_t { request, push, held };
   route route_ = route::request;
+  // Where a reply whose first value node is `n` goes: a push, or any reply nobody waits for
+  // (sent_ == 0), goes out of band.
+  [[nodiscard]] route route_of(const resp::node& n) const noexcept {
+    return n.data_type == resp::type::push || sent_ == 0 ? route::push : route::request;
+  }
   struct held_node {
     resp::node n;
     std::size_t offset;

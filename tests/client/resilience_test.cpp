@@ -32,6 +32,15 @@ std::string temp_socket_path(std::string& dir) {
   return dir + "/redis.sock";
 }
 
+// A client of the Unix socket `path` that reconnects after 20 ms, backing off up to `max_delay`.
+options reconnecting_quickly(const std::string& path, std::chrono::milliseconds max_delay) {
+  options o;
+  o.unix_path = path;
+  o.reconnect.initial_delay = 20ms;
+  o.reconnect.max_delay = max_delay;
+  return o;
+}
+
 TEST(Resilience, HealthCheckDropsAStalledConnectionAndRecovers) {
   test::redis_server server;
   net::loop loop;
@@ -72,11 +81,7 @@ TEST(Resilience, IdempotentCommandsAreRetriedOnceOthersFail) {
   const std::string path = temp_socket_path(dir);
   auto server = std::make_unique<test::redis_server>(std::vector<std::string>{}, path);
   net::loop loop;
-  options o;
-  o.unix_path = path;
-  o.reconnect.initial_delay = 20ms;
-  o.reconnect.max_delay = 100ms;
-  client c(loop, o);
+  client c(loop, reconnecting_quickly(path, 100ms));
   bool ready = false;
   auto warm = [&]() -> detached {
     (void)co_await c.set("k", "v");
@@ -192,11 +197,7 @@ TEST(Resilience, TimedOutQueuedCommandDoesNotSendFreedArgumentBytes) {
   std::string dir;
   const std::string path = temp_socket_path(dir);
   net::loop loop;
-  options o;
-  o.unix_path = path;
-  o.reconnect.initial_delay = 20ms;
-  o.reconnect.max_delay = 50ms;
-  client c(loop, o);
+  client c(loop, reconnecting_quickly(path, 50ms));
   std::optional<result<std::optional<std::string>>> got;
   auto body = [&]() -> detached {
     std::string value(64 * 1024, 'v');  // freed when this coroutine ends
