@@ -78,9 +78,9 @@ class reader {
       return r;
     }
     if (out.size() > max_nodes_per_read) out = out.first(max_nodes_per_read);
-    const progress done = pending_body_                        ? resume_blob(input, out)
-                          : !input.empty() && input[0] == '$' ? start_blob(input, out)
-                                                              : read_some(input, out);
+    const progress done = pending_body_                                             ? resume_blob(input, out)
+                          : !input.empty() && (input[0] == '$' || input[0] == '*') ? start_header(input, out)
+                                                                                   : read_some(input, out);
     r.state = done.state;
     r.nodes = done.nodes;
     r.consumed = done.consumed;
@@ -128,27 +128,39 @@ class reader {
   progress read_some(std::string_view input, std::span<node> out);
 
   // What most calls do when a reply trickles in pieces smaller than its elements (C6: 37-byte chunks,
-  // one call per 108-byte element): finish the pending blob string, then consume the next blob
-  // header and stop, its payload still arriving. Inline in the caller, such a call costs a few dozen
-  // instructions instead of read_some's call, frame and general dispatch. Only the plain shape is
-  // handled here (a blob string at top level or inside an aggregate it does not close, then `$<n>`);
-  // anything else, and whatever follows, is read_some's, so nodes, errors and their offsets are the
-  // same for every split. (No error check: fail() drops the pending payload.)
+  // one call per 108-byte element): finish the pending blob string, then consume the next header and
+  // stop, the next payload still arriving. Inline in the caller, such a call costs a few dozen
+  // instructions instead of read_some's call, frame and general dispatch. Only the plain shapes are
+  // handled here: a blob string at top level or inside a counted aggregate, which may close that
+  // aggregate if it is the only one open (the end of an array reply); then `$<n>`, or `*<n>` at top
+  // level. Anything else, and whatever follows, is read_some's, so nodes, errors and their offsets
+  // are the same for every split. (No error check: fail() drops the pending payload.)
   [[gnu::always_inline]] progress resume_blob(std::string_view input, std::span<node> out) {
     const char* const p = input.data();
     const char* const end = p + input.size();
     const std::uint64_t len = body_length_;
-    frame* const top = stack_.empty() ? nullptr : &stack_.back();
+    frame* top = stack_.empty() ? nullptr : &stack_.back();
     if (out.empty() || body_type_ != type::blob_string || input.size() < len + 2 || p[len] != '\r' ||
-        p[len + 1] != '\n' || (top != nullptr && !top->streamed && top->remaining == 0)) {
-      return read_some(input, out);  // another type, a payload without its CRLF, or it closes an aggregate
+        p[len + 1] != '\n') {
+      return read_some(input, out);  // another type, or a payload without its CRLF
+    }
+    // after_attribute_ is false here (the blob's header began an element), so a reply ends when no
+    // aggregate is left open: finish_element's rule.
+    bool ends = top == nullptr;
+    if (top != nullptr && !top->streamed && top->remaining == 0) {
+      // The blob closes its aggregate: here only the outermost, and not an attribute (whose close
+      // makes the next value annotated); finish_element does the rest.
+      if (stack_.size() != 1 || top->kind == type::attribute) return read_some(input, out);
+      stack_.pop_back();
+      top = nullptr;
+      ends = true;
     }
     node& n = out[0];
     n = node{};
     n.data_type = type::blob_string;
     n.depth = body_depth_;
     n.value = std::string_view(p, len);
-    n.ends_reply = top == nullptr && !after_attribute_;
+    n.ends_reply = ends;
     pending_body_ = false;
     const char* const h = p + len + 2;
     const auto used = static_cast<std::size_t>(h - p);
@@ -157,18 +169,32 @@ class reader {
       offset_ += used;
       return {used, 1, out.size() == 1 ? status::ok : status::need_more};  // a full output is ok first
     }
-    if (*h != '$' || (top != nullptr && top->streamed)) return read_after(input, used, 1, out);
-    return blob_header(input, used, 1, top, body_depth_, out);
+    if (top == nullptr) {
+      if (*h == '$') return blob_header(input, used, 1, nullptr, 0, out);
+      if (*h == '*') return array_header(input, used, 1, out);
+    } else if (*h == '$' && !top->streamed) {
+      return blob_header(input, used, 1, top, body_depth_, out);
+    }
+    return read_after(input, used, 1, out);
   }
 
-  // A call that starts at a blob header (the one after a header cut by the end of the last input):
-  // as resume_blob's second half. Not after an error (sticky), nor inside a stream.
-  [[gnu::always_inline]] progress start_blob(std::string_view input, std::span<node> out) {
+  // A call that starts at a blob or array header (the one after a header cut by the end of the last
+  // input, or after a reply that ended with it): as resume_blob's second half. Not after an error
+  // (sticky), nor inside a stream.
+  [[gnu::always_inline]] progress start_header(std::string_view input, std::span<node> out) {
     frame* const top = stack_.empty() ? nullptr : &stack_.back();
     if (failed_ || out.empty() || (top != nullptr && (top->streamed || top->remaining == 0))) {
       return read_some(input, out);
     }
-    return blob_header(input, 0, 0, top, static_cast<std::uint32_t>(stack_.size()), out);
+    if (input[0] == '$') return blob_header(input, 0, 0, top, static_cast<std::uint32_t>(stack_.size()), out);
+    if (top == nullptr) return array_header(input, 0, 0, out);
+    return read_some(input, out);
+  }
+
+  // The digits after the type byte at h, accumulated into `v`: at most 18 (they cannot wrap; more
+  // are read_some's). Returns the first byte after them.
+  [[gnu::always_inline]] static const char* header_digits(const char* h, const char* end, std::uint64_t& v) noexcept {
+    return detail::scan_digits(h + 1, end - (h + 1) > 18 ? h + 19 : end, v);
   }
 
   // The blob header `$<digits>\r\n` at input[used], with out[0, emitted) written and `top` (nullptr at
@@ -181,8 +207,7 @@ class reader {
     const char* const end = p + input.size();
     const char* const h = p + used;
     std::uint64_t v = 0;
-    // 18 digits cannot wrap; more are read_some's.
-    const char* const q = detail::scan_digits(h + 1, end - (h + 1) > 18 ? h + 19 : end, v);
+    const char* const q = header_digits(h, end, v);
     const auto digits = static_cast<std::uint64_t>(q - h - 1);
     if (end - q < 2 || q[0] != '\r' || q[1] != '\n' || digits == 0 || v > limits_.max_bulk_length ||
         digits > limits_.max_line_length) {
@@ -210,6 +235,40 @@ class reader {
       return {header_end, emitted, status::need_more};
     }
     return read_after(input, header_end, emitted, out);  // the payload is here too: read_some resumes at it
+  }
+
+  // The array header `*<digits>\r\n` at input[used], at top level (nothing open), with
+  // out[0, emitted) written: opens the array (begin_element and push_frame, as read_some would) and
+  // emits its node, then takes a blob header that follows. `*0`, nulls, streams, a count over
+  // max_aggregate_size, a header cut short or any other line are read_some's.
+  [[gnu::always_inline]] progress array_header(std::string_view input, std::size_t used, std::uint32_t emitted,
+                                               std::span<node> out) {
+    const char* const p = input.data();
+    const char* const end = p + input.size();
+    const char* const h = p + used;
+    std::uint64_t count = 0;
+    const char* const q = header_digits(h, end, count);
+    const auto digits = static_cast<std::uint64_t>(q - h - 1);
+    if (end - q < 2 || q[0] != '\r' || q[1] != '\n' || count == 0 || count > limits_.max_aggregate_size ||
+        digits > limits_.max_line_length || limits_.max_depth == 0) {
+      return read_after(input, used, emitted, out);
+    }
+    after_attribute_ = false;
+    scanned_ = 0;
+    stack_.push_back(frame{count, 0, type::array, false});  // within max_depth: nothing else is open
+    node& n = out[emitted];
+    n = node{};
+    n.data_type = type::array;
+    n.size = count;
+    const char* const next = q + 2;
+    const auto header_end = static_cast<std::size_t>(next - p);
+    if (emitted + 1 == out.size() || next == end) {
+      wait_ = 1;
+      offset_ += header_end;
+      return {header_end, emitted + 1, emitted + 1 == out.size() ? status::ok : status::need_more};
+    }
+    if (*next == '$') return blob_header(input, header_end, emitted + 1, &stack_.back(), 1, out);
+    return read_after(input, header_end, emitted + 1, out);
   }
 
   progress read_after(std::string_view input, std::size_t used, std::uint32_t emitted, std::span<node> out);

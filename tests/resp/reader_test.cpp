@@ -484,6 +484,10 @@ TEST(Reader, BlobShortcutsMatchTheGeneralPathForEverySplit) {
   small_bulk.max_bulk_length = 10;
   limits shallow;
   shallow.max_aggregate_size = 3;
+  limits depth_one;
+  depth_one.max_depth = 1;
+  limits no_depth;
+  no_depth.max_depth = 0;
   const std::string k100(100, 'k');
   const std::vector<stream> streams = {
       {"*3\r\n$3\r\nfoo\r\n$0\r\n\r\n$10\r\n0123456789\r\n$2\r\nab\r\n", {}},
@@ -506,6 +510,26 @@ TEST(Reader, BlobShortcutsMatchTheGeneralPathForEverySplit) {
       {"$3\r\nabc\r\n$10\r\n0123456789\r\n$100\r\n", narrow_line},
       {"$3\r\nabc\r\n$10\r\n0123456789\r\n$1234", narrow_line},
       {"$5\r\nabcde\r\n*1\r\n$5\r\n0123", {}},
+      // The blob that closes the outermost array, then the next array header (C3's shape), and
+      // what the array shortcut leaves to the general path: other counts, nested closes, limits.
+      {"*2\r\n$3\r\nabc\r\n$3\r\ndef\r\n*2\r\n$3\r\nghi\r\n$3\r\njkl\r\n*1\r\n$1\r\nm\r\n", {}},
+      {"*1\r\n$1\r\na\r\n*0\r\n*-1\r\n*?\r\n$1\r\nb\r\n.\r\n*1\r\n:1\r\n*1\r\n$1\r\nc\r\n", {}},
+      {"*1\r\n$1\r\na\r\n*1234567\r\n$1\r\nb\r\n", {}},         // 7 digits: the longest shortcut
+      {"*1\r\n$1\r\na\r\n*12345678\r\n$1\r\nb\r\n", {}},        // 8: the general path
+      {"*1\r\n$1\r\na\r\n*+1\r\n", {}},
+      {"*1\r\n$1\r\na\r\n*1\r\r\n", {}},
+      {"*1\r\n$1\r\na\r\n*1\rx$1\r\nb\r\n", {}},
+      {"*1\r\n$1\r\na\r\n*4\r\n$1\r\nb\r\n", shallow},           // count over the limit
+      {"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n*3\r\n$1\r\nd\r\n", shallow},
+      {"*1\r\n*1\r\n$1\r\na\r\n*1\r\n$1\r\nb\r\n", {}},           // closes two arrays
+      {"*2\r\n*1\r\n$1\r\na\r\n$1\r\nb\r\n*1\r\n%1\r\n$1\r\nk\r\n$1\r\nv\r\n", {}},
+      {"%1\r\n$1\r\nk\r\n$1\r\nv\r\n~1\r\n$1\r\ns\r\n>2\r\n$1\r\np\r\n$1\r\nq\r\n*1\r\n$1\r\nz\r\n", {}},
+      {"|1\r\n$1\r\nk\r\n$1\r\nv\r\n*1\r\n$1\r\na\r\n$1\r\nb\r\n", {}},  // an attribute closes
+      {"*1\r\n$1\r\na\r\n*1\r\n$1\r\nb\r\n", depth_one},
+      {"*1\r\n$1\r\na\r\n*1\r\n$1\r\nb\r\n", no_depth},
+      {"*1\r\n$1\r\na\r\n*10\r\n$1\r\nb\r\n", narrow_line},
+      {"*1\r\n$1\r\na\r\n*1\r\n$1\r\nb\r\n", narrow_line},
+      {"*2\r\n$100\r\n" + k100 + "\r\n$100\r\n" + k100 + "\r\n*2\r\n$100\r\n" + k100 + "\r\n$100\r\n" + k100 + "\r\n", {}},
   };
   for (const stream& st : streams) {
     const std::string whole = trace(st.bytes, st.bytes.size(), 256, st.lim);
