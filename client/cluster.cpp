@@ -311,6 +311,80 @@ struct cluster_router::fanout {
   std::error_code failure;
 };
 
+// A transaction (a batch from MULTI to EXEC) sent whole to its slot's node, its replies kept until
+// EXEC answers. When the node refused it (EXECABORT) only because its slot has moved (a queued
+// command answered MOVED) or is being migrated and the key already lives on the importing node
+// (ASK), nothing ran: it is sent again, whole, to the node named, after ASKING for an ASK (the flag
+// lasts through MULTI: Redis clears it only outside a transaction). Any other refusal, an error or
+// the last redirection allowed, and the caller gets the replies as the server sent them.
+struct cluster_router::transaction_attempt : request {
+  transaction_attempt(cluster_router& owner, request& whole, cluster_router::node& first)
+      : router(owner), parent(whole), at(&first) {
+    replies = whole.replies;
+    timeout = whole.timeout;
+    borrows_arguments = whole.borrows_arguments;
+    encode = [](request& r, resp::writer& w) {
+      auto& self = static_cast<transaction_attempt&>(r);
+      self.parent.encode(self.parent, w);  // the same bytes each time (request's contract)
+    };
+    on_node = [](request& r, const resp::node& n) {
+      auto& self = static_cast<transaction_attempt&>(r);
+      if (self.builder.add(n)) self.keep(self.builder.take());
+    };
+    on_done = [](request& r, std::error_code ec) { static_cast<transaction_attempt&>(r).done(ec); };
+  }
+
+  static bool is_redirect(const resp::value& v) {
+    return v.is_error() && (v.text.starts_with("MOVED ") || v.text.starts_with("ASK "));
+  }
+
+  void keep(resp::value v) {
+    const bool last = kept.size() + 1 == parent.replies;  // EXEC's
+    if (!last && v.is_error()) {
+      if (!is_redirect(v) || (!redirect.empty() && v.text != redirect)) refused = true;
+      else redirect = v.text;
+    }
+    kept.push_back(std::move(v));
+  }
+
+  void done(std::error_code ec) {
+    if (!ec && !router.closed_ && !refused && !redirect.empty() && kept.size() == parent.replies &&
+        kept.back().is_error() && kept.back().text.starts_with("EXECABORT") &&
+        parent.redirects < router.opts_.cluster.max_redirects) {
+      std::uint16_t slot = 0;
+      if (cluster_router::node* to = router.moved_to(*at, redirect, slot)) {
+        ++parent.redirects;
+        const bool ask = redirect.starts_with("ASK ");
+        // A MOVED was learnt as it arrived (on_moved_in_batch); an ASK changes no map.
+        if (ask) ++router.stats_.ask;
+        kept.clear();
+        redirect.clear();
+        at = to;
+        ++to->sent;
+        connection& c = to->main();
+        if (ask) c.submit(*new asking_request);
+        c.submit(*this);
+        return;
+      }
+    }
+    request& p = parent;
+    resp::writer w(0);
+    for (const resp::value& v : kept) resp::write(w, v);
+    const std::string bytes(w.data());
+    delete this;
+    replay(p, bytes);
+    p.on_done(p, ec);
+  }
+
+  cluster_router& router;
+  request& parent;
+  cluster_router::node* at;  // where it was sent last (an empty host in a redirection means this node's)
+  resp::value_builder builder;
+  std::vector<resp::value> kept;
+  std::string redirect;  // the MOVED or ASK every refused command was answered
+  bool refused = false;  // a command was refused for another reason: the caller's to see
+};
+
 // COMMAND and CLUSTER SHARDS / SLOTS.
 struct cluster_router::bootstrap_request : request {
   cluster_router* router = nullptr;
@@ -730,6 +804,11 @@ void cluster_router::route_batch(request& r) {
     }
     node* n = slot < 0 ? any_primary() : primary_of(static_cast<std::uint16_t>(slot));
     if (n == nullptr) n = any_primary();
+    if (slot >= 0 && commands.size() >= 2 && iequals(args_[commands.front().first], "MULTI") &&
+        iequals(args_[commands.back().first], "EXEC")) {
+      send(*n, *new transaction_attempt(*this, r, *n), scratch_.data());  // may follow MOVED and ASK
+      return;
+    }
     send(*n, r, scratch_.data());
     return;
   }

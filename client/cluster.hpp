@@ -107,6 +107,7 @@ class cluster_router {
  private:
   struct node;
   struct fanout;
+  struct transaction_attempt;
   struct bootstrap_request;
   struct delayed {
     net::clock::time_point due;
