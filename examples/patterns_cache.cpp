@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   auto main_flow = [&]() -> client::detached {
     (void)co_await users.invalidate("42");
     (void)co_await users.invalidate("0");
+    (void)co_await users.invalidate("45");
     for (int i = 0; i < 3; ++i) reader();                 // three concurrent readers, one query
     while (finished < 3) co_await patterns::sleep_for(loop, 1ms);
     std::printf("queries after 3 concurrent reads: %d\n", queries);
@@ -83,9 +84,12 @@ int main(int argc, char** argv) {
     const user u43{43, "user #43 (written through)"}, u44{44, "user #44 (written through)"};
     (void)co_await users.set("43", u43, team);
     (void)co_await users.set("44", u44, team);
+    const auto tagged = co_await users.get_or_load("45", query_user(45), team);  // a loaded value, tagged
+    std::printf("user 45: %s (%s)\n", tagged && tagged->value ? tagged->value->name.c_str() : "?",
+                tagged ? names[static_cast<int>(tagged->source)] : "error");
     const auto removed = co_await users.invalidate_tag("team:7");
     std::printf("invalidated %lld keys of tag team:7\n", removed ? static_cast<long long>(*removed) : -1LL);
-    status = queries == 2 && removed && *removed == 2 ? 0 : 1;
+    status = queries == 3 && removed && *removed == 3 ? 0 : 1;
     loop.stop();
   };
   main_flow();

@@ -24,28 +24,45 @@ if string.sub(v, 1, 1) ~= '!' and pttl > tonumber(ARGV[1]) then return {v, pttl,
 return {v, pttl, redis.sha1hex(v)}
 )lua";
 
-// KEYS[1] the value key, KEYS[2..] its tags' sets (same {namespace} tag: same slot); ARGV[1] the
-// payload, ARGV[2] its TTL in ms. Stores the value and adds it to every tag's set, whose TTL is
-// stretched to cover it. Returns 1. Atomic: an invalidate_tag never sees the value without its tag.
+// The tags a value keeps, a Lua function: KEYS[1] the value key,
+// KEYS[2] its tag list (the Redis keys of the tag sets it was ever stored with), KEYS[3..] tag
+// sets to add it to. Every tag set of the list (old and new) gets the value key back (an
+// invalidate_tag deleted the set, not the key's membership) and a TTL that covers `ttl`; so does
+// the list. So a value stored again (a reload after a miss or an invalidation, a stale refresh)
+// stays reachable by every tag it was ever given, whoever stores it. The sets are read inside the
+// script: keys of the same {namespace} tag, hence the same slot (allowed on a cluster).
+// The storing scripts begin with it (write_script, store_loaded_script).
+constexpr std::string_view tag_value_lua = R"lua(
+local function tag_value(ttl)
+  for i = 3, #KEYS do redis.call('SADD', KEYS[2], KEYS[i]) end
+  local sets = redis.call('SMEMBERS', KEYS[2])
+  for _, set in ipairs(sets) do
+    redis.call('SADD', set, KEYS[1])
+    if redis.call('PTTL', set) < ttl then redis.call('PEXPIRE', set, ttl) end
+  end
+  if #sets > 0 and redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+end
+)lua";
+
+// KEYS as tag_value's; ARGV[1] the payload, ARGV[2] its TTL in ms. Stores the value and tags it.
+// Returns 1. Atomic: an invalidate_tag never sees the value without its tags.
 constexpr std::string_view write_lua = R"lua(
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-for i = 2, #KEYS do
-  redis.call('SADD', KEYS[i], KEYS[1])
-  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
-end
+tag_value(tonumber(ARGV[2]))
 return 1
 )lua";
 
-// KEYS[1] the value key; ARGV[1] the payload a load produced, ARGV[2] its TTL in ms, ARGV[3] the
+// KEYS as tag_value's; ARGV[1] the payload a load produced, ARGV[2] its TTL in ms, ARGV[3] the
 // SHA1 of the payload the load started from ("" if there was none: read_lua's third field).
-// Stores only if the key still holds that payload, and returns 1; else 0. Atomic compare-and-set:
-// an invalidate (or another store) since the load began wins, so a load of data read before an
-// invalidation never brings it back.
+// Stores (and tags) only if the key still holds that payload, and returns 1; else 0. Atomic
+// compare-and-set: an invalidate (or another store) since the load began wins, so a load of data
+// read before an invalidation never brings it back.
 constexpr std::string_view store_loaded_lua = R"lua(
 local cur = redis.call('GET', KEYS[1])
 local sha = cur and redis.sha1hex(cur) or ''
 if sha ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+tag_value(tonumber(ARGV[2]))
 return 1
 )lua";
 
@@ -80,11 +97,13 @@ const script& read_script() {
   return s;
 }
 const script& write_script() {
-  static const script s(write_lua);
+  static const std::string text = std::string(tag_value_lua).append(write_lua);
+  static const script s(text);
   return s;
 }
 const script& store_loaded_script() {
-  static const script s(store_loaded_lua);
+  static const std::string text = std::string(tag_value_lua).append(store_loaded_lua);
+  static const script s(text);
   return s;
 }
 const script& invalidate_script() {
@@ -135,6 +154,16 @@ std::string cache::namespace_key(std::string_view kind, std::string_view name) c
 // value key of "tag:red" once was the tag set of "red").
 std::string cache::value_key(std::string_view key) const { return namespace_key("v:", key); }
 std::string cache::tag_key(std::string_view tag) const { return namespace_key("tag:", tag); }
+std::string cache::tag_list_key(std::string_view key) const { return namespace_key("t:", key); }
+
+std::vector<std::string> cache::store_keys(std::string_view key, std::span<const std::string> tags) const {
+  std::vector<std::string> keys;
+  keys.reserve(2 + tags.size());
+  keys.push_back(value_key(key));
+  keys.push_back(tag_list_key(key));
+  for (const auto& t : tags) keys.push_back(tag_key(t));
+  return keys;
+}
 
 std::chrono::milliseconds cache::jittered(std::chrono::milliseconds ttl) {
   thread_local std::minstd_rand rng{std::random_device{}()};
@@ -143,8 +172,9 @@ std::chrono::milliseconds cache::jittered(std::chrono::milliseconds ttl) {
                   std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(ttl.count()) * (1.0 - cut))));
 }
 
-task<resp::result<cached>> cache::get_or_load(std::string_view key, loader load) {
-  std::string vk = value_key(key);
+task<resp::result<cached>> cache::get_or_load(std::string_view key, loader load, std::span<const std::string> tags) {
+  std::vector<std::string> keys = store_keys(key, tags);
+  const std::string& vk = keys[0];
   if (const auto it = flights_.find(vk); it != flights_.end()) {
     const auto f = it->second;  // keeps the flight alive while we wait
     co_await flight::join{*f};
@@ -152,7 +182,7 @@ task<resp::result<cached>> cache::get_or_load(std::string_view key, loader load)
   }
   const auto f = std::make_shared<flight>();
   flights_.emplace(vk, f);
-  auto r = co_await fetch(vk, load);
+  auto r = co_await fetch(keys, load);
   f->result = r;
   flights_.erase(vk);
   for (const auto h : std::exchange(f->waiters, {})) h.resume();
@@ -164,13 +194,14 @@ task<resp::result<cached>> cache::get_or_load(std::string_view key, loader load)
 // 2. Fresh hit: done. Stale hit (PTTL within stale_ttl): serve it, refresh in the background.
 // 3. Miss: take the stampede lock and load; or, if another process holds it, poll for its value
 //    until lock_wait, then load anyway (a stuck loader elsewhere must not stall us forever).
-task<resp::result<cached>> cache::fetch(std::string vk, const loader& load) {
-  const std::array<std::string, 1> keys = {vk};
+task<resp::result<cached>> cache::fetch(std::vector<std::string> keys, const loader& load) {
+  const std::string& vk = keys[0];
+  const std::span<const std::string> read_keys(keys.data(), 1);
   const std::array<std::string, 1> stale = {std::to_string(std::max<std::int64_t>(0, opts_.stale_ttl.count()))};
   const auto deadline = net::clock::now() + opts_.lock_wait;
   bool lock_tried = false;
   for (;;) {
-    auto reply = co_await read_script().run(client_, keys, stale, opts_.timeout);
+    auto reply = co_await read_script().run(client_, read_keys, stale, opts_.timeout);
     using entry_t = std::tuple<std::optional<std::string>, std::int64_t, std::string>;
     auto entry = reply ? resp::convert<entry_t>(*reply) : resp::result<entry_t>(reply.error());
     if (!entry) {
@@ -187,7 +218,7 @@ task<resp::result<cached>> cache::fetch(std::string vk, const loader& load) {
         c.source = cache_source::waited;
       } else if (opts_.stale_ttl.count() > 0 && pttl >= 0 && pttl <= opts_.stale_ttl.count() && c.value) {
         c.source = cache_source::stale;
-        refresh(vk, load, seen);
+        refresh(keys, load, seen);
       }
       co_return c;
     }
@@ -195,26 +226,26 @@ task<resp::result<cached>> cache::fetch(std::string vk, const loader& load) {
       lock_tried = true;
       auto held = co_await stampede_.acquire(vk);
       if (held) {
-        auto r = co_await load_and_store(vk, load, seen);
+        auto r = co_await load_and_store(keys, load, seen);
         (void)co_await stampede_.release(*held);
         co_return r;
       }
-      if (held.error().code != errc::not_acquired) co_return co_await load_and_store(vk, load, seen);
+      if (held.error().code != errc::not_acquired) co_return co_await load_and_store(keys, load, seen);
     }
-    if (net::clock::now() >= deadline) co_return co_await load_and_store(vk, load, seen);
+    if (net::clock::now() >= deadline) co_return co_await load_and_store(keys, load, seen);
     co_await sleep_for(client_.loop(), opts_.poll_interval);
   }
 }
 
 // Loads and stores what was loaded, unless the key changed since it held `seen` (read_lua's SHA1):
 // then the caller gets the loaded value, and the key keeps the newer state (an invalidation, say).
-task<resp::result<cached>> cache::load_and_store(const std::string& vk, const loader& load, std::string seen) {
+task<resp::result<cached>> cache::load_and_store(const std::vector<std::string>& keys, const loader& load,
+                                                 std::string seen) {
   ++loads_;
   auto v = co_await load();
   if (!v) co_return resp::error{make_error_code(errc::load_failed), v.error().what()};
   cached c{std::move(*v), cache_source::loaded, {}};
   if (!c.value && opts_.negative_ttl.count() <= 0) co_return c;
-  const std::array<std::string, 1> keys = {vk};
   const auto ttl = c.value ? jittered(opts_.ttl) + opts_.stale_ttl : opts_.negative_ttl;
   const std::array<std::string, 3> args = {payload_of(c.value), std::to_string(ttl.count()), std::move(seen)};
   if (auto stored = co_await store_loaded_script().run(client_, keys, args, opts_.timeout); !stored) {
@@ -230,13 +261,8 @@ std::string cache::payload_of(const std::optional<std::string>& value) {
   return payload;
 }
 
-task<resp::result<bool>> cache::store(const std::string& vk, const std::optional<std::string>& value,
-                                      std::span<const std::string> tags) {
+task<resp::result<bool>> cache::store(const std::vector<std::string>& keys, const std::optional<std::string>& value) {
   if (!value && opts_.negative_ttl.count() <= 0) co_return false;
-  std::vector<std::string> keys;
-  keys.reserve(1 + tags.size());
-  keys.push_back(vk);
-  for (const auto& t : tags) keys.push_back(tag_key(t));
   const auto ttl = value ? jittered(opts_.ttl) + opts_.stale_ttl : opts_.negative_ttl;
   const std::array<std::string, 2> args = {payload_of(value), std::to_string(ttl.count())};
   auto r = co_await write_script().run(client_, keys, args, opts_.timeout);
@@ -251,17 +277,18 @@ std::array<std::string, 2> cache::tombstone() const {
 
 // A stale value's reload: one per key in this process, and one across processes (the lock); a
 // failed load leaves the stale value to expire by its hard TTL.
-client::detached cache::refresh(std::string vk, loader load, std::string seen) {
+client::detached cache::refresh(std::vector<std::string> keys, loader load, std::string seen) {
+  const std::string vk = keys[0];
   if (!refreshing_.insert(vk).second) co_return;
   if (auto held = co_await stampede_.acquire(vk)) {
-    (void)co_await load_and_store(vk, load, std::move(seen));
+    (void)co_await load_and_store(keys, load, std::move(seen));
     (void)co_await stampede_.release(*held);
   }
   refreshing_.erase(vk);
 }
 
 task<resp::result<bool>> cache::set(std::string_view key, std::string_view value, std::span<const std::string> tags) {
-  co_return co_await store(value_key(key), std::optional<std::string>(value), tags);
+  co_return co_await store(store_keys(key, tags), std::optional<std::string>(value));
 }
 
 task<resp::result<bool>> cache::invalidate(std::string_view key) {

@@ -70,8 +70,12 @@ class cache {
   /// (others wait for it: single-flight) and, across processes, by the holder of a stampede lock
   /// (others poll for the value up to `lock_wait`, or serve stale). When Redis fails, the loader's
   /// value is returned with `failure` set (fail-open). An error only when the loader failed and
-  /// nothing stale could be served. `key` must outlive the co_await; `load` is copied.
-  [[nodiscard]] task<resp::result<cached>> get_or_load(std::string_view key, loader load);
+  /// nothing stale could be served. `key` and `tags` must outlive the co_await; `load` is copied.
+  /// `tags`, as `set`'s, go with a value this call stores (a load): a stored value keeps every tag
+  /// it was ever given (by `set` or here), through reloads and stale refreshes, so `invalidate_tag`
+  /// reaches it. Concurrent callers of one key share the first one's flight, and its tags.
+  [[nodiscard]] task<resp::result<cached>> get_or_load(std::string_view key, loader load,
+                                                       std::span<const std::string> tags = {});
 
   /// Write-through: stores `value` for `key` (fresh for the TTL, jittered) and adds it to `tags`.
   [[nodiscard]] task<resp::result<bool>> set(std::string_view key, std::string_view value,
@@ -92,6 +96,9 @@ class cache {
   [[nodiscard]] std::string value_key(std::string_view key) const;
   /// The Redis key of `tag`'s set of keys.
   [[nodiscard]] std::string tag_key(std::string_view tag) const;
+  /// The Redis key of `key`'s tag list: the tag sets its value was ever stored with (a set of
+  /// `tag_key`s, expiring with the value), which every store of the value puts it back into.
+  [[nodiscard]] std::string tag_list_key(std::string_view key) const;
   /// The Redis key of `key`'s stampede lock (in the namespace's slot, like the value).
   [[nodiscard]] std::string lock_key(std::string_view key) const { return stampede_.key(value_key(key)); }
   /// Background refreshes of stale values still running. The cache (and its client) must outlive
@@ -102,13 +109,14 @@ class cache {
 
  private:
   struct flight;
-  task<resp::result<cached>> fetch(std::string key, const loader& load);
-  task<resp::result<cached>> load_and_store(const std::string& key, const loader& load, std::string seen);
-  task<resp::result<bool>> store(const std::string& key, const std::optional<std::string>& value,
-                                 std::span<const std::string> tags);
+  // A value's keys for the storing scripts: value key, tag list key, then the sets of `tags`.
+  std::vector<std::string> store_keys(std::string_view key, std::span<const std::string> tags) const;
+  task<resp::result<cached>> fetch(std::vector<std::string> keys, const loader& load);
+  task<resp::result<cached>> load_and_store(const std::vector<std::string>& keys, const loader& load, std::string seen);
+  task<resp::result<bool>> store(const std::vector<std::string>& keys, const std::optional<std::string>& value);
   static std::string payload_of(const std::optional<std::string>& value);
   std::array<std::string, 2> tombstone() const;  // invalidate's ARGV: a unique tombstone, its TTL
-  client::detached refresh(std::string key, loader load, std::string seen);
+  client::detached refresh(std::vector<std::string> keys, loader load, std::string seen);
   std::chrono::milliseconds jittered(std::chrono::milliseconds ttl);
   std::string namespace_key(std::string_view kind, std::string_view name) const;
 

@@ -61,22 +61,23 @@ class typed_cache {
   /// stored bytes do not decode, the key is deleted and loaded again (through single-flight and the
   /// stampede lock) and `failure` says why (`errc::decode_failed`). An error when the loader
   /// failed with nothing to serve, or when the loader's own value does not decode (a codec bug).
-  /// `key` must outlive the co_await; `load` is copied.
-  [[nodiscard]] task<resp::result<typed_cached<T>>> get_or_load(std::string_view key, loader load) {
+  /// `key` and `tags` (as `cache::get_or_load`'s) must outlive the co_await; `load` is copied.
+  [[nodiscard]] task<resp::result<typed_cached<T>>> get_or_load(std::string_view key, loader load,
+                                                                std::span<const std::string> tags = {}) {
     const patterns::loader encoded = [this, load]() -> task<patterns::load_result> {
       auto v = co_await load();
       if (!v) co_return v.error();
       if (!*v) co_return patterns::load_result(std::nullopt);
       co_return patterns::load_result(std::optional<std::string>(codec_.encode(**v)));
     };
-    auto r = co_await bytes_.get_or_load(key, encoded);
+    auto r = co_await bytes_.get_or_load(key, encoded, tags);
     if (!r) co_return r.error();
     auto typed = decoded(std::move(*r));
     if (typed || r->source == cache_source::loaded || r->source == cache_source::degraded) co_return typed;
     // Corrupt (or foreign) bytes in Redis: drop them and load afresh, reporting the decode error.
     const resp::error corrupt = typed.error();
     (void)co_await bytes_.invalidate(key);
-    auto again = co_await bytes_.get_or_load(key, encoded);
+    auto again = co_await bytes_.get_or_load(key, encoded, tags);
     if (!again) co_return again.error();
     auto reloaded = decoded(std::move(*again));
     if (reloaded && !reloaded->failure) reloaded->failure = corrupt;

@@ -188,12 +188,12 @@ TEST_F(Cache, TagsVersionsWriteThroughAndDelete) {
   EXPECT_NE(k.value_key("d"), old.value_key("d"));
 }
 
-// KNOWN BUG, open (docs/patterns.md, "Known limitations"; disabled until fixed, it fails): a value
-// written with a tag and then refreshed by stale-while-revalidate is stored again without its tags
-// (`refresh` -> `load_and_store` -> `store(vk, value, {})`), so the tag set keeps the TTL of the
-// first write only. Once that passes, the refreshed value - still served - is no longer reachable
-// by `invalidate_tag`: the invalidation deletes nothing and stale data stays.
-TEST_F(Cache, DISABLED_TagStillInvalidatesAValueRefreshedWhileStale) {
+// A value written with a tag and then refreshed by stale-while-revalidate (with no tags named) is
+// still reachable by invalidate_tag after the first write's TTL. It once was not: the refresh stored
+// the value without its tags, the tag set expired with the first write, and invalidate_tag then
+// deleted nothing while the refreshed value was served. Now every store puts the value back into
+// the tag sets of its tag list and stretches their TTL.
+TEST_F(Cache, TagStillInvalidatesAValueRefreshedWhileStale) {
   cache k(c, {.ttl = 400ms, .ttl_jitter = 0, .stale_ttl = 800ms});
   const std::vector<std::string> team = {"team:7"};
   ASSERT_TRUE(*run_task(loop, k.set("u", "v1", team)));  // value and tag set: 1200 ms
@@ -208,6 +208,32 @@ TEST_F(Cache, DISABLED_TagStillInvalidatesAValueRefreshedWhileStale) {
   ASSERT_EQ(run_task(loop, k.get_or_load("u", source.get()))->value, "v2");  // still served
   EXPECT_EQ(*run_task(loop, k.invalidate_tag("team:7")), 1);
   EXPECT_NE(admin.call({"GET", k.value_key("u")}).text, "+v2") << "the tagged key survived invalidate_tag";
+}
+
+// Tags named at get_or_load go with the value the load stores; a value reloaded after its tag was
+// invalidated is back in that tag (its tag list remembers it), so the next invalidate_tag reaches
+// it too. And a key never tagged stays out of every tag.
+TEST_F(Cache, LoadedValuesCarryTheirTagsThroughReloads) {
+  cache k(c, {.ttl = 60s, .ttl_jitter = 0});
+  const std::vector<std::string> team = {"team:7"};
+  counting_loader source{loop, "v1"};
+  const auto first = run_task(loop, k.get_or_load("u", source.get(), team));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->source, cache_source::loaded);
+  EXPECT_EQ(admin.call({"SISMEMBER", k.tag_key("team:7"), k.value_key("u")}).integer, 1);
+  ASSERT_TRUE(run_task(loop, k.get_or_load("other", source.get())));  // untagged
+  EXPECT_EQ(*run_task(loop, k.invalidate_tag("team:7")), 1);  // "u" only
+  EXPECT_EQ(run_task(loop, k.get_or_load("other", source.get()))->source, cache_source::hit);
+
+  source.value = "v2";
+  const auto reloaded = run_task(loop, k.get_or_load("u", source.get()));  // no tags named this time
+  ASSERT_TRUE(reloaded);
+  EXPECT_EQ(reloaded->source, cache_source::loaded);
+  EXPECT_EQ(reloaded->value, "v2");
+  EXPECT_EQ(*run_task(loop, k.invalidate_tag("team:7")), 1) << "the reloaded value left its tag";
+  EXPECT_EQ(run_task(loop, k.get_or_load("u", source.get()))->source, cache_source::loaded);
+  EXPECT_GT(admin.call({"PTTL", k.tag_list_key("u")}).integer, 50000);  // expires with the value
+  EXPECT_EQ(admin.call({"EXISTS", k.tag_list_key("other")}).integer, 0);
 }
 
 // Delete-on-write racing a load in flight: the loader read the source before the write; the writer
