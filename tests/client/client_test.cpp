@@ -192,6 +192,37 @@ TEST(Client, AclUserWithRightAndWrongPassword) {
   EXPECT_EQ(again->code, errc::auth_failed);
 }
 
+// A handshake step the server refuses (SELECT of a database it lacks: redis-server has 16) is not
+// waited out: like refused credentials, queued and later commands fail with the reason
+// (handshake_failed), and the connection retries at the longest delay, not in a storm (it once
+// retried at once, forever, with the commands waiting without end).
+TEST(Client, RefusedHandshakeFailsQueuedAndLaterCommands) {
+  test::redis_server server;
+  net::loop loop;
+  options o = unix_options(server);
+  o.database = 99;
+  o.reconnect.initial_delay = 5ms;
+  o.reconnect.max_delay = 10000ms;
+  client c(loop, o);
+  std::optional<result<std::string>> got;
+  auto body = [&]() -> detached { got.emplace(co_await c.ping()); };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }, 5s)) << "the command waits forever";
+  ASSERT_FALSE(*got);
+  EXPECT_EQ(got->error().code, errc::handshake_failed);
+  EXPECT_NE(c.conn().last_error().find("SELECT failed"), std::string::npos) << c.conn().last_error();
+  EXPECT_NE(c.conn().last_error().find("out of range"), std::string::npos) << c.conn().last_error();
+  loop.run_once(200ms);
+  EXPECT_EQ(c.conn().connects(), 1u);  // the next attempt only after max_delay
+  std::optional<result<std::string>> later;
+  auto again = [&]() -> detached { later.emplace(co_await c.ping()); };
+  again();
+  ASSERT_TRUE(run_until(loop, [&] { return later.has_value(); }, 1s));
+  ASSERT_FALSE(*later);
+  EXPECT_EQ(later->error().code, errc::handshake_failed);
+  c.close();
+}
+
 TEST(Client, Resp2WhenAsked) {
   test::redis_server server;
   net::loop loop;

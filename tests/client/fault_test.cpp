@@ -204,35 +204,5 @@ TEST(Fault, CloseFromACompletionDuringADropCompletesTheKeptRetry) {
   EXPECT_EQ(got->error().code, errc::shutting_down);
 }
 
-// A handshake step the server refuses (SELECT of a database it lacks) is not waited out: like
-// refused credentials, queued and later commands fail with the reason (handshake_failed), and the
-// connection retries at the longest delay (it once retried at once, forever, with the commands
-// waiting without end).
-TEST(Fault, RefusedHandshakeFailsQueuedAndLaterCommands) {
-  fake_server server([](const std::vector<std::string>& cmd, int) -> fake_reply {
-    if (cmd[0] == "SELECT") return {"-ERR DB index is out of range\r\n"};
-    if (auto r = test::handshake_reply(cmd); !r.bytes.empty()) return r;
-    return {"+PONG\r\n"};
-  });
-  net::loop loop;
-  options o = fast_reconnect(server.socket_path());
-  o.database = 99;
-  client c(loop, o);
-  std::optional<result<std::string>> got;
-  auto body = [&]() -> detached { got.emplace(co_await c.ping()); };
-  body();
-  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }, 5s)) << "the command waits forever";
-  ASSERT_FALSE(*got);
-  EXPECT_EQ(got->error().code, errc::handshake_failed);
-  EXPECT_NE(c.conn().last_error().find("SELECT failed"), std::string::npos) << c.conn().last_error();
-  std::optional<result<std::string>> later;
-  auto again = [&]() -> detached { later.emplace(co_await c.ping()); };
-  again();
-  ASSERT_TRUE(run_until(loop, [&] { return later.has_value(); }, 5s));
-  ASSERT_FALSE(*later);
-  EXPECT_EQ(later->error().code, errc::handshake_failed);
-  c.close();
-}
-
 }  // namespace
 }  // namespace redring::client
