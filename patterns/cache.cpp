@@ -173,8 +173,7 @@ std::chrono::milliseconds cache::jittered(std::chrono::milliseconds ttl) {
 }
 
 task<resp::result<cached>> cache::get_or_load(std::string_view key, loader load, std::span<const std::string> tags) {
-  std::vector<std::string> keys = store_keys(key, tags);
-  const std::string& vk = keys[0];
+  std::string vk = value_key(key);
   if (const auto it = flights_.find(vk); it != flights_.end()) {
     const auto f = it->second;  // keeps the flight alive while we wait
     co_await flight::join{*f};
@@ -182,7 +181,7 @@ task<resp::result<cached>> cache::get_or_load(std::string_view key, loader load,
   }
   const auto f = std::make_shared<flight>();
   flights_.emplace(vk, f);
-  auto r = co_await fetch(keys, load);
+  auto r = co_await fetch(vk, key, tags, load);
   f->result = r;
   flights_.erase(vk);
   for (const auto h : std::exchange(f->waiters, {})) h.resume();
@@ -194,9 +193,10 @@ task<resp::result<cached>> cache::get_or_load(std::string_view key, loader load,
 // 2. Fresh hit: done. Stale hit (PTTL within stale_ttl): serve it, refresh in the background.
 // 3. Miss: take the stampede lock and load; or, if another process holds it, poll for its value
 //    until lock_wait, then load anyway (a stuck loader elsewhere must not stall us forever).
-task<resp::result<cached>> cache::fetch(std::vector<std::string> keys, const loader& load) {
-  const std::string& vk = keys[0];
-  const std::span<const std::string> read_keys(keys.data(), 1);
+// The keys a store needs (store_keys) are made only where a store may follow: a hit reads one key.
+task<resp::result<cached>> cache::fetch(const std::string& vk, std::string_view key, std::span<const std::string> tags,
+                                        const loader& load) {
+  const std::span<const std::string> read_keys(&vk, 1);
   const std::array<std::string, 1> stale = {std::to_string(std::max<std::int64_t>(0, opts_.stale_ttl.count()))};
   const auto deadline = net::clock::now() + opts_.lock_wait;
   bool lock_tried = false;
@@ -218,7 +218,7 @@ task<resp::result<cached>> cache::fetch(std::vector<std::string> keys, const loa
         c.source = cache_source::waited;
       } else if (opts_.stale_ttl.count() > 0 && pttl >= 0 && pttl <= opts_.stale_ttl.count() && c.value) {
         c.source = cache_source::stale;
-        refresh(keys, load, seen);
+        refresh(store_keys(key, tags), load, seen);
       }
       co_return c;
     }
@@ -226,20 +226,22 @@ task<resp::result<cached>> cache::fetch(std::vector<std::string> keys, const loa
       lock_tried = true;
       auto held = co_await stampede_.acquire(vk);
       if (held) {
-        auto r = co_await load_and_store(keys, load, seen);
+        auto r = co_await load_and_store(store_keys(key, tags), load, seen);
         (void)co_await stampede_.release(*held);
         co_return r;
       }
-      if (held.error().code != errc::not_acquired) co_return co_await load_and_store(keys, load, seen);
+      if (held.error().code != errc::not_acquired) {
+        co_return co_await load_and_store(store_keys(key, tags), load, seen);
+      }
     }
-    if (net::clock::now() >= deadline) co_return co_await load_and_store(keys, load, seen);
+    if (net::clock::now() >= deadline) co_return co_await load_and_store(store_keys(key, tags), load, seen);
     co_await sleep_for(client_.loop(), opts_.poll_interval);
   }
 }
 
 // Loads and stores what was loaded, unless the key changed since it held `seen` (read_lua's SHA1):
 // then the caller gets the loaded value, and the key keeps the newer state (an invalidation, say).
-task<resp::result<cached>> cache::load_and_store(const std::vector<std::string>& keys, const loader& load,
+task<resp::result<cached>> cache::load_and_store(std::vector<std::string> keys, const loader& load,
                                                  std::string seen) {
   ++loads_;
   auto v = co_await load();
@@ -261,7 +263,7 @@ std::string cache::payload_of(const std::optional<std::string>& value) {
   return payload;
 }
 
-task<resp::result<bool>> cache::store(const std::vector<std::string>& keys, const std::optional<std::string>& value) {
+task<resp::result<bool>> cache::store(std::vector<std::string> keys, std::optional<std::string> value) {
   if (!value && opts_.negative_ttl.count() <= 0) co_return false;
   const auto ttl = value ? jittered(opts_.ttl) + opts_.stale_ttl : opts_.negative_ttl;
   const std::array<std::string, 2> args = {payload_of(value), std::to_string(ttl.count())};
@@ -281,7 +283,7 @@ client::detached cache::refresh(std::vector<std::string> keys, loader load, std:
   const std::string vk = keys[0];
   if (!refreshing_.insert(vk).second) co_return;
   if (auto held = co_await stampede_.acquire(vk)) {
-    (void)co_await load_and_store(keys, load, std::move(seen));
+    (void)co_await load_and_store(std::move(keys), load, std::move(seen));
     (void)co_await stampede_.release(*held);
   }
   refreshing_.erase(vk);

@@ -111,9 +111,10 @@ class cache {
   struct flight;
   // A value's keys for the storing scripts: value key, tag list key, then the sets of `tags`.
   std::vector<std::string> store_keys(std::string_view key, std::span<const std::string> tags) const;
-  task<resp::result<cached>> fetch(std::vector<std::string> keys, const loader& load);
-  task<resp::result<cached>> load_and_store(const std::vector<std::string>& keys, const loader& load, std::string seen);
-  task<resp::result<bool>> store(const std::vector<std::string>& keys, const std::optional<std::string>& value);
+  task<resp::result<cached>> fetch(const std::string& value_key, std::string_view key, std::span<const std::string> tags,
+                                   const loader& load);
+  task<resp::result<cached>> load_and_store(std::vector<std::string> keys, const loader& load, std::string seen);
+  task<resp::result<bool>> store(std::vector<std::string> keys, std::optional<std::string> value);
   static std::string payload_of(const std::optional<std::string>& value);
   std::array<std::string, 2> tombstone() const;  // invalidate's ARGV: a unique tombstone, its TTL
   client::detached refresh(std::vector<std::string> keys, loader load, std::string seen);

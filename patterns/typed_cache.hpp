@@ -101,6 +101,8 @@ class typed_cache {
   [[nodiscard]] std::string value_key(std::string_view key) const { return bytes_.value_key(key); }
   /// The Redis key of `tag`'s set of keys.
   [[nodiscard]] std::string tag_key(std::string_view tag) const { return bytes_.tag_key(tag); }
+  /// The Redis key of `key`'s tag list (see `cache::tag_list_key`).
+  [[nodiscard]] std::string tag_list_key(std::string_view key) const { return bytes_.tag_list_key(key); }
   /// The Redis key of `key`'s stampede lock.
   [[nodiscard]] std::string lock_key(std::string_view key) const { return bytes_.lock_key(key); }
   /// Background refreshes still running (see `cache::refreshing`).

@@ -124,6 +124,7 @@ TEST_F(OnCluster, CacheKeysTagsAndStampedeLocksShareTheNamespacesSlot) {
   const auto slot = client::hash_slot("{users:v1}");
   EXPECT_EQ(client::hash_slot(users.value_key("7")), slot);
   EXPECT_EQ(client::hash_slot(users.tag_key("team")), slot);
+  EXPECT_EQ(client::hash_slot(users.tag_list_key("7")), slot);
   EXPECT_EQ(client::hash_slot(users.lock_key("7")), slot);
 
   test::blocking_connection admin(socket_of(node));
@@ -153,6 +154,14 @@ TEST_F(OnCluster, CacheKeysTagsAndStampedeLocksShareTheNamespacesSlot) {
   EXPECT_EQ(admin.call({"EXISTS", users.tag_key("team")}).integer, 0);
   EXPECT_EQ(admin.call({"EXISTS", users.value_key("7")}).integer, 1);
   EXPECT_TRUE(*run_task(loop, users.invalidate("7")));
+
+  // A loaded value with tags: its tag list and sets, read and written inside the storing script,
+  // are keys of the same slot, which the node accepts.
+  const auto tagged = run_task(loop, users.get_or_load("10", load, one));
+  ASSERT_TRUE(tagged) << tagged.error().what();
+  EXPECT_EQ(tagged->source, cache_source::loaded);
+  EXPECT_FALSE(tagged->failure) << tagged->failure->what();
+  EXPECT_EQ(*run_task(loop, users.invalidate_tag("team")), 1);
 }
 
 // The same patterns through a cluster-mode client seeded at one node (the client routes each
