@@ -114,9 +114,10 @@ bool split_contiguous(const char*& at, const char* end, std::vector<std::string_
   return true;
 }
 
-// Feeds RESP bytes we wrote ourselves to a request, node by node.
-void replay(request& r, std::string_view bytes) {
-  resp::reader reader;
+// Feeds RESP bytes we wrote ourselves to a request, node by node. `lim`: the limits the replies
+// were read under (protocol_limits), so that whatever a connection accepted replays whole.
+void replay(request& r, std::string_view bytes, const resp::limits& lim) {
+  resp::reader reader(lim);
   std::array<resp::node, 64> nodes;
   while (!bytes.empty()) {
     const resp::read_result res = reader.read(bytes, nodes);
@@ -228,7 +229,7 @@ struct cluster_router::fanout {
 
   fanout(cluster_router& owner, request& whole, merge how, std::size_t parts_count)
       : router(owner), parent(whole), kind(how), parts(std::make_unique<part[]>(parts_count)), count(parts_count),
-        pending(parts_count + 1) {
+        pending(parts_count + 1), limits(owner.opts_.protocol_limits) {
     for (std::size_t i = 0; i < parts_count; ++i) {
       part& q = parts[i];
       q.owner = this;
@@ -264,8 +265,9 @@ struct cluster_router::fanout {
     std::error_code ec = failure;
     std::string bytes;
     if (!ec) ec = merged(bytes);
+    const resp::limits lim = limits;
     delete this;
-    if (!ec) replay(p, bytes);
+    if (!ec) replay(p, bytes, lim);
     p.on_done(p, ec);
   }
 
@@ -309,6 +311,7 @@ struct cluster_router::fanout {
   std::size_t count, pending;
   std::size_t keys = 0;
   std::error_code failure;
+  resp::limits limits;  // the router's protocol_limits, for the replay (the router may be gone by then)
 };
 
 // A transaction (a batch from MULTI to EXEC) sent whole to its slot's node, its replies kept until
@@ -319,7 +322,7 @@ struct cluster_router::fanout {
 // the last redirection allowed, and the caller gets the replies as the server sent them.
 struct cluster_router::transaction_attempt : request {
   transaction_attempt(cluster_router& owner, request& whole, cluster_router::node& first)
-      : router(owner), parent(whole), at(&first) {
+      : router(owner), parent(whole), at(&first), limits(owner.opts_.protocol_limits) {
     replies = whole.replies;
     timeout = whole.timeout;
     borrows_arguments = whole.borrows_arguments;
@@ -371,8 +374,9 @@ struct cluster_router::transaction_attempt : request {
     resp::writer w(0);
     for (const resp::value& v : kept) resp::write(w, v);
     const std::string bytes(w.data());
+    const resp::limits lim = limits;
     delete this;
-    replay(p, bytes);
+    replay(p, bytes, lim);
     p.on_done(p, ec);
   }
 
@@ -383,6 +387,7 @@ struct cluster_router::transaction_attempt : request {
   std::vector<resp::value> kept;
   std::string redirect;  // the MOVED or ASK every refused command was answered
   bool refused = false;  // a command was refused for another reason: the caller's to see
+  resp::limits limits;   // as fanout's
 };
 
 // COMMAND and CLUSTER SHARDS / SLOTS.
@@ -804,8 +809,17 @@ void cluster_router::route_batch(request& r) {
     }
     node* n = slot < 0 ? any_primary() : primary_of(static_cast<std::uint16_t>(slot));
     if (n == nullptr) n = any_primary();
-    if (slot >= 0 && commands.size() >= 2 && iequals(args_[commands.front().first], "MULTI") &&
-        iequals(args_[commands.back().first], "EXEC")) {
+    // Resent on MOVED/ASK only when that cannot run anything twice or lose a WATCH: one MULTI (the
+    // first command) and one EXEC (the last), so nothing before it ran; and not on a session
+    // (reconnect off, see client::open_session), whose WATCHes live on this node's connection:
+    // the refusal is then the caller's to see.
+    const auto named = [&](std::string_view name) {
+      return std::count_if(commands.begin(), commands.end(),
+                           [&](const auto& c) { return iequals(args_[c.first], name); });
+    };
+    if (slot >= 0 && opts_.reconnect.enabled && commands.size() >= 2 &&
+        iequals(args_[commands.front().first], "MULTI") && iequals(args_[commands.back().first], "EXEC") &&
+        named("MULTI") == 1 && named("EXEC") == 1) {
       send(*n, *new transaction_attempt(*this, r, *n), scratch_.data());  // may follow MOVED and ASK
       return;
     }

@@ -75,6 +75,15 @@ class ClusterClient : public ::testing::Test {
     ASSERT_TRUE(run_until(loop, [&] { return done; }, limit));
   }
 
+  // Sets `key` through the client, so that it knows the slot's owner (before a test moves the slot).
+  void warm(const std::string& key, const std::string& value) {
+    auto body = [&]() -> detached {
+      EXPECT_TRUE(co_await c.set(key, value));
+      done = true;
+    };
+    run(body);
+  }
+
   // Starts `one(i)` for each i < n (a coroutine that counts itself in `ok` or `failed`) and runs the
   // loop until all have, then expects every one ok.
   template <class F>
@@ -414,11 +423,7 @@ void migrate_slot(test::redis_cluster& cl, std::uint16_t slot, std::size_t from,
 TEST_F(ClusterClient, FollowsMovedAfterASlotMoved) {
   const std::string key = "moved:key";
   const std::uint16_t slot = hash_slot(key);
-  auto warm = [&]() -> detached {
-    EXPECT_TRUE(co_await c.set(key, "before"));  // the client now knows the old owner
-    done = true;
-  };
-  run(warm);
+  warm(key, "before");  // the client now knows the old owner
   const std::size_t from = owner_of(cluster(), slot);
   const std::size_t to = (from + 1) % 3;  // another primary (the first three nodes are the primaries)
   migrate_slot(cluster(), slot, from, to);
@@ -442,11 +447,7 @@ TEST_F(ClusterClient, FollowsMovedAfterASlotMoved) {
 TEST_F(ClusterClient, TransactionsFollowASlotThatMoved) {
   const std::string key = "{txmoved}n";
   const std::uint16_t slot = hash_slot(key);
-  auto warm = [&]() -> detached {
-    EXPECT_TRUE(co_await c.set(key, "0"));  // the client now knows the old owner
-    done = true;
-  };
-  run(warm);
+  warm(key, "0");  // the client now knows the old owner
   const std::size_t from = owner_of(cluster(), slot);
   migrate_slot(cluster(), slot, from, (from + 1) % 3);
   int ok = 0, attempts = 0;
@@ -476,11 +477,7 @@ TEST_F(ClusterClient, TransactionsFollowASlotThatMoved) {
 TEST_F(ClusterClient, TransactionsFollowAskWhileTheirSlotMigrates) {
   const std::string key = "{txask}n";
   const std::uint16_t slot = hash_slot(key);
-  auto warm = [&]() -> detached {
-    EXPECT_TRUE(co_await c.set(key, "41"));  // the client knows the source as the slot's owner
-    done = true;
-  };
-  run(warm);
+  warm(key, "41");  // the client knows the source as the slot's owner
   const std::size_t from = owner_of(cluster(), slot), to = (from + 1) % 3;
   int transactions = 0;
   std::string got, error;
@@ -503,6 +500,91 @@ TEST_F(ClusterClient, TransactionsFollowAskWhileTheirSlotMigrates) {
   EXPECT_GE(c.cluster()->statistics().ask, 1u);
   test::blocking_connection owner(cluster().node(to).socket_path());
   EXPECT_EQ(owner.call({"GET", key}).text, "42");
+}
+
+// Puts `slot` mid-migration (IMPORTING on `to`, MIGRATING on `from`) without moving a key; and
+// undoes it (the keys named removed from both nodes, both sides STABLE).
+void begin_migration(test::redis_cluster& cl, std::uint16_t slot, std::size_t from, std::size_t to) {
+  const std::string s = std::to_string(slot);
+  test::blocking_connection src(cl.node(from).socket_path()), dst(cl.node(to).socket_path());
+  dst.call({"CLUSTER", "SETSLOT", s, "IMPORTING", node_id(cl, from)});
+  src.call({"CLUSTER", "SETSLOT", s, "MIGRATING", node_id(cl, to)});
+}
+void end_migration(test::redis_cluster& cl, std::uint16_t slot, std::size_t from, std::size_t to,
+                   const std::vector<std::string>& keys) {
+  const std::string s = std::to_string(slot);
+  test::blocking_connection src(cl.node(from).socket_path()), dst(cl.node(to).socket_path());
+  for (const auto& k : keys) {
+    dst.call({"ASKING"});
+    dst.call({"DEL", k});
+    src.call({"DEL", k});
+  }
+  dst.call({"CLUSTER", "SETSLOT", s, "STABLE"});
+  src.call({"CLUSTER", "SETSLOT", s, "STABLE"});
+}
+
+// A pipeline holding two transactions, the first run by the source and the second refused (ASK,
+// EXECABORT): resending the batch would run the first again (a review saw it run 17 times, on both
+// nodes, as ASKING lasts only to the first EXEC). Only a batch with one MULTI, first, and one EXEC,
+// last, is resent; this one's replies reach the caller as the server sent them.
+TEST_F(ClusterClient, ABatchWhoseFirstTransactionRanIsNotSentAgain) {
+  const std::string a = "{txtwice}a", b = "{txtwice}b";
+  const std::uint16_t slot = hash_slot(a);
+  warm(a, "10");
+  const std::size_t from = owner_of(cluster(), slot), to = (from + 1) % 3;
+  begin_migration(cluster(), slot, from, to);
+  std::optional<result<std::vector<resp::value>>> got;
+  auto once = [&]() -> detached {
+    pipeline p;
+    p.add("MULTI").add("INCR", a).add("EXEC");
+    p.add("MULTI").add("SET", b, "x").add("EXEC");
+    got.emplace(co_await c.execute(p));
+    done = true;
+  };
+  run(once);
+  test::blocking_connection src(cluster().node(from).socket_path());
+  const std::string src_a = src.call({"GET", a}).text;
+  test::blocking_connection dst(cluster().node(to).socket_path());
+  dst.call({"ASKING"});
+  const resp::value dst_a = dst.call({"GET", a});
+  end_migration(cluster(), slot, from, to, {a, b});
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(src_a, "11") << "the first transaction ran more than once on the source";
+  EXPECT_TRUE(dst_a.is_null()) << "and on the importing node: " << dst_a.text;
+}
+
+// A session WATCHes a key, another client changes it, the slot moves: the old owner refuses the
+// session's transaction (MOVED, EXECABORT), and it must stay refused. Resent to the new owner,
+// where no WATCH exists, it committed over the other client's write (a review's find).
+TEST_F(ClusterClient, AWatchedTransactionIsNotSentWhereItsWatchIsNot) {
+  const std::string key = "{txwatch}k";
+  const std::uint16_t slot = hash_slot(key);
+  warm(key, "0");
+  const std::size_t from = owner_of(cluster(), slot), to = (from + 1) % 3;
+  auto session = c.open_session();
+  auto watch = [&]() -> detached {
+    const auto w = co_await session->command("WATCH", key);
+    EXPECT_TRUE(w && !w->is_error());
+    done = true;
+  };
+  run(watch);
+  {
+    test::blocking_connection src(cluster().node(from).socket_path());
+    EXPECT_EQ(src.call({"SET", key, "theirs"}).text, "OK");  // breaks the WATCH
+  }
+  migrate_slot(cluster(), slot, from, to);
+  std::optional<result<std::vector<resp::value>>> got;
+  auto once = [&]() -> detached {
+    transaction t;
+    t.add("SET", key, "mine");
+    got.emplace(co_await session->execute(t));
+    done = true;
+  };
+  run(once);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_FALSE(*got) << "a transaction whose WATCHed key changed committed";
+  test::blocking_connection owner(cluster().node(to).socket_path());
+  EXPECT_EQ(owner.call({"GET", key}).text, "theirs");
 }
 
 TEST_F(ClusterClient, ASlotMigratedUnderLoadLosesNothing) {
@@ -556,11 +638,7 @@ TEST_F(ClusterClient, ASlotMigratedUnderLoadLosesNothing) {
 TEST_F(ClusterClient, ClusterDownWindowIsRiddenOutWithBackoff) {
   const std::string key = "down:key";
   const std::uint16_t slot = hash_slot(key);
-  auto warm = [&]() -> detached {
-    EXPECT_TRUE(co_await c.set(key, "0"));
-    done = true;
-  };
-  run(warm);
+  warm(key, "0");
   const std::size_t owner = owner_of(cluster(), slot);
   test::blocking_connection admin(cluster().node(owner).socket_path());
   ASSERT_EQ(admin.call({"CLUSTER", "DELSLOTS", std::to_string(slot)}).text, "OK");
