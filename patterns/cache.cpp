@@ -24,16 +24,18 @@ if string.sub(v, 1, 1) ~= '!' and pttl > tonumber(ARGV[1]) then return {v, pttl,
 return {v, pttl, redis.sha1hex(v)}
 )lua";
 
-// The tags a value keeps, a Lua function: KEYS[1] the value key,
-// KEYS[2] its tag list (the Redis keys of the tag sets it was ever stored with), KEYS[3..] tag
-// sets to add it to. Every tag set of the list (old and new) gets the value key back (an
-// invalidate_tag deleted the set, not the key's membership) and a TTL that covers `ttl`; so does
-// the list. So a value stored again (a reload after a miss or an invalidation, a stale refresh)
-// stays reachable by every tag it was ever given, whoever stores it. The sets are read inside the
-// script: keys of the same {namespace} tag, hence the same slot (allowed on a cluster).
-// The storing scripts begin with it (write_script, store_loaded_script).
+// The tags a value keeps, a Lua function: KEYS[1] the value key, KEYS[2] its tag list (the Redis
+// keys of the tag sets of the last store that named tags), KEYS[3..] the tag sets this store names,
+// which replace the list (so a key re-tagged on every write keeps a bounded list); a store naming
+// none keeps it. The value key goes back into every set of the list (an invalidate_tag deleted the
+// set, not the key's membership), whose TTL, and the list's, is stretched to cover `ttl`. So a
+// value stored again while the key still has state (a reload after an invalidation: the
+// invalidations stretch the list over their tombstone; a stale refresh) stays reachable by its
+// tags, whoever stores it. The sets are read inside the script: keys of the same {namespace} tag,
+// hence the same slot (allowed on a cluster).
 constexpr std::string_view tag_value_lua = R"lua(
 local function tag_value(ttl)
+  if #KEYS >= 3 then redis.call('DEL', KEYS[2]) end
   for i = 3, #KEYS do redis.call('SADD', KEYS[2], KEYS[i]) end
   local sets = redis.call('SMEMBERS', KEYS[2])
   for _, set in ipairs(sets) do
@@ -66,27 +68,39 @@ tag_value(tonumber(ARGV[2]))
 return 1
 )lua";
 
-// KEYS[1] the value key; ARGV[1] a tombstone (a unique payload), ARGV[2] its TTL in ms (lock_ttl:
-// longer than a load may take). Replaces the value with the tombstone, which reads as a miss and
-// fails the compare-and-set of every load begun before it. Returns 1 if a value was there.
+// KEYS[1] the value key, KEYS[2] its tag list; ARGV[1] a tombstone (a unique payload), ARGV[2] its
+// TTL in ms (lock_ttl: longer than a load may take). Replaces the value with the tombstone, which
+// reads as a miss and fails the compare-and-set of every load begun before it, and keeps the tag
+// list at least as long (the reload puts the value back into its tags). Returns 1 if a value was
+// there.
 constexpr std::string_view invalidate_lua = R"lua(
 local cur = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local left = redis.call('PTTL', KEYS[2])
+if left ~= -2 and left < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 if cur and string.sub(cur, 1, 1) ~= '!' then return 1 end
 return 0
 )lua";
 
-// KEYS[1] a tag's set; ARGV as invalidate_lua's. Puts a tombstone on every key in it and deletes
-// the set; returns how many keys held a value. Atomic: no reader sees some of the tag's keys gone
-// and others still there. The members are keys of the same {namespace}, so the same slot as
-// KEYS[1] (allowed on a cluster).
+// KEYS[1] a tag's set; ARGV[1], ARGV[2] as invalidate_lua's, ARGV[3] the namespace's value-key
+// prefix and ARGV[4] its tag-list prefix (a member's tag list is ARGV[4] .. its key). Puts a
+// tombstone on every key in it, keeps each key's tag list as long, and deletes the set; returns
+// how many keys held a value. Atomic: no reader sees some of the tag's keys gone and others still
+// there. The members and their lists are keys of the same {namespace}, so the same slot as KEYS[1]
+// (allowed on a cluster).
 constexpr std::string_view invalidate_tag_lua = R"lua(
 local keys = redis.call('SMEMBERS', KEYS[1])
+local ttl = tonumber(ARGV[2])
 local n = 0
 for i = 1, #keys do
   local cur = redis.call('GET', keys[i])
   if cur and string.sub(cur, 1, 1) ~= '!' then n = n + 1 end
   redis.call('SET', keys[i], ARGV[1], 'PX', ARGV[2])
+  if string.sub(keys[i], 1, #ARGV[3]) == ARGV[3] then
+    local list = ARGV[4] .. string.sub(keys[i], #ARGV[3] + 1)
+    local left = redis.call('PTTL', list)
+    if left ~= -2 and left < ttl then redis.call('PEXPIRE', list, ttl) end
+  end
 end
 redis.call('DEL', KEYS[1])
 return n
@@ -294,7 +308,7 @@ task<resp::result<bool>> cache::set(std::string_view key, std::string_view value
 }
 
 task<resp::result<bool>> cache::invalidate(std::string_view key) {
-  const std::array<std::string, 1> keys = {value_key(key)};
+  const std::array<std::string, 2> keys = {value_key(key), tag_list_key(key)};
   const auto args = tombstone();
   auto r = co_await invalidate_script().run(client_, keys, args, opts_.timeout);
   if (!r) co_return r.error();
@@ -305,7 +319,8 @@ task<resp::result<bool>> cache::invalidate(std::string_view key) {
 
 task<resp::result<std::int64_t>> cache::invalidate_tag(std::string_view tag) {
   const std::array<std::string, 1> keys = {tag_key(tag)};
-  const auto args = tombstone();
+  const auto [tombstone_payload, tombstone_ttl] = tombstone();
+  const std::array<std::string, 4> args = {tombstone_payload, tombstone_ttl, value_key(""), tag_list_key("")};
   auto r = co_await invalidate_tag_script().run(client_, keys, args, opts_.timeout);
   if (!r) co_return r.error();
   co_return resp::convert<std::int64_t>(*r);

@@ -71,9 +71,10 @@ class cache {
   /// (others poll for the value up to `lock_wait`, or serve stale). When Redis fails, the loader's
   /// value is returned with `failure` set (fail-open). An error only when the loader failed and
   /// nothing stale could be served. `key` and `tags` must outlive the co_await; `load` is copied.
-  /// `tags`, as `set`'s, go with a value this call stores (a load): a stored value keeps every tag
-  /// it was ever given (by `set` or here), through reloads and stale refreshes, so `invalidate_tag`
-  /// reaches it. Concurrent callers of one key share the first one's flight, and its tags.
+  /// `tags`, as `set`'s, go with a value this call stores (a load). A store naming no tags keeps the
+  /// key's last ones (its tag list), while the key has a value or a tombstone: reloads after an
+  /// invalidation and stale refreshes stay reachable by `invalidate_tag`. After a plain expiry only
+  /// the tags named here apply. Concurrent callers of one key share the first one's flight, and its tags.
   [[nodiscard]] task<resp::result<cached>> get_or_load(std::string_view key, loader load,
                                                        std::span<const std::string> tags = {});
 
@@ -96,8 +97,8 @@ class cache {
   [[nodiscard]] std::string value_key(std::string_view key) const;
   /// The Redis key of `tag`'s set of keys.
   [[nodiscard]] std::string tag_key(std::string_view tag) const;
-  /// The Redis key of `key`'s tag list: the tag sets its value was ever stored with (a set of
-  /// `tag_key`s, expiring with the value), which every store of the value puts it back into.
+  /// The Redis key of `key`'s tag list: the tag sets of the last store that named tags (a set of
+  /// `tag_key`s, expiring with the value or its tombstone), which every store puts the value back into.
   [[nodiscard]] std::string tag_list_key(std::string_view key) const;
   /// The Redis key of `key`'s stampede lock (in the namespace's slot, like the value).
   [[nodiscard]] std::string lock_key(std::string_view key) const { return stampede_.key(value_key(key)); }

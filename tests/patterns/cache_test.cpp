@@ -207,6 +207,9 @@ TEST_F(Cache, TagStillInvalidatesAValueRefreshedWhileStale) {
   test::pause(loop, 800ms);  // past the first write's 1200 ms, well within the refreshed value's
   ASSERT_EQ(run_task(loop, k.get_or_load("u", source.get()))->value, "v2");  // still served
   EXPECT_EQ(*run_task(loop, k.invalidate_tag("team:7")), 1);
+  // That read was stale again (400 ms left): its refresh, begun before the invalidation, must
+  // not store over the tombstone; and it must end before the cache does.
+  ASSERT_TRUE(test::run_until(loop, [&] { return k.refreshing() == 0; }));
   EXPECT_NE(admin.call({"GET", k.value_key("u")}).text, "+v2") << "the tagged key survived invalidate_tag";
 }
 
@@ -234,6 +237,51 @@ TEST_F(Cache, LoadedValuesCarryTheirTagsThroughReloads) {
   EXPECT_EQ(run_task(loop, k.get_or_load("u", source.get()))->source, cache_source::loaded);
   EXPECT_GT(admin.call({"PTTL", k.tag_list_key("u")}).integer, 50000);  // expires with the value
   EXPECT_EQ(admin.call({"EXISTS", k.tag_list_key("other")}).integer, 0);
+}
+
+// A reload after an invalidation puts the value back into its tags, even when the invalidation
+// came late in the value's life: the tombstone lives lock_ttl, and the tag list, which once lived
+// only as long as the last store's TTL, expired under it (a review's find: the reload was then
+// untagged and invalidate_tag missed it, serving stale data for a full TTL).
+TEST_F(Cache, ReloadAfterALateInvalidationKeepsItsTags) {
+  cache k(c, {.ttl = 600ms, .ttl_jitter = 0, .lock_ttl = 5s});
+  const std::vector<std::string> team = {"team:7"};
+  ASSERT_TRUE(*run_task(loop, k.set("u", "v1", team)));  // value, tag set, tag list: 600 ms
+  test::pause(loop, 300ms);
+  ASSERT_TRUE(*run_task(loop, k.invalidate("u")));  // a 5 s tombstone
+  test::pause(loop, 500ms);                         // past the value's 600 ms
+  ASSERT_EQ(admin.call({"GET", k.value_key("u")}).text.substr(0, 1), "!");
+  counting_loader source{loop, "v2"};
+  const auto reloaded = run_task(loop, k.get_or_load("u", source.get()));  // no tags, as readers do
+  ASSERT_TRUE(reloaded);
+  EXPECT_EQ(reloaded->source, cache_source::loaded);
+  EXPECT_EQ(*run_task(loop, k.invalidate_tag("team:7")), 1) << "the value reloaded after its invalidation left its tag";
+  EXPECT_NE(admin.call({"GET", k.value_key("u")}).text, "+v2") << "stale data survives invalidate_tag";
+
+  // The same through invalidate_tag's tombstones: the reload is back in the tag.
+  ASSERT_TRUE(*run_task(loop, k.set("w", "v1", team)));
+  test::pause(loop, 300ms);
+  EXPECT_EQ(*run_task(loop, k.invalidate_tag("team:7")), 1);
+  test::pause(loop, 500ms);
+  ASSERT_TRUE(run_task(loop, k.get_or_load("w", source.get())));
+  EXPECT_EQ(*run_task(loop, k.invalidate_tag("team:7")), 1);
+}
+
+// Tags named by a store replace the key's tag list (a store naming none keeps it): a key
+// re-tagged on every write keeps a bounded list, and each store walks only its current tags (the
+// list once grew by one set per write, each kept alive and walked by every later store).
+TEST_F(Cache, TagListOfAKeyRetaggedOnEveryWriteStaysBounded) {
+  cache k(c, {.ttl = 60s, .ttl_jitter = 0});
+  for (int i = 0; i < 50; ++i) {
+    const std::vector<std::string> owner = {"owner:" + std::to_string(i)};
+    const std::string value = std::to_string(i).insert(0, 1, 'v');  // not "v" + ...: GCC 12's -Wrestrict false positive
+    ASSERT_TRUE(*run_task(loop, k.set("doc", value, owner)));
+  }
+  EXPECT_EQ(admin.call({"SCARD", k.tag_list_key("doc")}).integer, 1);
+  EXPECT_EQ(admin.call({"SISMEMBER", k.tag_list_key("doc"), k.tag_key("owner:49")}).integer, 1);
+  const std::string untagged = "v50";
+  ASSERT_TRUE(*run_task(loop, k.set("doc", untagged)));  // names no tags: keeps owner:49
+  EXPECT_EQ(*run_task(loop, k.invalidate_tag("owner:49")), 1);
 }
 
 // Delete-on-write racing a load in flight: the loader read the source before the write; the writer
