@@ -358,15 +358,12 @@ struct cluster_router::transaction_attempt : request {
       if (cluster_router::node* to = router.moved_to(*at, redirect, slot)) {
         ++parent.redirects;
         const bool ask = redirect.starts_with("ASK ");
-        // A MOVED was learnt as it arrived (on_moved_in_batch); an ASK changes no map.
-        if (ask) ++router.stats_.ask;
         kept.clear();
         redirect.clear();
         at = to;
-        ++to->sent;
-        connection& c = to->main();
-        if (ask) c.submit(*new asking_request);
-        c.submit(*this);
+        // A MOVED was learnt as it arrived (on_moved_in_batch); an ASK changes no map.
+        if (ask) router.send_asking(*to, *this);
+        else router.send(*to, *this, {});
         return;
       }
     }
@@ -923,17 +920,21 @@ void cluster_router::redirected(node& from, request& r, std::string_view error) 
       request_refresh();
       send(to, r, {});
     } else {
-      // ASKING applies to the next command on the same connection (cluster spec, "ASK redirection").
-      ++stats_.ask;
-      ++to.sent;
-      connection& c = r.blocking ? to.blocking_connection() : to.main();
-      c.submit(*new asking_request);
-      c.submit(r);
+      send_asking(to, r);
     }
     return;
   }
   if (error.starts_with("CLUSTERDOWN")) request_refresh();
   retry_later(r);
+}
+
+// ASKING applies to the next command on the same connection (cluster spec, "ASK redirection").
+void cluster_router::send_asking(node& to, request& r) {
+  ++stats_.ask;
+  ++to.sent;
+  connection& c = r.blocking ? to.blocking_connection() : to.main();
+  c.submit(*new asking_request);
+  c.submit(r);
 }
 
 void cluster_router::retry_later(request& r) {

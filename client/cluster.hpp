@@ -193,6 +193,8 @@ class cluster_router {
   bool split(request& r);
   void broadcast(request& r);
   void send(node& n, request& r, std::string_view encoded);
+  // An ASK redirection's resend: ASKING, then `r`, on one connection of `to`.
+  void send_asking(node& to, request& r);
   const command_keys::command* lookup(std::span<const std::string_view> args);
   const command_keys::command* lookup(std::span<const std::string_view> args, std::int8_t& single_key);
   // A command name as a name_key; false if it is empty or longer than 16 bytes. Overlapping loads

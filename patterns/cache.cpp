@@ -24,6 +24,15 @@ if string.sub(v, 1, 1) ~= '!' and pttl > tonumber(ARGV[1]) then return {v, pttl,
 return {v, pttl, redis.sha1hex(v)}
 )lua";
 
+// A Lua function the scripts below begin with: an existing key lives at least `ttl` ms more (a
+// missing one is left missing). Shared, so TTLs are stretched one way everywhere.
+constexpr std::string_view stretch_lua = R"lua(
+local function stretch(key, ttl)
+  local left = redis.call('PTTL', key)
+  if left ~= -2 and left < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+)lua";
+
 // The tags a value keeps, a Lua function: KEYS[1] the value key, KEYS[2] its tag list (the Redis
 // keys of the tag sets of the last store that named tags), KEYS[3..] the tag sets this store names,
 // which replace the list (so a key re-tagged on every write keeps a bounded list); a store naming
@@ -40,9 +49,9 @@ local function tag_value(ttl)
   local sets = redis.call('SMEMBERS', KEYS[2])
   for _, set in ipairs(sets) do
     redis.call('SADD', set, KEYS[1])
-    if redis.call('PTTL', set) < ttl then redis.call('PEXPIRE', set, ttl) end
+    stretch(set, ttl)
   end
-  if #sets > 0 and redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+  stretch(KEYS[2], ttl)
 end
 )lua";
 
@@ -76,8 +85,7 @@ return 1
 constexpr std::string_view invalidate_lua = R"lua(
 local cur = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local left = redis.call('PTTL', KEYS[2])
-if left ~= -2 and left < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+stretch(KEYS[2], tonumber(ARGV[2]))
 if cur and string.sub(cur, 1, 1) ~= '!' then return 1 end
 return 0
 )lua";
@@ -97,9 +105,7 @@ for i = 1, #keys do
   if cur and string.sub(cur, 1, 1) ~= '!' then n = n + 1 end
   redis.call('SET', keys[i], ARGV[1], 'PX', ARGV[2])
   if string.sub(keys[i], 1, #ARGV[3]) == ARGV[3] then
-    local list = ARGV[4] .. string.sub(keys[i], #ARGV[3] + 1)
-    local left = redis.call('PTTL', list)
-    if left ~= -2 and left < ttl then redis.call('PEXPIRE', list, ttl) end
+    stretch(ARGV[4] .. string.sub(keys[i], #ARGV[3] + 1), ttl)
   end
 end
 redis.call('DEL', KEYS[1])
@@ -111,21 +117,23 @@ const script& read_script() {
   return s;
 }
 const script& write_script() {
-  static const std::string text = std::string(tag_value_lua).append(write_lua);
+  static const std::string text = std::string(stretch_lua).append(tag_value_lua).append(write_lua);
   static const script s(text);
   return s;
 }
 const script& store_loaded_script() {
-  static const std::string text = std::string(tag_value_lua).append(store_loaded_lua);
+  static const std::string text = std::string(stretch_lua).append(tag_value_lua).append(store_loaded_lua);
   static const script s(text);
   return s;
 }
 const script& invalidate_script() {
-  static const script s(invalidate_lua);
+  static const std::string text = std::string(stretch_lua).append(invalidate_lua);
+  static const script s(text);
   return s;
 }
 const script& invalidate_tag_script() {
-  static const script s(invalidate_tag_lua);
+  static const std::string text = std::string(stretch_lua).append(invalidate_tag_lua);
+  static const script s(text);
   return s;
 }
 
