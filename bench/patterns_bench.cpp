@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The cost of one decision of each pattern against a private redis-server on a Unix socket: every
 // limiter algorithm, an uncontended lock acquire + release, a cache hit and a cache miss. Per row:
-// decisions/s, client CPU µs per decision (getrusage), and round trips per decision counted by the
-// server (EVALSHA + EVAL calls in INFO commandstats: every command these patterns send is a script),
+// decisions/s, client CPU µs per decision (getrusage), and scripts per decision counted by the
+// server (EVALSHA + EVAL calls in INFO commandstats: every command these patterns send is a script;
+// each is a round trip, except a cache miss's stampede lock and second read, which leave together),
 // beside every command the server ran per decision (the scripts' own calls included).
 // Usage: patterns_bench [--decisions N] [--callers C] [--repeat R] [--cpu K]; see bench/README.md.
 // Exits 1 if any decision was not "yes" (admitted, acquired, hit / loaded): the figures would lie.
@@ -140,7 +141,7 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(s.decisions), s.repeat, s.callers,
               v == std::string::npos ? "?" : version.substr(v + 14, version.find('\r', v) - v - 14).c_str(),
               server.socket_path().c_str());
-  std::printf("%-26s %12s %12s %14s %14s %8s\n", "decision", "decisions/s", "CPU us/dec", "round trips/dec",
+  std::printf("%-26s %12s %12s %14s %14s %8s\n", "decision", "decisions/s", "CPU us/dec", "scripts/dec",
               "server cmds/dec", "yes");
 
   net::loop loop;

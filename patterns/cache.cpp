@@ -213,8 +213,14 @@ task<resp::result<cached>> cache::get_or_load(std::string_view key, loader load,
 // The read path of one flight:
 // 1. Read value and PTTL (one script). Redis failed: load without storing (fail-open).
 // 2. Fresh hit: done. Stale hit (PTTL within stale_ttl): serve it, refresh in the background.
-// 3. Miss: take the stampede lock and load; or, if another process holds it, poll for its value
-//    until lock_wait, then load anyway (a stuck loader elsewhere must not stall us forever).
+// 3. Miss: take the stampede lock and read again, both in one round trip; load if the key still
+//    misses. Or, if another process holds the lock, poll for its value until lock_wait, then load
+//    anyway (a stuck loader elsewhere must not stall us forever). The second read runs after the
+//    lock on the server (one connection, in order), so it finds a value another process stored
+//    between our miss and our lock (its load ended and it released the lock just then): one load,
+//    not two. Held elsewhere, it is the first poll. (Once per server start, when the lock's script
+//    is not yet in its cache, the lock's EVAL follows the read: a store in between costs a second
+//    load, never a wrong value, since a load's store is a compare-and-set.)
 // The keys a store needs (store_keys) are made only where a store may follow: a hit reads one key.
 task<resp::result<cached>> cache::fetch(const std::string& vk, std::string_view key, std::span<const std::string> tags,
                                         const loader& load) {
@@ -222,11 +228,13 @@ task<resp::result<cached>> cache::fetch(const std::string& vk, std::string_view 
   const std::array<std::string, 1> stale = {std::to_string(std::max<std::int64_t>(0, opts_.stale_ttl.count()))};
   const auto deadline = net::clock::now() + opts_.lock_wait;
   bool lock_tried = false;
+  std::optional<lease> held;  // the stampede lock, once this call holds it
+  auto reply = co_await read_script().run(client_, read_keys, stale, opts_.timeout);
   for (;;) {
-    auto reply = co_await read_script().run(client_, read_keys, stale, opts_.timeout);
     using entry_t = std::tuple<std::optional<std::string>, std::int64_t, std::string>;
     auto entry = reply ? resp::convert<entry_t>(*reply) : resp::result<entry_t>(reply.error());
     if (!entry) {
+      if (held) (void)co_await stampede_.release(*held);
       ++loads_;
       auto v = co_await load();
       if (!v) co_return resp::error{make_error_code(errc::load_failed), v.error().what()};
@@ -238,26 +246,33 @@ task<resp::result<cached>> cache::fetch(const std::string& vk, std::string_view 
       if ((*payload)[0] == value_mark) c.value.emplace(payload->substr(1));
       if (lock_tried) {
         c.source = cache_source::waited;
+        if (held) (void)co_await stampede_.release(*held);
       } else if (opts_.stale_ttl.count() > 0 && pttl >= 0 && pttl <= opts_.stale_ttl.count() && c.value) {
         c.source = cache_source::stale;
         refresh(store_keys(key, tags), load, seen);
       }
       co_return c;
     }
+    if (held) {
+      auto r = co_await load_and_store(store_keys(key, tags), load, seen);
+      (void)co_await stampede_.release(*held);
+      co_return r;
+    }
     if (!lock_tried) {
       lock_tried = true;
-      auto held = co_await stampede_.acquire(vk);
-      if (held) {
-        auto r = co_await load_and_store(store_keys(key, tags), load, seen);
-        (void)co_await stampede_.release(*held);
-        co_return r;
-      }
-      if (held.error().code != errc::not_acquired) {
+      auto [got, again] =
+          co_await when_all(stampede_.acquire(vk), read_script().run(client_, read_keys, stale, opts_.timeout));
+      if (got) {
+        held.emplace(std::move(*got));
+      } else if (got.error().code != errc::not_acquired) {
         co_return co_await load_and_store(store_keys(key, tags), load, seen);
       }
+      reply = std::move(again);
+      continue;
     }
     if (net::clock::now() >= deadline) co_return co_await load_and_store(store_keys(key, tags), load, seen);
     co_await sleep_for(client_.loop(), opts_.poll_interval);
+    reply = co_await read_script().run(client_, read_keys, stale, opts_.timeout);
   }
 }
 

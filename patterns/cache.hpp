@@ -48,7 +48,7 @@ enum class cache_source : std::uint8_t {
   hit,         ///< Fresh in Redis.
   stale,       ///< Past its TTL, within stale_ttl: served while a refresh runs in the background.
   loaded,      ///< This call ran the loader and stored the value.
-  waited,      ///< Another process held the stampede lock and stored the value meanwhile.
+  waited,      ///< Another process stored the value while this call waited for or took the stampede lock.
   degraded,    ///< Redis failed: the loader's value, not stored; `failure` says why.
 };
 

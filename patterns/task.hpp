@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The coroutine plumbing the patterns share: `task<T>`, a lazy coroutine another coroutine awaits;
-// `spawn`, to start one from plain code; and `sleep_for`, a timer on the client's loop.
+// `spawn`, to start one from plain code; `when_all`, to run several at once; and `sleep_for`, a
+// timer on the client's loop.
 #pragma once
 
 #include "client/detached.hpp"
@@ -68,34 +69,57 @@ client::detached spawn(task<T> t, F done) {
   done(co_await std::move(t));
 }
 
+namespace detail {
+// What a when_all waits on: how many of its tasks still run, and the coroutine the last to end
+// resumes. Lives in the when_all's frame, which outlives the tasks (it waits for all of them).
+struct join {
+  std::size_t pending;
+  std::coroutine_handle<> waiter;
+  void one_ended() {
+    if (--pending == 0 && waiter) waiter.resume();
+  }
+  bool await_ready() const noexcept { return pending == 0; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { waiter = h; }
+  void await_resume() const noexcept {}
+};
+}  // namespace detail
+
 /// Runs every task at once (each until its first suspension, in order) and completes when all have
 /// ended: their values in the same order. For fanning one operation out to several servers.
 template <class T>
 task<std::vector<T>> when_all(std::vector<task<T>> tasks) {
-  struct state {
-    std::vector<std::optional<T>> values;
-    std::size_t pending;
-    std::coroutine_handle<> waiter;
-  };
-  struct all_done {
-    state& s;
-    bool await_ready() const noexcept { return s.pending == 0; }
-    void await_suspend(std::coroutine_handle<> h) noexcept { s.waiter = h; }
-    void await_resume() const noexcept {}
-  };
-  state st{std::vector<std::optional<T>>(tasks.size()), tasks.size(), {}};
+  std::vector<std::optional<T>> values(tasks.size());
+  detail::join all{tasks.size(), {}};
   for (std::size_t i = 0; i < tasks.size(); ++i) {
-    // The last one to end resumes us; `st` lives in this frame, which waits for all of them.
-    spawn(std::move(tasks[i]), [&st, i](T v) {
-      st.values[i].emplace(std::move(v));
-      if (--st.pending == 0 && st.waiter) st.waiter.resume();
+    spawn(std::move(tasks[i]), [&values, &all, i](T v) {
+      values[i].emplace(std::move(v));
+      all.one_ended();
     });
   }
-  co_await all_done{st};
+  co_await all;
   std::vector<T> out;
-  out.reserve(st.values.size());
-  for (auto& v : st.values) out.push_back(std::move(*v));
+  out.reserve(values.size());
+  for (auto& v : values) out.push_back(std::move(*v));
   co_return out;
+}
+
+/// Runs `first`, then `second` (each until its first suspension: commands they send on one
+/// connection leave in this order, in one write) and completes when both have ended: their values.
+template <class A, class B>
+task<std::pair<A, B>> when_all(task<A> first, task<B> second) {
+  std::optional<A> a;
+  std::optional<B> b;
+  detail::join all{2, {}};
+  spawn(std::move(first), [&a, &all](A v) {
+    a.emplace(std::move(v));
+    all.one_ended();
+  });
+  spawn(std::move(second), [&b, &all](B v) {
+    b.emplace(std::move(v));
+    all.one_ended();
+  });
+  co_await all;
+  co_return std::pair<A, B>(std::move(*a), std::move(*b));
 }
 
 /// `co_await sleep_for(loop, d)`: resumes on the loop thread after `d`, measured from the start

@@ -120,6 +120,27 @@ TEST_F(Cache, StampedeLockAcrossClients) {
   EXPECT_TRUE((*ra)->source == cache_source::waited || (*rb)->source == cache_source::waited);
 }
 
+// A value stored between a miss and the stampede lock's acquisition (another process's loader
+// finished and released the lock just then) is served: the lock's holder reads again before it
+// loads. Deterministic: `other`'s write is pipelined right behind the miss's read on the same
+// connection, so the server runs it before the acquire the miss sends next.
+TEST_F(Cache, ValueStoredBetweenTheMissAndTheLockIsNotLoadedAgain) {
+  cache a(c, {}), other(c, {});
+  counting_loader source{loop, "loaded"};
+  std::optional<resp::result<cached>> got;
+  std::optional<resp::result<bool>> wrote;
+  spawn(a.get_or_load("race", source.get()), [&](resp::result<cached> r) { got.emplace(std::move(r)); });
+  spawn(other.set("race", "stored"), [&](resp::result<bool> r) { wrote.emplace(std::move(r)); });
+  ASSERT_TRUE(test::run_until(loop, [&] { return got && wrote; }));
+  ASSERT_TRUE(*wrote);
+  ASSERT_TRUE(*got);
+  EXPECT_EQ(source.calls, 0);
+  EXPECT_EQ((*got)->value, "stored");
+  EXPECT_EQ((*got)->source, cache_source::waited);
+  EXPECT_EQ(admin.call({"GET", a.value_key("race")}).text, "+stored");
+  EXPECT_TRUE(admin.call({"KEYS", "*lock*"}).elements.empty());  // the stampede lock was released
+}
+
 // Past the TTL, within stale_ttl: the stale value is served at once and one refresh stores a new one.
 TEST_F(Cache, StaleWhileRevalidate) {
   cache k(c, {.ttl = 100ms, .ttl_jitter = 0, .stale_ttl = 5s});
