@@ -172,25 +172,30 @@ result<std::vector<resp::value>> batch_awaitable::await_resume() {
 
 namespace redring::client {
 
-std::vector<std::string> client::set_arguments(std::string_view key, std::string_view value, const set_options& o,
-                                               bool get) {
-  std::vector<std::string> args = {"SET", std::string(key), std::string(value)};
-  if (o.expire) args.insert(args.end(), {"PX", std::to_string(o.expire->count())});
-  if (o.only_if_absent) args.emplace_back("NX");
-  if (o.only_if_present) args.emplace_back("XX");
-  if (o.keep_ttl) args.emplace_back("KEEPTTL");
-  if (get) args.emplace_back("GET");
-  return args;
+detail::option_words client::set_words(const set_options& o, bool get) noexcept {
+  detail::option_words w;
+  if (o.expire) {
+    w.add("PX");
+    w.add(static_cast<std::int64_t>(o.expire->count()));
+  }
+  if (o.only_if_absent) w.add("NX");
+  if (o.only_if_present) w.add("XX");
+  if (o.keep_ttl) w.add("KEEPTTL");
+  if (get) w.add("GET");
+  return w;
 }
 
-std::vector<std::string> client::zrange_arguments(std::string_view key, std::string_view start, std::string_view stop,
-                                                  const zrange_options& o, bool scores) {
-  std::vector<std::string> args = {"ZRANGE", std::string(key), std::string(start), std::string(stop)};
-  if (o.by_score) args.emplace_back("BYSCORE");
-  if (o.reverse) args.emplace_back("REV");
-  if (o.limit) args.insert(args.end(), {"LIMIT", std::to_string(o.limit->first), std::to_string(o.limit->second)});
-  if (scores) args.emplace_back("WITHSCORES");
-  return args;
+detail::option_words client::zrange_words(const zrange_options& o, bool scores) noexcept {
+  detail::option_words w;
+  if (o.by_score) w.add("BYSCORE");
+  if (o.reverse) w.add("REV");
+  if (o.limit) {
+    w.add("LIMIT");
+    w.add(o.limit->first);
+    w.add(o.limit->second);
+  }
+  if (scores) w.add("WITHSCORES");
+  return w;
 }
 
 }  // namespace redring::client

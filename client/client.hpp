@@ -16,6 +16,7 @@
 #include "resp/writer.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
@@ -33,11 +34,43 @@ class client;
 
 namespace detail {
 
+/// The optional words of a typed helper's command (SET's `PX ms NX XX KEEPTTL GET`, ZRANGE's
+/// `BYSCORE REV LIMIT o c WITHSCORES`): a range argument (one bulk string per word) that an
+/// awaitable keeps by value, numbers rendered into their word, so such a command allocates nothing
+/// and copies none of the caller's key or value.
+struct option_words {
+  /// One word, its text inside.
+  struct word {
+    char text[23];
+    std::uint8_t size;
+    operator std::string_view() const noexcept { return {text, size}; }  // NOLINT: an argument converts
+  };
+  static constexpr std::size_t capacity = 6;
+
+  /// Appends a word of at most 23 bytes (the helpers' own: option names).
+  void add(std::string_view w) noexcept {
+    word& out = items[count++];
+    out.size = static_cast<std::uint8_t>(w.copy(out.text, sizeof out.text));
+  }
+  /// Appends a number's decimal text.
+  void add(std::int64_t n) noexcept {
+    word& out = items[count++];
+    out.size = static_cast<std::uint8_t>(std::to_chars(out.text, out.text + sizeof out.text, n).ptr - out.text);
+  }
+  [[nodiscard]] const word* begin() const noexcept { return items; }
+  [[nodiscard]] const word* end() const noexcept { return items + count; }
+  [[nodiscard]] std::size_t size() const noexcept { return count; }
+
+  word items[capacity];
+  std::uint8_t count = 0;
+};
+
 // How an awaitable keeps an argument until it is encoded: text as a view, numbers by value, ranges
-// by reference. All of them live until the co_await completes.
+// by reference (option_words, small and built by the helper, by value). All of them live until the
+// co_await completes.
 template <class T>
 using stored_argument_t = std::conditional_t<
-    resp::is_literal_v<T>, T,  // empty: its text is a constant
+    resp::is_literal_v<T> || std::is_same_v<T, option_words>, T,  // a literal is empty: its text is a constant
     std::conditional_t<std::convertible_to<const T&, std::string_view> && !std::is_array_v<T>, std::string_view,
                        std::conditional_t<std::is_array_v<T>, std::string_view,
                                           std::conditional_t<resp::range_argument<T>, const T&, T>>>>;
@@ -495,7 +528,7 @@ class client {
   }
   /// SET key value with options: true if set, false if NX/XX prevented it.
   auto set(std::string_view key, std::string_view value, const set_options& o) {
-    return mapped_awaitable(owned_awaitable<std::optional<std::string>>(*this, set_arguments(key, value, o, false)),
+    return mapped_awaitable(keyed<std::optional<std::string>>(key, resp::lit<"SET">, key, value, set_words(o, false)),
                             [](result<std::optional<std::string>> r) -> result<bool> {
                               if (!r) return r.error();
                               return r->has_value();
@@ -503,14 +536,18 @@ class client {
   }
   /// SET key value GET [options]: the old value (nullopt if none).
   auto set_get(std::string_view key, std::string_view value, const set_options& o = {}) {
-    return owned_awaitable<std::optional<std::string>>(*this, set_arguments(key, value, o, true));
+    return keyed<std::optional<std::string>>(key, resp::lit<"SET">, key, value, set_words(o, true));
   }
   /// GETEX key PX ms (or PERSIST when `ttl` is nullopt).
   auto getex(std::string_view key, std::optional<std::chrono::milliseconds> ttl) {
-    std::vector<std::string> args = {"GETEX", std::string(key)};
-    if (ttl) args.insert(args.end(), {"PX", std::to_string(ttl->count())});
-    else args.emplace_back("PERSIST");
-    return owned_awaitable<std::optional<std::string>>(*this, std::move(args));
+    detail::option_words w;
+    if (ttl) {
+      w.add("PX");
+      w.add(static_cast<std::int64_t>(ttl->count()));
+    } else {
+      w.add("PERSIST");
+    }
+    return keyed<std::optional<std::string>>(key, resp::lit<"GETEX">, key, w);
   }
   /// MSET k1 v1 k2 v2 ... from a range of pairs.
   template <class Pairs>
@@ -547,11 +584,11 @@ class client {
   auto scard(std::string_view key) { return keyed<std::int64_t>(key, resp::lit<"SCARD">, key); }
   /// ZRANGE key start stop [BYSCORE] [REV] [LIMIT o c]: members in order.
   auto zrange(std::string_view key, std::string_view start, std::string_view stop, const zrange_options& o = {}) {
-    return owned_awaitable<std::vector<std::string>>(*this, zrange_arguments(key, start, stop, o, false));
+    return keyed<std::vector<std::string>>(key, resp::lit<"ZRANGE">, key, start, stop, zrange_words(o, false));
   }
   /// ZRANGE ... WITHSCORES: (member, score) pairs in order.
   auto zrange_with_scores(std::string_view key, std::string_view start, std::string_view stop, const zrange_options& o = {}) {
-    return mapped_awaitable(owned_awaitable<resp::value>(*this, zrange_arguments(key, start, stop, o, true)),
+    return mapped_awaitable(keyed<resp::value>(key, resp::lit<"ZRANGE">, key, start, stop, zrange_words(o, true)),
                             [](result<resp::value> r) -> result<std::vector<std::pair<std::string, double>>> {
                               if (!r) return r.error();
                               // RESP3 sends [[member, score], ...]; RESP2 a flat member, score, ... list.
@@ -639,9 +676,8 @@ class client {
   struct callback_request;
 
   connection& blocking_connection();
-  static std::vector<std::string> set_arguments(std::string_view key, std::string_view value, const set_options& o, bool get);
-  static std::vector<std::string> zrange_arguments(std::string_view key, std::string_view start, std::string_view stop,
-                                                   const zrange_options& o, bool scores);
+  static detail::option_words set_words(const set_options& o, bool get) noexcept;
+  static detail::option_words zrange_words(const zrange_options& o, bool scores) noexcept;
 
   net::loop& loop_;
   options opts_;

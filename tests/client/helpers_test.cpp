@@ -3,6 +3,7 @@
 #include "client/client.hpp"
 #include "client/detached.hpp"
 
+#include "tests/support/alloc_counter.hpp"
 #include "tests/support/run_until.hpp"
 #include "tests/support/redis_server.hpp"
 
@@ -212,6 +213,40 @@ TEST_P(Helpers, ScanIteratorsSeeEveryKey) {
   };
   body();
   ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+}
+
+// The helpers with options (SET with set_options, SET ... GET, GETEX, ZRANGE with zrange_options)
+// keep their words in the awaitable: in steady state a call allocates nothing (short values,
+// which std::string holds inline), and a 1 MiB value is referenced, not copied (the writer's
+// threshold is 16 KiB), so its SET allocates nothing either. Each call's words reach the server.
+TEST_P(Helpers, HelpersWithOptionsAllocateNothing) {
+  bool finished = false;
+  std::uint64_t allocated = ~std::uint64_t{0};
+  const std::string big(1 << 20, 'b');
+  auto body = [&]() -> detached {
+    const zrange_options limit{.by_score = true, .reverse = true, .limit = std::pair<std::int64_t, std::int64_t>(0, 5)};
+    int right = 0;
+    for (int pass = 0; pass < 2; ++pass) {  // the first warms the client's buffers up
+      const std::uint64_t before = test::allocations();
+      right = 0;
+      for (int i = 0; i < 100; ++i) {
+        right += *co_await c.set("o", "1", set_options{.expire = 60000ms, .only_if_absent = false}) ? 1 : 0;
+        right += *co_await c.set("o", "2", set_options{.only_if_absent = true}) ? 0 : 1;  // exists: not set
+        right += *co_await c.set_get("o", "3", set_options{.keep_ttl = true}) == std::optional<std::string>("1") ? 1 : 0;
+        right += *co_await c.getex("o", 30000ms) == std::optional<std::string>("3") ? 1 : 0;
+        right += (co_await c.zrange("missing", "+inf", "-inf", limit))->empty() ? 1 : 0;
+        right += *co_await c.set("big", big, set_options{.expire = 60000ms}) ? 1 : 0;
+      }
+      if (pass == 1) allocated = test::allocations() - before;
+    }
+    EXPECT_EQ(right, 600);
+    const auto ttl = co_await c.pttl("o");
+    EXPECT_TRUE(ttl && *ttl > 20000 && *ttl <= 30000);  // GETEX's PX reached the server
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+  EXPECT_EQ(allocated, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Protocols, Helpers, ::testing::Values(3, 2),
