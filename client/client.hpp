@@ -45,6 +45,8 @@ struct option_words {
     std::uint8_t size;
     operator std::string_view() const noexcept { return {text, size}; }  // NOLINT: an argument converts
   };
+  // The most any helper adds: SET's six (PX, ms, NX, XX, KEEPTTL, GET) and ZRANGE's six (BYSCORE,
+  // REV, LIMIT, offset, count, WITHSCORES); a helper needing more raises it.
   static constexpr std::size_t capacity = 6;
 
   /// Appends a word of at most 23 bytes (the helpers' own: option names).

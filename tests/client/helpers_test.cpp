@@ -230,12 +230,19 @@ TEST_P(Helpers, HelpersWithOptionsAllocateNothing) {
       const std::uint64_t before = test::allocations();
       right = 0;
       for (int i = 0; i < 100; ++i) {
-        right += *co_await c.set("o", "1", set_options{.expire = 60000ms, .only_if_absent = false}) ? 1 : 0;
-        right += *co_await c.set("o", "2", set_options{.only_if_absent = true}) ? 0 : 1;  // exists: not set
-        right += *co_await c.set_get("o", "3", set_options{.keep_ttl = true}) == std::optional<std::string>("1") ? 1 : 0;
-        right += *co_await c.getex("o", 30000ms) == std::optional<std::string>("3") ? 1 : 0;
-        right += (co_await c.zrange("missing", "+inf", "-inf", limit))->empty() ? 1 : 0;
-        right += *co_await c.set("big", big, set_options{.expire = 60000ms}) ? 1 : 0;
+        // An error reply (a malformed option word) counts as wrong: every reply is checked before use.
+        const auto set = co_await c.set("o", "1", set_options{.expire = 60000ms});
+        right += set && *set ? 1 : 0;
+        const auto kept = co_await c.set("o", "2", set_options{.only_if_absent = true});
+        right += kept && !*kept ? 1 : 0;  // exists: not set
+        const auto old = co_await c.set_get("o", "3", set_options{.keep_ttl = true});
+        right += old && *old == std::optional<std::string>("1") ? 1 : 0;
+        const auto got = co_await c.getex("o", 30000ms);
+        right += got && *got == std::optional<std::string>("3") ? 1 : 0;
+        const auto members = co_await c.zrange("missing", "+inf", "-inf", limit);
+        right += members && members->empty() ? 1 : 0;
+        const auto big_set = co_await c.set("big", big, set_options{.expire = 60000ms});
+        right += big_set && *big_set ? 1 : 0;
       }
       if (pass == 1) allocated = test::allocations() - before;
     }
