@@ -71,11 +71,13 @@ struct option_words {
 // by reference (option_words, small and built by the helper, by value). All of them live until the
 // co_await completes.
 template <class T>
+inline constexpr bool is_char_array_v = std::is_array_v<T> && std::is_same_v<std::remove_cv_t<std::remove_extent_t<T>>, char>;
+
+template <class T>
 using stored_argument_t = std::conditional_t<
     resp::is_literal_v<T> || std::is_same_v<T, option_words>, T,  // a literal is empty: its text is a constant
-    std::conditional_t<std::convertible_to<const T&, std::string_view> && !std::is_array_v<T>, std::string_view,
-                       std::conditional_t<std::is_array_v<T>, std::string_view,
-                                          std::conditional_t<resp::range_argument<T>, const T&, T>>>>;
+    std::conditional_t<std::convertible_to<const T&, std::string_view> || is_char_array_v<T>, std::string_view,
+                       std::conditional_t<resp::range_argument<T>, const T&, T>>>;
 
 void submit(client& c, request& r);
 
@@ -87,7 +89,7 @@ struct routing_key {
 // An argument as the awaitable stores it; a char array (a literal command name) without a strlen call.
 template <class T>
 stored_argument_t<T> store_argument(const T& arg) noexcept {
-  if constexpr (std::is_array_v<T>) {
+  if constexpr (is_char_array_v<T>) {
     return resp::array_text(arg);
   } else {
     return arg;
@@ -551,13 +553,11 @@ class client {
     }
     return keyed<std::optional<std::string>>(key, resp::lit<"GETEX">, key, w);
   }
-  /// MSET k1 v1 k2 v2 ... from a range of pairs.
-  template <class Pairs>
-  auto mset(const Pairs& pairs) {
-    std::vector<std::string> args = {"MSET"};
-    for (const auto& [k, v] : pairs) args.insert(args.end(), {std::string(k), std::string(v)});
-    return owned_awaitable<ignore_t>(*this, std::move(args));
-  }
+  /// MSET k1 v1 k2 v2 ... from a range of (key, value) pairs (a vector of pairs, a map), borrowed
+  /// until the co_await completes like every argument: nothing is copied but into the send buffer.
+  template <resp::range_argument Pairs>
+    requires resp::pair_argument<std::ranges::range_value_t<const Pairs>>
+  auto mset(const Pairs& pairs) { return command<ignore_t>(resp::lit<"MSET">, pairs); }
   /// HDEL key field.
   auto hdel(std::string_view key, std::string_view field) {
     return keyed<std::int64_t>(key, resp::lit<"HDEL">, key, field);

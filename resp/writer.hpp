@@ -17,6 +17,8 @@
 #include <ranges>
 #include <span>
 #include <string_view>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace redring::resp {
@@ -28,10 +30,19 @@ concept scalar_argument = std::convertible_to<const T&, std::string_view> ||
                           (std::integral<T> && !std::same_as<T, bool> && !std::same_as<T, char>) ||
                           std::floating_point<T>;
 
-/// A range of scalar arguments (e.g. `std::vector<std::string>` of keys): one bulk string per element.
+/// Two scalar arguments as one tuple-like value (`std::pair<std::string, std::string>`, a map's
+/// entry): two bulk strings. Only as the element of a range: MSET's or HSET's key/value pairs.
+template <class T>
+concept pair_argument = requires { std::tuple_size<T>::value; } && std::tuple_size<T>::value == 2 &&
+                        scalar_argument<std::remove_cvref_t<std::tuple_element_t<0, T>>> &&
+                        scalar_argument<std::remove_cvref_t<std::tuple_element_t<1, T>>>;
+
+/// A range of scalar arguments (e.g. `std::vector<std::string>` of keys): one bulk string per element;
+/// or a range of pairs (e.g. `std::map<std::string, std::string>`): two per element, first then second.
 template <class T>
 concept range_argument = std::ranges::sized_range<const T> && !scalar_argument<T> &&
-                         scalar_argument<std::ranges::range_value_t<const T>>;
+                         (scalar_argument<std::ranges::range_value_t<const T>> ||
+                          pair_argument<std::ranges::range_value_t<const T>>);
 
 /// Anything `writer::command` accepts.
 template <class T>
@@ -213,7 +224,8 @@ class writer {
   template <class T>
   static constexpr std::size_t argument_count(const T& arg) noexcept {
     if constexpr (range_argument<T>) {
-      return static_cast<std::size_t>(std::ranges::size(arg));
+      constexpr std::size_t per_element = pair_argument<std::ranges::range_value_t<const T>> ? 2 : 1;
+      return static_cast<std::size_t>(std::ranges::size(arg)) * per_element;
     } else {
       return 1;
     }
@@ -223,6 +235,9 @@ class writer {
   void write_argument(const T& arg) {
     if constexpr (range_argument<T>) {
       for (const auto& element : arg) write_argument(element);
+    } else if constexpr (pair_argument<T>) {
+      write_argument(std::get<0>(arg));
+      write_argument(std::get<1>(arg));
     } else if constexpr (std::convertible_to<const T&, std::string_view>) {
       bulk(text_of(arg));
     } else if constexpr (std::floating_point<T>) {
@@ -245,6 +260,8 @@ class writer {
         if (!add_bound(bound, e)) return false;
       }
       return true;
+    } else if constexpr (pair_argument<T>) {
+      return add_bound(bound, std::get<0>(arg)) && add_bound(bound, std::get<1>(arg));
     } else if constexpr (std::convertible_to<const T&, std::string_view>) {
       const std::size_t n = text_of(arg).size();
       bound += 1 + max_digits + 2 + n + 2;
@@ -318,6 +335,9 @@ class writer {
   [[gnu::always_inline]] static void put_argument(char*& p, const T& arg) noexcept {
     if constexpr (range_argument<T>) {
       for (const auto& e : arg) put_argument(p, e);
+    } else if constexpr (pair_argument<T>) {
+      put_argument(p, std::get<0>(arg));
+      put_argument(p, std::get<1>(arg));
     } else if constexpr (std::convertible_to<const T&, std::string_view>) {
       p = put_bulk(p, text_of(arg));
     } else if constexpr (std::floating_point<T>) {

@@ -10,6 +10,7 @@
 #include <array>
 #include <limits>
 #include <list>
+#include <map>
 #include <type_traits>
 #include <string>
 #include <vector>
@@ -105,6 +106,32 @@ TEST(Writer, ArgumentKinds) {
   w.clear();
   w.command("SET", std::string_view("a\r\nb\0c", 6), "");
   EXPECT_EQ(w.data(), std::string("*3\r\n$3\r\nSET\r\n$6\r\na\r\nb\0c\r\n$0\r\n\r\n", 31));
+}
+
+// A range of pairs (MSET's keys and values, a map's entries) writes two bulk strings per element,
+// first then second, counted twice in the array header, on the fast path and the referencing one.
+TEST(Writer, RangesOfPairsWriteBothHalves) {
+  static_assert(pair_argument<std::pair<std::string, int>> && pair_argument<std::pair<const std::string, double>>);
+  static_assert(!pair_argument<std::pair<std::string, std::vector<int>>> && !pair_argument<std::string>);
+  static_assert(!argument<std::pair<std::string, std::string>>);  // only as a range's element
+  writer w;
+  const std::vector<std::pair<std::string, std::string>> kv = {{"k1", "v1"}, {"k2", ""}};
+  w.command(lit<"MSET">, kv);
+  EXPECT_EQ(w.data(), "*5\r\n$4\r\nMSET\r\n$2\r\nk1\r\n$2\r\nv1\r\n$2\r\nk2\r\n$0\r\n\r\n");
+  w.clear();
+  const std::map<std::string, std::int64_t> fields = {{"a", -1}, {"b", 20}};
+  w.command("HSET", "h", fields, std::vector<std::pair<std::string_view, double>>{{"c", 0.5}});
+  EXPECT_EQ(w.data(), "*8\r\n$4\r\nHSET\r\n$1\r\nh\r\n$1\r\na\r\n$2\r\n-1\r\n$1\r\nb\r\n$2\r\n20\r\n"
+                      "$1\r\nc\r\n$3\r\n0.5\r\n");
+  w.clear();
+  w.command("MSET", std::vector<std::pair<std::string, std::string>>{});
+  EXPECT_EQ(w.data(), "*1\r\n$4\r\nMSET\r\n");
+  writer referencing(8);  // the value of 20 bytes is referenced: each argument through `bulk`
+  const std::string big(20, 'b');
+  const std::vector<std::pair<std::string_view, std::string_view>> with_big = {{"k", big}, {"x", "y"}};
+  referencing.command(lit<"MSET">, with_big);
+  EXPECT_GT(referencing.iovecs().size(), 1u);
+  EXPECT_EQ(gather(referencing), "*5\r\n$4\r\nMSET\r\n$1\r\nk\r\n$20\r\n" + big + "\r\n$1\r\nx\r\n$1\r\ny\r\n");
 }
 
 TEST(Writer, ReplyTypesParseBack) {
