@@ -250,16 +250,19 @@ void multiplexer::dispatch(const resp::node& n) {
       return;
     }
   }
-  slot& s = at(0);
   // A cluster redirection is an error reply: one node, so the request has seen nothing yet (unless
   // an attribute came first: then the error is the request's reply like any other).
   if ((n.data_type == resp::type::simple_error || n.data_type == resp::type::blob_error) && n.depth == 0 &&
-      !annotated && redirect_.on_redirect != nullptr && redirect(s, n)) [[unlikely]] {
+      !annotated && redirect_.on_redirect != nullptr && redirect(at(0), n)) [[unlikely]] {
     return;
   }
-  if (s.req != nullptr) s.req->on_node(*s.req, n);
+  // The head slot is looked up after each callback, never kept across one: a callback may enqueue
+  // (the cluster router sends CLUSTER SLOTS from on_moved_in_batch), and a full ring then grows and
+  // moves every slot (test CallbacksThatEnqueuePastTheRingsCapacityKeepTheReplyCount).
+  if (request* head = at(0).req; head != nullptr) head->on_node(*head, n);
   if (!n.ends_reply) return;
   in_reply_ = false;
+  slot& s = at(0);
   if (--s.replies_left != 0) return;
   request* r = s.req;
   if (r == nullptr) --zombies_;

@@ -100,7 +100,7 @@ class multiplexer {
   /// Free space to receive into (at least 4 KiB; more when a large reply is known to be coming).
   [[nodiscard]] std::span<char> read_space();
   /// `n` bytes were received into `read_space()`: parse and dispatch. Returns a protocol error, if any
-  /// (the connection must then be reset: call `drop_sent` and `reset_stream`).
+  /// (the connection must then be reset: call `drop_sent`, which also resets the stream).
   [[nodiscard]] std::error_code commit_read(std::size_t n);
   /// Copies `bytes` into the receive buffer and parses them.
   [[nodiscard]] std::error_code feed(std::string_view bytes);

@@ -21,7 +21,8 @@ namespace redring::client {
 ///    must stay alive until then: until completion is the simple rule). `encode` must write the same
 ///    bytes each time it is called: a cluster client calls it again to route, and to resend a
 ///    command the server redirected (MOVED, ASK) or asked to retry (TRYAGAIN, CLUSTERDOWN).
-/// 3. Each node of each reply goes to `on_node` (views valid during the call only).
+/// 3. Each node of each reply goes to `on_node` (views valid during the call only). It may submit
+///    other requests, but not close the connection or the client.
 /// 4. `on_done` is called exactly once: with no error after the last reply, or with the reason
 ///    (timeout, connection lost, ...). After it returns the multiplexer never touches the request,
 ///    so `on_done` may destroy it or resume a coroutine that does.

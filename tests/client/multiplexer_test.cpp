@@ -13,6 +13,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace redring::client {
@@ -107,6 +108,65 @@ TEST(Multiplexer, MalformedReplyIsAProtocolError) {
   m.encode(r, never);
   (void)m.take_output();
   EXPECT_EQ(m.feed("$3\r\nabcXY"), errc::protocol_error);
+}
+
+// A callback may submit: a sink that enqueues, or the cluster router learning of a MOVED inside a
+// transaction and sending CLUSTER SLOTS on the same connection. Enqueueing past the ring's capacity
+// (64) moves every slot; the reply under way must still count against its own request (before the
+// fix, dispatch kept a reference into the old ring: the batch below waited for a third reply).
+TEST(Multiplexer, CallbacksThatEnqueuePastTheRingsCapacityKeepTheReplyCount) {
+  for (const bool via_redirect_handler : {false, true}) {
+    SCOPED_TRACE(via_redirect_handler ? "on_moved_in_batch" : "on_node");
+    multiplexer m;
+    std::deque<recorder> later;
+    struct ctx {
+      multiplexer* m;
+      std::deque<recorder>* later;
+      void enqueue() const {
+        for (int i = 0; i < 64; ++i) {
+          later->push_back(make());
+          m->encode(later->back(), never);
+        }
+      }
+    } x{&m, &later};
+    struct batch_request : recorder {
+      ctx* x = nullptr;
+      bool enqueued = false;
+    } batch;
+    static_cast<recorder&>(batch) = make(2);
+    batch.x = &x;
+    if (via_redirect_handler) {
+      m.set_redirect_handler({[](void*, request&, std::string_view) { FAIL() << "a batch is not redirected"; }, &x,
+                              [](void* c, std::string_view) { static_cast<ctx*>(c)->enqueue(); }});
+    } else {
+      batch.on_node = [](request& base, const resp::node& n) {
+        auto& self = static_cast<batch_request&>(base);
+        if (!std::exchange(self.enqueued, true)) self.x->enqueue();
+        if (self.builder.add(n)) self.replies.push_back(std::string(self.builder.take().text));
+      };
+    }
+    m.encode(batch, never);
+    (void)m.take_output();
+    (void)m.output_written(1 << 20);
+    ASSERT_FALSE(m.feed("-MOVED 1 127.0.0.1:7000\r\n"));
+    EXPECT_EQ(later.size(), 64u);
+    EXPECT_TRUE(batch.done.empty());
+    ASSERT_FALSE(m.feed("+second\r\n"));
+    EXPECT_EQ(batch.done, std::vector<std::error_code>{std::error_code()});
+    EXPECT_EQ(batch.replies.size(), 2u);
+    EXPECT_EQ(m.queued(), 64u);
+    // The enqueued requests get the replies that follow, in order.
+    (void)m.take_output();
+    (void)m.output_written(1 << 20);
+    std::string pongs;
+    for (int i = 0; i < 64; ++i) pongs.append(":").append(std::to_string(i)).append("\r\n");
+    ASSERT_FALSE(m.feed(pongs));
+    for (int i = 0; i < 64; ++i) {
+      ASSERT_EQ(later[i].replies, std::vector<std::string>{R"({"integer":")" + std::to_string(i) + R"("})"}) << i;
+      EXPECT_EQ(later[i].done, std::vector<std::error_code>{std::error_code()});
+    }
+    EXPECT_TRUE(m.idle());
+  }
 }
 
 // Replies delivered as two kernel buffers, cut at every offset: the same results as contiguous
