@@ -253,16 +253,16 @@ void multiplexer::dispatch(const resp::node& n) {
   // A cluster redirection is an error reply: one node, so the request has seen nothing yet (unless
   // an attribute came first: then the error is the request's reply like any other).
   if ((n.data_type == resp::type::simple_error || n.data_type == resp::type::blob_error) && n.depth == 0 &&
-      !annotated && redirect_.on_redirect != nullptr && redirect(at(0), n)) [[unlikely]] {
+      !annotated && redirect_.on_redirect != nullptr && redirect(front_slot(), n)) [[unlikely]] {
     return;
   }
   // The head slot is looked up after each callback, never kept across one: a callback may enqueue
   // (the cluster router sends CLUSTER SLOTS from on_moved_in_batch), and a full ring then grows and
   // moves every slot (test CallbacksThatEnqueuePastTheRingsCapacityKeepTheReplyCount).
-  if (request* head = at(0).req; head != nullptr) head->on_node(*head, n);
+  if (request* head = front_slot().req; head != nullptr) head->on_node(*head, n);
   if (!n.ends_reply) return;
   in_reply_ = false;
-  slot& s = at(0);
+  slot& s = front_slot();
   if (--s.replies_left != 0) return;
   request* r = s.req;
   if (r == nullptr) --zombies_;
@@ -323,8 +323,11 @@ bool multiplexer::take_unsent(std::vector<request*>& out) {
 }
 
 net::clock::time_point multiplexer::expire(net::clock::time_point now) {
-  next_deadline_ = net::clock::time_point::max();
   const std::uint64_t epoch = epoch_;
+  // Kept apart from next_deadline_ until the end: a completion may enqueue, and encode lowers
+  // next_deadline_ to the new deadline even when this loop then expires that request (it visits
+  // new slots too), which returned a deadline already past (found by fuzz_multiplexer).
+  auto next = net::clock::time_point::max();
   for (std::size_t i = 0; i < size_; ++i) {
     slot& s = at(i);
     if (s.req == nullptr) continue;
@@ -332,11 +335,11 @@ net::clock::time_point multiplexer::expire(net::clock::time_point now) {
       ++zombies_;
       complete(s, errc::timeout);  // may enqueue: indexes stay valid, new slots go last
       if (epoch_ != epoch) return next_deadline_ = net::clock::time_point::min();  // the stream was reset
-    } else if (s.deadline < next_deadline_) {
-      next_deadline_ = s.deadline;
+    } else if (s.deadline < next) {
+      next = s.deadline;
     }
   }
-  return next_deadline_;
+  return next_deadline_ = next;
 }
 
 void multiplexer::drop_sent(std::error_code ec) {
@@ -383,16 +386,22 @@ void multiplexer::drop_sent(std::error_code ec) {
 
 void multiplexer::fail_all(std::error_code ec) {
   drop_sent(ec);
-  pending_.clear();
   while (size_ > 0) {
     slot s = at(0);
     pop_front();
     if (s.req != nullptr) {
-      s.req->on_done(*s.req, ec);
+      s.req->on_done(*s.req, ec);  // may submit again: this loop fails that request too
     } else {
       --zombies_;
     }
   }
+  // Output is dropped after the completions, with whatever they encoded: bytes left here would be
+  // sent later with no request to take their replies, and the next request would get them (found
+  // by fuzz_multiplexer).
+  pending_.clear();
+  front_.clear();
+  front_unsent_ = 0;
+  sent_ = 0;
 }
 
 }  // namespace redring::client

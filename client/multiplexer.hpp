@@ -121,7 +121,8 @@ class multiplexer {
   /// The connection is gone: completes every sent request with `ec` (their replies will never come),
   /// keeps unsent ones and their bytes, and forgets any partial reply.
   void drop_sent(std::error_code ec);
-  /// Completes every request, sent or not, with `ec`, and drops all output.
+  /// Completes every request, sent or not, with `ec`, and drops all output. Requests that the
+  /// completions submit are completed with `ec` too.
   void fail_all(std::error_code ec);
 
   /// Takes back every queued request that was not sent (for another connection), dropping their
@@ -153,6 +154,8 @@ class multiplexer {
   };
 
   slot& at(std::size_t i) noexcept { return ring_[(head_ + i) & mask_]; }
+  // at(0) without the mask: head_ is always an index of ring_ (kept masked).
+  slot& front_slot() noexcept { return ring_[head_]; }
   void grow();
   void encode_front(request& r, net::clock::time_point deadline);
   void pop_front() noexcept;

@@ -83,6 +83,71 @@ TEST(Multiplexer, TimedOutRequestsDiscardTheirLateReply) {
   EXPECT_TRUE(m.idle());
 }
 
+// A timed-out request's completion submits the next command, due at once: expire times that one out
+// in the same pass and returns the next deadline still ahead, never one already past (it returned
+// `now`, and the connection re-armed its timer for nothing; found by fuzz_multiplexer).
+TEST(Multiplexer, ExpireReturnsADeadlineAheadWhenCompletionsSubmit) {
+  multiplexer m;
+  const auto t0 = net::clock::now();
+  struct chained : recorder {
+    multiplexer* m = nullptr;
+    recorder* next = nullptr;
+    net::clock::time_point next_deadline;
+  };
+  recorder next = make(), later = make();
+  chained first;
+  static_cast<recorder&>(first) = make();
+  first.m = &m;
+  first.next = &next;
+  first.next_deadline = t0 + std::chrono::milliseconds(20);  // due when `first` times out
+  first.on_done = [](request& base, std::error_code ec) {
+    auto& self = static_cast<chained&>(base);
+    self.done.push_back(ec);
+    self.m->encode(*self.next, self.next_deadline);
+  };
+  m.encode(first, t0 + std::chrono::milliseconds(10));
+  m.encode(later, t0 + std::chrono::milliseconds(30));
+  EXPECT_EQ(m.expire(t0 + std::chrono::milliseconds(20)), t0 + std::chrono::milliseconds(30));
+  EXPECT_EQ(first.done, std::vector<std::error_code>{errc::timeout});
+  EXPECT_EQ(next.done, std::vector<std::error_code>{errc::timeout});
+  EXPECT_TRUE(later.done.empty());
+  EXPECT_EQ(m.next_deadline(), t0 + std::chrono::milliseconds(30));
+}
+
+// A completion during fail_all submits again (a caller retrying at once): that request fails too,
+// and its bytes go with it. They stayed before, and the next connection sent them ahead of the next
+// request, which then took their reply (found by fuzz_multiplexer).
+TEST(Multiplexer, FailAllDropsWhatItsCompletionsSubmit) {
+  multiplexer m;
+  struct retrying : recorder {
+    multiplexer* m = nullptr;
+    recorder* again = nullptr;
+  };
+  recorder again = make(), next = make();
+  retrying first;
+  static_cast<recorder&>(first) = make();
+  first.m = &m;
+  first.again = &again;
+  first.on_done = [](request& base, std::error_code ec) {
+    auto& self = static_cast<retrying&>(base);
+    self.done.push_back(ec);
+    self.m->encode(*self.again, never);
+  };
+  m.encode(first, never);
+  m.fail_all(errc::connection_lost);
+  EXPECT_EQ(first.done, std::vector<std::error_code>{errc::connection_lost});
+  EXPECT_EQ(again.done, std::vector<std::error_code>{errc::connection_lost});
+  EXPECT_FALSE(m.has_output());
+  EXPECT_TRUE(m.idle());
+  m.encode(next, never);
+  const auto out = m.take_output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].iov_len, 14u);  // *1\r\n$4\r\nPING\r\n: the next request's bytes only
+  (void)m.output_written(14);
+  ASSERT_FALSE(m.feed("+PONG\r\n"));
+  EXPECT_EQ(next.replies, std::vector<std::string>{R"({"simple":"PONG"})"});
+}
+
 TEST(Multiplexer, DropKeepsUnsentAndCompletesSentOnce) {
   multiplexer m;
   auto sent = make(), unsent = make();
