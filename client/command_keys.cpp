@@ -24,9 +24,14 @@ bool equals_ignore_case(std::string_view a, std::string_view b) {
 // RESP3 sends some of COMMAND's lists as sets.
 bool is_list(const resp::value& v) { return v.data_type == resp::type::array || v.data_type == resp::type::set; }
 
+// Key-spec numbers are small (argument positions and steps); a hostile reply's are clamped to
+// +-2^31 so that find's sums and products of them cannot overflow int64.
+constexpr std::int64_t spec_bound = std::int64_t{1} << 31;
+std::int64_t clamp_spec(std::int64_t v) { return std::clamp(v, -spec_bound, spec_bound); }
+
 std::int64_t integer_field(const resp::value& m, std::string_view key, std::int64_t fallback) {
   const resp::value* v = m.find(key);
-  return v != nullptr && v->data_type == resp::type::integer ? v->integer : fallback;
+  return v != nullptr && v->data_type == resp::type::integer ? clamp_spec(v->integer) : fallback;
 }
 
 }  // namespace
@@ -77,10 +82,11 @@ bool command_keys::parse_command(const resp::value& info, std::unordered_map<std
     // Before key specs (Redis < 7): first, last (negative: from the end), step.
     key_spec k;
     k.begin_kind = key_spec::begin::index;
-    k.index = e[3].integer;
+    const std::int64_t first = clamp_spec(e[3].integer), last = clamp_spec(e[4].integer);
+    k.index = first;
     k.find_kind = key_spec::find::range;
-    k.last_key = e[4].integer < 0 ? e[4].integer : e[4].integer - e[3].integer;
-    k.key_step = std::max<std::int64_t>(1, e[5].integer);
+    k.last_key = last < 0 ? last : last - first;
+    k.key_step = std::max<std::int64_t>(1, clamp_spec(e[5].integer));
     c.specs.push_back(k);
   }
   if (e.size() >= 10 && is_list(e[9]) && !e[9].elements.empty()) {
@@ -137,6 +143,9 @@ command_keys::outcome command_keys::find(const command& c, std::span<const std::
     std::int64_t first = 0;
     switch (k.begin_kind) {
       case key_spec::begin::index:
+        // Argument 0 is the command's name: a spec that points at or before it is not one the
+        // server would send, and its keys cannot be known (a negative index read out of bounds).
+        if (k.index < 1) return outcome::undeterminable;
         first = k.index;
         break;
       case key_spec::begin::keyword: {
@@ -173,13 +182,14 @@ command_keys::outcome command_keys::find(const command& c, std::span<const std::
         break;
       case key_spec::find::keynum: {
         const std::int64_t at = first + k.keynum_index;
-        if (at >= argc) continue;
+        if (at < 1 || at >= argc) continue;
         const std::string_view text = args[static_cast<std::size_t>(at)];
         std::int64_t count = 0;
         const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), count);
         if (ec != std::errc{} || p != text.data() + text.size() || count < 0) continue;  // the server will refuse it
         count = std::min(count, argc);  // no more keys than arguments: keeps (count - 1) * step from overflowing
         first += k.first_key;
+        if (first < 1) return outcome::undeterminable;  // as for a begin index
         last = first + (count - 1) * step;
         break;
       }

@@ -3,6 +3,8 @@
 #include "client/slot_map.hpp"
 
 #include <algorithm>
+#include <string>
+#include <unordered_map>
 
 namespace redring::client {
 namespace {
@@ -26,15 +28,21 @@ bool is_list(const resp::value& v) { return v.data_type == resp::type::array || 
 
 }  // namespace
 
-void slot_map::add(cluster_shard s) {
-  if (s.ranges.empty()) return;  // a shard without slots (a new, empty primary) serves nothing
+bool slot_map::add(cluster_shard s) {
+  if (s.ranges.empty()) return true;  // a shard without slots (a new, empty primary) serves nothing
   // The primary first: replicas follow in the server's order.
   std::stable_partition(s.nodes.begin(), s.nodes.end(), [](const cluster_node& n) { return n.primary; });
   const auto index = static_cast<std::uint16_t>(shards_.size());
   for (const auto& [first, last] : s.ranges) {
-    for (unsigned slot = first; slot <= last; ++slot) slot_to_shard_[slot] = index;
+    for (unsigned slot = first; slot <= last; ++slot) {
+      // A slot has one owner in any node's view. Refusing a second one also bounds the work: a
+      // hostile reply of many ranges over all 16384 slots stops at its second range.
+      if (slot_to_shard_[slot] != none) return false;
+      slot_to_shard_[slot] = index;
+    }
   }
   shards_.push_back(std::move(s));
+  return true;
 }
 
 std::size_t slot_map::unassigned_slots() const noexcept {
@@ -79,7 +87,7 @@ resp::result<slot_map> slot_map::from_shards(const resp::value& reply) {
       n.healthy = health == nullptr || health->text == "online";
       s.nodes.push_back(std::move(n));
     }
-    m.add(std::move(s));
+    if (!m.add(std::move(s))) return bad_shape("CLUSTER SHARDS serves a slot twice");
   }
   return m;
 }
@@ -87,10 +95,14 @@ resp::result<slot_map> slot_map::from_shards(const resp::value& reply) {
 resp::result<slot_map> slot_map::from_slots(const resp::value& reply) {
   if (reply.is_error()) return resp::error{resp::errc::server_error, reply.text};
   if (reply.data_type != resp::type::array) return bad_shape("CLUSTER SLOTS reply is not an array");
+  // Each entry is a range of at least one slot, and no slot is served twice (add checks).
+  if (reply.elements.size() > slot_count) return bad_shape("CLUSTER SLOTS has more ranges than slots");
   slot_map m;
   // Each entry: [first, last, [host, port, id?, ...] (primary), [host, port, id?] (replicas) ...].
-  // A shard with several ranges appears once per range: merge them by primary id/address.
+  // A shard with several ranges appears once per range: merge them by primary id/address, found by
+  // a map (a linear search over the shards is quadratic in a hostile reply's ranges).
   std::vector<cluster_shard> shards;
+  std::unordered_map<std::string, std::size_t> shard_of_primary;
   for (const resp::value& e : reply.elements) {
     if (e.data_type != resp::type::array || e.elements.size() < 3) return bad_shape("CLUSTER SLOTS entry too short");
     std::uint16_t first = 0, last = 0;
@@ -109,14 +121,19 @@ resp::result<slot_map> slot_map::from_slots(const resp::value& reply) {
       n.primary = i == 2;
       s.nodes.push_back(std::move(n));
     }
-    auto same = std::find_if(shards.begin(), shards.end(), [&](const cluster_shard& x) { return x.nodes.front() == s.nodes.front(); });
-    if (same != shards.end()) {
-      same->ranges.push_back(s.ranges.front());
-    } else {
+    const cluster_node& primary = s.nodes.front();
+    std::string key = primary.id;
+    key.append(1, '\0').append(primary.host).append(1, '\0').append(std::to_string(primary.port));
+    const auto [at, added] = shard_of_primary.try_emplace(std::move(key), shards.size());
+    if (added) {
       shards.push_back(std::move(s));
+    } else {
+      shards[at->second].ranges.push_back(s.ranges.front());
     }
   }
-  for (auto& s : shards) m.add(std::move(s));
+  for (auto& s : shards) {
+    if (!m.add(std::move(s))) return bad_shape("CLUSTER SLOTS serves a slot twice");
+  }
   return m;
 }
 

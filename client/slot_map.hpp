@@ -35,9 +35,11 @@ struct cluster_shard {
 /// Slot -> shard, built from one topology reply.
 class slot_map {
  public:
-  /// From a `CLUSTER SHARDS` reply (RESP2 or RESP3). An error if its shape is not that of SHARDS.
+  /// From a `CLUSTER SHARDS` reply (RESP2 or RESP3). An error if its shape is not that of SHARDS, or
+  /// if it names two owners for a slot.
   [[nodiscard]] static resp::result<slot_map> from_shards(const resp::value& reply);
-  /// From a `CLUSTER SLOTS` reply. An error if its shape is not that of SLOTS.
+  /// From a `CLUSTER SLOTS` reply. An error if its shape is not that of SLOTS, or if it names two
+  /// owners for a slot.
   [[nodiscard]] static resp::result<slot_map> from_slots(const resp::value& reply);
 
   /// The shard serving `slot`, or null if none does (a cluster with unassigned slots).
@@ -57,7 +59,8 @@ class slot_map {
 
  private:
   static constexpr std::uint16_t none = 0xFFFF;
-  void add(cluster_shard s);
+  // Adds a shard; false if it serves a slot another shard (or itself) already serves.
+  bool add(cluster_shard s);
 
   std::vector<cluster_shard> shards_;
   std::array<std::uint16_t, slot_count> slot_to_shard_ = filled();

@@ -6,10 +6,12 @@
 #include "client/hash_slot.hpp"
 #include "client/slot_map.hpp"
 
+#include "tests/support/decode.hpp"
 #include "tests/support/redis_cluster.hpp"
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <memory>
 #include <random>
 #include <set>
@@ -252,9 +254,88 @@ TEST(SlotMap, MalformedRepliesAreErrors) {
   EXPECT_EQ(partial->unassigned_slots(), slot_count - 100u);
   EXPECT_EQ(partial->primary_of(99)->port, 7000);
   EXPECT_EQ(partial->primary_of(100), nullptr);
+  // A slot served twice: across entries, across shards, within a shard.
+  const auto node_at = [&](std::int64_t port) { return array({text("h"), integer(port), text(std::string("id").append(std::to_string(port)))}); };
+  EXPECT_FALSE(slot_map::from_slots(array({array({integer(0), integer(10), node_at(7000)}), array({integer(10), integer(20), node_at(7001)})})));
+  EXPECT_FALSE(slot_map::from_slots(array({array({integer(0), integer(10), node_at(7000)}), array({integer(5), integer(6), node_at(7000)})})));
+  const auto shard = [&](std::vector<resp::value> ranges, std::int64_t port) {
+    return array({text("slots"), array(std::move(ranges)), text("nodes"),
+                  array({array({text("id"), text(std::string("n").append(std::to_string(port))), text("port"), integer(port), text("ip"),
+                                text("h"), text("role"), text("master")})})});
+  };
+  ASSERT_TRUE(slot_map::from_shards(array({shard({integer(0), integer(9)}, 7000), shard({integer(10), integer(19)}, 7001)})));
+  EXPECT_FALSE(slot_map::from_shards(array({shard({integer(0), integer(10)}, 7000), shard({integer(10), integer(19)}, 7001)})));
+  EXPECT_FALSE(slot_map::from_shards(array({shard({integer(0), integer(10), integer(3), integer(4)}, 7000)})));
+  // A hostile reply of more ranges than slots, each over every slot, is refused before a slot is
+  // filled (it was accepted before, the last range winning, after 20000 x 16384 slot writes).
+  std::vector<resp::value> everything(20000, array({integer(0), integer(slot_count - 1), node_at(7000)}));
+  EXPECT_FALSE(slot_map::from_slots(array(std::move(everything))));
+  // The most a reply can hold: 16384 one-slot ranges of one primary, merged into one shard.
+  std::vector<resp::value> singles;
+  for (std::int64_t slot = 0; slot < slot_count; ++slot) singles.push_back(array({integer(slot), integer(slot), node_at(7000)}));
+  const auto one_shard = slot_map::from_slots(array(std::move(singles)));
+  ASSERT_TRUE(one_shard);
+  EXPECT_EQ(one_shard->shards().size(), 1u);
+  EXPECT_EQ(one_shard->shards()[0].ranges.size(), std::size_t{slot_count});
+  EXPECT_EQ(one_shard->unassigned_slots(), 0u);
   // Malformed COMMAND replies.
   EXPECT_FALSE(command_keys::from_reply(integer(3)));
   EXPECT_FALSE(command_keys::from_reply(array({array({text("get")})})));
+}
+
+// Key specs from a hostile or broken COMMAND reply: find never names an argument outside the call
+// (the router hashes args[index]) and its arithmetic cannot overflow. Before, a negative begin index
+// was returned as a huge index, a negative keynumidx read before the arguments, and INT64_MAX
+// lastkey / keystep overflowed int64 (UBSan).
+TEST(CommandKeys, HostileKeySpecsNameNoArgumentOutsideTheCall) {
+  const auto integer = [](std::int64_t v) { return std::string(":").append(std::to_string(v)).append("\r\n"); };
+  const auto range = [&](std::int64_t index, std::int64_t lastkey, std::int64_t keystep) {
+    return std::string("%2\r\n+begin_search\r\n%2\r\n+type\r\n+index\r\n+spec\r\n%1\r\n+index\r\n")
+        .append(integer(index))
+        .append("+find_keys\r\n%2\r\n+type\r\n+range\r\n+spec\r\n%3\r\n+lastkey\r\n")
+        .append(integer(lastkey))
+        .append("+keystep\r\n")
+        .append(integer(keystep))
+        .append("+limit\r\n:0\r\n");
+  };
+  const auto keynum = [&](std::int64_t keynumidx, std::int64_t firstkey, std::int64_t keystep) {
+    return std::string("%2\r\n+begin_search\r\n%2\r\n+type\r\n+index\r\n+spec\r\n%1\r\n+index\r\n:1\r\n")
+        .append("+find_keys\r\n%2\r\n+type\r\n+keynum\r\n+spec\r\n%3\r\n+keynumidx\r\n")
+        .append(integer(keynumidx))
+        .append("+firstkey\r\n")
+        .append(integer(firstkey))
+        .append("+keystep\r\n")
+        .append(integer(keystep));
+  };
+  // COMMAND INFO of one command: [name, arity, flags, first, last, step, acl, tips, [spec], subcommands].
+  const auto keys_of = [](const std::string& spec, std::vector<std::string_view> args, std::vector<std::size_t>& out) {
+    const std::string reply = std::string("*1\r\n*10\r\n$3\r\ncmd\r\n:-2\r\n*0\r\n:1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*1\r\n")
+                                  .append(spec)
+                                  .append("*0\r\n");
+    const auto table = command_keys::from_reply(test::parse_one(reply));
+    EXPECT_TRUE(table);
+    out.clear();
+    return table ? table->find(args, out) : command_keys::outcome::unknown_command;
+  };
+  using outcome = command_keys::outcome;
+  constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max();
+  std::vector<std::size_t> out;
+  EXPECT_EQ(keys_of(range(1, 0, 1), {"cmd", "k"}, out), outcome::found);  // the well-formed case
+  EXPECT_EQ(out, std::vector<std::size_t>{1});
+  EXPECT_EQ(keys_of(range(-5, 0, 1), {"cmd", "a", "b"}, out), outcome::undeterminable);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(keys_of(range(0, 0, 1), {"cmd", "a"}, out), outcome::undeterminable);
+  EXPECT_EQ(keys_of(range(1, max, 1), {"cmd", "a", "b", "c"}, out), outcome::found);
+  EXPECT_EQ(out, (std::vector<std::size_t>{1, 2, 3}));
+  EXPECT_EQ(keys_of(range(1, -1, max), {"cmd", "a", "b", "c"}, out), outcome::found);
+  EXPECT_EQ(out, std::vector<std::size_t>{1});
+  EXPECT_EQ(keys_of(keynum(-3, 1, 1), {"cmd", "2", "a", "b"}, out), outcome::found);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(keys_of(keynum(0, -9, 1), {"cmd", "2", "a", "b"}, out), outcome::undeterminable);
+  EXPECT_EQ(keys_of(keynum(0, 1, max), {"cmd", "2", "a", "b"}, out), outcome::found);
+  EXPECT_EQ(out, std::vector<std::size_t>{2});
+  EXPECT_EQ(keys_of(keynum(0, max, 1), {"cmd", "2", "a", "b"}, out), outcome::found);
+  EXPECT_TRUE(out.empty());
 }
 
 }  // namespace
