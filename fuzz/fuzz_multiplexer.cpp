@@ -4,8 +4,9 @@
 // replies (with or without a deadline, idempotent or not, handshake requests sent first), sends cut
 // short, reply bytes fed by copy (`feed`), in place from a buffer freed as soon as the call returns
 // (`feed_in_place`) or through `read_space`/`commit_read`, time passing (`expire`), lost connections
-// (`drop_sent`), `take_unsent`, a cluster redirect handler that resends or fails, and callbacks that
-// enqueue more requests (past the ring's capacity too). The reply bytes are arbitrary.
+// (`drop_sent`, `fail_all`), `take_unsent`, a cluster redirect handler that resends or fails, and
+// callbacks that enqueue more requests (past the ring's capacity too) or, from a completion, reset
+// the stream. The reply bytes are arbitrary.
 //
 // Invariants: every request completes exactly once and gets no node after that; one that completes
 // without error saw exactly as many reply ends as it expects; errors are the ones that name their
@@ -69,6 +70,7 @@ struct harness {
   int budget = 300;      // requests that callbacks may still create
   bool callbacks_enqueue = true;
   bool sending = false;
+  bool resetting = false;  // a completion is resetting the stream
   net::clock::time_point now = net::clock::time_point{} + 1h;
   volatile unsigned char sink = 0;
 
@@ -121,6 +123,18 @@ struct harness {
       if (h.callbacks_enqueue && h.budget > 0 && h.in.ConsumeIntegralInRange(0, 3) == 0) {
         --h.budget;
         h.submit(h.make(1));
+      }
+      // A completion may close the connection (the caller closes the client, or a cluster router
+      // gives up on a node) in the middle of a parse, an expire or a take_unsent: one level deep.
+      if (h.callbacks_enqueue && !h.resetting && h.in.ConsumeIntegralInRange(0, 15) == 0) {
+        h.resetting = true;
+        if (h.in.ConsumeBool()) {
+          h.m.drop_sent(errc::connection_lost);
+        } else {
+          h.m.fail_all(errc::shutting_down);
+        }
+        h.sending = false;
+        h.resetting = false;
       }
     };
     all.push_back(std::move(r));
@@ -237,7 +251,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 8: {
         h.now += std::chrono::milliseconds(in.ConsumeIntegralInRange(0, 30));
         const auto next = h.m.expire(h.now);
-        FUZZ_CHECK(next > h.now);
+        FUZZ_CHECK(next > h.now || next == net::clock::time_point::min());  // min: a completion reset the stream
         break;
       }
       case 9:
