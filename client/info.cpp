@@ -5,8 +5,23 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <cstdint>
+#include <optional>
 
 namespace redring::client {
+
+namespace {
+// system_clock counts nanoseconds in an int64 (about +-292 years around 1970): converting a hostile
+// reply's seconds could overflow (undefined behaviour), so they are checked first.
+std::optional<std::chrono::system_clock::time_point> epoch_time(std::int64_t s, std::int64_t us) {
+  using clock = std::chrono::system_clock;
+  constexpr std::int64_t max_s = std::chrono::duration_cast<std::chrono::seconds>(clock::duration::max()).count() - 1;
+  if (s < -max_s || s > max_s || us < 0 || us >= 1'000'000) return std::nullopt;
+  return clock::time_point(
+      std::chrono::duration_cast<clock::duration>(std::chrono::seconds(s) + std::chrono::microseconds(us)));
+}
+}  // namespace
 
 std::optional<std::string_view> server_info::get(std::string_view section, std::string_view key) const {
   const auto s = sections.find(std::string(section));
@@ -57,8 +72,10 @@ resp::result<std::vector<slowlog_entry>> to_slowlog(const resp::value& v) {
     auto micros = resp::convert<std::int64_t>(e.elements[2]);
     auto args = resp::convert<std::vector<std::string>>(e.elements[3]);
     if (!id || !when || !micros || !args) return resp::error{resp::errc::unexpected_type, "SLOWLOG entry fields"};
+    const auto at = epoch_time(*when, 0);
+    if (!at) return resp::error{resp::errc::out_of_range, "SLOWLOG entry time out of range"};
     entry.id = *id;
-    entry.when = std::chrono::system_clock::time_point(std::chrono::seconds(*when));
+    entry.when = *at;
     entry.duration = std::chrono::microseconds(*micros);
     entry.arguments = std::move(*args);
     if (e.elements.size() >= 6) {
@@ -73,8 +90,9 @@ resp::result<std::vector<slowlog_entry>> to_slowlog(const resp::value& v) {
 resp::result<std::chrono::system_clock::time_point> to_time(const resp::value& v) {
   auto parts = resp::convert<std::pair<std::int64_t, std::int64_t>>(v);
   if (!parts) return parts.error();
-  return std::chrono::system_clock::time_point(std::chrono::seconds(parts->first) +
-                                               std::chrono::microseconds(parts->second));
+  const auto at = epoch_time(parts->first, parts->second);
+  if (!at) return resp::error{resp::errc::out_of_range, "TIME out of range"};
+  return *at;
 }
 
 }  // namespace redring::client

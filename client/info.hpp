@@ -37,10 +37,11 @@ struct slowlog_entry {
   std::string client_name;     ///< Redis 4+.
 };
 
-/// Converts SLOWLOG GET's reply.
+/// Converts SLOWLOG GET's reply. A time outside system_clock's range is `resp::errc::out_of_range`.
 [[nodiscard]] resp::result<std::vector<slowlog_entry>> to_slowlog(const resp::value& v);
 
-/// Converts TIME's reply ([seconds, microseconds]) to a time point.
+/// Converts TIME's reply ([seconds, microseconds]) to a time point. Seconds outside system_clock's
+/// range (about +-292 years around 1970) or microseconds outside [0, 10^6) are `resp::errc::out_of_range`.
 [[nodiscard]] resp::result<std::chrono::system_clock::time_point> to_time(const resp::value& v);
 
 }  // namespace redring::client

@@ -4,6 +4,7 @@
 #include "client/detached.hpp"
 
 #include "tests/support/alloc_counter.hpp"
+#include "tests/support/decode.hpp"
 #include "tests/support/run_until.hpp"
 #include "tests/support/redis_server.hpp"
 
@@ -32,6 +33,30 @@ class Helpers : public ::testing::TestWithParam<int> {
   net::loop loop;
   client c;
 };
+
+// TIME and SLOWLOG GET from a server that cannot be trusted: seconds past system_clock's range are
+// an error, not an overflowing conversion (undefined behaviour; UBSan flags it).
+TEST(ServerTimes, OutOfRangeTimesAreErrors) {
+  const auto time_reply = [](std::string_view s, std::string_view us) {
+    return test::parse_one(std::string("*2\r\n$").append(std::to_string(s.size())).append("\r\n").append(s).append("\r\n$")
+                               .append(std::to_string(us.size())).append("\r\n").append(us).append("\r\n"));
+  };
+  const auto ok = to_time(time_reply("1700000000", "250000"));
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::microseconds>(ok->time_since_epoch()).count(), 1700000000250000);
+  EXPECT_EQ(to_time(time_reply("9223372036854775807", "0")).error().code, resp::errc::out_of_range);
+  EXPECT_EQ(to_time(time_reply("-9223372036854775808", "0")).error().code, resp::errc::out_of_range);
+  EXPECT_EQ(to_time(time_reply("1", "1000000")).error().code, resp::errc::out_of_range);
+  EXPECT_EQ(to_time(time_reply("1", "-1")).error().code, resp::errc::out_of_range);
+  const auto slowlog = [](std::string_view when) {
+    return test::parse_one(std::string("*1\r\n*4\r\n:1\r\n:").append(when).append("\r\n:10\r\n*1\r\n$3\r\nGET\r\n"));
+  };
+  const auto entries = to_slowlog(slowlog("1700000000"));
+  ASSERT_TRUE(entries);
+  ASSERT_EQ(entries->size(), 1u);
+  EXPECT_EQ(std::chrono::system_clock::to_time_t(entries->front().when), 1700000000);
+  EXPECT_EQ(to_slowlog(slowlog("9223372036854775807")).error().code, resp::errc::out_of_range);
+}
 
 TEST_P(Helpers, IgnoredRepliesStillReportErrorsAndNulls) {
   bool finished = false;
