@@ -551,7 +551,7 @@ void cluster_router::submit_early(request& r) {
     return;
   }
   const auto timeout = timeout_of(r, opts_.command_timeout);
-  waiting_.push_back({timeout.count() > 0 ? loop_.now() + timeout : net::clock::time_point::max(), &r});
+  waiting_.push_back({timeout.count() > 0 ? net::deadline_after(loop_.now(), timeout) : net::clock::time_point::max(), &r});
   if (timeout.count() > 0) arm_delay_timer();
   start();
 }

@@ -222,7 +222,7 @@ void connection::send_step(step& s, std::vector<std::string> args, void (connect
     }
     (st.owner->*st.then)(st, ec);
   };
-  const auto deadline = opts_.connect_timeout.count() > 0 ? loop_.now() + opts_.connect_timeout
+  const auto deadline = opts_.connect_timeout.count() > 0 ? net::deadline_after(loop_.now(), opts_.connect_timeout)
                                                           : net::clock::time_point::max();
   mux_.encode(s, deadline, /*front=*/true);
   loop_.at_end_of_turn(flush_hook_);
@@ -302,7 +302,7 @@ void connection::become_ready() {
       current_address_.to_string(), protocol_);
   loop_.at_end_of_turn(flush_hook_);
   last_read_ = loop_.now();
-  if (opts_.health_check_interval.count() > 0) loop_.arm(health_timer_, loop_.now() + opts_.health_check_interval);
+  if (opts_.health_check_interval.count() > 0) loop_.arm(health_timer_, net::deadline_after(loop_.now(), opts_.health_check_interval));
 }
 
 void connection::on_health_timer(net::timer* t) {
@@ -316,7 +316,7 @@ void connection::on_health_timer(net::timer* t) {
     c->ping_.timeout = interval;
     c->submit(c->ping_);
   }
-  c->loop_.arm(c->health_timer_, c->loop_.now() + interval);
+  c->loop_.arm(c->health_timer_, net::deadline_after(c->loop_.now(), interval));
 }
 
 void connection::on_setup(step& s, std::error_code ec) {
@@ -350,7 +350,7 @@ void connection::submit(request& r, std::string_view encoded) {
     }
   }
   const auto timeout = timeout_of(r, opts_.command_timeout);
-  const auto deadline = timeout.count() > 0 ? loop_.now() + timeout : net::clock::time_point::max();
+  const auto deadline = timeout.count() > 0 ? net::deadline_after(loop_.now(), timeout) : net::clock::time_point::max();
   if (encoded.empty()) mux_.encode(r, deadline);
   else mux_.encode_as(r, deadline, encoded);
   if (state_ == connection_state::ready) loop_.at_end_of_turn(flush_hook_);

@@ -29,6 +29,15 @@ using op_token = std::uint64_t;
 /// The clock of timers and deadlines.
 using clock = std::chrono::steady_clock;
 
+/// `now + d`, or `clock::time_point::max()` (never) when that is past the clock's range: a timeout
+/// of years (`hours::max()`, a URL's `timeout=9223372036854775807`) must not overflow the
+/// nanosecond count (undefined behaviour; the deadline would wrap into the past).
+[[nodiscard]] inline clock::time_point deadline_after(clock::time_point now, std::chrono::milliseconds d) noexcept {
+  // In milliseconds, which cannot overflow for clock::duration's range.
+  const auto room = std::chrono::duration_cast<std::chrono::milliseconds>(clock::time_point::max() - now);
+  return d >= room ? clock::time_point::max() : now + d;
+}
+
 /// A timer armed on a loop. Intrusive: the owner keeps it alive while armed (`loop::cancel` first).
 struct timer {
   clock::time_point deadline{};

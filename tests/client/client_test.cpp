@@ -3,6 +3,7 @@
 // a server killed and restarted under load, and a stopped server with timeouts.
 #include "client/client.hpp"
 #include "client/detached.hpp"
+#include "client/url.hpp"
 
 #include "tests/support/run_until.hpp"
 #include "tests/support/redis_server.hpp"
@@ -351,6 +352,31 @@ TEST(Client, StoppedServerTimeoutsFireAndLaterRepliesStillMatch) {
   ASSERT_TRUE(slept.has_value());
   EXPECT_EQ(slept->code, errc::timeout);
   EXPECT_EQ(*after, "1");
+}
+
+// Timeouts of centuries (a URL's largest number of milliseconds, a per-command
+// milliseconds::max()) mean "no deadline": before, now + timeout overflowed the clock's nanoseconds
+// (undefined behaviour) and the deadline wrapped into the past, so a command waiting on the server
+// timed out at once.
+TEST(Client, TimeoutsPastTheClocksRangeNeverFire) {
+  test::redis_server server({"--enable-debug-command", "yes"});
+  net::loop loop;
+  options o;
+  ASSERT_FALSE(parse_url("unix://" + server.socket_path() + "?timeout=9223372036854775807&connect_timeout=9223372036854775807", o));
+  o.health_check_interval = std::chrono::milliseconds::max();
+  client c(loop, o);
+  std::optional<std::string> slept, held;
+  auto body16 = [&]() -> detached {
+    const auto r = co_await c.command<std::string>("DEBUG", "SLEEP", "0.2");
+    slept = r ? *r : r.error().what();
+    const auto h =
+        co_await c.command<std::string>("DEBUG", "SLEEP", "0.1").with_timeout(std::chrono::milliseconds::max());
+    held = h ? *h : h.error().what();
+  };
+  body16();
+  ASSERT_TRUE(run_until(loop, [&] { return held.has_value(); }, 5s));
+  EXPECT_EQ(*slept, "OK");
+  EXPECT_EQ(*held, "OK");
 }
 
 }  // namespace
