@@ -302,7 +302,9 @@ void connection::become_ready() {
       current_address_.to_string(), protocol_);
   loop_.at_end_of_turn(flush_hook_);
   last_read_ = loop_.now();
-  if (opts_.health_check_interval.count() > 0) loop_.arm(health_timer_, net::deadline_after(loop_.now(), opts_.health_check_interval));
+  if (opts_.health_check_interval.count() > 0) {
+    loop_.arm(health_timer_, net::deadline_after(loop_.now(), opts_.health_check_interval));
+  }
 }
 
 void connection::on_health_timer(net::timer* t) {

@@ -226,7 +226,7 @@ task<resp::result<cached>> cache::fetch(const std::string& vk, std::string_view 
                                         const loader& load) {
   const std::span<const std::string> read_keys(&vk, 1);
   const std::array<std::string, 1> stale = {std::to_string(std::max<std::int64_t>(0, opts_.stale_ttl.count()))};
-  const auto deadline = net::clock::now() + opts_.lock_wait;
+  const auto deadline = net::deadline_after(net::clock::now(), opts_.lock_wait);
   bool lock_tried = false;
   std::optional<lease> held;  // the stampede lock, once this call holds it
   auto reply = co_await read_script().run(client_, read_keys, stale, opts_.timeout);

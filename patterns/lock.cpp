@@ -137,7 +137,7 @@ task<resp::result<lease>> lock::acquire(std::string_view name) {
   s->token = random_hex(16);
   s->ttl = opts_.ttl;
   s->loop = &servers_.front()->loop();
-  const auto deadline = net::clock::now() + opts_.wait;
+  const auto deadline = net::deadline_after(net::clock::now(), opts_.wait);  // milliseconds::max(): no end
   auto delay = opts_.retry_delay;
   for (;;) {
     auto fence = co_await try_once(s);
