@@ -85,10 +85,12 @@ std::error_code apply_query(std::string_view query, options& out, std::string* m
   return {};
 }
 
-// `user[:password]@` at the start of `rest`, removed from it.
+// `user[:password]@` at the start of `rest`, removed from it. The userinfo ends at the authority's
+// last '@', as in RFC 3986 parsers (WHATWG URL, Python's urllib): an unencoded '@' in a password,
+// "redis://u:p@ss@host", belongs to the password rather than making "ss@host" the host name.
 std::error_code take_userinfo(std::string_view& rest, std::string_view end_chars, options& out, std::string* message) {
-  const auto at = rest.find('@');
-  if (at == std::string_view::npos || at > rest.find_first_of(end_chars)) return {};
+  const auto at = rest.substr(0, rest.find_first_of(end_chars)).rfind('@');
+  if (at == std::string_view::npos) return {};
   const std::string_view info = rest.substr(0, at);
   rest.remove_prefix(at + 1);
   const auto colon = info.find(':');

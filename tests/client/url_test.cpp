@@ -34,6 +34,28 @@ TEST(Url, RedisUrls) {
   EXPECT_EQ(v6.password, "secret");
 }
 
+// The userinfo ends at the authority's last '@' (RFC 3986 parsers: WHATWG URL, Python's urllib), so
+// a password with an unencoded '@' keeps it; an '@' in the query or path is not userinfo.
+TEST(Url, UnencodedAtSignsBelongToThePassword) {
+  options o;
+  ASSERT_FALSE(parse_url("redis://u:p@ss@host:7000/3?name=a@b", o));
+  EXPECT_EQ(o.user, "u");
+  EXPECT_EQ(o.password, "p@ss");
+  EXPECT_EQ(o.host, "host");
+  EXPECT_EQ(o.port, 7000);
+  EXPECT_EQ(o.database, 3);
+  EXPECT_EQ(o.client_name, "a@b");
+  options no_userinfo;
+  no_userinfo.user = "default-user";
+  ASSERT_FALSE(parse_url("redis://host?name=x@y", no_userinfo));
+  EXPECT_EQ(no_userinfo.host, "host");
+  EXPECT_EQ(no_userinfo.user, "default-user");
+  options unix_socket;
+  ASSERT_FALSE(parse_url("unix://app:p@w@/tmp/at@sign.sock", unix_socket));
+  EXPECT_EQ(unix_socket.password, "p@w");
+  EXPECT_EQ(unix_socket.unix_path, "/tmp/at@sign.sock");
+}
+
 TEST(Url, UnixUrls) {
   options o;
   ASSERT_FALSE(parse_url("unix:///run/redis/redis.sock?db=3", o));
