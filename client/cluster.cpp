@@ -940,9 +940,10 @@ void cluster_router::send_asking(node& to, request& r) {
 void cluster_router::retry_later(request& r) {
   ++stats_.retries;
   const auto base = std::max<std::int64_t>(1, opts_.cluster.retry_delay.count());
-  const auto delay = std::min<std::int64_t>(std::max<std::int64_t>(base, opts_.cluster.max_retry_delay.count()),
-                                            base << std::min<int>(r.redirects, 20));
-  delayed_.push_back({loop_.now() + std::chrono::milliseconds(delay), &r});
+  const int shift = std::min<int>(r.redirects, 20);
+  const auto doubled = base > (INT64_MAX >> shift) ? INT64_MAX : base << shift;  // saturates
+  const auto delay = std::min<std::int64_t>(std::max<std::int64_t>(base, opts_.cluster.max_retry_delay.count()), doubled);
+  delayed_.push_back({net::deadline_after(loop_.now(), std::chrono::milliseconds(delay)), &r});
   arm_delay_timer();
 }
 
@@ -1119,7 +1120,7 @@ void cluster_router::apply(slot_map map) {
   const bool primary_down = std::any_of(primaries_.begin(), primaries_.end(), [](node* p) { return p->down() || !p->healthy; });
   const auto next = primary_down ? std::max(opts_.cluster.min_refresh_gap, std::chrono::milliseconds(50))
                                  : opts_.cluster.refresh_interval;
-  if (next.count() > 0) loop_.arm(refresh_timer_, loop_.now() + next);
+  if (next.count() > 0) loop_.arm(refresh_timer_, net::deadline_after(loop_.now(), next));
 }
 
 void cluster_router::become_ready() {

@@ -540,10 +540,13 @@ void connection::schedule_reconnect() {
   ++attempt_;
   const double jitter = std::clamp(opts_.reconnect.jitter, 0.0, 1.0);
   const double draw = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  // At most 2^52 ms (142,000 years), exact as a double: a cap of milliseconds::max() (no cap) must
+  // not convert back out of int64's range.
+  delay = std::min<std::int64_t>(delay, std::int64_t{1} << 52);
   delay = static_cast<std::int64_t>(static_cast<double>(delay) * (1.0 - jitter * draw));
   set_state(connection_state::backoff);
   log(SPDLOG_LEVEL_INFO, "redring: reconnecting in {} ms (attempt {})", delay, attempt_);
-  loop_.arm(reconnect_timer_, loop_.now() + std::chrono::milliseconds(delay));
+  loop_.arm(reconnect_timer_, net::deadline_after(loop_.now(), std::chrono::milliseconds(delay)));
 }
 
 void connection::on_reconnect(net::timer* t) {

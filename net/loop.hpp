@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 namespace redring::net {
@@ -30,11 +31,16 @@ using op_token = std::uint64_t;
 using clock = std::chrono::steady_clock;
 
 /// `now + d`, or `clock::time_point::max()` (never) when that is past the clock's range: a timeout
-/// of years (`hours::max()`, a URL's `timeout=9223372036854775807`) must not overflow the
-/// nanosecond count (undefined behaviour; the deadline would wrap into the past).
-[[nodiscard]] inline clock::time_point deadline_after(clock::time_point now, std::chrono::milliseconds d) noexcept {
-  // In milliseconds, which cannot overflow for clock::duration's range.
-  const auto room = std::chrono::duration_cast<std::chrono::milliseconds>(clock::time_point::max() - now);
+/// of years (`hours::max()`, a URL's `timeout=9223372036854775807`, a reconnect cap of
+/// `milliseconds::max()`) must not overflow the nanosecond count (undefined behaviour; the deadline
+/// would wrap into the past and fire at once). A negative `d` is due at once: `now`.
+template <class Rep, class Period>
+  requires std::is_integral_v<Rep> && std::ratio_greater_equal_v<Period, clock::period>
+[[nodiscard]] constexpr clock::time_point deadline_after(clock::time_point now, std::chrono::duration<Rep, Period> d) noexcept {
+  using duration = std::chrono::duration<Rep, Period>;
+  if (d <= duration::zero()) return now;
+  // Compared in d's own unit, which cannot overflow: the room left is truncated towards zero.
+  const auto room = std::chrono::duration_cast<duration>(clock::time_point::max() - now);
   return d >= room ? clock::time_point::max() : now + d;
 }
 

@@ -55,7 +55,10 @@ const script& extend_script() {
 net::clock::duration jittered(std::chrono::milliseconds delay, double jitter) {
   thread_local std::minstd_rand rng{std::random_device{}()};
   const double fraction = 1.0 - std::clamp(jitter, 0.0, 1.0) * std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-  return std::chrono::duration_cast<net::clock::duration>(delay * fraction);
+  // In double nanoseconds, saturated: a delay of milliseconds::max() is past clock::duration's range.
+  const double ns = static_cast<double>(delay.count()) * 1e6 * fraction;
+  constexpr auto longest = static_cast<double>(net::clock::duration::max().count());
+  return ns >= longest ? net::clock::duration::max() : net::clock::duration(static_cast<net::clock::rep>(ns));
 }
 
 }  // namespace
@@ -76,12 +79,12 @@ struct lease::state {
   // The watchdog's pause, which `stop` cuts short.
   struct pause {
     state& s;
-    net::clock::duration d;
+    std::chrono::milliseconds d;
     bool await_ready() const noexcept { return s.stopped; }
     void await_suspend(std::coroutine_handle<> h) {
       s.wake.handle = h;
       s.wake.fn = [](net::timer* t) { static_cast<wake_timer*>(t)->handle.resume(); };
-      s.loop->arm(s.wake, s.loop->now() + d);
+      s.loop->arm(s.wake, net::deadline_after(s.loop->now(), d));
     }
     void await_resume() const noexcept {}
   };
@@ -148,7 +151,7 @@ task<resp::result<lease>> lock::acquire(std::string_view name) {
     const auto now = net::clock::now();
     if (now >= deadline) co_return fence.error();
     co_await sleep_for(*s->loop, std::min<net::clock::duration>(jittered(delay, opts_.jitter), deadline - now));
-    delay = std::min(delay * 2, opts_.max_retry_delay);
+    delay = delay >= opts_.max_retry_delay / 2 ? opts_.max_retry_delay : delay * 2;  // doubled, without overflow
   }
 }
 
@@ -248,7 +251,7 @@ void lock::start_watchdog(lease& l, std::function<void()> on_lost) {
 // Extends every ttl/3; a failed round (no reply) is retried at the next tick while the lease is
 // still valid, so one slow reply does not lose the lock, and a lease past its validity is lost.
 client::detached lock::watchdog(std::shared_ptr<lease::state> s, std::function<void()> on_lost) {
-  const auto interval = std::chrono::duration_cast<net::clock::duration>(s->ttl / 3);
+  const auto interval = s->ttl / 3;
   while (!s->stopped) {
     co_await lease::state::pause{*s, interval};
     if (s->stopped) break;

@@ -123,15 +123,21 @@ task<std::pair<A, B>> when_all(task<A> first, task<B> second) {
 }
 
 /// `co_await sleep_for(loop, d)`: resumes on the loop thread after `d`, measured from the start
-/// of the current loop turn. The awaiting coroutine must keep `loop` alive.
+/// of the current loop turn (`duration::max()`: never). The awaiting coroutine must keep `loop`
+/// alive; destroying it while it sleeps (a task destroyed unfinished) disarms the timer.
 class [[nodiscard]] sleep_for {
  public:
   sleep_for(net::loop& l, net::clock::duration d) : loop_(l), duration_(d) {}
+  sleep_for(const sleep_for&) = delete;
+  sleep_for& operator=(const sleep_for&) = delete;
+  ~sleep_for() {
+    if (timer_.armed()) loop_.cancel(timer_);  // the frame goes, the loop must not fire into it
+  }
   bool await_ready() const noexcept { return duration_ <= net::clock::duration::zero(); }
   void await_suspend(std::coroutine_handle<> h) {
     timer_.handle = h;
     timer_.fn = [](net::timer* t) { static_cast<wake_timer*>(t)->handle.resume(); };
-    loop_.arm(timer_, loop_.now() + duration_);
+    loop_.arm(timer_, net::deadline_after(loop_.now(), duration_));  // duration::max(): never
   }
   void await_resume() const noexcept {}
 

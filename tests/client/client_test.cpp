@@ -224,6 +224,31 @@ TEST(Client, RefusedHandshakeFailsQueuedAndLaterCommands) {
   c.close();
 }
 
+// The same with no cap on the delay (max_delay = milliseconds::max()): the refused handshake's
+// retry at the cap is "never", where the delay's conversions overflowed (a double past int64's
+// range, then now + delay past the clock's) into a deadline already past: a reconnect storm.
+TEST(Client, AnUncappedReconnectDelayIsNotAStorm) {
+  test::redis_server server;
+  net::loop loop;
+  options o = unix_options(server);
+  o.database = 99;
+  o.reconnect.max_delay = std::chrono::milliseconds::max();
+  for (const double jitter : {0.0, 0.5}) {
+    o.reconnect.jitter = jitter;
+    client c(loop, o);
+    std::optional<result<std::string>> got;
+    auto body = [&]() -> detached { got.emplace(co_await c.ping()); };
+    body();
+    ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }, 5s));
+    ASSERT_FALSE(*got);
+    EXPECT_EQ(got->error().code, errc::handshake_failed);
+    const auto until = net::clock::now() + 200ms;
+    run_until(loop, [&] { return net::clock::now() >= until; }, 1s);
+    EXPECT_EQ(c.conn().connects(), 1u) << "jitter " << jitter;
+    c.close();
+  }
+}
+
 TEST(Client, Resp2WhenAsked) {
   test::redis_server server;
   net::loop loop;

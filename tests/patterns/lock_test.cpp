@@ -136,6 +136,25 @@ TEST_F(Lock, AcquireRetriesUntilReleaseOrDeadline) {
   EXPECT_TRUE(test::run_until(loop, [&] { return got; }, 3s));
 }
 
+// Retry delays past the clock's range (no cap: milliseconds::max()) sleep until the deadline: two
+// attempts for a held lock, where the jittered delay overflowed into a negative sleep (and the
+// doubling overflowed int64) and acquire retried in a busy loop until its deadline.
+TEST_F(Lock, UncappedRetryDelaysSleepUntilTheDeadline) {
+  lock holder(c, {.ttl = 10s});
+  auto held = run_task(loop, holder.acquire("uncapped"));
+  ASSERT_TRUE(held);
+  lock waiter(c, {.ttl = 10s, .wait = 150ms, .retry_delay = std::chrono::milliseconds::max(),
+                  .max_retry_delay = std::chrono::milliseconds::max()});
+  const auto before = test::read_command_counts(admin);
+  const auto t0 = net::clock::now();
+  const auto refused = run_task(loop, waiter.acquire("uncapped"));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::not_acquired);
+  EXPECT_GE(net::clock::now() - t0, 150ms);
+  EXPECT_LE(test::read_command_counts(admin).scripts - before.scripts, 2);
+  EXPECT_TRUE(*run_task(loop, holder.release(*held)));
+}
+
 // The watchdog keeps a short lock alive well past its TTL, stops on release, and reports a loss.
 TEST_F(Lock, WatchdogExtendsStopsAndReportsLoss) {
   lock l(c, {.ttl = 150ms});
