@@ -3,6 +3,7 @@
 // reconnection and timeouts. Addressed by node, so a cluster client holds one per node.
 #pragma once
 
+#include "client/error.hpp"
 #include "client/multiplexer.hpp"
 #include "client/options.hpp"
 #include "net/address.hpp"
@@ -81,10 +82,19 @@ class connection {
   /// Where cluster redirections go (see `redirect_handler`).
   void set_redirect_handler(redirect_handler h) { mux_.set_redirect_handler(h); }
   /// Takes back the commands queued while not connected, for another connection (see
-  /// `multiplexer::take_unsent`). Nothing while ready or while anything is sent.
+  /// `multiplexer::take_unsent`). Nothing while ready or while anything is sent. The connection's
+  /// own health-check PING is not handed out (it would outlive this connection in another's queue):
+  /// it completes here with connection_lost.
   template <class F>
   std::size_t take_unsent(F&& f) {
-    return state_ == connection_state::ready ? 0 : mux_.take_unsent(std::forward<F>(f));
+    if (state_ == connection_state::ready) return 0;
+    return mux_.take_unsent([this, &f](request& r) {
+      if (&r == &ping_) {
+        r.on_done(r, errc::connection_lost);
+      } else {
+        f(r);
+      }
+    });
   }
   /// Where out-of-band replies (RESP3 pushes) go.
   void set_push_handler(push_handler h) { mux_.set_push_handler(h); }

@@ -10,6 +10,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstring>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 namespace redring::client {
 namespace {
@@ -202,6 +207,61 @@ TEST(Fault, CloseFromACompletionDuringADropCompletesTheKeptRetry) {
       << "idempotent GET never completed after close() from a completion";
   ASSERT_FALSE(*got);
   EXPECT_EQ(got->error().code, errc::shutting_down);
+}
+
+// The health check's PING belongs to its connection. Queued unsent behind a send the server never
+// reads, it stays queued when the connection drops; the cluster router then takes a down node's
+// unsent requests for other nodes (take_unsent) and closes the node: the PING, handed out, lived on
+// in another connection's queue after its connection was freed (heap-use-after-free when that
+// connection completed it). take_unsent now completes it instead of handing it out.
+TEST(Fault, TheHealthPingStaysWithItsConnection) {
+  char dir[] = "/tmp/redring-ping-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/s.sock";
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  std::memcpy(un.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&un), sizeof un), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  net::loop loop;
+  options o;
+  o.unix_path = path;
+  o.protocol = 2;  // no handshake: the accepted socket never needs to answer
+  o.set_lib_info = false;
+  o.health_check_interval = 200ms;  // also the PING's timeout: it must not expire before the take
+  o.reconnect.initial_delay = o.reconnect.max_delay = 10s;
+  auto c = connection::create(loop, o);
+  c->start();
+  ASSERT_TRUE(run_until(loop, [&] { return c->state() == connection_state::ready; }, 5s));
+  const int server = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);  // never reads
+  ASSERT_GE(server, 0);
+  static const std::string big(16u << 20, 'x');  // more than the socket buffers hold
+  struct raw_request : request {
+    bool done = false;
+  } stalled;
+  stalled.encode = [](request&, resp::writer& w) { w.raw(big); };
+  stalled.on_node = [](request&, const resp::node&) {};
+  stalled.on_done = [](request& r, std::error_code) { static_cast<raw_request&>(r).done = true; };
+  c->submit(stalled);
+  // The health timer fires while the send is stuck: its PING waits unsent behind it.
+  ASSERT_TRUE(run_until(loop, [&] { return c->mux().queued() == 2 && c->mux().sending(); }, 5s));
+  ASSERT_EQ(c->mux().unsent(), 1u);
+  ::close(server);  // unread data: the connection is reset
+  ASSERT_TRUE(run_until(loop, [&] { return stalled.done && c->state() == connection_state::backoff; }, 5s));
+  std::vector<request*> taken;
+  ASSERT_EQ(c->mux().unsent(), 1u);  // the PING, kept by the drop
+  c->take_unsent([&](request& r) { taken.push_back(&r); });
+  const auto* first = reinterpret_cast<const char*>(c.get());
+  for (const request* r : taken) {
+    const auto* at = reinterpret_cast<const char*>(r);
+    EXPECT_FALSE(at >= first && at < first + sizeof(connection)) << "the connection's own PING was handed out";
+  }
+  EXPECT_EQ(c->mux().unsent(), 0u);
+  c.reset();
+  ::close(listener);
+  ::unlink(path.c_str());
+  ::rmdir(dir);
 }
 
 }  // namespace
