@@ -144,6 +144,7 @@ std::error_code multiplexer::parse_range(const char* p, std::size_t n, std::size
       }
     }
     consumed += r.consumed;
+    if (held_overflow_) [[unlikely]] return errc::protocol_error;  // see hold()
     switch (r.state) {
       case resp::status::ok: continue;
       case resp::status::need_more: needed_ = r.needed; return {};
@@ -236,9 +237,9 @@ void multiplexer::dispatch(const resp::node& n) {
       // RESP3 lets an attribute precede any value, a push too: where the reply goes is decided by
       // the value the attribute annotates, so the attribute is held (copied) until that value's
       // first node (the next one at depth 0 that is not another attribute) arrives, then replayed.
-      if (n.depth != 0 || n.data_type == resp::type::attribute) {
-        hold(n);
-        return;
+      if (n.depth != 0 || n.data_type == resp::type::attribute || held_overflow_) {
+        if (!held_overflow_) hold(n);
+        return;  // past the bound, every node is dropped until parse_range reports the error
       }
       route_ = route_of(n);
       annotated = true;
@@ -271,6 +272,13 @@ void multiplexer::dispatch(const resp::node& n) {
 }
 
 void multiplexer::hold(const resp::node& n) {
+  // Bounded (limits::max_held_attribute_bytes): past it the nodes are dropped and parse_range fails
+  // the stream once this batch of nodes is dispatched.
+  constexpr std::size_t per_node = 64;
+  if (held_bytes_.size() + n.value.size() + (held_.size() + 1) * per_node > reader_.limit().max_held_attribute_bytes) {
+    held_overflow_ = true;
+    return;
+  }
   held_.push_back(held_node{n, held_bytes_.size()});
   held_bytes_.append(n.value);
 }
@@ -287,6 +295,7 @@ void multiplexer::replay_held() {
   }
   held_.clear();
   held_bytes_.clear();
+  held_overflow_ = false;
 }
 
 bool is_cluster_redirect(std::string_view error) noexcept {
@@ -353,6 +362,7 @@ void multiplexer::drop_sent(std::error_code ec) {
   route_ = route::request;
   held_.clear();
   held_bytes_.clear();
+  held_overflow_ = false;
   // The bytes handed to the transport are gone with the connection; so are handshake leftovers.
   out_.clear();
   out_iov_ = {};

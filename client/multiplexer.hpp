@@ -210,6 +210,7 @@ class multiplexer {
   };
   std::vector<held_node> held_;
   std::string held_bytes_;
+  bool held_overflow_ = false;  // held attributes passed limits::max_held_attribute_bytes
   push_handler push_;
   redirect_handler redirect_;
 };

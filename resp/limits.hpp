@@ -21,6 +21,11 @@ struct limits {
   /// Longest line (simple string, simple error, number, length) before its CRLF, in bytes. As long as
   /// the longest bulk by default, so that no line needs more buffer than a bulk could.
   std::uint64_t max_line_length = std::uint64_t{512} << 20;
+  /// Most bytes of top-level attributes a client holds before the value they annotate, which decides
+  /// where the reply goes (a command's or the push handler): their texts plus 64 bytes per node.
+  /// The reader streams attributes and does not use it; `client::multiplexer` fails the connection
+  /// with a protocol error past it, where hostile attributes grew its memory without end.
+  std::uint64_t max_held_attribute_bytes = std::uint64_t{1} << 20;
 };
 
 /// The defaults above, for documentation and tests.

@@ -291,6 +291,36 @@ TEST(Multiplexer, PushAfterAnAttributeStaysOutOfBand) {
   EXPECT_EQ(b.replies, std::vector<std::string>{R"({"simple":"rb"})"});
 }
 
+// Held attributes are bounded (limits::max_held_attribute_bytes): attributes without end before a
+// value grew the held copy without end (93 MiB of `|1 +a +b` took 1.2 GB); past the bound the
+// stream is a protocol error. Within it, a value after them is delivered with them as before.
+TEST(Multiplexer, HeldAttributesAreBounded) {
+  resp::limits lim;
+  lim.max_held_attribute_bytes = 4096;
+  std::string attribute;
+  for (int i = 0; i < 20; ++i) attribute += "|1\r\n+key\r\n+value\r\n";  // 20 x 3 nodes: 3,840 + 160 bytes
+  {
+    multiplexer m(lim);
+    auto a = make();
+    m.encode(a, never);
+    (void)m.take_output();
+    ASSERT_FALSE(m.feed(attribute + "+ok\r\n"));
+    ASSERT_EQ(a.done.size(), 1u);
+    EXPECT_FALSE(a.done[0]);
+  }
+  multiplexer m(lim);
+  auto a = make();
+  m.encode(a, never);
+  (void)m.take_output();
+  std::error_code ec;
+  for (int i = 0; i < 1000 && !ec; ++i) ec = m.feed(attribute);  // would hold 80 KB of 4 KiB
+  EXPECT_EQ(ec, errc::protocol_error);
+  EXPECT_TRUE(a.done.empty());  // the connection fails it (fail_all), as for any protocol error
+  m.fail_all(ec);
+  ASSERT_EQ(a.done.size(), 1u);
+  EXPECT_EQ(a.done[0], errc::protocol_error);
+}
+
 // A randomized model check. Requests of 1..3 commands (ECHO "id.n"), some idempotent, some
 // with deadlines, some handshake (front) ones after a reconnect; a server that answers in order,
 // injects pushes, cuts connections; partial writes and partial reads. Every request completes
