@@ -142,6 +142,7 @@ void connection::begin_connect() {
     fail("cannot create a socket: " + ec.message(), errc::connect_failed);
     return;
   }
+  loop_.make_room(2);  // the connect and its linked timeout, with no submit between them
   io_uring_sqe* s = loop_.sqe();
   io_uring_prep_connect(s, fd_, current_address_.get(), current_address_.length());
   io_uring_sqe_set_data64(s, connect_op_);

@@ -2,6 +2,7 @@
 #include "net/loop.hpp"
 
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -57,7 +58,10 @@ loop::loop(const loop_options& options) : options_(options), now_(clock::now()) 
     bool defer, coop;
   };
   const attempt attempts[] = {
-      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL, true, false},
+      // R_DISABLED (5.10): SINGLE_ISSUER binds the ring to the thread that enables it, the first to
+      // run a turn (see enable), not to this one.
+      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED, true,
+       false},
       {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, false, true},
       {0, false, false},
   };
@@ -76,10 +80,7 @@ loop::loop(const loop_options& options) : options_(options), now_(clock::now()) 
   }
   if (rc != 0) throw_setup_error(-rc);
 
-  // The ring's fd registered with itself (5.18): each io_uring_enter then skips the fd table lookup
-  // and reference count. The registration belongs to this thread, so only where SINGLE_ISSUER ties
-  // the ring to it already. Optional: without it the plain fd works the same.
-  if (features_.defer_taskrun) features_.registered_ring_fd = io_uring_register_ring_fd(&ring_) == 1;
+  enabled_ = !features_.defer_taskrun;
 
   if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
     features_.send_zc = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC) != 0;
@@ -116,11 +117,16 @@ buffer_ring* loop::receive_buffers() {
 
 loop::~loop() {
   // Cancel what is in flight and drain it, so the kernel writes into no memory after this.
-  cancel_op(wake_token_);
-  io_uring_sqe* s = sqe();
-  io_uring_prep_cancel64(s, 0, IORING_ASYNC_CANCEL_ANY);
-  io_uring_sqe_set_data64(s, 0);
-  for (int i = 0; i < 16 && run_once(std::chrono::milliseconds(1)) != 0; ++i) {
+  try {
+    cancel_op(wake_token_);
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel64(s, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(s, 0);
+    for (int i = 0; i < 16 && run_once(std::chrono::milliseconds(1)) != 0; ++i) {
+    }
+  } catch (const std::system_error&) {
+    // Destroyed on a thread other than the loop's: it cannot submit; the ring's exit below cancels
+    // what is in flight.
   }
   buffers_.reset();
   // Off another thread the unregistration fails, and the kernel drops it when this one exits.
@@ -159,10 +165,36 @@ void loop::release(op_token token) noexcept {
 io_uring_sqe* loop::sqe() {
   io_uring_sqe* s = io_uring_get_sqe(&ring_);
   while (s == nullptr) {  // the queue is full: hand it to the kernel and take a fresh entry
-    io_uring_submit(&ring_);
+    if (!enabled_) enable();
+    if (const int rc = io_uring_submit(&ring_); rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+      // Not transient (a thread other than the SINGLE_ISSUER ring's): it would spin here forever.
+      throw std::system_error(-rc, std::system_category(), "redring::net::loop: io_uring_submit");
+    }
     s = io_uring_get_sqe(&ring_);
   }
   return s;
+}
+
+void loop::make_room(unsigned n) {
+  if (io_uring_sq_space_left(&ring_) >= n) return;
+  if (!enabled_) enable();
+  io_uring_submit(&ring_);
+}
+
+// The first turn's thread becomes the ring's only submitter (SINGLE_ISSUER, enabled here rather
+// than at setup so that a loop built on one thread can run on another).
+void loop::enable() {
+  enabled_ = true;
+  thread_.store(::pthread_self());
+  // io_uring_enable_rings is declared by Debian 12's liburing 2.3 but missing from its library
+  // (not in the version map): the register call itself.
+  if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) < 0) {
+    throw std::system_error(errno, std::system_category(), "io_uring_register(ENABLE_RINGS)");
+  }
+  // The ring's fd registered with itself (5.18): each io_uring_enter then skips the fd table lookup
+  // and reference count. The registration belongs to this thread, the ring's submitter for good.
+  // Optional: without it the plain fd works the same.
+  features_.registered_ring_fd = io_uring_register_ring_fd(&ring_) == 1;
 }
 
 void loop::cancel_op(op_token token) {
@@ -305,13 +337,33 @@ void loop::run_hooks() {
 }
 
 std::size_t loop::run_once(std::chrono::milliseconds max_wait) {
+  if (!enabled_) [[unlikely]] {
+    enable();
+  } else if (features_.defer_taskrun && !in_loop_thread()) [[unlikely]] {
+    // SINGLE_ISSUER: the kernel refuses this thread's submissions (EEXIST; EBADF through the other
+    // thread's registered ring fd). Every turn would fail the same way, spinning without ever
+    // running an operation: say so instead.
+    throw std::system_error(EEXIST, std::system_category(),
+                            "redring::net::loop: a turn on a thread other than the loop's (the first to run it)");
+  }
+  // Embedded (notify_fd): between turns the loop sleeps in its host's wait, so post() must wake it.
+  if (notify_fd_ >= 0) sleeping_.store(false, std::memory_order_relaxed);
   now_ = clock::now();
   std::size_t handled = run_posted() + run_timers();
   run_hooks();
 
-  auto wait = std::chrono::duration_cast<clock::duration>(max_wait);
+  // In milliseconds first: a max_wait past the nanosecond clock's range (milliseconds::max()) waits
+  // as long as the clock allows rather than overflowing the conversion.
+  auto wait = max_wait >= std::chrono::duration_cast<std::chrono::milliseconds>(clock::duration::max())
+                  ? clock::duration::max()
+                  : std::chrono::duration_cast<clock::duration>(max_wait);
   if (!timers_.empty()) wait = std::min(wait, std::max(clock::duration::zero(), timers_.front()->deadline - now_));
   if (handled != 0) wait = clock::duration::zero();  // the work may have produced more work
+  // Waiting for 1 + quiet completions (below) assumes the quiet operations complete inline; one that
+  // does not (a send into a full socket buffer) would hold the wait past a completion that should
+  // end it (another connection's reply, a post, a stop) until max_wait. Bounded to a millisecond:
+  // longer than a local round trip, so "send, sleep until the reply" stays one io_uring_enter.
+  if (quiet_this_turn_ != 0) wait = std::min<clock::duration>(wait, std::chrono::milliseconds(1));
   if (wait > clock::duration::zero()) {
     sleeping_.store(true, std::memory_order_seq_cst);
     if (posted_.load(std::memory_order_seq_cst) != nullptr) wait = clock::duration::zero();
@@ -338,13 +390,26 @@ std::size_t loop::run_once(std::chrono::milliseconds max_wait) {
     io_uring_cq_advance(&ring_, n);
     handled += n;
   }
+  if (notify_fd_ >= 0) {
+    // Asleep until the host calls again; paired with post() as above: a task posted before this
+    // store is seen here, and the host is woken to run it.
+    sleeping_.store(true, std::memory_order_seq_cst);
+    if (posted_.load(std::memory_order_seq_cst) != nullptr) {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] const auto ignored = ::write(wake_fd_, &one, sizeof one);
+    }
+  }
   return handled;
 }
 
 void loop::run() {
-  stop_.store(false, std::memory_order_relaxed);
-  thread_.store(::pthread_self());
+  // A SINGLE_ISSUER ring's thread is the one that enabled it (the first turn); any other ring may
+  // be run by any thread, one at a time: the last to call run() is the loop's.
+  if (!features_.defer_taskrun) thread_.store(::pthread_self());
+  // A stop() before this call is kept (sync_client's destructor may stop the loop before its thread
+  // enters run()); it is consumed when run() returns.
   while (!stop_.load(std::memory_order_relaxed)) run_once(std::chrono::milliseconds(1000));
+  stop_.store(false, std::memory_order_relaxed);
 }
 
 void loop::stop() noexcept {

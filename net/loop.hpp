@@ -106,6 +106,9 @@ class loop {
   void release(op_token token) noexcept;
   /// A submission queue entry for this turn; never null (submits to make room when the queue is full).
   [[nodiscard]] io_uring_sqe* sqe();
+  /// Makes room for `n` entries taken next with `sqe()`, so that no submit falls between them: a
+  /// linked pair (IOSQE_IO_LINK, a connect and its timeout) cut by a submit loses its link.
+  void make_room(unsigned n);
   /// Like `sqe()`, for an operation whose completion alone should not end this turn's wait: one that
   /// completes promptly and only hands back a resource (a small send). The turn then waits for one
   /// completion more, so "send a request, sleep until its reply" is one io_uring_enter, not two.
@@ -137,21 +140,27 @@ class loop {
   /// One turn: runs posted work, expired timers and end-of-turn hooks, submits, then waits up to
   /// `max_wait` for at least one completion (0: do not wait) and dispatches every completion that
   /// arrived. Returns the number of completions, timers and tasks handled.
+  ///
+  /// The first thread to run a turn (`run`, `run_once`, `poll`) becomes the loop's thread for good:
+  /// a ring set up with SINGLE_ISSUER is enabled then (IORING_SETUP_R_DISABLED until that turn), so a
+  /// loop may be built on one thread and run on another. A turn from any other thread afterwards
+  /// throws std::system_error (EEXIST), where the kernel would refuse every submission.
   std::size_t run_once(std::chrono::milliseconds max_wait);
   /// `run_once` without waiting: for embedding in another loop.
   std::size_t poll() { return run_once(std::chrono::milliseconds(0)); }
-  /// Runs turns until `stop()`.
+  /// Runs turns until `stop()`; returns at once if `stop()` was called since the last `run()` returned.
   void run();
-  /// Makes `run()` return after its current turn. Thread-safe.
+  /// Makes `run()` return after its current turn, or the next `run()` at once if none runs: a stop
+  /// that comes before the loop thread enters `run()` is not lost. Thread-safe.
   void stop() noexcept;
-  /// True if `stop()` was called and `run()` has not been entered since.
+  /// True if `stop()` was called and `run()` has not returned since.
   [[nodiscard]] bool stopping() const noexcept { return stop_.load(std::memory_order_relaxed); }
 
   // --- Other threads ---
 
   /// Queues `t` to run on the loop thread. Thread-safe; wakes the loop only if it sleeps.
   void post(task& t) noexcept;
-  /// True on the thread that runs the loop (the one that constructed it, or the last to call run).
+  /// True on the loop's thread: the first to run a turn, and before that the one that constructed it.
   /// Inline: every submission asks (pthread_self reads a register; no hashing of thread ids).
   [[nodiscard]] bool in_loop_thread() const noexcept {
     return ::pthread_equal(thread_.load(std::memory_order_relaxed), ::pthread_self()) != 0;
@@ -183,6 +192,7 @@ class loop {
   std::size_t run_posted();
   void run_hooks();
   void arm_wakeup();
+  void enable();
   static void on_wakeup(void* self, int res, std::uint32_t flags);
   void heap_swap(std::size_t a, std::size_t b) noexcept;
   void heap_up(std::size_t i) noexcept;
@@ -198,6 +208,7 @@ class loop {
   std::uint32_t free_head_ = UINT32_MAX;
   std::vector<timer*> timers_;  // min-heap on deadline
   unsigned quiet_this_turn_ = 0;  // quiet_sqe() calls since the last wait
+  bool enabled_ = true;           // false until the first turn enables an R_DISABLED ring
   clock::time_point now_ = clock::now();  // refreshed at each turn; valid before the first one too
   turn_hook* hooks_ = nullptr;
   std::atomic<task*> posted_{nullptr};

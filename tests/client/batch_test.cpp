@@ -11,7 +11,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 namespace redring::client {
@@ -257,6 +260,36 @@ TEST(SyncClient, UnreachableServerFailsWithAReason) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, errc::timeout);
   EXPECT_NE(c.async().conn().last_error().find("cannot connect"), std::string::npos);
+}
+
+// Destroyed as soon as it is built: the destructor's stop() may come before the loop thread enters
+// run(). run() used to clear that stop on entry, and the destructor's join waited forever (2 runs
+// in 3 of 2000 iterations hung). A watchdog turns a hang into a failure with a message.
+TEST(SyncClient, DestroyedAtOnceDoesNotHang) {
+  std::atomic<int> done{0};
+  constexpr int iterations = 300;
+  std::thread watchdog([&] {
+    int last = -1;
+    for (;;) {
+      for (int i = 0; i < 100 && done < iterations; ++i) std::this_thread::sleep_for(50ms);
+      const int d = done;
+      if (d == iterations) return;
+      if (d == last) {
+        std::fprintf(stderr, "sync_client's destructor hung at iteration %d\n", d);
+        std::abort();
+      }
+      last = d;
+    }
+  });
+  options o;
+  o.unix_path = "/nonexistent/redring.sock";
+  o.reconnect.initial_delay = 100s;
+  for (int i = 0; i < iterations; ++i) {
+    { sync_client c(o); }
+    ++done;
+  }
+  watchdog.join();
+  EXPECT_EQ(done, iterations);
 }
 
 // Where io_uring is forbidden (say, in a container), the constructor throws, with the loop thread
