@@ -83,8 +83,14 @@ std::span<const iovec> multiplexer::output_written(std::size_t n) {
     sending_ = false;
     return {};
   }
-  // A short write: keep the rest (iovecs are copied so the first one can be advanced).
-  out_rest_.assign(out_iov_.begin() + static_cast<std::ptrdiff_t>(i), out_iov_.end());
+  // A short write: keep the rest (iovecs are copied so the first one can be advanced). After an
+  // earlier short write out_iov_ already views out_rest_: drop its written prefix in place
+  // (assign from a range of the vector itself is undefined behaviour).
+  if (!out_rest_.empty() && out_iov_.data() == out_rest_.data()) {
+    out_rest_.erase(out_rest_.begin(), out_rest_.begin() + static_cast<std::ptrdiff_t>(i));
+  } else {
+    out_rest_.assign(out_iov_.begin() + static_cast<std::ptrdiff_t>(i), out_iov_.end());
+  }
   out_rest_[0].iov_base = static_cast<char*>(out_rest_[0].iov_base) + n;
   out_rest_[0].iov_len -= n;
   out_iov_ = out_rest_;

@@ -90,7 +90,9 @@ loop::loop(const loop_options& options) : options_(options), now_(clock::now()) 
   features_.buffer_rings = version >= 5019;
   features_.recv_multishot = version >= 6000;
 
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  // Blocking: the ring's read waits on it (a poll inside io_uring). Some kernels hand a nonblocking
+  // file's -EAGAIN back to the reader (liburing issue #364), and on_wakeup's re-arm would spin.
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
   if (wake_fd_ < 0) {
     io_uring_queue_exit(&ring_);
     throw std::system_error(errno, std::system_category(), "eventfd");
