@@ -15,7 +15,7 @@ constexpr std::size_t min_read_space = 4096;
 
 multiplexer::multiplexer(const resp::limits& lim, std::size_t read_buffer_bytes)
     : ring_(64), reader_(lim), rbuf_(std::make_unique_for_overwrite<char[]>(std::max(read_buffer_bytes, 2 * min_read_space))),
-      rcap_(std::max(read_buffer_bytes, 2 * min_read_space)) {}
+      rcap_(std::max(read_buffer_bytes, 2 * min_read_space)), initial_rcap_(rcap_) {}
 
 // --- The FIFO: a power-of-two ring of slots that grows and never shrinks. ---
 
@@ -101,6 +101,7 @@ std::span<const iovec> multiplexer::output_written(std::size_t n) {
 
 std::span<char> multiplexer::read_space() {
   if (rbeg_ == rend_) rbeg_ = rend_ = 0;
+  if (rcap_ > 4 * initial_rcap_) [[unlikely]] release_grown_buffer();
   if (rcap_ - rend_ < min_read_space) {
     // Make room: move the unconsumed tail (a partial element) to the front, once.
     const std::size_t tail = rend_ - rbeg_;
@@ -221,8 +222,25 @@ std::error_code multiplexer::feed_in_place(std::string_view bytes) {
     std::memcpy(rbuf_.get() + rend_, bytes.data() + consumed, rest);
     rend_ += rest;
     copied_ += rest;
+  } else if (rcap_ > 4 * initial_rcap_) [[unlikely]] {
+    release_grown_buffer();
   }
   return {};
+}
+
+// The receive buffer grew for a large reply (reserve_tail): back to its initial size after 256 reads
+// in a row left it empty with nothing large under way. Called only where the buffer is empty and no
+// receive is armed into it (read_space, before the caller arms one; the end of feed_in_place).
+void multiplexer::release_grown_buffer() {
+  if (rbeg_ != rend_ || needed_ > initial_rcap_) {
+    idle_reads_ = 0;
+    return;
+  }
+  if (++idle_reads_ < 256) return;
+  idle_reads_ = 0;
+  rbuf_ = std::make_unique_for_overwrite<char[]>(initial_rcap_);
+  rcap_ = initial_rcap_;
+  rbeg_ = rend_ = 0;
 }
 
 void multiplexer::complete(slot& s, std::error_code ec) {

@@ -110,6 +110,10 @@ class multiplexer {
   [[nodiscard]] std::error_code feed_in_place(std::string_view bytes);
   /// Bytes copied into the receive buffer by `feed_in_place` so far (zero-copy accounting).
   [[nodiscard]] std::uint64_t bytes_copied() const noexcept { return copied_; }
+  /// The receive buffer's size. It grows to hold a large reply whole and goes back to its initial
+  /// size once 256 reads in a row found it empty with no large reply under way, so one 100 MB GET
+  /// does not pin 100 MB to the connection for its life (and a stream of them does not reallocate).
+  [[nodiscard]] std::size_t read_capacity() const noexcept { return rcap_; }
 
   // --- Time and faults ---
 
@@ -163,6 +167,7 @@ class multiplexer {
   // Parses [p, p + n); `consumed` gets how far it got. Views dispatched point into that range.
   std::error_code parse_range(const char* p, std::size_t n, std::size_t& consumed);
   void reserve_tail(std::size_t extra);
+  void release_grown_buffer();
   void dispatch(const resp::node& n);
   void hold(const resp::node& n);
   void replay_held();
@@ -188,6 +193,8 @@ class multiplexer {
   resp::reader reader_;
   std::unique_ptr<char[]> rbuf_;
   std::size_t rcap_ = 0, rbeg_ = 0, rend_ = 0;
+  std::size_t initial_rcap_ = 0;
+  std::uint32_t idle_reads_ = 0;  // reads in a row that left a grown buffer empty (see read_capacity)
   std::array<resp::node, 64> nodes_;
   std::uint64_t needed_ = 1;  // the reader's last need: exact while a blob payload is pending
   std::uint64_t copied_ = 0;

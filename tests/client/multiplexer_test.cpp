@@ -321,6 +321,43 @@ TEST(Multiplexer, HeldAttributesAreBounded) {
   EXPECT_EQ(a.done[0], errc::protocol_error);
 }
 
+// The receive buffer grows to hold a large reply whole, and goes back to its initial size once
+// reads have found it empty for a while (256 in a row), by either receive path: one 1 MiB GET
+// pinned 1 MiB to the connection for its life.
+TEST(Multiplexer, AGrownReceiveBufferIsReleasedAfterALargeReply) {
+  for (const bool in_place : {false, true}) {
+    multiplexer m({}, 64 * 1024);
+    const std::size_t initial = m.read_capacity();
+    auto big = make();
+    m.encode(big, never);
+    (void)m.take_output();
+    (void)m.output_written(1 << 20);
+    const std::string payload(1u << 20, 'v');
+    const std::string reply = std::string("$").append(std::to_string(payload.size())).append("\r\n").append(payload).append("\r\n");
+    for (std::size_t at = 0; at < reply.size(); at += 16 * 1024) {  // in 16 KiB receives
+      const std::string_view piece = std::string_view(reply).substr(at, 16 * 1024);
+      ASSERT_FALSE(in_place ? m.feed_in_place(piece) : m.feed(piece));
+    }
+    ASSERT_EQ(big.done.size(), 1u);
+    EXPECT_GT(m.read_capacity(), 4 * initial) << in_place;
+    std::vector<recorder> small(300);
+    for (auto& r : small) {
+      r = make();
+      m.encode(r, never);
+    }
+    (void)m.take_output();
+    (void)m.output_written(1 << 20);
+    for (std::size_t i = 0; i < small.size(); ++i) {
+      ASSERT_FALSE(in_place ? m.feed_in_place("+OK\r\n") : m.feed("+OK\r\n"));
+      if (i < 200) {
+        EXPECT_GT(m.read_capacity(), 4 * initial) << "released after only " << i << " reads";
+      }
+    }
+    EXPECT_EQ(m.read_capacity(), initial) << in_place;
+    for (const auto& r : small) EXPECT_EQ(r.done.size(), 1u);
+  }
+}
+
 // A randomized model check. Requests of 1..3 commands (ECHO "id.n"), some idempotent, some
 // with deadlines, some handshake (front) ones after a reconnect; a server that answers in order,
 // injects pushes, cuts connections; partial writes and partial reads. Every request completes
