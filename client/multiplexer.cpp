@@ -262,8 +262,8 @@ void multiplexer::dispatch(const resp::node& n) {
       // the value the attribute annotates, so the attribute is held (copied) until that value's
       // first node (the next one at depth 0 that is not another attribute) arrives, then replayed.
       if (n.depth != 0 || n.data_type == resp::type::attribute || held_overflow_) {
-        if (!held_overflow_) hold(n);
-        return;  // past the bound, every node is dropped until parse_range reports the error
+        hold(n);
+        return;
       }
       route_ = route_of(n);
       annotated = true;
@@ -296,8 +296,9 @@ void multiplexer::dispatch(const resp::node& n) {
 }
 
 void multiplexer::hold(const resp::node& n) {
-  // Bounded (limits::max_held_attribute_bytes): past it the nodes are dropped and parse_range fails
+  // Bounded (limits::max_held_attribute_bytes): past it every node is dropped, and parse_range fails
   // the stream once this batch of nodes is dispatched.
+  if (held_overflow_) return;
   constexpr std::size_t per_node = 64;
   if (held_bytes_.size() + n.value.size() + (held_.size() + 1) * per_node > reader_.limit().max_held_attribute_bytes) {
     held_overflow_ = true;

@@ -6,15 +6,13 @@
 
 #include "tests/support/run_until.hpp"
 #include "tests/support/fake_server.hpp"
+#include "tests/support/redis_server.hpp"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cstring>
 
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
+#include <signal.h>
 
 namespace redring::client {
 namespace {
@@ -210,44 +208,34 @@ TEST(Fault, CloseFromACompletionDuringADropCompletesTheKeptRetry) {
 }
 
 // The health check's PING belongs to its connection. Queued unsent behind a send the server never
-// reads, it stays queued when the connection drops; the cluster router then takes a down node's
-// unsent requests for other nodes (take_unsent) and closes the node: the PING, handed out, lived on
-// in another connection's queue after its connection was freed (heap-use-after-free when that
-// connection completed it). take_unsent now completes it instead of handing it out.
+// reads (a real redis-server stopped with SIGSTOP), it stays queued when the connection drops (the
+// server killed); the cluster router then takes a down node's unsent requests for other nodes
+// (take_unsent) and closes the node: the PING, handed out, lived on in another connection's queue
+// after its connection was freed (heap-use-after-free when that connection completed it).
+// take_unsent now completes it instead of handing it out.
 TEST(Fault, TheHealthPingStaysWithItsConnection) {
-  char dir[] = "/tmp/redring-ping-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir), nullptr);
-  const std::string path = std::string(dir) + "/s.sock";
-  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un un{};
-  un.sun_family = AF_UNIX;
-  std::memcpy(un.sun_path, path.c_str(), path.size() + 1);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&un), sizeof un), 0);
-  ASSERT_EQ(::listen(listener, 4), 0);
+  test::redis_server server;
   net::loop loop;
   options o;
-  o.unix_path = path;
-  o.protocol = 2;  // no handshake: the accepted socket never needs to answer
-  o.set_lib_info = false;
+  o.unix_path = server.socket_path();
   o.health_check_interval = 200ms;  // also the PING's timeout: it must not expire before the take
   o.reconnect.initial_delay = o.reconnect.max_delay = 10s;
   auto c = connection::create(loop, o);
   c->start();
   ASSERT_TRUE(run_until(loop, [&] { return c->state() == connection_state::ready; }, 5s));
-  const int server = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);  // never reads
-  ASSERT_GE(server, 0);
+  ASSERT_EQ(::kill(server.pid(), SIGSTOP), 0);  // from now on it reads nothing
   static const std::string big(16u << 20, 'x');  // more than the socket buffers hold
-  struct raw_request : request {
+  struct set_request : request {
     bool done = false;
   } stalled;
-  stalled.encode = [](request&, resp::writer& w) { w.raw(big); };
+  stalled.encode = [](request&, resp::writer& w) { w.command("SET", "big", big); };
   stalled.on_node = [](request&, const resp::node&) {};
-  stalled.on_done = [](request& r, std::error_code) { static_cast<raw_request&>(r).done = true; };
+  stalled.on_done = [](request& r, std::error_code) { static_cast<set_request&>(r).done = true; };
   c->submit(stalled);
   // The health timer fires while the send is stuck: its PING waits unsent behind it.
   ASSERT_TRUE(run_until(loop, [&] { return c->mux().queued() == 2 && c->mux().sending(); }, 5s));
   ASSERT_EQ(c->mux().unsent(), 1u);
-  ::close(server);  // unread data: the connection is reset
+  ASSERT_EQ(::kill(server.pid(), SIGKILL), 0);  // the connection drops
   ASSERT_TRUE(run_until(loop, [&] { return stalled.done && c->state() == connection_state::backoff; }, 5s));
   std::vector<request*> taken;
   ASSERT_EQ(c->mux().unsent(), 1u);  // the PING, kept by the drop
@@ -259,9 +247,6 @@ TEST(Fault, TheHealthPingStaysWithItsConnection) {
   }
   EXPECT_EQ(c->mux().unsent(), 0u);
   c.reset();
-  ::close(listener);
-  ::unlink(path.c_str());
-  ::rmdir(dir);
 }
 
 }  // namespace
