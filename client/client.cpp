@@ -50,6 +50,9 @@ void client::close() {
 }
 
 void client::submit(request& r) {
+  // A fresh submission: a deadline carried from an earlier life of this request object (taken
+  // unsent off a connection, then completed without being sent again) does not apply.
+  r.carried_deadline = {};
   if (!loop_.in_loop_thread()) {
     r.hop_target = this;
     r.hop.fn = [](net::task* t) {

@@ -353,7 +353,11 @@ void connection::submit(request& r, std::string_view encoded) {
     }
   }
   const auto timeout = timeout_of(r, opts_.command_timeout);
-  const auto deadline = timeout.count() > 0 ? net::deadline_after(loop_.now(), timeout) : net::clock::time_point::max();
+  auto deadline = timeout.count() > 0 ? net::deadline_after(loop_.now(), timeout) : net::clock::time_point::max();
+  if (r.carried_deadline != net::clock::time_point{}) [[unlikely]] {  // moved here unsent: same deadline
+    deadline = r.carried_deadline;
+    r.carried_deadline = {};
+  }
   if (encoded.empty()) mux_.encode(r, deadline);
   else mux_.encode_as(r, deadline, encoded);
   if (state_ == connection_state::ready) loop_.at_end_of_turn(flush_hook_);

@@ -90,6 +90,7 @@ class connection {
     if (state_ == connection_state::ready) return 0;
     return mux_.take_unsent([this, &f](request& r) {
       if (&r == &ping_) {
+        ping_.carried_deadline = {};  // not submitted again: the next PING starts its own timeout
         r.on_done(r, errc::connection_lost);
       } else {
         f(r);

@@ -348,8 +348,12 @@ bool multiplexer::take_unsent(std::vector<request*>& out) {
   while (size_ > 0) {
     const slot s = at(0);
     pop_front();
-    if (s.req != nullptr) out.push_back(s.req);
-    else --zombies_;
+    if (s.req != nullptr) {
+      s.req->carried_deadline = s.deadline;  // kept wherever it goes next (see request)
+      out.push_back(s.req);
+    } else {
+      --zombies_;
+    }
   }
   pending_.clear();
   next_deadline_ = net::clock::time_point::max();

@@ -61,6 +61,12 @@ struct request {
   /// looking the command up (a null `data()`: not given; the router then finds the keys itself).
   /// A wrong key costs a MOVED redirection, not a wrong result. Must outlive the request.
   std::string_view key;
+  /// The deadline a request keeps when it moves, unsent, from one connection to another (a cluster
+  /// client rerouting the commands queued on a node that is down): set by `multiplexer::take_unsent`,
+  /// used and cleared by the next `connection::submit`, so that moving does not restart the timeout;
+  /// `client::submit` clears it (a fresh submission). The default (the clock's epoch): none carried,
+  /// the timeout starts at submit.
+  net::clock::time_point carried_deadline{};
   /// True if the arguments outlive the request's completion (an awaitable's do): large payloads
   /// are then referenced, not copied, until sent. False copies everything when encoding.
   bool borrows_arguments = false;
