@@ -185,17 +185,38 @@ struct cluster_router::node {
   // Out of the routing's way: the first command to a node, and blocking commands.
   [[gnu::noinline]] connection& connection_for(const request& r) { return r.blocking ? blocking_connection() : main(); }
   // Blocking commands get connections of their own, as on a single server.
+  // The rules of `client::blocking_connection`: idle(), not queued() == 0, since a blocking command
+  // that timed out is still blocked on the server and its connection cannot serve another yet.
   connection& blocking_connection() {
     for (auto& c : blocking) {
-      if (c->mux().queued() == 0 && c->state() != connection_state::closed) return *c;
+      if (c->mux().idle() && c->state() != connection_state::closed) return *c;
     }
-    return *blocking.emplace_back(open());
+    return *blocking.emplace_back(open(/*for_blocking=*/true));
   }
-  [[nodiscard]] bool down() const noexcept {
-    return conn && (conn->state() == connection_state::backoff || conn->state() == connection_state::closed);
+  static bool is_down(const connection& c) noexcept {
+    return c.state() == connection_state::backoff || c.state() == connection_state::closed;
   }
-  connection::pointer open() {
-    auto c = connection::create(router->loop_, opts);
+  // The main connection exists and is down (waiting to reconnect, or closed).
+  [[nodiscard]] bool down() const noexcept { return conn && is_down(*conn); }
+  // No connection of this node is up or on its way up.
+  [[nodiscard]] bool all_down() const noexcept {
+    return (!conn || is_down(*conn)) &&
+           std::all_of(blocking.begin(), blocking.end(), [](const connection::pointer& c) { return is_down(*c); });
+  }
+  // The requests queued unsent on every connection of this node that is down.
+  void take_unsent(std::vector<request*>& out) {
+    const auto keep = [&out](request& r) { out.push_back(&r); };
+    if (conn && is_down(*conn)) conn->take_unsent(keep);
+    for (auto& c : blocking) {
+      if (is_down(*c)) c->take_unsent(keep);
+    }
+  }
+  connection::pointer open(bool for_blocking = false) {
+    options o = opts;
+    // No health check on a blocking connection: a blocking command keeps it silent by design, and a
+    // PING behind it cannot be answered in time (its timeout would drop the connection and the command).
+    if (for_blocking) o.health_check_interval = std::chrono::milliseconds(0);
+    auto c = connection::create(router->loop_, o);
     c->set_redirect_handler({&cluster_router::on_redirect, this, &cluster_router::on_moved_in_batch});
     c->on_state_change(&cluster_router::on_node_state, this);
     if (router->push_.on_node != nullptr) c->set_push_handler(router->push_);
@@ -322,7 +343,7 @@ struct cluster_router::fanout {
 // the last redirection allowed, and the caller gets the replies as the server sent them.
 struct cluster_router::transaction_attempt : request {
   transaction_attempt(cluster_router& owner, request& whole, cluster_router::node& first)
-      : router(owner), parent(whole), at(&first), limits(owner.opts_.protocol_limits) {
+      : router(owner), parent(whole), at_host(first.host), limits(owner.opts_.protocol_limits) {
     replies = whole.replies;
     timeout = whole.timeout;
     borrows_arguments = whole.borrows_arguments;
@@ -355,12 +376,12 @@ struct cluster_router::transaction_attempt : request {
         kept.back().is_error() && kept.back().text.starts_with("EXECABORT") &&
         parent.redirects < router.opts_.cluster.max_redirects) {
       std::uint16_t slot = 0;
-      if (cluster_router::node* to = router.moved_to(*at, redirect, slot)) {
+      if (cluster_router::node* to = router.moved_to(at_host, redirect, slot)) {
         ++parent.redirects;
         const bool ask = redirect.starts_with("ASK ");
         kept.clear();
         redirect.clear();
-        at = to;
+        at_host = to->host;
         // A MOVED was learnt as it arrived (on_moved_in_batch); an ASK changes no map.
         if (ask) router.send_asking(*to, *this);
         else router.send(*to, *this, {});
@@ -379,7 +400,9 @@ struct cluster_router::transaction_attempt : request {
 
   cluster_router& router;
   request& parent;
-  cluster_router::node* at;  // where it was sent last (an empty host in a redirection means this node's)
+  // The host of the node it was sent to last (an empty host in a redirection means this one). A
+  // name, not the node: a refresh may forget the node while this waits unsent in its queue.
+  std::string at_host;
   resp::value_builder builder;
   std::vector<resp::value> kept;
   std::string redirect;  // the MOVED or ASK every refused command was answered
@@ -416,6 +439,7 @@ struct cluster_router::bootstrap_request : request {
   void send(connection& c, std::vector<std::string> a, std::chrono::milliseconds t) {
     args = std::move(a);
     timeout = t;
+    carried_deadline = {};  // a fetch taken off a node that went down is a new fetch when sent again
     reply = {};
     builder.reset();
     in_flight = true;
@@ -437,13 +461,25 @@ cluster_router::cluster_router(net::loop& loop, const options& opts) : loop_(loo
   commands_request_ = std::make_unique<bootstrap_request>(this, &cluster_router::commands_received);
 }
 
-cluster_router::~cluster_router() { close(); }
+cluster_router::~cluster_router() {
+  close();
+  // Always, even when close() ran before: a completion that closed the router mid-way (a caller's
+  // callback inside apply or a retry) may have been followed by code that armed a timer again, and
+  // an armed timer must not outlive its router.
+  loop_.cancel(delay_timer_);
+  loop_.cancel(refresh_timer_);
+}
 
 void cluster_router::start() {
   if (started_ || closed_) return;
   started_ = true;
-  commands_request_->send(seed().main(), {"COMMAND"}, std::chrono::milliseconds(-1));
+  fetch_commands();
   start_refresh();
+}
+
+void cluster_router::fetch_commands() {
+  if (closed_ || has_commands_ || commands_request_->in_flight) return;
+  commands_request_->send(seed().main(), {"COMMAND"}, std::chrono::milliseconds(-1));
 }
 
 void cluster_router::close() {
@@ -606,6 +642,13 @@ inline bool cluster_router::route_known(request& r) {
 }
 
 void cluster_router::route(request& r) {
+  // Closed by a completion on the way here (a caller's callback while the waiting requests, the
+  // stranded ones or a fanout's parts are routed): routing now would open connections to nodes
+  // that nothing will close.
+  if (closed_) [[unlikely]] {
+    r.on_done(r, errc::shutting_down);
+    return;
+  }
   if (!route_known(r)) [[unlikely]] route_encoded(r);
 }
 
@@ -721,6 +764,12 @@ bool cluster_router::split(request& r) {
   else if (iequals(name, "DEL") || iequals(name, "UNLINK") || iequals(name, "EXISTS") || iequals(name, "TOUCH"))
     kind = fanout::merge::sum;
   else return false;
+  // MSET's key specification names a key every other argument: with an odd count, the last key has
+  // no value. Such a command is the server's to refuse (wrong number of arguments), not ours to split.
+  if (mset && !std::all_of(key_indexes_.begin(), key_indexes_.end(), [this](std::size_t k) { return k + 1 < args_.size(); })) {
+    send(*any_primary(), r, scratch_.data());
+    return true;
+  }
   // Group the keys by slot, in the order each slot first appears.
   std::unordered_map<std::uint16_t, std::size_t> group_of;
   std::vector<std::vector<std::uint32_t>> groups;  // key ordinals per group
@@ -847,7 +896,7 @@ void cluster_router::on_moved_in_batch(void* context, std::string_view error) {
   cluster_router& self = *from.router;
   if (self.closed_) return;
   std::uint16_t slot = 0;
-  if (node* to = self.moved_to(from, error, slot)) {
+  if (node* to = self.moved_to(from.host, error, slot)) {
     ++self.stats_.moved;
     self.assign_slot(slot, *to);
   }
@@ -855,7 +904,7 @@ void cluster_router::on_moved_in_batch(void* context, std::string_view error) {
 }
 
 // The node a "MOVED <slot> <host>:<port>" or "ASK ..." names, and its slot; null if malformed.
-cluster_router::node* cluster_router::moved_to(node& from, std::string_view error, std::uint16_t& slot) {
+cluster_router::node* cluster_router::moved_to(std::string_view from_host, std::string_view error, std::uint16_t& slot) {
   const bool moved = error.starts_with("MOVED ");
   const std::string_view rest = error.substr(moved ? 6 : 4);
   const auto space = rest.find(' ');
@@ -868,7 +917,7 @@ cluster_router::node* cluster_router::moved_to(node& from, std::string_view erro
     return nullptr;
   }
   // An empty host means the host of the node that answered.
-  const std::string_view host = colon == 0 ? std::string_view(from.host.empty() ? opts_.host : from.host)
+  const std::string_view host = colon == 0 ? std::string_view(from_host.empty() ? opts_.host : from_host)
                                            : where.substr(0, colon);
   return &node_named(host, port);
 }
@@ -908,7 +957,7 @@ void cluster_router::redirected(node& from, request& r, std::string_view error) 
   if (moved || ask) {
     // "MOVED <slot> <host>:<port>"; an empty host means the host of the node that answered.
     std::uint16_t slot = 0;
-    node* target = moved_to(from, error, slot);
+    node* target = moved_to(from.host, error, slot);
     if (target == nullptr) {
       deliver_error(r, error);
       return;
@@ -948,6 +997,7 @@ void cluster_router::retry_later(request& r) {
 }
 
 void cluster_router::arm_delay_timer() {
+  if (closed_) return;
   auto next = net::clock::time_point::max();
   for (const delayed& d : delayed_) next = std::min(next, d.due);
   for (const delayed& d : waiting_) next = std::min(next, d.due);
@@ -991,24 +1041,40 @@ void cluster_router::request_refresh() {
   if (closed_ || !started_ || topology_request_->in_flight) return;
   const auto due = last_refresh_ + opts_.cluster.min_refresh_gap;
   if (loop_.now() < due) {
-    if (!refresh_timer_.armed() || refresh_timer_.deadline > due) loop_.arm(refresh_timer_, due);
+    arm_refresh(due);
     return;
   }
   start_refresh();
 }
 
-void cluster_router::on_refresh_timer(net::timer* t) { static_cast<owned_timer*>(t)->owner->request_refresh(); }
+void cluster_router::arm_refresh(net::clock::time_point due, bool replace) {
+  if (closed_) return;  // a completion may have closed the router on the way here
+  if (replace || !refresh_timer_.armed() || refresh_timer_.deadline > due) loop_.arm(refresh_timer_, due);
+}
+
+void cluster_router::on_refresh_timer(net::timer* t) {
+  cluster_router& self = *static_cast<owned_timer*>(t)->owner;
+  self.fetch_commands();  // if COMMAND failed (a refused handshake), ask again
+  if (!self.closed_) self.request_refresh();
+}
 
 void cluster_router::start_refresh() {
   if (closed_ || topology_request_->in_flight) return;
   loop_.cancel(refresh_timer_);
-  // Ask a node that is up, primaries first; the seed only when none is.
+  // Ask a node that is up, primaries first. When none is, one not known to be down: the seed, or a
+  // node of the topology never connected to (a replica: it knows the topology as well as its
+  // primary, and asking a dead primary would only wait for its connect to fail, every time).
+  const auto up = [](const node& n) { return n.conn && n.conn->state() == connection_state::ready; };
   node* from = nullptr;
-  for (node* p : primaries_) {
-    if (p->conn && p->conn->state() == connection_state::ready) from = p;
+  for (auto it = primaries_.begin(); from == nullptr && it != primaries_.end(); ++it) {
+    if (up(**it)) from = *it;
   }
   for (auto it = nodes_.begin(); from == nullptr && it != nodes_.end(); ++it) {
-    if (it->second->conn && it->second->conn->state() == connection_state::ready) from = it->second.get();
+    if (up(*it->second)) from = it->second.get();
+  }
+  if (from == nullptr && !seed().down()) from = &seed();
+  for (auto it = nodes_.begin(); from == nullptr && it != nodes_.end(); ++it) {
+    if (it->second->in_topology && !it->second->down()) from = it->second.get();
   }
   if (from == nullptr) from = primaries_.empty() ? &seed() : any_primary();
   last_refresh_ = loop_.now();
@@ -1040,8 +1106,8 @@ void cluster_router::topology_received(bootstrap_request& b, std::error_code ec)
     topology_failed(map.error().message);
   }
   // No topology this time: try again (rate-limited).
-  const auto due = last_refresh_ + std::max(opts_.cluster.min_refresh_gap, std::chrono::milliseconds(10));
-  if (!refresh_timer_.armed() || refresh_timer_.deadline > due) loop_.arm(refresh_timer_, due);
+  if (ec == errc::auth_failed || ec == errc::handshake_failed) handshake_refused(ec);
+  arm_refresh(last_refresh_ + std::max(opts_.cluster.min_refresh_gap, std::chrono::milliseconds(10)));
 }
 
 // The node asked answered, with an error or with a reply of another shape. Before the first topology
@@ -1057,10 +1123,24 @@ void cluster_router::topology_failed(std::string_view why) {
   fail_waiting(errc::cluster_topology);
 }
 
+// The seed (or the node asked for the topology) refused the handshake: a wrong password, an ACL
+// denial, a database other than 0 (SELECT is refused in cluster mode). Before the first topology,
+// what waits fails with that reason and later commands fail fast with it (as a single-server client
+// does), while the timers ask again at a gentle pace: the connection retries at its longest backoff.
+void cluster_router::handshake_refused(std::error_code ec) {
+  if (ready_) return;
+  topology_error_ = ec;
+  fail_waiting(ec);
+}
+
 void cluster_router::commands_received(bootstrap_request& b, std::error_code ec) {
   if (closed_) return;
-  if (ec) {  // the seed is not up yet: ask again once it is
-    commands_request_->send(seed().main(), {"COMMAND"}, std::chrono::milliseconds(-1));
+  if (ec) {
+    // The seed is not up yet (the request waits for it), or it refused the handshake. A refused
+    // connection fails what is submitted to it at once, so sending again from here would recurse
+    // without end: ask again from the refresh timer, and meanwhile fail what waits with the refusal.
+    if (ec == errc::auth_failed || ec == errc::handshake_failed) handshake_refused(ec);
+    arm_refresh(net::deadline_after(loop_.now(), std::max(opts_.cluster.min_refresh_gap, std::chrono::milliseconds(10))));
     return;
   }
   if (auto table = command_keys::from_reply(b.reply)) commands_ = std::move(*table);
@@ -1102,25 +1182,32 @@ void cluster_router::apply(slot_map map) {
   for (std::size_t b = 0; b < block_shard_.size(); ++b) index_block(b);
   sync_fast_targets();
   become_ready();
-  // Forget nodes that left the topology and are not connected (a dead primary after its failover, a
-  // node a redirection named that never answered): what waits on them unsent is routed again.
-  std::vector<request*> stranded;
+  if (closed_) return;  // by a caller's completion among the waiting requests
+  // Forget nodes that left the topology and whose every connection is down (a dead primary after its
+  // failover, a node a redirection named that never answered): what waits on them unsent is routed
+  // again. A node still connecting or in its handshake stays: it may yet answer what it holds (and
+  // closing it would fail that with shutting_down); if it fails, the next refresh forgets it.
+  // Taken out of the map first and closed after: a completion run by a close may route, and routing
+  // may add nodes to the map.
+  std::vector<std::unique_ptr<node>> gone;
   for (auto it = nodes_.begin(); it != nodes_.end();) {
-    node& n = *it->second;
-    if (!n.in_topology && (!n.conn || n.conn->state() != connection_state::ready) && n.blocking.empty()) {
-      if (n.conn) n.conn->take_unsent([&stranded](request& r) { stranded.push_back(&r); });
-      n.close();
+    if (!it->second->in_topology && it->second->all_down()) {
+      gone.push_back(std::move(it->second));
       it = nodes_.erase(it);
     } else {
       ++it;
     }
   }
+  std::vector<request*> stranded;
+  for (auto& n : gone) n->take_unsent(stranded);
+  for (auto& n : gone) n->close();
   reroute_stranded(std::move(stranded));
+  if (closed_) return;
   // While a primary is down, look again soon: its replica's promotion changes the topology.
   const bool primary_down = std::any_of(primaries_.begin(), primaries_.end(), [](node* p) { return p->down() || !p->healthy; });
   const auto next = primary_down ? std::max(opts_.cluster.min_refresh_gap, std::chrono::milliseconds(50))
                                  : opts_.cluster.refresh_interval;
-  if (next.count() > 0) loop_.arm(refresh_timer_, net::deadline_after(loop_.now(), next));
+  if (next.count() > 0) arm_refresh(net::deadline_after(loop_.now(), next), /*replace=*/true);
 }
 
 void cluster_router::become_ready() {
@@ -1132,11 +1219,10 @@ void cluster_router::become_ready() {
   for (const delayed& d : waiting) route(*d.r);
 }
 
-// Commands queued on a node that is down were never sent: route them again by the new topology.
+// Commands queued on a connection that is down were never sent: route them again by the new topology
+// (blocking commands too, from the node's blocking connections).
 void cluster_router::reroute_stranded(std::vector<request*> stranded) {
-  for (auto& [name, n] : nodes_) {
-    if (n->down()) n->conn->take_unsent([&stranded](request& r) { stranded.push_back(&r); });
-  }
+  for (auto& [name, n] : nodes_) n->take_unsent(stranded);
   stats_.rerouted += stranded.size();
   for (request* r : stranded) {
     if (r == topology_request_.get() || r == commands_request_.get()) {

@@ -64,7 +64,16 @@ struct cluster_node_load {
 /// time, at most one per `min_refresh_gap`: at start, on MOVED, on CLUSTERDOWN, when a node's
 /// connection drops, and every `refresh_interval`. While a primary is unreachable the topology is
 /// fetched again until it changes (a failover), and the commands queued on a node that is down are
-/// routed again after each fetch, so they follow the promoted replica.
+/// routed again after each fetch, so they follow the promoted replica; they keep the deadline they
+/// were first given (`request::carried_deadline`). The topology is asked of a node that is up, else
+/// of one not known to be down (the seed, a replica), a dead primary last. Blocking commands get
+/// connections of each node's own, with a single server's rules (no health check; reused only when
+/// idle), and follow a failover like the others.
+///
+/// A node's handshake refused (wrong password, ACL, `database` other than 0): before the first
+/// topology, commands fail with that reason (`auth_failed`, `handshake_failed`) and the seed is
+/// asked again every `min_refresh_gap`. `close()` may be called from a completion: nothing is
+/// routed after it, and no timer outlives the router.
 class cluster_router {
  public:
   cluster_router(net::loop& loop, const options& opts);
@@ -230,6 +239,10 @@ class cluster_router {
   void arm_delay_timer();
   void request_refresh();
   void start_refresh();
+  // Arms the refresh timer for `due` if it is not armed earlier (always if `replace`); not once closed.
+  void arm_refresh(net::clock::time_point due, bool replace = false);
+  void fetch_commands();
+  void handshake_refused(std::error_code ec);
   void topology_received(bootstrap_request& b, std::error_code ec);
   void commands_received(bootstrap_request& b, std::error_code ec);
   void apply(slot_map map);
@@ -241,7 +254,8 @@ class cluster_router {
 
   static void on_redirect(void* context, request& r, std::string_view error);
   static void on_moved_in_batch(void* context, std::string_view error);
-  node* moved_to(node& from, std::string_view error, std::uint16_t& slot);
+  // `from_host`: the host of the node that answered (empty: the seed's, a Unix socket).
+  node* moved_to(std::string_view from_host, std::string_view error, std::uint16_t& slot);
   void assign_slot(std::uint16_t slot, node& to);
   static void on_node_state(void* context, connection_state s);
   static void on_delay_timer(net::timer* t);

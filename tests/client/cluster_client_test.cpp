@@ -12,7 +12,11 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 
 #include <algorithm>
@@ -724,6 +728,166 @@ TEST_F(ClusterClient, ScanWalksEveryPrimary) {
   EXPECT_GE(pages, 3);  // at least one page per primary
 }
 
+// A blocking command gets a connection of the node's own, with the rules of a single server's: no
+// health check (a PING queued behind BLPOP times out and drops the connection and the BLPOP with it),
+// and a connection whose blocking command timed out on the client is not reused (the server still
+// blocks it: the next command would wait behind it).
+TEST_F(ClusterClient, BlockingConnectionsFollowTheSingleServerRules) {
+  net::loop l;
+  options o = cluster_options_for(cluster());
+  o.health_check_interval = 100ms;
+  client bc(l, o);
+  std::optional<result<resp::value>> slow, first, second;
+  auto slow_pop = [&]() -> detached { slow.emplace(co_await bc.command("BLPOP", "{bq}slow", "1")); };
+  slow_pop();
+  ASSERT_TRUE(run_until(l, [&] { return slow.has_value(); }, 10s));
+  ASSERT_TRUE(*slow) << slow->error().what();  // observed: connection_lost (the health PING's timeout)
+  EXPECT_TRUE((*slow)->is_null());
+  auto blocker1 = [&]() -> detached { first.emplace(co_await bc.command("BLPOP", "{bq}never", "0").with_timeout(100ms)); };
+  blocker1();
+  ASSERT_TRUE(run_until(l, [&] { return first.has_value(); }, 5s));
+  ASSERT_FALSE(*first);
+  EXPECT_EQ(first->error().code, errc::timeout);
+  auto blocker2 = [&]() -> detached { second.emplace(co_await bc.command("BLPOP", "{bq}jobs", "0").with_timeout(2000ms)); };
+  auto pusher = [&]() -> detached { (void)co_await bc.rpush("{bq}jobs", "job"); };
+  blocker2();
+  pusher();
+  ASSERT_TRUE(run_until(l, [&] { return second.has_value(); }, 5s));
+  ASSERT_TRUE(*second) << second->error().what();  // observed: timeout (behind BLPOP {bq}never 0)
+  ASSERT_EQ((*second)->elements.size(), 2u);
+  EXPECT_EQ((*second)->elements[1].text, "job");
+  bc.close();
+  // Unblock the server side of the first BLPOP, so the node does not keep the client around.
+  test::blocking_connection admin(cluster().node(owner_of(cluster(), hash_slot("{bq}never"))).socket_path());
+  admin.call({"RPUSH", "{bq}never", "x"});
+  admin.call({"DEL", "{bq}never"});
+}
+
+// MSET with an odd number of arguments over keys in two slots: its last key has no value. It goes
+// to a server, which refuses it, instead of being split (the split read past the arguments).
+TEST_F(ClusterClient, MsetWithAMissingValueIsTheServersToRefuse) {
+  ASSERT_NE(hash_slot("odd:a"), hash_slot("odd:b"));
+  std::optional<result<resp::value>> r;
+  std::uint64_t splits_before = 0;
+  auto body = [&]() -> detached {
+    co_await c.command("PING");  // the topology is known
+    splits_before = c.cluster()->statistics().splits;
+    r.emplace(co_await c.command("MSET", "odd:a", "1", "odd:b"));
+    done = true;
+  };
+  run(body);
+  ASSERT_TRUE(*r) << r->error().what();
+  // The server refuses it: CROSSSLOT here (its slot check comes before MSET's argument count).
+  ASSERT_TRUE((*r)->is_error()) << (*r)->text;
+  EXPECT_TRUE((*r)->text.starts_with("CROSSSLOT") || (*r)->text.find("wrong number") != std::string::npos) << (*r)->text;
+  EXPECT_EQ(c.cluster()->statistics().splits, splits_before);
+}
+
+// A client closed by a completion while the router is routing (here: the commands that waited for
+// the topology) routes nothing after, opens no connection, and leaves no timer armed: the router
+// is destroyed with the client, and the loop runs on.
+TEST_F(ClusterClient, ClosedFromACompletionRoutesNothingMore) {
+  ASSERT_NE(hash_slot("a"), hash_slot("b"));
+  net::loop l;
+  options o = cluster_options_for(cluster());
+  o.cluster.refresh_interval = 20ms;
+  auto cc = std::make_unique<client>(l, o);
+  std::optional<result<resp::value>> first, second;
+  // Both wait for the topology; the first fails as it is routed (SUNION across slots cannot be
+  // split), and its callback closes the client before the second is routed.
+  cc->command_callback(
+      [&](result<resp::value> r) {
+        first.emplace(std::move(r));
+        cc->close();
+      },
+      "SUNION", "a", "b");
+  cc->command_callback([&](result<resp::value> r) { second.emplace(std::move(r)); }, "GET", "after-close");
+  ASSERT_TRUE(run_until(l, [&] { return first.has_value() && second.has_value(); }, 10s));
+  ASSERT_FALSE(*first);
+  EXPECT_EQ(first->error().code, errc::cross_slot);
+  ASSERT_FALSE(*second) << "routed after close";
+  EXPECT_EQ(second->error().code, errc::shutting_down);
+  cc.reset();
+  // Past the refresh interval: a timer left armed would fire into the destroyed router (ASan: a
+  // use-after-free).
+  int turns = 0;
+  EXPECT_FALSE(run_until(l, [&] { return ++turns < 0; }, 100ms));
+}
+
+// A seed that refuses the handshake (an unknown ACL user; a database other than 0, which cluster
+// mode refuses) fails the commands with that reason, fast, and is asked again at a gentle pace (it
+// was asked again at once, from inside the failure, until the stack overflowed).
+TEST_F(ClusterClient, ARefusedHandshakeIsAClearErrorNotARetryStorm) {
+  struct refusal {
+    const char* what;
+    std::function<void(options&)> set;
+    errc expected;
+  };
+  const refusal refusals[] = {
+      {"unknown user", [](options& o) { o.user = "nosuchuser", o.password = "nosuchpassword"; }, errc::auth_failed},
+      {"database 1", [](options& o) { o.database = 1; }, errc::handshake_failed},
+  };
+  for (const refusal& f : refusals) {
+    SCOPED_TRACE(f.what);
+    net::loop l;
+    options o = cluster_options_for(cluster());
+    f.set(o);
+    client rc(l, o);
+    std::optional<result<resp::value>> r1, r2;
+    rc.command_callback([&](result<resp::value> r) { r1.emplace(std::move(r)); }, "GET", "k");
+    ASSERT_TRUE(run_until(l, [&] { return r1.has_value(); }, 10s));
+    ASSERT_FALSE(*r1);
+    EXPECT_EQ(r1->error().code, f.expected) << r1->error().what();
+    // Later commands fail fast with the same reason.
+    rc.command_callback([&](result<resp::value> r) { r2.emplace(std::move(r)); }, "GET", "k");
+    ASSERT_TRUE(run_until(l, [&] { return r2.has_value(); }, 5s));
+    ASSERT_FALSE(*r2);
+    EXPECT_EQ(r2->error().code, f.expected);
+    // Asked again by the refresh timer (every min_refresh_gap, 100 ms), not in a loop.
+    const auto before = rc.cluster()->statistics().refreshes;
+    int turns = 0;
+    EXPECT_FALSE(run_until(l, [&] { return ++turns < 0; }, 300ms));
+    EXPECT_LE(rc.cluster()->statistics().refreshes - before, 5u);
+  }
+}
+
+// A command addressed to a node outside the topology whose connection is still in its handshake
+// when a refresh applies a topology: the node is kept (it was closed, and the command failed with
+// shutting_down though nothing was shutting down). Here the node never answers the handshake (a
+// socket that listens and never accepts): the command ends by its own timeout.
+TEST_F(ClusterClient, ARefreshDoesNotCloseANodeStillConnecting) {
+  const int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(silent, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(silent, 4), 0);
+  ASSERT_EQ(::getsockname(silent, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const std::string address = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  net::loop l;
+  options o = cluster_options_for(cluster());
+  o.cluster.min_refresh_gap = 0ms;
+  client nc(l, o);
+  bool pinged = false;
+  auto warm_up = [&]() -> detached {
+    (void)co_await nc.ping();
+    pinged = true;
+  };
+  warm_up();
+  ASSERT_TRUE(run_until(l, [&] { return pinged && nc.cluster()->ready(); }, 10s));
+  std::optional<result<resp::value>> r;
+  auto addressed = [&]() -> detached { r.emplace(co_await nc.command("PING").at_node(address).with_timeout(500ms)); };
+  addressed();
+  // The refresh's topology arrives within milliseconds, long before the PING's timeout.
+  nc.cluster()->refresh();
+  ASSERT_TRUE(run_until(l, [&] { return r.has_value(); }, 10s));
+  ASSERT_FALSE(*r);
+  EXPECT_EQ(r->error().code, errc::timeout) << r->error().what();  // observed: shutting_down
+  ::close(silent);
+}
+
 TEST(ClusterClientSetup, NotAClusterIsAClearError) {
   test::redis_server plain;
   net::loop loop;
@@ -796,6 +960,64 @@ TEST(ClusterFailover, APrimaryKilledUnderLoad) {
   for (const auto& [what, count] : error_kinds) std::cout << "[ failover ] " << count << " x " << what << "\n";
   std::cout << "[ failover ] " << ok << " ok, " << lost << " connection_lost, reroutes "
             << c.cluster()->statistics().rerouted << ", refreshes " << c.cluster()->statistics().refreshes << "\n";
+}
+
+// While a primary is down, the commands queued for it keep their deadline as each refresh routes
+// them again (it restarted with every reroute, every 50 ms, so none ever timed out); a blocking
+// command queued on the dead primary's blocking connection follows the failover like the others (it
+// was never taken off that connection); and the topology is asked of a node that is up, not of the
+// dead seed.
+TEST(ClusterFailover, CommandsForADeadPrimaryKeepTheirDeadlineAndFollowTheFailover) {
+  test::redis_cluster cl(3, 1, 1000);
+  net::loop l;
+  options o = cluster_options_for(cl, 0);  // the seed is the primary about to die
+  client c(l, o);
+  const auto owner = owners(cl, 1);
+  std::string key, list;
+  for (int i = 0; key.empty() || list.empty(); ++i) {
+    const std::string k = "dead:" + std::to_string(i);
+    if (owner[hash_slot(k)] != 0) continue;
+    if (key.empty()) key = k;
+    else list = k;
+  }
+  // Connections to node 0, the main one and a blocking one.
+  std::optional<result<resp::value>> warm_set, warm_pop;
+  auto warm = [&]() -> detached {
+    warm_set.emplace(co_await c.command("SET", key, "v"));
+    warm_pop.emplace(co_await c.command("BLPOP", list, "0.01"));
+  };
+  warm();
+  ASSERT_TRUE(run_until(l, [&] { return warm_pop.has_value(); }, 10s));
+  ASSERT_TRUE(*warm_set && *warm_pop);
+  ASSERT_EQ(::kill(cl.node(0).pid(), SIGKILL), 0);
+  // Let the client see both connections drop (else the BLPOP below could be sent on one about to).
+  int turns = 0;
+  EXPECT_FALSE(run_until(l, [&] { return ++turns < 0; }, 200ms));
+  // No failover before cluster-node-timeout (1 s) has passed: this GET must time out, not wait.
+  std::optional<result<resp::value>> get, pop;
+  auto getter = [&]() -> detached { get.emplace(co_await c.command("GET", key).with_timeout(300ms)); };
+  getter();
+  auto popper = [&]() -> detached { pop.emplace(co_await c.command("BLPOP", list, "10").with_timeout(30s)); };
+  popper();
+  ASSERT_TRUE(run_until(l, [&] { return get.has_value(); }, 10s));
+  ASSERT_FALSE(*get) << "served by " << (get->has_value() ? "the promoted replica: the timeout restarted" : "?");
+  EXPECT_EQ(get->error().code, errc::timeout) << get->error().what();
+  // After the failover, the key is served again and the blocking command with it.
+  bool served = false;
+  auto until_served = [&]() -> detached {
+    for (int attempt = 0; attempt < 60; ++attempt) {
+      if (co_await c.command("SET", key, "after").with_timeout(1000ms)) break;
+    }
+    (void)co_await c.command("RPUSH", list, "job");
+    served = true;
+  };
+  until_served();
+  ASSERT_TRUE(run_until(l, [&] { return served; }, 30s));
+  ASSERT_TRUE(run_until(l, [&] { return pop.has_value(); }, 15s));
+  ASSERT_TRUE(*pop) << pop->error().what();
+  ASSERT_EQ((*pop)->elements.size(), 2u);
+  EXPECT_EQ((*pop)->elements[1].text, "job");
+  EXPECT_GE(c.cluster()->statistics().rerouted, 2u);
 }
 
 }  // namespace
