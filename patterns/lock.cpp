@@ -196,14 +196,15 @@ task<resp::result<std::int64_t>> lock::try_once(const std::shared_ptr<lease::sta
 
 // Release (extend = false) or extend on every server at once: true when a quorum confirmed.
 task<resp::result<bool>> lock::on_all(const std::shared_ptr<lease::state>& s, bool extend,
-                                      std::chrono::milliseconds ttl) {
+                                      std::chrono::milliseconds ttl, std::chrono::milliseconds timeout) {
   const auto start = net::clock::now();
   const std::array<std::string, 1> keys = {s->key};
   const std::array<std::string, 2> args = {s->token, std::to_string(ttl.count())};
   const auto& what = extend ? extend_script() : release_script();
   std::vector<task<resp::result<resp::value>>> calls;
   calls.reserve(servers_.size());
-  for (auto* c : servers_) calls.push_back(what.run(*c, keys, std::span(args).first(extend ? 2 : 1), opts_.timeout));
+  const auto per_command = timeout.count() > 0 ? timeout : opts_.timeout;
+  for (auto* c : servers_) calls.push_back(what.run(*c, keys, std::span(args).first(extend ? 2 : 1), per_command));
   const auto replies = co_await when_all(std::move(calls));
   std::size_t confirmed = 0, refused = 0;
   std::optional<resp::error> failure;
@@ -250,12 +251,28 @@ void lock::start_watchdog(lease& l, std::function<void()> on_lost) {
 
 // Extends every ttl/3; a failed round (no reply) is retried at the next tick while the lease is
 // still valid, so one slow reply does not lose the lock, and a lease past its validity is lost.
+// The loss is reported by `valid_until` at the latest: the pause ends there, and an extension's
+// commands time out there (with ttl/3 pauses and full command timeouts, the holder once heard of
+// the loss up to ttl/3 + timeout after its lease had ended, writing meanwhile as if it held it).
 client::detached lock::watchdog(std::shared_ptr<lease::state> s, std::function<void()> on_lost) {
-  const auto interval = s->ttl / 3;
+  const auto interval = std::max(s->ttl / 3, std::chrono::milliseconds(1));
+  const auto left = [&s] {
+    return std::chrono::ceil<std::chrono::milliseconds>(s->valid_until - net::clock::now());
+  };
   while (!s->stopped) {
-    co_await lease::state::pause{*s, interval};
+    if (left().count() <= 0) {
+      s->lost = true;
+      break;
+    }
+    co_await lease::state::pause{*s, std::min(interval, left())};
     if (s->stopped) break;
-    const auto extended = co_await on_all(s, true, s->ttl);
+    const auto budget = left();
+    if (budget.count() <= 0) {
+      s->lost = true;
+      break;
+    }
+    const auto per_command = opts_.timeout.count() > 0 ? std::min(opts_.timeout, budget) : budget;
+    const auto extended = co_await on_all(s, true, s->ttl, per_command);
     if (s->stopped) break;
     if (extended && *extended) continue;
     if (!extended && extended.error().code == client::errc::shutting_down) break;

@@ -101,7 +101,10 @@ class lock {
 
  private:
   task<resp::result<std::int64_t>> try_once(const std::shared_ptr<lease::state>& s);
-  task<resp::result<bool>> on_all(const std::shared_ptr<lease::state>& s, bool extend, std::chrono::milliseconds ttl);
+  // `timeout`: per command, instead of `opts_.timeout` when positive (the watchdog's, which must
+  // know by the lease's validity whether it still holds it).
+  task<resp::result<bool>> on_all(const std::shared_ptr<lease::state>& s, bool extend, std::chrono::milliseconds ttl,
+                                  std::chrono::milliseconds timeout = {});
   client::detached watchdog(std::shared_ptr<lease::state> s, std::function<void()> on_lost);
   [[nodiscard]] std::size_t quorum() const noexcept { return servers_.size() / 2 + 1; }
 
