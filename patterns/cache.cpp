@@ -11,17 +11,30 @@
 namespace redring::patterns {
 namespace {
 
-// KEYS[1] the value key; ARGV[1] stale_ttl in ms. Returns {payload or false, PTTL, SHA1 of the
-// payload or ""}: one round trip for the value, its age and the state a load's store must still
-// find (see store_loaded_lua). The SHA1 only where a load may follow (a tombstone, or a value
-// within stale_ttl of expiring): a fresh hit hashes nothing. Atomic, so the three describe one
-// payload.
+// A Lua function the read and the load's store share: the state a load starts from and its store
+// must still find. `v` the value key's payload (or false), KEYS[first..] the markers of the tags
+// the load names (see invalidate_tag_lua). The SHA1 of the payload ("" if none) and every marker's
+// value ("" if none), so that an invalidate (a new tombstone) or an invalidate_tag of one of these
+// tags (a new marker) since the read makes the store a no-op.
+constexpr std::string_view state_lua = R"lua(
+local function state_of(v, first)
+  local s = v and redis.sha1hex(v) or ''
+  for i = first, #KEYS do s = s .. '|' .. (redis.call('GET', KEYS[i]) or '') end
+  return s
+end
+)lua";
+
+// KEYS[1] the value key, KEYS[2..] the markers of the tags a load would store with; ARGV[1]
+// stale_ttl in ms. Returns {payload or false, PTTL, state_of}: one round trip for the value, its age
+// and the state a load's store must still find (see store_loaded_lua). The state only where a load
+// may follow (a miss, a tombstone, or a value within stale_ttl of expiring): a fresh hit hashes and
+// reads nothing more. Atomic, so the three describe one moment.
 constexpr std::string_view read_lua = R"lua(
 local v = redis.call('GET', KEYS[1])
-if not v then return {false, -2, ''} end
+if not v then return {false, -2, state_of(false, 2)} end
 local pttl = redis.call('PTTL', KEYS[1])
 if string.sub(v, 1, 1) ~= '!' and pttl > tonumber(ARGV[1]) then return {v, pttl, ''} end
-return {v, pttl, redis.sha1hex(v)}
+return {v, pttl, state_of(v, 2)}
 )lua";
 
 // A Lua function the scripts below begin with: an existing key lives at least `ttl` ms more (a
@@ -34,21 +47,29 @@ end
 )lua";
 
 // The tags a value keeps, a Lua function: KEYS[1] the value key, KEYS[2] its tag list (the Redis
-// keys of the tag sets of the last store that named tags), KEYS[3..] the tag sets this store names,
-// which replace the list (so a key re-tagged on every write keeps a bounded list); a store naming
-// none keeps it. The value key goes back into every set of the list (an invalidate_tag deleted the
-// set, not the key's membership), whose TTL, and the list's, is stretched to cover `ttl`. So a
-// value stored again while the key still has state (a reload after an invalidation: the
-// invalidations stretch the list over their tombstone; a stale refresh) stays reachable by its
-// tags, whoever stores it. The sets are read inside the script: keys of the same {namespace} tag,
-// hence the same slot (allowed on a cluster).
+// keys of the tag sets of the last store that named tags), then the n tag sets this store names
+// (KEYS[3..n+2]) and their n markers (unused here), as `cache::store_keys` lays them out. The sets
+// replace the list (so a key re-tagged on every write keeps a bounded list); a store naming none
+// keeps it. The value key goes back into every set of the list (an invalidate_tag deleted the set,
+// not the key's membership), whose TTL, and the list's, is stretched to cover `ttl`. So a value
+// stored again while the key still has state (a reload after an invalidation: the invalidations
+// stretch the list over their tombstone; a stale refresh) stays reachable by its tags, whoever
+// stores it. A set is a sorted set scored by when each member's value expires (server time, ms),
+// and every store drops the members already expired: a tag written for ever holds the keys alive
+// now, not every key it ever named. The sets are read inside the script: keys of the same
+// {namespace} tag, hence the same slot (allowed on a cluster).
 constexpr std::string_view tag_value_lua = R"lua(
 local function tag_value(ttl)
-  if #KEYS >= 3 then redis.call('DEL', KEYS[2]) end
-  for i = 3, #KEYS do redis.call('SADD', KEYS[2], KEYS[i]) end
+  local n = (#KEYS - 2) / 2
+  if n >= 1 then redis.call('DEL', KEYS[2]) end
+  for i = 3, n + 2 do redis.call('SADD', KEYS[2], KEYS[i]) end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local expires = string.format('%.0f', now + ttl)
   local sets = redis.call('SMEMBERS', KEYS[2])
   for _, set in ipairs(sets) do
-    redis.call('SADD', set, KEYS[1])
+    redis.call('ZADD', set, expires, KEYS[1])
+    redis.call('ZREMRANGEBYSCORE', set, '-inf', '(' .. string.format('%.0f', now))
     stretch(set, ttl)
   end
   stretch(KEYS[2], ttl)
@@ -64,14 +85,14 @@ return 1
 )lua";
 
 // KEYS as tag_value's; ARGV[1] the payload a load produced, ARGV[2] its TTL in ms, ARGV[3] the
-// SHA1 of the payload the load started from ("" if there was none: read_lua's third field).
-// Stores (and tags) only if the key still holds that payload, and returns 1; else 0. Atomic
-// compare-and-set: an invalidate (or another store) since the load began wins, so a load of data
-// read before an invalidation never brings it back.
+// state the load started from (read_lua's third field). Stores (and tags) only if the key and the
+// tags' markers are still in that state, and returns 1; else 0. Atomic compare-and-set: an
+// invalidate, an invalidate_tag of a tag the load names (even if the key was in no tag set yet:
+// a first load) or another store since the load began wins, so a load of data read before an
+// invalidation never brings it back.
 constexpr std::string_view store_loaded_lua = R"lua(
 local cur = redis.call('GET', KEYS[1])
-local sha = cur and redis.sha1hex(cur) or ''
-if sha ~= ARGV[3] then return 0 end
+if state_of(cur, 3 + (#KEYS - 2) / 2) ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 tag_value(tonumber(ARGV[2]))
 return 1
@@ -90,14 +111,16 @@ if cur and string.sub(cur, 1, 1) ~= '!' then return 1 end
 return 0
 )lua";
 
-// KEYS[1] a tag's set; ARGV[1], ARGV[2] as invalidate_lua's, ARGV[3] the namespace's value-key
-// prefix and ARGV[4] its tag-list prefix (a member's tag list is ARGV[4] .. its key). Puts a
-// tombstone on every key in it, keeps each key's tag list as long, and deletes the set; returns
-// how many keys held a value. Atomic: no reader sees some of the tag's keys gone and others still
+// KEYS[1] a tag's set, KEYS[2] its marker; ARGV[1], ARGV[2] as invalidate_lua's, ARGV[3] the
+// namespace's value-key prefix and ARGV[4] its tag-list prefix (a member's tag list is ARGV[4] ..
+// its key). Puts a tombstone on every key in it, keeps each key's tag list as long, and deletes the
+// set; returns how many keys held a value. The marker takes the tombstone for as long (lock_ttl,
+// longer than a load may take): a load in flight for a key not in the set yet (its first) reads it
+// before and finds it changed at its store, which it skips. Atomic: no reader sees some of the tag's keys gone and others still
 // there. The members and their lists are keys of the same {namespace}, so the same slot as KEYS[1]
 // (allowed on a cluster).
 constexpr std::string_view invalidate_tag_lua = R"lua(
-local keys = redis.call('SMEMBERS', KEYS[1])
+local keys = redis.call('ZRANGE', KEYS[1], 0, -1)
 local ttl = tonumber(ARGV[2])
 local n = 0
 for i = 1, #keys do
@@ -109,11 +132,13 @@ for i = 1, #keys do
   end
 end
 redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return n
 )lua";
 
 const script& read_script() {
-  static const script s(read_lua);
+  static const std::string text = std::string(state_lua).append(read_lua);
+  static const script s(text);
   return s;
 }
 const script& write_script() {
@@ -122,7 +147,8 @@ const script& write_script() {
   return s;
 }
 const script& store_loaded_script() {
-  static const std::string text = std::string(stretch_lua).append(tag_value_lua).append(store_loaded_lua);
+  static const std::string text =
+      std::string(stretch_lua).append(tag_value_lua).append(state_lua).append(store_loaded_lua);
   static const script s(text);
   return s;
 }
@@ -147,6 +173,7 @@ constexpr char tombstone_mark = '!';
 
 // One load in flight for a key in this process; later callers wait for its result.
 struct cache::flight {
+  std::uint64_t writes = 0;  // cache::writes_ when it began
   std::vector<std::coroutine_handle<>> waiters;
   std::optional<resp::result<cached>> result;
 
@@ -178,12 +205,15 @@ std::string cache::value_key(std::string_view key) const { return namespace_key(
 std::string cache::tag_key(std::string_view tag) const { return namespace_key("tag:", tag); }
 std::string cache::tag_list_key(std::string_view key) const { return namespace_key("t:", key); }
 
+std::string cache::tag_marker_key(std::string_view tag) const { return namespace_key("tm:", tag); }
+
 std::vector<std::string> cache::store_keys(std::string_view key, std::span<const std::string> tags) const {
   std::vector<std::string> keys;
-  keys.reserve(2 + tags.size());
+  keys.reserve(2 + 2 * tags.size());
   keys.push_back(value_key(key));
   keys.push_back(tag_list_key(key));
   for (const auto& t : tags) keys.push_back(tag_key(t));
+  for (const auto& t : tags) keys.push_back(tag_marker_key(t));
   return keys;
 }
 
@@ -196,16 +226,19 @@ std::chrono::milliseconds cache::jittered(std::chrono::milliseconds ttl) {
 
 task<resp::result<cached>> cache::get_or_load(std::string_view key, loader load, std::span<const std::string> tags) {
   std::string vk = value_key(key);
-  if (const auto it = flights_.find(vk); it != flights_.end()) {
+  // A flight begun before this process's last set/invalidate/invalidate_tag may bring what was
+  // there before it (its read came first): a caller after the write starts a flight of its own.
+  if (const auto it = flights_.find(vk); it != flights_.end() && it->second->writes == writes_) {
     const auto f = it->second;  // keeps the flight alive while we wait
     co_await flight::join{*f};
     co_return *f->result;
   }
   const auto f = std::make_shared<flight>();
-  flights_.emplace(vk, f);
+  f->writes = writes_;
+  flights_.insert_or_assign(vk, f);
   auto r = co_await fetch(vk, key, tags, load);
   f->result = r;
-  flights_.erase(vk);
+  if (const auto it = flights_.find(vk); it != flights_.end() && it->second == f) flights_.erase(it);
   for (const auto h : std::exchange(f->waiters, {})) h.resume();
   co_return r;
 }
@@ -224,7 +257,11 @@ task<resp::result<cached>> cache::get_or_load(std::string_view key, loader load,
 // The keys a store needs (store_keys) are made only where a store may follow: a hit reads one key.
 task<resp::result<cached>> cache::fetch(const std::string& vk, std::string_view key, std::span<const std::string> tags,
                                         const loader& load) {
-  const std::span<const std::string> read_keys(&vk, 1);
+  // The value key, then the markers of the tags a load would store with (read_lua).
+  std::vector<std::string> read_keys;
+  read_keys.reserve(1 + tags.size());
+  read_keys.push_back(vk);
+  for (const auto& t : tags) read_keys.push_back(tag_marker_key(t));
   const std::array<std::string, 1> stale = {std::to_string(std::max<std::int64_t>(0, opts_.stale_ttl.count()))};
   const auto deadline = net::deadline_after(net::clock::now(), opts_.lock_wait);
   bool lock_tried = false;
@@ -327,10 +364,12 @@ client::detached cache::refresh(std::vector<std::string> keys, loader load, std:
 }
 
 task<resp::result<bool>> cache::set(std::string_view key, std::string_view value, std::span<const std::string> tags) {
+  ++writes_;  // see get_or_load
   co_return co_await store(store_keys(key, tags), std::optional<std::string>(value));
 }
 
 task<resp::result<bool>> cache::invalidate(std::string_view key) {
+  ++writes_;  // see get_or_load
   const std::array<std::string, 2> keys = {value_key(key), tag_list_key(key)};
   const auto args = tombstone();
   auto r = co_await invalidate_script().run(client_, keys, args, opts_.timeout);
@@ -341,7 +380,8 @@ task<resp::result<bool>> cache::invalidate(std::string_view key) {
 }
 
 task<resp::result<std::int64_t>> cache::invalidate_tag(std::string_view tag) {
-  const std::array<std::string, 1> keys = {tag_key(tag)};
+  ++writes_;  // see get_or_load
+  const std::array<std::string, 2> keys = {tag_key(tag), tag_marker_key(tag)};
   const auto [tombstone_payload, tombstone_ttl] = tombstone();
   const std::array<std::string, 4> args = {tombstone_payload, tombstone_ttl, value_key(""), tag_list_key("")};
   auto r = co_await invalidate_tag_script().run(client_, keys, args, opts_.timeout);

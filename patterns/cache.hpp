@@ -74,7 +74,8 @@ class cache {
   /// `tags`, as `set`'s, go with a value this call stores (a load). A store naming no tags keeps the
   /// key's last ones (its tag list), while the key has a value or a tombstone: reloads after an
   /// invalidation and stale refreshes stay reachable by `invalidate_tag`. After a plain expiry only
-  /// the tags named here apply. Concurrent callers of one key share the first one's flight, and its tags.
+  /// the tags named here apply. Concurrent callers of one key share the first one's flight, and its
+  /// tags, unless this cache ran a `set`, `invalidate` or `invalidate_tag` since that flight began.
   [[nodiscard]] task<resp::result<cached>> get_or_load(std::string_view key, loader load,
                                                        std::span<const std::string> tags = {});
 
@@ -86,7 +87,8 @@ class cache {
   /// before (with data read before the write) from storing its value afterwards.
   [[nodiscard]] task<resp::result<bool>> invalidate(std::string_view key);
   /// Removes the value of every key stored with `tag` (tombstones, as `invalidate`), and the tag,
-  /// in one atomic script: how many keys held a value.
+  /// in one atomic script: how many keys held a value. A load in flight that names `tag` does not
+  /// store what it loaded (the tag's marker changed), even for a key in no tag set yet.
   [[nodiscard]] task<resp::result<std::int64_t>> invalidate_tag(std::string_view tag);
 
   /// Switches to another version of the namespace: every key written under the old one is
@@ -100,6 +102,8 @@ class cache {
   /// The Redis key of `key`'s tag list: the tag sets of the last store that named tags (a set of
   /// `tag_key`s, expiring with the value or its tombstone), which every store puts the value back into.
   [[nodiscard]] std::string tag_list_key(std::string_view key) const;
+  /// The Redis key of `tag`'s marker: the tombstone of its last `invalidate_tag`, for `lock_ttl`.
+  [[nodiscard]] std::string tag_marker_key(std::string_view tag) const;
   /// The Redis key of `key`'s stampede lock (in the namespace's slot, like the value).
   [[nodiscard]] std::string lock_key(std::string_view key) const { return stampede_.key(value_key(key)); }
   /// Background refreshes of stale values still running. The cache (and its client) must outlive
@@ -110,7 +114,7 @@ class cache {
 
  private:
   struct flight;
-  // A value's keys for the storing scripts: value key, tag list key, then the sets of `tags`.
+  // A value's keys for the storing scripts: value key, tag list key, the sets of `tags`, their markers.
   std::vector<std::string> store_keys(std::string_view key, std::span<const std::string> tags) const;
   task<resp::result<cached>> fetch(const std::string& value_key, std::string_view key, std::span<const std::string> tags,
                                    const loader& load);
@@ -128,6 +132,9 @@ class cache {
   std::unordered_map<std::string, std::shared_ptr<flight>> flights_;
   std::unordered_set<std::string> refreshing_;  // keys with a background refresh running
   std::uint64_t loads_ = 0;
+  // Writes begun in this process (set, invalidate, invalidate_tag): a flight remembers the count it
+  // began at, and later callers join it only if no write came since.
+  std::uint64_t writes_ = 0;
 };
 
 }  // namespace redring::patterns

@@ -40,6 +40,22 @@ struct counting_loader {
   }
 };
 
+// A slow load over a source of truth the test changes: each call reads `source` at once (the
+// database read), then takes 150 ms more, so a write can land between the read and the store.
+struct slow_source_loader {
+  net::loop& loop;
+  std::string source = "old";
+  int calls = 0;
+  loader get() {
+    return [this]() -> task<load_result> {
+      ++calls;
+      std::string read = source;
+      co_await sleep_for(loop, std::chrono::milliseconds(150));
+      co_return load_result(std::optional<std::string>(std::move(read)));
+    };
+  }
+};
+
 class Cache : public ::testing::Test {
  protected:
   test::redis_server server;
@@ -244,7 +260,7 @@ TEST_F(Cache, LoadedValuesCarryTheirTagsThroughReloads) {
   const auto first = run_task(loop, k.get_or_load("u", source.get(), team));
   ASSERT_TRUE(first);
   EXPECT_EQ(first->source, cache_source::loaded);
-  EXPECT_EQ(admin.call({"SISMEMBER", k.tag_key("team:7"), k.value_key("u")}).integer, 1);
+  EXPECT_EQ(admin.call({"ZSCORE", k.tag_key("team:7"), k.value_key("u")}).data_type, resp::type::blob_string);
   ASSERT_TRUE(run_task(loop, k.get_or_load("other", source.get())));  // untagged
   EXPECT_EQ(*run_task(loop, k.invalidate_tag("team:7")), 1);  // "u" only
   EXPECT_EQ(run_task(loop, k.get_or_load("other", source.get()))->source, cache_source::hit);
@@ -311,25 +327,79 @@ TEST_F(Cache, TagListOfAKeyRetaggedOnEveryWriteStaysBounded) {
 // invalidation leaves a tombstone, and a load stores only if the key is as the load found it.
 TEST_F(Cache, InvalidateDuringALoadIsNotUndoneByTheLoadsStore) {
   cache k(c, {});
-  std::string source = "old";
-  int calls = 0;
-  auto slow_reader = [&]() -> task<load_result> {
-    ++calls;
-    std::string read = source;  // the database read
-    co_await sleep_for(loop, 150ms);  // ... and the rest of a slow load
-    co_return load_result(std::optional<std::string>(std::move(read)));
-  };
+  slow_source_loader db{loop};
   std::optional<resp::result<cached>> first;
-  spawn(k.get_or_load("k", slow_reader), [&](resp::result<cached> r) { first.emplace(std::move(r)); });
-  ASSERT_TRUE(test::run_until(loop, [&] { return calls == 1; }));
+  spawn(k.get_or_load("k", db.get()), [&](resp::result<cached> r) { first.emplace(std::move(r)); });
+  ASSERT_TRUE(test::run_until(loop, [&] { return db.calls == 1; }));
   // The writer: update the source of truth, then delete-on-write.
-  source = "new";
+  db.source = "new";
   (void)run_task(loop, k.invalidate("k"));
   ASSERT_TRUE(test::run_until(loop, [&] { return first.has_value(); }));
-  const auto after = run_task(loop, k.get_or_load("k", slow_reader));
+  const auto after = run_task(loop, k.get_or_load("k", db.get()));
   ASSERT_TRUE(after);
   EXPECT_EQ(after->value, "new") << "source " << static_cast<int>(after->source)
                                  << ": the value read before invalidate() outlived it";
+}
+
+// invalidate_tag racing the first load of a key (in no tag set yet, so no tombstone reaches it):
+// the load read the source before the tag's invalidation and must not store that after it. It
+// once did, for a full TTL. The invalidation leaves a marker on the tag that the load's store
+// checks, as it checks the key's tombstone.
+TEST_F(Cache, InvalidateTagDuringAFirstLoadIsNotUndoneByTheLoadsStore) {
+  cache k(c, {});
+  const std::vector<std::string> team = {"team:9"};
+  slow_source_loader db{loop};
+  std::optional<resp::result<cached>> first;
+  spawn(k.get_or_load("member", db.get(), team), [&](resp::result<cached> r) { first.emplace(std::move(r)); });
+  ASSERT_TRUE(test::run_until(loop, [&] { return db.calls == 1; }));
+  db.source = "new";
+  const auto invalidated = run_task(loop, k.invalidate_tag("team:9"));
+  ASSERT_TRUE(invalidated);
+  EXPECT_EQ(*invalidated, 0);  // the key held nothing yet
+  ASSERT_TRUE(test::run_until(loop, [&] { return first.has_value(); }));
+  ASSERT_TRUE(*first);
+  EXPECT_EQ((*first)->value, "old");  // its caller gets what it loaded
+  const auto after = run_task(loop, k.get_or_load("member", db.get(), team));
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->value, "new") << "source " << static_cast<int>(after->source)
+                                 << ": the value read before invalidate_tag() was stored after it";
+  EXPECT_EQ(db.calls, 2);
+  // The reload is tagged: the tag reaches it.
+  EXPECT_EQ(*run_task(loop, k.invalidate_tag("team:9")), 1);
+}
+
+// In one process: a get_or_load after invalidate() (or set) does not join a load begun before
+// it, whose data may predate the write; it once did, and got the old value though it came after.
+TEST_F(Cache, AReadAfterAWriteDoesNotJoinALoadBegunBeforeIt) {
+  cache k(c, {.lock_wait = 300ms});  // the second flight waits that long for the first's stampede lock
+  slow_source_loader db{loop};
+  std::optional<resp::result<cached>> before, after;
+  spawn(k.get_or_load("flight", db.get()), [&](resp::result<cached> r) { before.emplace(std::move(r)); });
+  ASSERT_TRUE(test::run_until(loop, [&] { return db.calls == 1; }));
+  db.source = "new";
+  ASSERT_TRUE(run_task(loop, k.invalidate("flight")));
+  spawn(k.get_or_load("flight", db.get()), [&](resp::result<cached> r) { after.emplace(std::move(r)); });
+  ASSERT_TRUE(test::run_until(loop, [&] { return before.has_value() && after.has_value(); }));
+  ASSERT_TRUE(*before && *after);
+  EXPECT_EQ((*before)->value, "old");
+  EXPECT_EQ((*after)->value, "new") << "joined the flight begun before invalidate()";
+  EXPECT_EQ(db.calls, 2);
+}
+
+// A tag written for ever (here: 60 keys with a short TTL, then one more) keeps the keys whose value
+// is alive, not every key it ever named: its set once grew without bound, its TTL stretched by
+// every write.
+TEST_F(Cache, ATagsSetDropsKeysWhoseValueExpired) {
+  cache k(c, {.ttl = 50ms, .ttl_jitter = 0});
+  const std::vector<std::string> feed = {"feed"};
+  for (int i = 0; i < 60; ++i) ASSERT_TRUE(*run_task(loop, k.set(std::to_string(i).insert(0, "item:"), "x", feed)));
+  EXPECT_EQ(admin.call({"ZCARD", k.tag_key("feed")}).integer, 60);
+  int turns = 0;
+  EXPECT_FALSE(test::run_until(loop, [&] { return ++turns < 0; }, 120ms));  // every value expires
+  cache longer(c, {.ttl = 60s, .ttl_jitter = 0});
+  ASSERT_TRUE(*run_task(loop, longer.set("item:last", "x", feed)));
+  EXPECT_EQ(admin.call({"ZCARD", k.tag_key("feed")}).integer, 1);
+  EXPECT_EQ(*run_task(loop, longer.invalidate_tag("feed")), 1);
 }
 
 // A key may look like anything, "tag:red" included: it is not the tag set of "red" (value keys once

@@ -10,7 +10,10 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <memory>
+#include <optional>
 
 namespace redring::patterns {
 namespace {
@@ -177,6 +180,27 @@ TEST_F(Lock, WatchdogExtendsStopsAndReportsLoss) {
   admin.call({"DEL", l.key("long")});
   EXPECT_TRUE(test::run_until(loop, [&] { return lost_calls == 1; }, 2s));
   EXPECT_TRUE(again->lost());
+}
+
+// A server that stops answering: the watchdog's extension gets no reply, and the loss is reported
+// when the lease's validity ends, not a command timeout (2 s here) later. It was reported at
+// ttl/3 + timeout, 1.6 s after the lease had ended, while the holder went on as if it held it.
+TEST_F(Lock, WatchdogReportsALossByTheLeasesEnd) {
+  lock l(c, {.ttl = 600ms, .timeout = 2s});
+  auto held = run_task(loop, l.acquire("stalled"));
+  ASSERT_TRUE(held);
+  const auto valid_until = held->valid_until();
+  std::optional<net::clock::time_point> lost_at;
+  l.start_watchdog(*held, [&] { lost_at = net::clock::now(); });
+  ASSERT_EQ(::kill(server.pid(), SIGSTOP), 0);
+  const bool lost = test::run_until(loop, [&] { return lost_at.has_value(); }, 5s);
+  ::kill(server.pid(), SIGCONT);
+  ASSERT_TRUE(lost);
+  EXPECT_TRUE(held->lost());
+  // Not before the lease ended, and soon after (the slack is the loop's and the machine's).
+  EXPECT_GE(*lost_at, valid_until);
+  EXPECT_LT(*lost_at - valid_until, 300ms) << "reported "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(*lost_at - valid_until).count() << " ms late";
 }
 
 // An uncontended acquire is one round trip (one script call on the server), and so is its release.
