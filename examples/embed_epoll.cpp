@@ -6,6 +6,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 using namespace redring;
@@ -23,15 +25,21 @@ int main(int argc, char** argv) {
   ::epoll_ctl(ep, EPOLL_CTL_ADD, loop.notify_fd(), &ev);
   bool finished = false;
   auto work = [&]() -> client::detached {
-    const auto pong = co_await redis.ping();
-    std::printf("PING -> %s\n", pong ? pong->c_str() : pong.error().what().c_str());
+    for (int i = 0; i < 3; ++i) {  // each PING issued from the last one's completion
+      const auto pong = co_await redis.ping();
+      std::printf("PING -> %s\n", pong ? pong->c_str() : pong.error().what().c_str());
+    }
     finished = true;
   };
   work();
-  for (int turns = 0; !finished && turns < 100; ++turns) {
-    loop.poll();  // non-blocking: submit queued work, handle completions
+  for (int turns = 0; !finished && turns < 1000; ++turns) {
+    loop.poll();  // non-blocking: submit queued work, handle completions, run due timers
+    // Sleep until the ring has completions, or until the loop's next timer, or not at all when the
+    // turn left work for the next one (a command issued from a completion).
+    const auto wait = loop.poll_timeout();
+    const int ms = wait == std::chrono::milliseconds::max() ? -1 : static_cast<int>(std::min<long long>(wait.count(), 60'000));
     epoll_event got{};
-    if (::epoll_wait(ep, &got, 1, 50) == 1) {  // the host's own wait
+    if (::epoll_wait(ep, &got, 1, ms) == 1) {  // the host's own wait
       std::uint64_t n;
       [[maybe_unused]] auto r = ::read(loop.notify_fd(), &n, sizeof n);
     }

@@ -279,6 +279,18 @@ void loop::cancel(timer& t) noexcept {
   if (t.armed()) heap_remove(t.heap_index);
 }
 
+std::chrono::milliseconds loop::poll_timeout() const noexcept {
+  // Hooks left by the last turn's completions (a connection's flush) run only in a turn: an
+  // embedding host that slept until the ring had completions would never send what they queue.
+  if (hooks_ != nullptr || posted_.load(std::memory_order_acquire) != nullptr) return std::chrono::milliseconds(0);
+  if (timers_.empty()) return std::chrono::milliseconds::max();
+  const auto left = timers_.front()->deadline - clock::now();
+  if (left <= clock::duration::zero()) return std::chrono::milliseconds(0);
+  // Rounded up: a host that wakes a little before the deadline would find nothing to run and
+  // spin through zero-length waits until it passes.
+  return std::chrono::ceil<std::chrono::milliseconds>(left);
+}
+
 std::size_t loop::run_timers() {
   std::size_t n = 0;
   while (!timers_.empty() && timers_.front()->deadline <= now_) {

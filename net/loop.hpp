@@ -146,8 +146,15 @@ class loop {
   /// loop may be built on one thread and run on another. A turn from any other thread afterwards
   /// throws std::system_error (EEXIST), where the kernel would refuse every submission.
   std::size_t run_once(std::chrono::milliseconds max_wait);
-  /// `run_once` without waiting: for embedding in another loop.
+  /// `run_once` without waiting: for embedding in another loop. Call it when `notify_fd()` is
+  /// readable, and again once `poll_timeout()` has passed.
   std::size_t poll() { return run_once(std::chrono::milliseconds(0)); }
+  /// How long an embedding host may wait (for `notify_fd()`) before its next `poll()`: zero when the
+  /// last turn left work for the next (a command issued from a completion is sent by the next turn's
+  /// submit; a task posted), else until the first timer (a command's timeout, a reconnect's backoff,
+  /// a health check: timers run only in a turn), rounded up to a millisecond, else
+  /// `std::chrono::milliseconds::max()` (no limit: epoll_wait's -1).
+  [[nodiscard]] std::chrono::milliseconds poll_timeout() const noexcept;
   /// Runs turns until `stop()`; returns at once if `stop()` was called since the last `run()` returned.
   void run();
   /// Makes `run()` return after its current turn, or the next `run()` at once if none runs: a stop

@@ -151,6 +151,11 @@ TEST(Resilience, LogsConnectionEventsNeverPasswords) {
   EXPECT_EQ(text.find("hunter2"), std::string::npos) << text;
 }
 
+// Embedded in a host's epoll loop that sleeps for as long as poll_timeout() allows (capped at 3 s
+// to fail rather than hang): commands issued from completions (each PING after the last one's
+// reply) are sent by the next poll(), and a command timeout (a timer) fires while the server is
+// paused. Without poll_timeout the host could only guess: each chained command waited out the
+// host's own timeout, and a timer fired late by as much.
 TEST(Resilience, EmbedsInAnEpollLoop) {
   test::redis_server server;
   net::loop_options lo;
@@ -160,31 +165,47 @@ TEST(Resilience, EmbedsInAnEpollLoop) {
   options o;
   o.unix_path = server.socket_path();
   client c(loop, o);
+  test::blocking_connection admin(server.socket_path());
   const int ep = ::epoll_create1(EPOLL_CLOEXEC);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ASSERT_EQ(::epoll_ctl(ep, EPOLL_CTL_ADD, loop.notify_fd(), &ev), 0);
-  std::optional<std::string> pong;
+  std::vector<std::string> pongs;
+  std::optional<result<std::string>> paused;
+  bool finished = false;
   auto body = [&]() -> detached {
-    const auto r = co_await c.ping();
-    pong = r ? *r : r.error().what();
+    for (int i = 0; i < 5; ++i) {
+      const auto r = co_await c.ping();
+      pongs.push_back(r ? *r : r.error().what());
+    }
+    admin.call({"CLIENT", "PAUSE", "300", "ALL"});  // the next PING gets no reply for 300 ms
+    paused.emplace(co_await c.ping().with_timeout(50ms));
+    finished = true;
   };
   body();
-  // The host loop sleeps in epoll_wait and calls poll() when the ring has completions.
-  const auto end = std::chrono::steady_clock::now() + 5s;
-  int wakeups = 0;
-  while (!pong && std::chrono::steady_clock::now() < end) {
-    loop.poll();  // submits what is queued
+  constexpr auto cap = 3s;
+  int wakeups = 0, capped = 0;
+  for (int turns = 0; !finished && turns < 1000; ++turns) {
+    loop.poll();
+    const auto wait = std::min<std::chrono::milliseconds>(loop.poll_timeout(), cap);
     epoll_event got{};
-    if (::epoll_wait(ep, &got, 1, 100) == 1) {
+    const int n = ::epoll_wait(ep, &got, 1, static_cast<int>(wait.count()));
+    if (n == 1) {
       std::uint64_t count;
-      [[maybe_unused]] auto n = ::read(loop.notify_fd(), &count, sizeof count);
+      [[maybe_unused]] auto r = ::read(loop.notify_fd(), &count, sizeof count);
       ++wakeups;
+    } else if (n == 0 && wait == cap) {
+      ++capped;  // slept the cap: poll_timeout() had not said when to come back
+      break;
     }
   }
   ::close(ep);
-  ASSERT_TRUE(pong.has_value());
-  EXPECT_EQ(*pong, "PONG");
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(pongs, std::vector<std::string>(5, "PONG"));
+  ASSERT_TRUE(paused.has_value());
+  ASSERT_FALSE(*paused);
+  EXPECT_EQ(paused->error().code, errc::timeout);
+  EXPECT_EQ(capped, 0);
   EXPECT_GT(wakeups, 0);
 }
 

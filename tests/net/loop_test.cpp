@@ -201,6 +201,44 @@ TEST(Loop, APostWakesAnEmbeddedLoop) {
   ::close(ep);
 }
 
+// poll_timeout() tells an embedding host how long it may sleep: no limit with nothing pending,
+// until the first timer (rounded up), zero while a turn is owed (a hook queued, a task posted).
+TEST(Loop, PollTimeoutSaysHowLongAnEmbeddingHostMaySleep) {
+  loop_options o;
+  o.notify_fd = true;
+  loop l(o);
+  l.poll();
+  EXPECT_EQ(l.poll_timeout(), std::chrono::milliseconds::max());
+  struct firing_timer : timer {
+    int fired = 0;
+  } t;
+  t.fn = [](timer* p) { ++static_cast<firing_timer*>(p)->fired; };
+  l.arm(t, clock::now() + 200ms);
+  const auto until_timer = l.poll_timeout();
+  EXPECT_GT(until_timer, 150ms);
+  EXPECT_LE(until_timer, 200ms);
+  struct counting_hook : turn_hook {
+    int ran = 0;
+  } hook;
+  hook.fn = [](turn_hook* p) { ++static_cast<counting_hook*>(p)->ran; };
+  l.at_end_of_turn(hook);
+  EXPECT_EQ(l.poll_timeout(), 0ms);
+  l.poll();
+  EXPECT_EQ(hook.ran, 1);
+  EXPECT_GT(l.poll_timeout(), 0ms);  // the timer again
+  task posted;
+  posted.fn = [](task*) {};
+  l.post(posted);
+  EXPECT_EQ(l.poll_timeout(), 0ms);
+  l.poll();
+  // The timer's deadline passes: zero, and the next poll() runs it.
+  l.arm(t, clock::now() - 1ms);
+  EXPECT_EQ(l.poll_timeout(), 0ms);
+  l.poll();
+  EXPECT_EQ(t.fired, 1);
+  EXPECT_EQ(l.poll_timeout(), std::chrono::milliseconds::max());
+}
+
 // A loop built on one thread runs on another: the first thread to run a turn becomes the loop's
 // (with SINGLE_ISSUER the kernel refused every submission from it, and the loop spun without ever
 // completing an operation). A turn from any other thread afterwards is a clear error.
