@@ -46,7 +46,7 @@ connection::connection(net::loop& loop, const options& opts)
   reconnect_timer_.owner = this;
   health_timer_.fn = &connection::on_health_timer;
   health_timer_.owner = this;
-  (void)resolve();  // a failure is reported, and retried, when connecting
+  (void)resolve_locally();  // a Unix path or a numeric address; a name is looked up when connecting
   if (opts_.use_buffer_ring) {
     buffers_ = loop_.receive_buffers();
     if (buffers_ == nullptr) {
@@ -93,6 +93,7 @@ void connection::on_delete_hook(net::turn_hook* h) {
 }
 
 connection::~connection() {
+  cancel_lookup();
   if (fd_ >= 0) ::close(fd_);
   loop_.release(connect_op_);
   loop_.release(recv_op_);
@@ -112,28 +113,56 @@ void connection::start() {
   begin_connect();
 }
 
-// Host names are resolved here, at configuration time (getaddrinfo blocks), and the addresses kept
-// for every reconnect. Only if that failed is it tried again when connecting.
-std::error_code connection::resolve() {
+// A Unix path or a numeric address, at once; a host name is left to the resolver (begin_connect).
+std::error_code connection::resolve_locally() {
   addresses_.clear();
+  net::address a;
   if (!opts_.unix_path.empty()) {
-    net::address a;
     const std::error_code ec = net::address::from_unix_path(opts_.unix_path, a);
     if (!ec) addresses_.push_back(a);
     return ec;
   }
-  return net::address::resolve(opts_.host, opts_.port, addresses_);
+  if (net::address::from_numeric(opts_.host, opts_.port, a)) addresses_.push_back(a);
+  return {};
 }
 
 void connection::begin_connect() {
   set_state(connection_state::connecting);
   std::error_code ec;
-  if (addresses_.empty()) ec = resolve();
+  if (addresses_.empty()) ec = resolve_locally();
   if (ec) {
-    fail("cannot resolve " + (opts_.unix_path.empty() ? opts_.host : opts_.unix_path) + ": " + ec.message(),
-         errc::connect_failed);
+    fail("cannot resolve " + opts_.unix_path + ": " + ec.message(), errc::connect_failed);
     return;
   }
+  if (addresses_.empty()) {
+    // A host name: getaddrinfo may block for seconds, which would stall every connection of the
+    // loop (and, in a cluster, a node learnt at run time would stall the router). The resolver
+    // looks it up on its thread; on_lookup_done connects.
+    lookup_ = loop_.name_resolver().lookup(opts_.host, opts_.port, &connection::on_lookup_done, this);
+    return;
+  }
+  connect_next();
+}
+
+void connection::on_lookup_done(void* self, std::error_code ec, std::vector<net::address>& addresses) {
+  auto* c = static_cast<connection*>(self);
+  c->lookup_ = nullptr;
+  if (ec || addresses.empty()) {
+    c->fail("cannot resolve " + c->opts_.host + ": " + (ec ? ec.message() : "no address"), errc::connect_failed);
+    return;
+  }
+  c->addresses_ = std::move(addresses);
+  c->connect_next();
+}
+
+void connection::cancel_lookup() noexcept {
+  if (lookup_ == nullptr) return;
+  loop_.name_resolver().cancel(lookup_);
+  lookup_ = nullptr;
+}
+
+void connection::connect_next() {
+  std::error_code ec;
   // Each attempt takes the next address (IPv6 and IPv4 of one name, or several records).
   const net::address& target = addresses_[address_index_++ % addresses_.size()];
   current_address_ = target;
@@ -562,6 +591,7 @@ void connection::on_reconnect(net::timer* t) {
 
 void connection::close() {
   if (state_ == connection_state::closed) return;
+  cancel_lookup();
   loop_.cancel(reconnect_timer_);
   loop_.cancel(deadline_timer_);
   loop_.cancel(health_timer_);

@@ -8,6 +8,7 @@
 #include "client/options.hpp"
 #include "net/address.hpp"
 #include "net/loop.hpp"
+#include "net/resolver.hpp"
 
 #include <sys/socket.h>
 
@@ -31,7 +32,9 @@ enum class connection_state : std::uint8_t {
 };
 
 /// A connection to one server. Loop thread only. Lifecycle:
-/// 1. `start()` resolves and connects (with `connect_timeout`), then runs the handshake.
+/// 1. `start()` resolves and connects (with `connect_timeout`), then runs the handshake. A host name
+///    is looked up by the loop's resolver, off the loop thread (getaddrinfo blocks); its addresses
+///    serve every reconnect, and a failed lookup is tried again with the reconnect's backoff.
 /// 2. Commands submitted before `ready` wait in the multiplexer (at most `offline_queue_limit`).
 /// 3. On any I/O error, EOF or protocol error: sent commands complete with `connection_lost` (or
 ///    `protocol_error`), in-flight operations are cancelled and drained (the kernel must be done with
@@ -122,8 +125,11 @@ class connection {
   };
 
   void set_state(connection_state s);
-  std::error_code resolve();
+  std::error_code resolve_locally();
   void begin_connect();
+  void connect_next();
+  static void on_lookup_done(void* self, std::error_code ec, std::vector<net::address>& addresses);
+  void cancel_lookup() noexcept;
   void submit_recv();
   void flush();
   void send_pending();
@@ -175,6 +181,7 @@ class connection {
   net::op_token connect_op_ = 0, recv_op_ = 0, send_op_ = 0;
   net::buffer_ring* buffers_ = nullptr;  // the loop's provided buffers, when multishot recv is used
   std::vector<net::address> addresses_;
+  net::resolver::query* lookup_ = nullptr;  // a host name lookup in flight
   std::size_t address_index_ = 0;
   net::address current_address_;
   __kernel_timespec connect_ts_{};

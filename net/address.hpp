@@ -35,4 +35,9 @@ class address {
   socklen_t length_ = 0;
 };
 
+/// Looks up a host name: fills `out` (in the order to try) or returns an error. Blocking: a loop
+/// runs it on its resolver's thread (`loop::name_resolver`). `address::resolve` by default
+/// (`loop_options::lookup`); another one may ask a service registry or a test's table.
+using lookup_fn = std::error_code (*)(const std::string& host, std::uint16_t port, std::vector<address>& out);
+
 }  // namespace redring::net

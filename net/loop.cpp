@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "net/loop.hpp"
 
+#include "net/resolver.hpp"
+
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -130,6 +132,9 @@ loop::~loop() {
     // Destroyed on a thread other than the loop's: it cannot submit; the ring's exit below cancels
     // what is in flight.
   }
+  // After the last turn: a lookup's results task still queued is never run, and the resolver's
+  // destructor frees what it carries.
+  resolver_.reset();
   buffers_.reset();
   // Off another thread the unregistration fails, and the kernel drops it when this one exits.
   if (features_.registered_ring_fd) io_uring_unregister_ring_fd(&ring_);
@@ -277,6 +282,11 @@ void loop::arm(timer& t, clock::time_point deadline) {
 
 void loop::cancel(timer& t) noexcept {
   if (t.armed()) heap_remove(t.heap_index);
+}
+
+resolver& loop::name_resolver() {
+  if (!resolver_) resolver_ = std::make_unique<resolver>(*this, options_.lookup);
+  return *resolver_;
 }
 
 std::chrono::milliseconds loop::poll_timeout() const noexcept {

@@ -7,6 +7,7 @@
 #include <liburing.h>
 #include <pthread.h>
 
+#include "net/address.hpp"
 #include "net/buffer_ring.hpp"
 
 #include <atomic>
@@ -19,6 +20,8 @@
 #include <vector>
 
 namespace redring::net {
+
+class resolver;
 
 /// Called when an operation completes: `res` is the CQE result (bytes, or -errno), `flags` its flags
 /// (IORING_CQE_F_MORE while a multishot operation stays armed, IORING_CQE_F_BUFFER ...).
@@ -73,6 +76,7 @@ struct loop_options {
   unsigned buffer_count = 256;     ///< Provided receive buffers (shared by the loop's connections).
   std::size_t buffer_size = 16 * 1024;  ///< Bytes per provided receive buffer.
   bool notify_fd = false;          ///< Provide `notify_fd()` for embedding in another event loop.
+  lookup_fn lookup = &address::resolve;  ///< Host name lookups, run off the loop thread (`name_resolver`).
 };
 
 /// What the kernel offers, probed once per loop.
@@ -183,6 +187,9 @@ class loop {
   /// of `buffer_size` bytes, shared by every connection of the loop); null where the kernel has no
   /// multishot receive or refuses the registration.
   [[nodiscard]] buffer_ring* receive_buffers();
+  /// The loop's host name resolver (`loop_options::lookup` on a worker thread started by the first
+  /// lookup; results come back on this loop's thread). Lives as long as the loop.
+  [[nodiscard]] resolver& name_resolver();
   /// The raw ring, for the buffer ring and tests.
   [[nodiscard]] io_uring& ring() noexcept { return ring_; }
 
@@ -210,6 +217,7 @@ class loop {
   loop_features features_;
   loop_options options_;
   std::unique_ptr<buffer_ring> buffers_;
+  std::unique_ptr<resolver> resolver_;
   bool buffers_tried_ = false;
   std::vector<slot> slots_;
   std::uint32_t free_head_ = UINT32_MAX;

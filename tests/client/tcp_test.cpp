@@ -3,13 +3,16 @@
 // a pool of connections, and a refused port.
 #include "client/client.hpp"
 #include "client/detached.hpp"
+#include "net/error.hpp"
 
 #include "tests/support/run_until.hpp"
 #include "tests/support/redis_server.hpp"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 
 namespace redring::client {
 namespace {
@@ -74,6 +77,65 @@ TEST(Tcp, RefusedPortIsAClearError) {
   EXPECT_EQ(err->code, errc::timeout);
   EXPECT_NE(c.conn().last_error().find("Connection refused"), std::string::npos) << c.conn().last_error();
   EXPECT_NE(c.conn().last_error().find("127.0.0.1:" + std::to_string(port)), std::string::npos);
+}
+
+// Host name lookups run off the loop thread (a lookup that blocks here until the test lets it go):
+// another client on the same loop is served meanwhile, then the name's client connects. A name
+// that does not resolve is a clear error, looked up again on each reconnect.
+std::atomic<bool> lookup_released{false};
+std::atomic<int> lookups{0};
+
+std::error_code held_lookup(const std::string& host, std::uint16_t port, std::vector<net::address>& out) {
+  ++lookups;
+  for (int i = 0; i < 5000 && !lookup_released; ++i) std::this_thread::sleep_for(1ms);
+  if (host == "missing.test") return net::errc::resolve_failed;
+  net::address a;
+  if (!net::address::from_numeric("127.0.0.1", port, a)) return net::errc::resolve_failed;
+  out.push_back(a);
+  return {};
+}
+
+TEST(Tcp, AHostNameIsLookedUpWithoutStallingTheLoop) {
+  const int port = test::free_loopback_port();
+  test::redis_server server({"--port", std::to_string(port), "--bind", "127.0.0.1"});
+  net::loop loop(net::loop_options{.lookup = &held_lookup});
+  options by_path;
+  by_path.unix_path = server.socket_path();
+  client near(loop, by_path);
+  options by_name;
+  by_name.host = "redis.test";
+  by_name.port = static_cast<std::uint16_t>(port);
+  client named(loop, by_name);
+  std::optional<result<std::string>> near_pong, named_pong;
+  auto body = [&]() -> detached {
+    named_pong.emplace(co_await named.ping());
+  };
+  body();
+  auto other = [&]() -> detached { near_pong.emplace(co_await near.ping()); };
+  other();
+  ASSERT_TRUE(run_until(loop, [&] { return near_pong.has_value(); }, 5s));
+  EXPECT_TRUE(*near_pong);
+  EXPECT_FALSE(named_pong.has_value());  // its lookup still holds
+  EXPECT_EQ(lookups, 1);
+  lookup_released = true;
+  ASSERT_TRUE(run_until(loop, [&] { return named_pong.has_value(); }, 5s));
+  ASSERT_TRUE(*named_pong) << named_pong->error().what() << " / " << named.last_error();
+  EXPECT_EQ(**named_pong, "PONG");
+
+  options missing;
+  missing.host = "missing.test";
+  missing.port = static_cast<std::uint16_t>(port);
+  missing.reconnect.initial_delay = 10ms;
+  missing.command_timeout = 300ms;
+  client unknown(loop, missing);
+  std::optional<result<std::string>> lost;
+  auto third = [&]() -> detached { lost.emplace(co_await unknown.ping()); };
+  third();
+  ASSERT_TRUE(run_until(loop, [&] { return lost.has_value(); }, 5s));
+  ASSERT_FALSE(*lost);
+  EXPECT_EQ(lost->error().code, errc::timeout);  // it waited for a connection that never came
+  EXPECT_NE(unknown.last_error().find("cannot resolve missing.test"), std::string::npos) << unknown.last_error();
+  EXPECT_GE(lookups, 3);  // looked up again on reconnect
 }
 
 }  // namespace
