@@ -124,7 +124,7 @@ TEST(ResolverLifetime, ALoopDestroyedDuringALookupCallsNothing) {
     (void)l.name_resolver().lookup("never.test", 6379, &outcome::on, &o);
     while (lookups == 0) std::this_thread::sleep_for(1ms);
     releaser = std::thread([] {
-      std::this_thread::sleep_for(20ms);
+      std::this_thread::sleep_for(200ms);  // long after the loop's last turns: it is in the join
       released = true;
     });
   }
