@@ -47,6 +47,7 @@ connection::connection(net::loop& loop, const options& opts)
   health_timer_.fn = &connection::on_health_timer;
   health_timer_.owner = this;
   (void)resolve_locally();  // a Unix path or a numeric address; a name is looked up when connecting
+  host_is_name_ = opts_.unix_path.empty() && addresses_.empty();
   if (opts_.use_buffer_ring) {
     buffers_ = loop_.receive_buffers();
     if (buffers_ == nullptr) {
@@ -128,6 +129,13 @@ std::error_code connection::resolve_locally() {
 
 void connection::begin_connect() {
   set_state(connection_state::connecting);
+  // A name's addresses are looked up again once a connection to them was up and dropped, or once
+  // each was tried and none answered: a managed primary endpoint is a DNS name that moves to the
+  // new primary on failover, and reconnecting to the old address would reach a replica (READONLY)
+  // or nothing, for ever.
+  if (host_is_name_ && !addresses_.empty() && (ready_since_lookup_ || attempts_since_lookup_ >= addresses_.size())) {
+    addresses_.clear();
+  }
   std::error_code ec;
   if (addresses_.empty()) ec = resolve_locally();
   if (ec) {
@@ -152,6 +160,9 @@ void connection::on_lookup_done(void* self, std::error_code ec, std::vector<net:
     return;
   }
   c->addresses_ = std::move(addresses);
+  c->address_index_ = 0;
+  c->attempts_since_lookup_ = 0;
+  c->ready_since_lookup_ = false;
   c->connect_next();
 }
 
@@ -165,6 +176,7 @@ void connection::connect_next() {
   std::error_code ec;
   // Each attempt takes the next address (IPv6 and IPv4 of one name, or several records).
   const net::address& target = addresses_[address_index_++ % addresses_.size()];
+  ++attempts_since_lookup_;
   current_address_ = target;
   fd_ = net::open_stream_socket(target, {}, ec);
   if (fd_ < 0) {
@@ -327,6 +339,7 @@ void connection::begin_setup() {
 
 void connection::become_ready() {
   refused_ = {};
+  ready_since_lookup_ = true;
   set_state(connection_state::ready);
   log(SPDLOG_LEVEL_INFO, "redring: connected to {} (RESP{})",
       current_address_.to_string(), protocol_);

@@ -33,8 +33,9 @@ enum class connection_state : std::uint8_t {
 
 /// A connection to one server. Loop thread only. Lifecycle:
 /// 1. `start()` resolves and connects (with `connect_timeout`), then runs the handshake. A host name
-///    is looked up by the loop's resolver, off the loop thread (getaddrinfo blocks); its addresses
-///    serve every reconnect, and a failed lookup is tried again with the reconnect's backoff.
+///    is looked up by the loop's resolver, off the loop thread (getaddrinfo blocks), and again before
+///    a reconnect once a connection to its addresses was up, or each of them was tried (a DNS
+///    failover moves the name); a failed lookup is tried again with the reconnect's backoff.
 /// 2. Commands submitted before `ready` wait in the multiplexer (at most `offline_queue_limit`).
 /// 3. On any I/O error, EOF or protocol error: sent commands complete with `connection_lost` (or
 ///    `protocol_error`), in-flight operations are cancelled and drained (the kernel must be done with
@@ -182,6 +183,9 @@ class connection {
   net::buffer_ring* buffers_ = nullptr;  // the loop's provided buffers, when multishot recv is used
   std::vector<net::address> addresses_;
   net::resolver::query* lookup_ = nullptr;  // a host name lookup in flight
+  bool host_is_name_ = false;               // looked up by the resolver (not numeric, not a path)
+  bool ready_since_lookup_ = false;         // a connection to these addresses was up
+  std::size_t attempts_since_lookup_ = 0;   // connects to these addresses
   std::size_t address_index_ = 0;
   net::address current_address_;
   __kernel_timespec connect_ts_{};

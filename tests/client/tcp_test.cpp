@@ -85,17 +85,23 @@ TEST(Tcp, RefusedPortIsAClearError) {
 std::atomic<bool> lookup_released{false};
 std::atomic<int> lookups{0};
 
+std::atomic<int> moved_port{0};  // when set, where every name points (a DNS failover)
+
 std::error_code held_lookup(const std::string& host, std::uint16_t port, std::vector<net::address>& out) {
   ++lookups;
   for (int i = 0; i < 5000 && !lookup_released; ++i) std::this_thread::sleep_for(1ms);
   if (host == "missing.test") return net::errc::resolve_failed;
   net::address a;
-  if (!net::address::from_numeric("127.0.0.1", port, a)) return net::errc::resolve_failed;
+  const int to = moved_port != 0 ? moved_port.load() : port;
+  if (!net::address::from_numeric("127.0.0.1", static_cast<std::uint16_t>(to), a)) return net::errc::resolve_failed;
   out.push_back(a);
   return {};
 }
 
 TEST(Tcp, AHostNameIsLookedUpWithoutStallingTheLoop) {
+  lookup_released = false;
+  lookups = 0;
+  moved_port = 0;
   const int port = test::free_loopback_port();
   test::redis_server server({"--port", std::to_string(port), "--bind", "127.0.0.1"});
   net::loop loop(net::loop_options{.lookup = &held_lookup});
@@ -136,6 +142,46 @@ TEST(Tcp, AHostNameIsLookedUpWithoutStallingTheLoop) {
   EXPECT_EQ(lost->error().code, errc::timeout);  // it waited for a connection that never came
   EXPECT_NE(unknown.last_error().find("cannot resolve missing.test"), std::string::npos) << unknown.last_error();
   EXPECT_GE(lookups, 3);  // looked up again on reconnect
+}
+
+// A name is looked up again when its connection drops: the endpoint of a managed primary is a name
+// that moves to the new primary on failover. Here the name points at server A, then at B, and A
+// drops the client: it reconnects to B.
+TEST(Tcp, ANameIsLookedUpAgainWhenItsConnectionDrops) {
+  lookup_released = true;
+  lookups = 0;
+  const int port_a = test::free_loopback_port();
+  test::redis_server a({"--port", std::to_string(port_a), "--bind", "127.0.0.1"});
+  const int port_b = test::free_loopback_port();
+  test::redis_server b({"--port", std::to_string(port_b), "--bind", "127.0.0.1"});
+  test::blocking_connection admin_a(a.socket_path()), admin_b(b.socket_path());
+  admin_a.call({"SET", "who", "A"});
+  admin_b.call({"SET", "who", "B"});
+  moved_port = port_a;
+  net::loop loop(net::loop_options{.lookup = &held_lookup});
+  options o;
+  o.host = "primary.test";
+  o.port = 6379;  // the lookup says where
+  o.reconnect.initial_delay = 10ms;
+  client c(loop, o);
+  std::optional<result<std::optional<std::string>>> got;
+  auto get_who = [&]() -> detached { got.emplace(co_await c.get("who")); };
+  get_who();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }, 5s));
+  ASSERT_TRUE(*got) << got->error().what();
+  EXPECT_EQ(**got, "A");
+  moved_port = port_b;  // the failover: the name now points at B
+  admin_a.call({"CLIENT", "KILL", "TYPE", "normal"});  // A drops the client (not this admin: SKIPME)
+  std::optional<std::string> now_at;
+  for (int i = 0; i < 50 && now_at != "B"; ++i) {  // a GET sent before the drop is seen may fail
+    got.reset();
+    get_who();
+    ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }, 5s));
+    if (*got && **got) now_at = ***got;
+  }
+  EXPECT_EQ(now_at, "B");
+  EXPECT_GE(lookups, 2);
+  moved_port = 0;
 }
 
 }  // namespace
