@@ -6,6 +6,7 @@
 #include "client/detached.hpp"
 #include "client/hash_slot.hpp"
 #include "client/slot_map.hpp"
+#include "net/error.hpp"
 
 #include "tests/support/redis_cluster.hpp"
 #include "tests/support/run_until.hpp"
@@ -960,6 +961,62 @@ TEST(ClusterFailover, APrimaryKilledUnderLoad) {
   for (const auto& [what, count] : error_kinds) std::cout << "[ failover ] " << count << " x " << what << "\n";
   std::cout << "[ failover ] " << ok << " ok, " << lost << " connection_lost, reroutes "
             << c.cluster()->statistics().rerouted << ", refreshes " << c.cluster()->statistics().refreshes << "\n";
+}
+
+// Nodes that announce host names (cluster-announce-hostname, cluster-preferred-endpoint-type
+// hostname, Redis 7) are connected to by name, each looked up by the loop's resolver off the loop
+// thread: here names no DNS knows, which only the test's lookup maps to the node's port.
+std::atomic<int> cluster_lookups{0};
+std::error_code node_name_lookup(const std::string& host, std::uint16_t port, std::vector<net::address>& out) {
+  ++cluster_lookups;
+  if (!host.starts_with("node-") || !host.ends_with(".test")) return net::errc::resolve_failed;
+  net::address a;
+  if (!net::address::from_numeric("127.0.0.1", port, a)) return net::errc::resolve_failed;
+  out.push_back(a);
+  return {};
+}
+
+TEST(ClusterHostnames, NodesAnnouncedByNameAreLookedUpAndServed) {
+  test::redis_cluster cl(3, 0);
+  for (std::size_t i = 0; i < cl.size(); ++i) {
+    test::blocking_connection admin(cl.node(i).socket_path());
+    admin.call({"CONFIG", "SET", "cluster-announce-hostname", "node-" + std::to_string(cl.port(i)) + ".test"});
+    admin.call({"CONFIG", "SET", "cluster-preferred-endpoint-type", "hostname"});
+  }
+  // Gossip carries each node's name to the others: wait until node 0 names every node.
+  bool named = false;
+  for (int i = 0; i < 200 && !named; ++i) {
+    test::blocking_connection admin(cl.node(0).socket_path());
+    const resp::value slots = admin.call({"CLUSTER", "SLOTS"});
+    named = !slots.elements.empty();
+    for (const resp::value& range : slots.elements) {
+      for (std::size_t n = 2; n < range.elements.size(); ++n) {
+        if (!range.elements[n].elements.empty() && !range.elements[n].elements[0].text.starts_with("node-")) named = false;
+      }
+    }
+    if (!named) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(named) << "the nodes never announced their names";
+  net::loop l(net::loop_options{.lookup = &node_name_lookup});
+  cluster_lookups = 0;
+  client c(l, cluster_options_for(cl, 0));  // the seed by address: only announced names are looked up
+  int ok = 0;
+  bool done = false;
+  auto body = [&]() -> detached {
+    for (int i = 0; i < 100; ++i) {
+      const std::string key = "named:" + std::to_string(i);
+      const auto set = co_await c.command("SET", key, key);
+      const auto got = co_await c.get(key);
+      if (set && got && *got == key) ++ok;
+    }
+    done = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(l, [&] { return done; }, 10s));
+  EXPECT_EQ(ok, 100) << c.last_error();
+  EXPECT_GE(cluster_lookups, 3);  // every primary, by its announced name
+  const auto& stats = c.cluster()->statistics();
+  EXPECT_EQ(stats.moved, 0u);  // routed by the map, names and all
 }
 
 // While a primary is down, the commands queued for it keep their deadline as each refresh routes
