@@ -46,6 +46,8 @@ connection::connection(net::loop& loop, const options& opts)
   reconnect_timer_.owner = this;
   health_timer_.fn = &connection::on_health_timer;
   health_timer_.owner = this;
+  lookup_timer_.fn = &connection::on_lookup_timeout;
+  lookup_timer_.owner = this;
   (void)resolve_locally();  // a Unix path or a numeric address; a name is looked up when connecting
   host_is_name_ = opts_.unix_path.empty() && addresses_.empty();
   if (opts_.use_buffer_ring) {
@@ -129,24 +131,23 @@ std::error_code connection::resolve_locally() {
 
 void connection::begin_connect() {
   set_state(connection_state::connecting);
-  // A name's addresses are looked up again once a connection to them was up and dropped, or once
-  // each was tried and none answered: a managed primary endpoint is a DNS name that moves to the
-  // new primary on failover, and reconnecting to the old address would reach a replica (READONLY)
-  // or nothing, for ever.
-  if (host_is_name_ && !addresses_.empty() && (ready_since_lookup_ || attempts_since_lookup_ >= addresses_.size())) {
-    addresses_.clear();
-  }
   std::error_code ec;
-  if (addresses_.empty()) ec = resolve_locally();
+  if (addresses_.empty() && !host_is_name_) ec = resolve_locally();
   if (ec) {
     fail("cannot resolve " + opts_.unix_path + ": " + ec.message(), errc::connect_failed);
     return;
   }
-  if (addresses_.empty()) {
-    // A host name: getaddrinfo may block for seconds, which would stall every connection of the
-    // loop (and, in a cluster, a node learnt at run time would stall the router). The resolver
-    // looks it up on its thread; on_lookup_done connects.
+  // A name is looked up first, and again once a connection to its addresses was up and dropped or
+  // each was tried and none answered: a managed primary's endpoint is a DNS name that moves to the
+  // new primary on failover, and reconnecting to the old address would reach a replica (READONLY)
+  // or nothing, for ever. getaddrinfo may block for seconds, which would stall every connection of
+  // the loop (and, in a cluster, the router): the resolver looks it up on its thread, and
+  // on_lookup_done connects. The addresses known so far stay until a lookup gives new ones.
+  if (host_is_name_ && (addresses_.empty() || ready_since_lookup_ || attempts_since_lookup_ >= addresses_.size())) {
     lookup_ = loop_.name_resolver().lookup(opts_.host, opts_.port, &connection::on_lookup_done, this);
+    if (opts_.connect_timeout.count() > 0) {
+      loop_.arm(lookup_timer_, net::deadline_after(loop_.now(), opts_.connect_timeout));
+    }
     return;
   }
   connect_next();
@@ -155,8 +156,9 @@ void connection::begin_connect() {
 void connection::on_lookup_done(void* self, std::error_code ec, std::vector<net::address>& addresses) {
   auto* c = static_cast<connection*>(self);
   c->lookup_ = nullptr;
+  c->loop_.cancel(c->lookup_timer_);
   if (ec || addresses.empty()) {
-    c->fail("cannot resolve " + c->opts_.host + ": " + (ec ? ec.message() : "no address"), errc::connect_failed);
+    c->lookup_failed("cannot resolve " + c->opts_.host + ": " + (ec ? ec.message() : "no address"));
     return;
   }
   c->addresses_ = std::move(addresses);
@@ -166,7 +168,29 @@ void connection::on_lookup_done(void* self, std::error_code ec, std::vector<net:
   c->connect_next();
 }
 
+// The lookup takes longer than connect_timeout (a DNS server that does not answer): given up as a
+// connect that timed out. The worker finishes it in the background and its result is dropped.
+void connection::on_lookup_timeout(net::timer* t) {
+  auto* c = static_cast<owned_timer*>(t)->owner;
+  c->cancel_lookup();
+  c->lookup_failed("looking up " + c->opts_.host + " timed out");
+}
+
+// A lookup failed: with no address known the connect fails (and is tried again with backoff); with
+// the addresses of an earlier lookup, those are tried again (DNS down says nothing of the server).
+void connection::lookup_failed(std::string why) {
+  if (addresses_.empty()) {
+    fail(std::move(why), errc::connect_failed);
+    return;
+  }
+  log(SPDLOG_LEVEL_WARN, "redring: {}; trying the addresses it had before", why);
+  attempts_since_lookup_ = 0;
+  ready_since_lookup_ = false;
+  connect_next();
+}
+
 void connection::cancel_lookup() noexcept {
+  loop_.cancel(lookup_timer_);
   if (lookup_ == nullptr) return;
   loop_.name_resolver().cancel(lookup_);
   lookup_ = nullptr;

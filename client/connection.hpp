@@ -33,9 +33,10 @@ enum class connection_state : std::uint8_t {
 
 /// A connection to one server. Loop thread only. Lifecycle:
 /// 1. `start()` resolves and connects (with `connect_timeout`), then runs the handshake. A host name
-///    is looked up by the loop's resolver, off the loop thread (getaddrinfo blocks), and again before
-///    a reconnect once a connection to its addresses was up, or each of them was tried (a DNS
-///    failover moves the name); a failed lookup is tried again with the reconnect's backoff.
+///    is looked up by the loop's resolver, off the loop thread (getaddrinfo blocks), within
+///    `connect_timeout`, and again before a reconnect once a connection to its addresses was up, or
+///    each of them was tried (a DNS failover moves the name). A failed lookup keeps the addresses
+///    of the last one that succeeded; with none, the connect fails and is retried with backoff.
 /// 2. Commands submitted before `ready` wait in the multiplexer (at most `offline_queue_limit`).
 /// 3. On any I/O error, EOF or protocol error: sent commands complete with `connection_lost` (or
 ///    `protocol_error`), in-flight operations are cancelled and drained (the kernel must be done with
@@ -130,6 +131,8 @@ class connection {
   void begin_connect();
   void connect_next();
   static void on_lookup_done(void* self, std::error_code ec, std::vector<net::address>& addresses);
+  static void on_lookup_timeout(net::timer* t);
+  void lookup_failed(std::string why);
   void cancel_lookup() noexcept;
   void submit_recv();
   void flush();
@@ -199,7 +202,7 @@ class connection {
   };
   owned_hook flush_hook_, delete_hook_;
   bool released_ = false;
-  owned_timer deadline_timer_, reconnect_timer_, health_timer_;
+  owned_timer deadline_timer_, reconnect_timer_, health_timer_, lookup_timer_;
   struct health_ping : request {
     connection* owner = nullptr;
     bool in_flight = false;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <functional>
 #include <thread>
@@ -292,13 +293,18 @@ resolver& loop::name_resolver() {
 std::chrono::milliseconds loop::poll_timeout() const noexcept {
   // Hooks left by the last turn's completions (a connection's flush) run only in a turn: an
   // embedding host that slept until the ring had completions would never send what they queue.
-  if (hooks_ != nullptr || posted_.load(std::memory_order_acquire) != nullptr) return std::chrono::milliseconds(0);
+  // So do submissions queued by them and not yet in the kernel (a re-armed wakeup read or recv):
+  // until submitted, nothing they wait for can make notify_fd readable.
+  if (hooks_ != nullptr || posted_.load(std::memory_order_acquire) != nullptr || io_uring_sq_ready(&ring_) != 0) {
+    return std::chrono::milliseconds(0);
+  }
   if (timers_.empty()) return std::chrono::milliseconds::max();
   const auto left = timers_.front()->deadline - clock::now();
   if (left <= clock::duration::zero()) return std::chrono::milliseconds(0);
   // Rounded up: a host that wakes a little before the deadline would find nothing to run and
-  // spin through zero-length waits until it passes.
-  return std::chrono::ceil<std::chrono::milliseconds>(left);
+  // spin through zero-length waits until it passes. At most INT_MAX ms (24.8 days), so that it
+  // converts to epoll_wait's int: a far timer ("never", a saturated backoff) is no wrap-around.
+  return std::min(std::chrono::ceil<std::chrono::milliseconds>(left), std::chrono::milliseconds(INT_MAX));
 }
 
 std::size_t loop::run_timers() {

@@ -154,10 +154,11 @@ class loop {
   /// readable, and again once `poll_timeout()` has passed.
   std::size_t poll() { return run_once(std::chrono::milliseconds(0)); }
   /// How long an embedding host may wait (for `notify_fd()`) before its next `poll()`: zero when the
-  /// last turn left work for the next (a command issued from a completion is sent by the next turn's
-  /// submit; a task posted), else until the first timer (a command's timeout, a reconnect's backoff,
-  /// a health check: timers run only in a turn), rounded up to a millisecond, else
-  /// `std::chrono::milliseconds::max()` (no limit: epoll_wait's -1).
+  /// last turn left work for the next (a command issued from a completion is sent by the next
+  /// turn's submit; a task posted; an operation queued and not yet submitted), else until the first
+  /// timer (a command's timeout, a reconnect's backoff, a health check: timers run only in a turn),
+  /// rounded up to a millisecond and at most INT_MAX ms (it fits epoll_wait's int), else
+  /// `std::chrono::milliseconds::max()` (no limit: its -1).
   [[nodiscard]] std::chrono::milliseconds poll_timeout() const noexcept;
   /// Runs turns until `stop()`; returns at once if `stop()` was called since the last `run()` returned.
   void run();

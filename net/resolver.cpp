@@ -25,8 +25,8 @@ resolver::~resolver() {
     const std::lock_guard lock(mutex_);
     stopping_ = true;
   }
-  wake_.notify_one();
-  if (worker_.joinable()) worker_.join();
+  wake_.notify_all();
+  for (std::thread& w : workers_) w.join();
   // Nothing runs after the join: what is left was never handed back. results_task_ may still be
   // queued on the loop, which is why a loop destroys its resolver after its last turn.
   for (query* q : pending_) delete q;
@@ -38,9 +38,11 @@ resolver::query* resolver::lookup(std::string host, std::uint16_t port, done_fn 
   {
     const std::lock_guard lock(mutex_);
     pending_.push_back(q);
+    // Started on demand, up to max_workers: a program that never looks up a name runs no extra
+    // thread, and a name whose DNS does not answer (seconds per try) holds one worker, not every
+    // other connect of the loop.
+    if (idle_ < pending_.size() && workers_.size() < max_workers) workers_.emplace_back([this] { work(); });
   }
-  // Started on first use: a program that never looks up a name runs no extra thread.
-  if (!worker_.joinable()) worker_ = std::thread([this] { work(); });
   wake_.notify_one();
   return q;
 }
@@ -62,7 +64,9 @@ void resolver::cancel(query* q) noexcept {
 void resolver::work() {
   std::unique_lock lock(mutex_);
   for (;;) {
+    ++idle_;
     wake_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
+    --idle_;
     if (stopping_) return;
     query* q = pending_.front();
     pending_.erase(pending_.begin());

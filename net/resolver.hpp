@@ -17,17 +17,20 @@ namespace redring::net {
 
 /// Runs host name lookups on a worker thread and hands each result back on the loop's thread:
 /// getaddrinfo blocks for as long as DNS takes (seconds when a server does not answer), and a loop
-/// blocked in it stalls every connection it serves. One worker per resolver, started by the first
-/// lookup; lookups run one at a time, in order. Not thread-safe: call it on the loop's thread.
+/// blocked in it stalls every connection it serves. Up to `max_workers` lookups run at once, each on
+/// a worker started when a lookup finds none idle (a name whose DNS does not answer holds one, not
+/// the others). Not thread-safe: call it on the loop's thread.
 class resolver {
  public:
   /// Called on the loop's thread with the lookup's outcome; `addresses` may be moved from.
   using done_fn = void (*)(void* context, std::error_code ec, std::vector<address>& addresses);
   struct query;
+  /// Lookups that may run at once.
+  static constexpr std::size_t max_workers = 4;
 
   explicit resolver(loop& l, lookup_fn fn = &address::resolve);
-  /// Waits for the lookup in progress, if any (the worker cannot be interrupted inside getaddrinfo);
-  /// calls no callback.
+  /// Waits for the lookups in progress, if any (a worker cannot be interrupted inside getaddrinfo:
+  /// with a DNS server that does not answer, that is its timeout); calls no callback.
   ~resolver();
   resolver(const resolver&) = delete;
   resolver& operator=(const resolver&) = delete;
@@ -50,11 +53,12 @@ class resolver {
   std::vector<query*> finished_;  // guarded by mutex_: looked up, for the loop thread
   bool posted_ = false;           // guarded by mutex_: results_task_ is queued on the loop
   bool stopping_ = false;         // guarded by mutex_
+  std::size_t idle_ = 0;          // guarded by mutex_: workers waiting for a lookup
   struct owned_task : task {
     resolver* owner = nullptr;
   };
   owned_task results_task_;
-  std::thread worker_;
+  std::vector<std::thread> workers_;  // guarded by mutex_ (joined by the destructor)
 };
 
 }  // namespace redring::net

@@ -86,11 +86,12 @@ std::atomic<bool> lookup_released{false};
 std::atomic<int> lookups{0};
 
 std::atomic<int> moved_port{0};  // when set, where every name points (a DNS failover)
+std::atomic<bool> dns_down{false};  // every lookup fails
 
 std::error_code held_lookup(const std::string& host, std::uint16_t port, std::vector<net::address>& out) {
   ++lookups;
   for (int i = 0; i < 5000 && !lookup_released; ++i) std::this_thread::sleep_for(1ms);
-  if (host == "missing.test") return net::errc::resolve_failed;
+  if (host == "missing.test" || dns_down) return net::errc::resolve_failed;
   net::address a;
   const int to = moved_port != 0 ? moved_port.load() : port;
   if (!net::address::from_numeric("127.0.0.1", static_cast<std::uint16_t>(to), a)) return net::errc::resolve_failed;
@@ -182,6 +183,61 @@ TEST(Tcp, ANameIsLookedUpAgainWhenItsConnectionDrops) {
   EXPECT_EQ(now_at, "B");
   EXPECT_GE(lookups, 2);
   moved_port = 0;
+}
+
+// DNS down says nothing of the server: a lookup that fails after a drop keeps the addresses the
+// last one gave, and the client reconnects to them (it once dropped them and stayed offline).
+TEST(Tcp, ALookupThatFailsKeepsTheAddressesItHad) {
+  lookup_released = true;
+  lookups = 0;
+  moved_port = 0;
+  const int port = test::free_loopback_port();
+  test::redis_server server({"--port", std::to_string(port), "--bind", "127.0.0.1"});
+  test::blocking_connection admin(server.socket_path());
+  net::loop loop(net::loop_options{.lookup = &held_lookup});
+  options o;
+  o.host = "primary.test";
+  o.port = static_cast<std::uint16_t>(port);
+  o.reconnect.initial_delay = 10ms;
+  client c(loop, o);
+  std::optional<result<std::string>> pong;
+  auto ping = [&]() -> detached { pong.emplace(co_await c.ping()); };
+  ping();
+  ASSERT_TRUE(run_until(loop, [&] { return pong.has_value(); }, 5s));
+  ASSERT_TRUE(*pong);
+  dns_down = true;
+  admin.call({"CLIENT", "KILL", "TYPE", "normal"});
+  int answered = 0;
+  for (int i = 0; i < 6; ++i) {  // the first may be lost with the connection
+    pong.reset();
+    ping();
+    ASSERT_TRUE(run_until(loop, [&] { return pong.has_value(); }, 5s));
+    answered += *pong ? 1 : 0;
+  }
+  dns_down = false;
+  EXPECT_GE(answered, 5) << c.last_error();
+  EXPECT_GE(lookups, 2);  // it did look up again, and the lookup failed
+}
+
+// A lookup that takes longer than connect_timeout fails the connect like a connect that timed out.
+TEST(Tcp, ALookupLongerThanTheConnectTimeoutTimesOut) {
+  lookup_released = false;
+  lookups = 0;
+  net::loop loop(net::loop_options{.lookup = &held_lookup});
+  options o;
+  o.host = "slow.test";
+  o.port = 6379;
+  o.connect_timeout = 100ms;
+  o.reconnect.enabled = false;
+  client c(loop, o);
+  std::optional<result<std::string>> pong;
+  auto ping = [&]() -> detached { pong.emplace(co_await c.ping()); };
+  ping();
+  ASSERT_TRUE(run_until(loop, [&] { return pong.has_value(); }, 3s));
+  ASSERT_FALSE(*pong);
+  EXPECT_EQ(pong->error().code, errc::connection_lost) << pong->error().what();
+  EXPECT_NE(c.last_error().find("looking up slow.test timed out"), std::string::npos) << c.last_error();
+  lookup_released = true;  // the worker's lookup ends; the loop's destructor waits for it
 }
 
 }  // namespace

@@ -237,6 +237,19 @@ TEST(Loop, PollTimeoutSaysHowLongAnEmbeddingHostMaySleep) {
   l.poll();
   EXPECT_EQ(t.fired, 1);
   EXPECT_EQ(l.poll_timeout(), std::chrono::milliseconds::max());
+  // A timer that never fires in practice still gives a wait an int holds (no wrap-around to a spin).
+  l.arm(t, clock::time_point::max());
+  EXPECT_EQ(l.poll_timeout(), std::chrono::milliseconds(INT_MAX));
+  l.cancel(t);
+  // An operation queued and not yet submitted: zero, until a turn submits it.
+  completions done;
+  const op_token token = l.reserve(&completions::on, &done);
+  nop(l, l.sqe(), token);
+  EXPECT_EQ(l.poll_timeout(), 0ms);
+  l.poll();
+  EXPECT_EQ(l.poll_timeout(), std::chrono::milliseconds::max());
+  EXPECT_EQ(done.results, std::vector<int>{0});
+  l.release(token);
 }
 
 // A loop built on one thread runs on another: the first thread to run a turn becomes the loop's

@@ -16,8 +16,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A lookup that blocks until `released` (5 s at most), then answers 127.0.0.1 or, for "missing",
-// resolve_failed.
+// A lookup that blocks until `released` (5 s at most; not for names starting with "fast"), then
+// answers 127.0.0.1 or, for "missing", resolve_failed.
 std::atomic<bool> released{false};
 std::atomic<int> lookups{0};
 std::thread::id lookup_thread;
@@ -25,7 +25,9 @@ std::thread::id lookup_thread;
 std::error_code blocking_lookup(const std::string& host, std::uint16_t port, std::vector<address>& out) {
   lookup_thread = std::this_thread::get_id();
   ++lookups;
-  for (int i = 0; i < 5000 && !released; ++i) std::this_thread::sleep_for(1ms);
+  if (!host.starts_with("fast")) {
+    for (int i = 0; i < 5000 && !released; ++i) std::this_thread::sleep_for(1ms);
+  }
   if (host == "missing") return errc::resolve_failed;
   address a;
   if (!address::from_numeric("127.0.0.1", port, a)) return errc::resolve_failed;
@@ -93,23 +95,39 @@ TEST_F(Resolver, AFailedLookupSaysSo) {
   EXPECT_TRUE(o.addresses.empty());
 }
 
-// A cancelled lookup calls nothing: one cancelled while it runs finishes and is dropped, one
-// cancelled while it waits never runs. Later lookups still answer.
+// A cancelled lookup calls nothing: those cancelled while they run finish and are dropped, one
+// cancelled while it waits for a worker never runs. Later lookups still answer.
 TEST_F(Resolver, ACancelledLookupCallsNothing) {
-  outcome running, waiting, later;
   resolver& r = l.name_resolver();
-  resolver::query* a = r.lookup("a.test", 1, &outcome::on, &running);
-  resolver::query* b = r.lookup("b.test", 2, &outcome::on, &waiting);
-  while (lookups == 0) std::this_thread::sleep_for(1ms);  // "a" is running
-  r.cancel(a);
-  r.cancel(b);
+  std::vector<outcome> running(resolver::max_workers);
+  std::vector<resolver::query*> busy;
+  for (outcome& o : running) busy.push_back(r.lookup("busy.test", 1, &outcome::on, &o));
+  while (lookups < static_cast<int>(resolver::max_workers)) std::this_thread::sleep_for(1ms);  // every worker busy
+  outcome waiting, later;
+  resolver::query* queued = r.lookup("queued.test", 2, &outcome::on, &waiting);
+  for (resolver::query* q : busy) r.cancel(q);
+  r.cancel(queued);
   (void)r.lookup("c.test", 3, &outcome::on, &later);
   released = true;
   ASSERT_TRUE(turn_until(l, [&] { return later.calls == 1; }));
-  EXPECT_EQ(running.calls, 0);
+  for (const outcome& o : running) EXPECT_EQ(o.calls, 0);
   EXPECT_EQ(waiting.calls, 0);
-  EXPECT_EQ(lookups, 2);  // "a" and "c"; "b" never ran
+  EXPECT_EQ(lookups, static_cast<int>(resolver::max_workers) + 1);  // the busy ones and "c"; "queued" never ran
   EXPECT_EQ(later.addresses.at(0).to_string(), "127.0.0.1:3");
+}
+
+// A name whose lookup hangs (DNS that does not answer) holds one worker, not the others: a lookup
+// started after it answers while it still hangs.
+TEST_F(Resolver, ASlowLookupDoesNotHoldTheOthers) {
+  outcome slow, fast;
+  (void)l.name_resolver().lookup("slow.test", 1, &outcome::on, &slow);
+  while (lookups == 0) std::this_thread::sleep_for(1ms);
+  (void)l.name_resolver().lookup("fast.test", 2, &outcome::on, &fast);
+  ASSERT_TRUE(turn_until(l, [&] { return fast.calls == 1; }));
+  EXPECT_EQ(slow.calls, 0);
+  EXPECT_EQ(fast.addresses.at(0).to_string(), "127.0.0.1:2");
+  released = true;
+  ASSERT_TRUE(turn_until(l, [&] { return slow.calls == 1; }));
 }
 
 // A loop destroyed while a lookup runs waits for it and calls nothing (ASan: nothing leaks).
@@ -120,9 +138,9 @@ TEST(ResolverLifetime, ALoopDestroyedDuringALookupCallsNothing) {
   std::thread releaser;
   {
     loop l{loop_options{.lookup = &blocking_lookup}};
-    (void)l.name_resolver().lookup("redis.test", 6379, &outcome::on, &o);
-    (void)l.name_resolver().lookup("never.test", 6379, &outcome::on, &o);
-    while (lookups == 0) std::this_thread::sleep_for(1ms);
+    // Every worker busy, and one more waiting for a worker (freed by the destructor, never run).
+    for (std::size_t i = 0; i <= resolver::max_workers; ++i) (void)l.name_resolver().lookup("redis.test", 6379, &outcome::on, &o);
+    while (lookups < static_cast<int>(resolver::max_workers)) std::this_thread::sleep_for(1ms);
     releaser = std::thread([] {
       std::this_thread::sleep_for(200ms);  // long after the loop's last turns: it is in the join
       released = true;
@@ -130,7 +148,7 @@ TEST(ResolverLifetime, ALoopDestroyedDuringALookupCallsNothing) {
   }
   releaser.join();
   EXPECT_EQ(o.calls, 0);
-  EXPECT_EQ(lookups, 1);
+  EXPECT_EQ(lookups, static_cast<int>(resolver::max_workers));
 }
 
 }  // namespace
