@@ -38,6 +38,7 @@ if ttl < 0 then used = 0; ttl = period end
 if used + cost > limit then
   local retry = ttl
   if cost > limit then retry = -1 end
+  if used == 0 then ttl = 0 end  -- no window open: nothing to wait for (a cost > limit, never)
   return {0, limit - used, ttl, retry}
 end
 if used == 0 then redis.call('SET', KEYS[1], cost, 'PX', period) else redis.call('INCRBY', KEYS[1], cost) end
@@ -122,32 +123,37 @@ redis.call('PEXPIRE', KEYS[1], full)
 return {1, math.floor(tokens + 1e-9), full, 0}
 )lua";
 
-// GCRA: the key holds the theoretical arrival time (TAT, µs). Each unit moves it by the emission
-// interval T = period/limit; a hit is admitted while the new TAT is at most burst*T ahead of now.
-// The key expires when TAT passes (a missing key is a full allowance). Doubles near 1.7e15 µs are
-// exact to 0.25 µs, so every comparison, floor and ceil allows 1 µs of slack (`eps`).
+// GCRA: the theoretical arrival time (TAT). Each unit moves it by the emission interval
+// T = period/limit; a hit is admitted while the new TAT is at most burst*T ahead of now. The key (a
+// hash) holds it as `b`, the `now` of the last write (whole µs: exact), and `o`, the TAT's lead on
+// `b` (at most burst*T: small, so exact to far under a µs). An absolute TAT near 1.7e15 µs, as once
+// stored, is exact only to 0.25 µs: an interval under 0.125 µs never moved it, and every hit passed.
+// The key expires when the TAT passes (a missing key is a full allowance). `eps` absorbs rounding.
 constexpr std::string_view gcra_lua = R"lua(
-local eps = 1
 local interval = period / limit
+local eps = math.min(1, interval / 1000000)
 local tau = interval * burst
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
+local st = redis.call('HMGET', KEYS[1], 'b', 'o')
+local tat = 0
+if st[1] and st[2] then tat = tonumber(st[2]) - (now - tonumber(st[1])) end
+if tat < 0 then tat = 0 end
 local new_tat = tat + interval * cost
-local allow_at = new_tat - tau
 local function ms(us) return math.max(0, math.ceil((us - eps) / 1000)) end
 local function units(ahead) return math.max(0, math.floor((tau - ahead + eps) / interval)) end
-if allow_at > now + eps then
+if new_tat - tau > eps then
   local retry = -1
-  if cost <= burst then retry = math.max(1, ms(allow_at - now)) end
-  return {0, units(tat - now), ms(tat - now), retry}
+  if cost <= burst then retry = math.max(1, ms(new_tat - tau)) end
+  return {0, units(tat), ms(tat), retry}
 end
-local reset = math.max(1, ms(new_tat - now))
-redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', reset)
-return {1, units(new_tat - now), reset, 0}
+local reset = math.max(1, ms(new_tat))
+redis.call('HSET', KEYS[1], 'b', string.format('%.17g', now), 'o', string.format('%.17g', new_tat))
+redis.call('PEXPIRE', KEYS[1], reset)
+return {1, units(new_tat), reset, 0}
 )lua";
 
 // Indexed by limiter_algorithm: the script and the key's tag.
-constexpr std::array<std::string_view, 5> tags = {"fw", "log", "sw", "tb", "gcra"};
+// GCRA's is "gcra2": its key was a string (an absolute TAT) before it became a hash.
+constexpr std::array<std::string_view, 5> tags = {"fw", "log", "sw", "tb", "gcra2"};
 
 std::string with_prelude(std::string_view body) {
   std::string text(prelude_lua);
@@ -186,10 +192,17 @@ std::string rate_limiter::key(std::string_view name) const {
 task<decision> rate_limiter::hit(std::string_view name, std::int64_t cost) {
   decision d;
   d.limit = has_burst(opts_.algorithm) ? opts_.burst : opts_.limit;
-  if (cost < 1 || opts_.limit < 1 || opts_.period.count() < 1) {
+  // The scripts compute in Lua numbers (doubles), and Redis turns their results into integers with
+  // a plain cast: past 2^53 units, figures come back wrong (an "unlimited" INT64_MAX limit once
+  // reported remaining = INT64_MIN).
+  constexpr std::int64_t max_units = std::int64_t{1} << 53;
+  if (cost < 1 || opts_.limit < 1 || opts_.period.count() < 1 || cost > max_units || opts_.limit > max_units ||
+      opts_.burst > max_units) {
     d.source = decision_source::failure;
     d.failure = resp::error{std::make_error_code(std::errc::invalid_argument),
-                            cost < 1 ? "cost must be at least 1" : "limit and period must be at least 1 (unit, ms)"};
+                            cost < 1                                 ? "cost must be at least 1"
+                            : opts_.limit < 1 || opts_.period.count() < 1 ? "limit and period must be at least 1 (unit, ms)"
+                                                                     : "limit, burst and cost must be at most 2^53"};
     co_return d;
   }
   const std::array<std::string, 1> keys = {key(name)};
@@ -228,11 +241,19 @@ task<resp::result<std::int64_t>> rate_limiter::reset(std::string_view name) {
   co_return co_await client_.del(k).with_timeout(opts_.timeout);
 }
 
+// The deny cache's time: the caller's clock when it gave one (retry_after is measured on it: a
+// caller clock that runs apart from this process's must not keep a denial the server would lift),
+// else the steady clock.
+net::clock::time_point rate_limiter::cache_now() const {
+  if (opts_.clock) return net::clock::time_point(std::chrono::microseconds(opts_.clock()));
+  return net::clock::now();
+}
+
 std::optional<decision> rate_limiter::cached_denial(const std::string& key, std::int64_t cost) {
   if (denied_.empty()) return std::nullopt;
   const auto it = denied_.find(key);
   if (it == denied_.end()) return std::nullopt;
-  const auto now = net::clock::now();
+  const auto now = cache_now();
   if (now >= it->second.until) {
     denied_.erase(it);
     return std::nullopt;
@@ -251,7 +272,7 @@ std::optional<decision> rate_limiter::cached_denial(const std::string& key, std:
 
 void rate_limiter::remember_denial(const std::string& key, const decision& d, std::int64_t cost) {
   if (opts_.deny_cache_size == 0 || d.retry_after == decision::never) return;
-  const auto now = net::clock::now();
+  const auto now = cache_now();
   if (denied_.size() >= opts_.deny_cache_size) {
     std::erase_if(denied_, [now](const auto& e) { return e.second.until <= now; });
     if (denied_.size() >= opts_.deny_cache_size) return;

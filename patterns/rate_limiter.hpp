@@ -84,7 +84,8 @@ class rate_limiter {
   /// Counts `cost` (>= 1) against `name` and decides. Never fails: when Redis does not answer, the
   /// decision is `on_failure`'s and says why. A cost < 1, or options with `limit` < 1 or a
   /// `period` under 1 ms, are denied with an `invalid_argument` failure (no round trip: the
-  /// scripts would divide by them). `name` must outlive the co_await.
+  /// scripts would divide by them), as are a `limit`, `burst` or cost above 2^53 (the scripts'
+  /// numbers are doubles). `name` must outlive the co_await.
   [[nodiscard]] task<decision> hit(std::string_view name, std::int64_t cost = 1);
 
   /// Forgets `name`'s state on the server and in the deny cache: its full limit is available again.
@@ -102,6 +103,7 @@ class rate_limiter {
     std::int64_t cost;
     decision server_decision;
   };
+  [[nodiscard]] net::clock::time_point cache_now() const;
   std::optional<decision> cached_denial(const std::string& key, std::int64_t cost);
   void remember_denial(const std::string& key, const decision& d, std::int64_t cost);
 

@@ -353,3 +353,87 @@ TEST(RateLimiterOptions, NonPositiveLimitOrPeriodIsAnInvalidArgument) {
 
 }  // namespace
 }  // namespace redring::patterns
+
+namespace redring::patterns {
+namespace {
+
+// Review findings (2026-12-06), each once wrong. One server for the four.
+class RateLimiterEdges : public ::testing::Test {
+ protected:
+  test::redis_server server;
+  net::loop loop;
+  client::client c{loop, options_for(server)};
+  test::manual_clock clock;
+};
+
+// GCRA at rates whose emission interval is under a µs: with the caller's clock frozen, a drained
+// burst admits nothing more. Its absolute TAT (~1.7e15 µs, exact to 0.25 µs) once did not move
+// for intervals under 0.125 µs: 1000 of 1000 further hits passed at 10 M/s.
+TEST_F(RateLimiterEdges, GcraHoldsAtRatesOfMillionsPerSecond) {
+  for (const std::int64_t limit : {1'000'000LL, 4'000'000LL, 10'000'000LL, 1'000'000'000LL}) {
+    rate_limiter l(c, {.algorithm = limiter_algorithm::gcra, .limit = limit, .period = 1s, .timeout = 10s,
+                       .clock = clock.function()});
+    const std::string name = std::to_string(limit);
+    const auto drain = run_task(loop, l.hit(name, limit));
+    ASSERT_TRUE(drain.allowed) << limit;
+    EXPECT_EQ(drain.remaining, 0) << limit;
+    int admitted = 0;
+    for (int i = 0; i < 1000; ++i) admitted += run_task(loop, l.hit(name, 1)).allowed ? 1 : 0;
+    EXPECT_EQ(admitted, 0) << "limit " << limit << "/s, clock frozen";
+    // One interval later, exactly one unit passes (for 1 M/s: 1 µs).
+    if (limit == 1'000'000) {
+      clock.now_us += 1;
+      EXPECT_TRUE(run_task(loop, l.hit(name, 1)).allowed);
+      EXPECT_FALSE(run_task(loop, l.hit(name, 1)).allowed);
+    }
+  }
+}
+
+// Past 2^53 units the scripts' doubles cannot count: refused as invalid, not answered wrongly
+// (an INT64_MAX "unlimited" limit once reported remaining = INT64_MIN).
+TEST_F(RateLimiterEdges, LimitsBeyondTwoToTheFiftyThreeAreInvalid) {
+  for (const auto a : {limiter_algorithm::fixed_window, limiter_algorithm::token_bucket, limiter_algorithm::gcra}) {
+    rate_limiter huge(c, {.algorithm = a, .limit = INT64_MAX, .period = 1s, .timeout = 10s});
+    const auto d = run_task(loop, huge.hit("u"));
+    EXPECT_EQ(d.source, decision_source::failure);
+    ASSERT_TRUE(d.failure.has_value());
+    EXPECT_EQ(d.failure->code, std::make_error_code(std::errc::invalid_argument));
+    rate_limiter most(c, {.algorithm = a, .limit = std::int64_t{1} << 53, .period = 1s, .timeout = 10s});
+    const auto m = run_task(loop, most.hit("m"));
+    EXPECT_TRUE(m.allowed);
+    EXPECT_EQ(m.remaining, (std::int64_t{1} << 53) - 1);
+  }
+}
+
+// The deny cache keeps time by the caller's clock when there is one: once that clock has moved by
+// retry_after, the cache lets the hit through to the server, which admits it. It once aged
+// denials by this process's steady clock, refusing for a full real retry_after.
+TEST_F(RateLimiterEdges, TheDenyCacheFollowsTheCallersClock) {
+  for (const auto a : {limiter_algorithm::sliding_log, limiter_algorithm::token_bucket, limiter_algorithm::gcra}) {
+    rate_limiter l(c, {.algorithm = a, .limit = 1, .period = 60s, .timeout = 10s, .deny_cache_size = 8,
+                       .clock = clock.function()});
+    const std::string name = "dc" + std::to_string(static_cast<int>(a));
+    ASSERT_TRUE(run_task(loop, l.hit(name)).allowed);
+    const auto denied = run_task(loop, l.hit(name));
+    ASSERT_FALSE(denied.allowed);
+    ASSERT_EQ(denied.source, decision_source::server);
+    EXPECT_EQ(run_task(loop, l.hit(name)).source, decision_source::deny_cache);
+    clock.advance_ms(denied.retry_after.count());
+    const auto later = run_task(loop, l.hit(name));
+    EXPECT_TRUE(later.allowed) << "algorithm " << static_cast<int>(a) << ", source " << static_cast<int>(later.source);
+  }
+}
+
+// A fixed window with no window open (a missing key) has nothing to reset: a refused cost larger
+// than the limit reports reset_after 0, as the other algorithms do, not a whole period.
+TEST_F(RateLimiterEdges, AFixedWindowNotYetOpenHasNothingToReset) {
+  rate_limiter l(c, {.algorithm = limiter_algorithm::fixed_window, .limit = 5, .period = 60s, .timeout = 10s});
+  const auto d = run_task(loop, l.hit("fresh", 6));
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.remaining, 5);
+  EXPECT_EQ(d.reset_after, 0ms);
+  EXPECT_EQ(d.retry_after, decision::never);
+}
+
+}  // namespace
+}  // namespace redring::patterns
