@@ -5,7 +5,7 @@
 
 namespace redring::client {
 
-sync_client::sync_client(options opts) {
+sync_client::sync_client(options opts) : has_command_timeout_(opts.command_timeout.count() > 0) {
   // The loop is made on its own thread: io_uring's SINGLE_ISSUER ties a ring to the thread that
   // created it. If that fails (io_uring disabled, say), the exception crosses back to this thread:
   // escaping the loop thread's function, it would call std::terminate.

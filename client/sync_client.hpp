@@ -4,9 +4,11 @@
 
 #include "client/client.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 namespace redring::client {
@@ -14,6 +16,13 @@ namespace redring::client {
 /// A blocking client: each call sends its command and waits for the reply. Thread-safe: calls from
 /// many threads are multiplexed (and pipelined) over one connection. Errors are values, as in the
 /// async API: calls throw nothing; only the constructor can, when there can be no loop.
+///
+/// A call waits at most `options::command_timeout`; when that is 0 (the default), at most
+/// `default_call_timeout`, except a blocking command (BLPOP, XREAD BLOCK ...), which waits as long
+/// as it asks the server to. So a server that cannot be reached, or stops answering, is a call's
+/// `errc::timeout`, never a thread blocked for ever. A call from the loop's own thread (a callback
+/// or coroutine of `async()`) would wait for the loop it blocks: it fails at once with
+/// `std::errc::resource_deadlock_would_occur`.
 class sync_client {
  public:
   /// Starts a loop thread and connects to the server of `opts` (a server that cannot be reached is
@@ -25,14 +34,22 @@ class sync_client {
   sync_client(const sync_client&) = delete;
   sync_client& operator=(const sync_client&) = delete;
 
+  /// How long a call waits when `options::command_timeout` is 0 (not a blocking command).
+  static constexpr std::chrono::milliseconds default_call_timeout{5000};
+
   /// Sends a command and waits for its reply, converted to T.
   template <class T = resp::value, resp::argument... Args>
   result<T> command(const Args&... args) {
+    if (loop_->in_loop_thread()) [[unlikely]] {
+      return resp::error{std::make_error_code(std::errc::resource_deadlock_would_occur),
+                         "a blocking call on the loop's own thread would wait for itself: use async() there"};
+    }
     call<T> c;
     resp::writer w(0);
     w.command(args...);
     c.wire.assign(w.data());
     c.blocking = detail::blocks(args...);
+    if (!c.blocking && !has_command_timeout_) c.timeout = default_call_timeout;
     c.encode = [](request& r, resp::writer& out) { out.raw(static_cast<call<T>&>(r).wire); };
     c.on_node = [](request& r, const resp::node& n) { static_cast<call<T>&>(r).sink.on_node(n); };
     c.on_done = [](request& r, std::error_code ec) {
@@ -69,6 +86,7 @@ class sync_client {
     std::condition_variable cv;
   };
 
+  bool has_command_timeout_ = false;  // options::command_timeout > 0: the client applies it
   std::unique_ptr<net::loop> loop_;
   std::unique_ptr<client> client_;
   std::thread thread_;

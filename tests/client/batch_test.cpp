@@ -11,10 +11,13 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <thread>
 
 namespace redring::client {
@@ -249,6 +252,46 @@ TEST(SyncClient, ManyThreadsShareOneConnection) {
   EXPECT_EQ(*c.command<std::int64_t>("GET", "shared"), 2000);
   const auto err = c.command<std::int64_t>("HGET", "k", "f");
   EXPECT_EQ(err.error().code_word(), "WRONGTYPE");
+}
+
+// With default options (no command_timeout, reconnecting on), a call to a server that stopped
+// answering returns a timeout after default_call_timeout: it once blocked its thread for as long
+// as the server was stopped. A blocking command is not bounded by it.
+TEST(SyncClient, AStoppedServerIsATimeoutNotAHang) {
+  test::redis_server server;
+  options o;
+  o.unix_path = server.socket_path();
+  sync_client c(o);
+  ASSERT_TRUE(c.set("k", "v"));
+  ASSERT_EQ(::kill(server.pid(), SIGSTOP), 0);
+  const auto r = c.get("k");
+  ::kill(server.pid(), SIGCONT);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::timeout);
+  // BLPOP for 0.3 s past nothing: answered by the server (null), not by the default timeout.
+  const auto pop = c.command<std::optional<std::vector<std::string>>>("BLPOP", "nothing", "0.3");
+  ASSERT_TRUE(pop) << pop.error().what();
+  EXPECT_FALSE(pop->has_value());
+}
+
+// A blocking call from the loop's own thread (here: a coroutine resumed there) would wait for the
+// loop it blocks: it fails at once. It once deadlocked.
+TEST(SyncClient, ACallOnTheLoopThreadFailsInsteadOfDeadlocking) {
+  test::redis_server server;
+  options o;
+  o.unix_path = server.socket_path();
+  sync_client c(o);
+  std::promise<std::error_code> outcome;
+  auto body = [&]() -> detached {
+    (void)co_await c.async().ping();  // resumes on the loop thread
+    const auto r = c.get("k");
+    outcome.set_value(r ? std::error_code() : r.error().code);
+  };
+  body();
+  auto f = outcome.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready) << "deadlocked";
+  EXPECT_EQ(f.get(), std::make_error_code(std::errc::resource_deadlock_would_occur));
+  EXPECT_TRUE(c.get("k"));  // from another thread, as ever
 }
 
 TEST(SyncClient, UnreachableServerFailsWithAReason) {
