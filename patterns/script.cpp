@@ -37,11 +37,19 @@ task<result<resp::value>> script::run(client::client& c, std::span<const std::st
     if (r && resp::is_error(r->data_type)) return resp::error{resp::errc::server_error, std::move(r->text)};
     return r;
   };
+  const auto start = net::clock::now();
   auto reply = checked(co_await c.command<resp::value>("EVALSHA", sha_, numkeys, keys, args).with_timeout(timeout));
   // NOSCRIPT: the server's script cache lost it (SCRIPT FLUSH, restart, a replica promoted). EVAL
   // caches it again, so the next call is an EVALSHA hit.
   if (!reply && reply.error().code_word() == "NOSCRIPT") {
-    reply = checked(co_await c.command<resp::value>("EVAL", text_, numkeys, keys, args).with_timeout(timeout));
+    // The timeout is the whole call's: EVAL gets what EVALSHA left of it (a limiter's decision
+    // once took up to twice its timeout after a SCRIPT FLUSH).
+    auto left = timeout;
+    if (timeout.count() > 0) {
+      left = timeout - std::chrono::ceil<std::chrono::milliseconds>(net::clock::now() - start);
+      if (left.count() <= 0) co_return resp::error{client::errc::timeout, {}};
+    }
+    reply = checked(co_await c.command<resp::value>("EVAL", text_, numkeys, keys, args).with_timeout(left));
   }
   co_return reply;
 }

@@ -28,8 +28,8 @@ class script {
 
   /// Runs the script with `keys` and `args`: EVALSHA, then EVAL if the server answers NOSCRIPT.
   /// Returns the script's reply, the server's error reply (a Lua error is `ERR ...`), or why there
-  /// was no reply. `timeout`: 0 uses the client's default, negative none. The spans must outlive
-  /// the co_await.
+  /// was no reply. `timeout` (for the whole call, EVALSHA and EVAL together): 0 uses the client's
+  /// default (per command), negative none. The spans must outlive the co_await.
   [[nodiscard]] task<result<resp::value>> run(client::client& c, std::span<const std::string> keys,
                                               std::span<const std::string> args,
                                               std::chrono::milliseconds timeout = {}) const;

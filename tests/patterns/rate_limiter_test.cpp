@@ -3,6 +3,7 @@
 // refill and retry-after with a clock the test moves, costs, failure policies, the deny cache and
 // recovery from SCRIPT FLUSH.
 #include "patterns/rate_limiter.hpp"
+#include "patterns/script.hpp"
 
 #include "tests/patterns/commandstats.hpp"
 #include "tests/patterns/run_task.hpp"
@@ -433,6 +434,26 @@ TEST_F(RateLimiterEdges, AFixedWindowNotYetOpenHasNothingToReset) {
   EXPECT_EQ(d.remaining, 5);
   EXPECT_EQ(d.reset_after, 0ms);
   EXPECT_EQ(d.retry_after, decision::never);
+}
+
+// A script call's timeout covers EVALSHA and its EVAL fallback together. Here EVALSHA waits out a
+// 150 ms CLIENT PAUSE and gets NOSCRIPT, and the script spins 150 ms on the server: with 200 ms
+// for the call, EVAL has 50 ms left and times out. It once got a fresh 200 ms and succeeded, so a
+// 200 ms decision took 300 ms.
+TEST_F(RateLimiterEdges, AScriptCallsTimeoutCoversItsEvalFallback) {
+  const script spin(R"lua(
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start >= 150000
+return 1
+)lua");
+  test::blocking_connection admin(server.socket_path());
+  const script other("return 1");
+  ASSERT_TRUE(run_task(loop, other.run(c, {}, {}, 2s)));  // connected before the pause
+  admin.call({"CLIENT", "PAUSE", "150", "ALL"});
+  const auto r = run_task(loop, spin.run(c, {}, {}, 200ms));
+  ASSERT_FALSE(r) << "the script ran to its end: EVAL got a fresh timeout";
+  EXPECT_EQ(r.error().code, client::errc::timeout) << r.error().what();
 }
 
 }  // namespace
