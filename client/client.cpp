@@ -124,8 +124,10 @@ connection& client::blocking_connection() {
 
 // --- Batches ---
 
-batch_awaitable::batch_awaitable(client& c, std::string_view bytes, std::size_t commands, bool transaction)
+batch_awaitable::batch_awaitable(client& c, std::string_view bytes, std::size_t commands, bool transaction,
+                                 bool may_block)
     : client_(c), bytes_(bytes), commands_(commands), transaction_(transaction) {
+  request::blocking = may_block;  // to a connection of its own, as its blocking command alone would go
   request::encode = &encode_batch;
   request::on_node = &node_received;
   request::on_done = &done;

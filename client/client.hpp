@@ -129,6 +129,15 @@ template <class First, class... Rest>
 
 inline bool blocks() { return false; }
 
+template <class Derived>
+template <resp::argument... Args>
+Derived& command_batch<Derived>::add(const Args&... args) {
+  writer_.command(args...);
+  ++count_;
+  may_block_ = may_block_ || blocks(args...);
+  return static_cast<Derived&>(*this);
+}
+
 }  // namespace detail
 
 namespace detail {
@@ -256,9 +265,12 @@ class [[nodiscard]] command_awaitable : public detail::reply_awaitable<command_a
 /// What `co_await client.execute(pipeline_or_transaction)` waits on: one request for the batch.
 class [[nodiscard]] batch_awaitable : private request {
  public:
-  batch_awaitable(client& c, std::string_view bytes, std::size_t commands, bool transaction);
+  /// `may_block`: a command of the batch may block (see `command_batch::may_block`).
+  batch_awaitable(client& c, std::string_view bytes, std::size_t commands, bool transaction, bool may_block = false);
   batch_awaitable(batch_awaitable&&) noexcept = default;
-  bool await_ready() const noexcept { return commands_ == 0; }
+  /// An empty pipeline has nothing to send; an empty transaction still sends MULTI and EXEC, which
+  /// ends a WATCH and reports (transaction_aborted) whether a watched key changed.
+  bool await_ready() const noexcept { return commands_ == 0 && !transaction_; }
   void await_suspend(std::coroutine_handle<> h);
   /// One value per command, in order; see `pipeline` and `transaction` for the errors.
   result<std::vector<resp::value>> await_resume();
@@ -341,7 +353,8 @@ struct zrange_options {
 /// starts; a page may be empty while the client learns it). Keep the scanner alive across each co_await.
 class scanner {
  public:
-  scanner(client& c, std::string command, std::string key, scan_options opts)
+  /// `key` is the HSCAN/SSCAN/ZSCAN key (any string, "" included); SCAN has none.
+  scanner(client& c, std::string command, std::optional<std::string> key, scan_options opts)
       : client_(&c), command_(std::move(command)), key_(std::move(key)), opts_(std::move(opts)) {}
   /// True once the server returned cursor 0.
   [[nodiscard]] bool done() const noexcept { return done_; }
@@ -350,7 +363,8 @@ class scanner {
 
  private:
   client* client_;
-  std::string command_, key_;
+  std::string command_;
+  std::optional<std::string> key_;  // none for SCAN
   scan_options opts_;
   std::string cursor_ = "0";
   bool done_ = false;
@@ -398,7 +412,7 @@ class client {
   void submit(request& r);
 
   /// Sends the pipeline's commands in one write: `co_await c.execute(p)`. `p` must outlive the co_await.
-  [[nodiscard]] batch_awaitable execute(const pipeline& p) { return {*this, p.bytes(), p.size(), false}; }
+  [[nodiscard]] batch_awaitable execute(const pipeline& p) { return {*this, p.bytes(), p.size(), false, p.may_block()}; }
   /// Runs the transaction as MULTI ... EXEC: `co_await c.execute(t)`. `t` must outlive the co_await.
   [[nodiscard]] batch_awaitable execute(const transaction& t) { return {*this, t.bytes(), t.size(), true}; }
 
@@ -643,7 +657,7 @@ class client {
                             [](result<resp::value> r) { return r ? to_slowlog(*r) : r.error(); });
   }
   /// SCAN over the keyspace, a page at a time.
-  [[nodiscard]] scanner scan(scan_options o = {}) { return scanner(*this, "SCAN", {}, std::move(o)); }
+  [[nodiscard]] scanner scan(scan_options o = {}) { return scanner(*this, "SCAN", std::nullopt, std::move(o)); }
   /// HSCAN key: field, value, field, value, ...
   [[nodiscard]] scanner hscan(std::string_view key, scan_options o = {}) { return scanner(*this, "HSCAN", std::string(key), std::move(o)); }
   /// SSCAN key.
@@ -695,14 +709,14 @@ class client {
 
 inline auto scanner::next() {
   cluster_router* router = client_->cluster();
-  const bool every_primary = router != nullptr && key_.empty();
+  const bool every_primary = router != nullptr && !key_;
   if (every_primary && nodes_.empty() && router->ready()) nodes_ = router->nodes(true);
   std::vector<std::string> args;
   if (every_primary && nodes_.empty()) {
     args = {"PING"};  // waits until the client knows the topology: an empty page
   } else {
     args = {command_};
-    if (!key_.empty()) args.push_back(key_);
+    if (key_) args.push_back(*key_);
     args.push_back(cursor_);
     if (!opts_.match.empty()) args.insert(args.end(), {"MATCH", opts_.match});
     if (opts_.count > 0) args.insert(args.end(), {"COUNT", std::to_string(opts_.count)});

@@ -17,13 +17,13 @@ namespace detail {
 template <class Derived>
 class command_batch {
  public:
-  /// Appends a command; arguments are copied, so they need not outlive the call.
+  /// Appends a command; arguments are copied, so they need not outlive the call. Defined in
+  /// client/client.hpp, next to the blocking-command rules it applies.
   template <resp::argument... Args>
-  Derived& add(const Args&... args) {
-    writer_.command(args...);
-    ++count_;
-    return static_cast<Derived&>(*this);
-  }
+  Derived& add(const Args&... args);
+  /// True if a command added may block its connection (BLPOP, XREAD ... BLOCK): a pipeline holding
+  /// one runs on a connection of its own, as the command alone would.
+  [[nodiscard]] bool may_block() const noexcept { return may_block_; }
   /// Commands added.
   [[nodiscard]] std::size_t size() const noexcept { return count_; }
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
@@ -31,6 +31,7 @@ class command_batch {
   void clear() noexcept {
     writer_.clear();
     count_ = 0;
+    may_block_ = false;
   }
   /// The encoded commands.
   [[nodiscard]] std::string_view bytes() const noexcept { return writer_.data(); }
@@ -38,6 +39,7 @@ class command_batch {
  private:
   resp::writer writer_{0};  // never references: the bytes are owned
   std::size_t count_ = 0;
+  bool may_block_ = false;
 };
 
 }  // namespace detail

@@ -106,6 +106,55 @@ TEST_F(Batch, TransactionRunsAtomicallyAndReportsAborts) {
   EXPECT_EQ(watched->error().code, errc::transaction_aborted);
 }
 
+// An empty transaction still sends MULTI and EXEC: that EXEC ends the session's WATCH and reports
+// a watched key that changed. It once sent nothing and said "success": the WATCH stayed, and the
+// next, unrelated transaction was aborted by it.
+TEST_F(Batch, AnEmptyTransactionStillEndsAWatch) {
+  auto session = c.open_session();
+  std::optional<result<std::vector<resp::value>>> empty, next;
+  auto body = [&]() -> detached {
+    (void)co_await session->command("WATCH", "w");
+    (void)co_await c.set("w", "changed");
+    const transaction nothing;
+    empty.emplace(co_await session->execute(nothing));
+    (void)co_await c.set("w", "again");  // no WATCH any more: this changes nothing for the session
+    transaction t;
+    t.add("SET", "w", "mine");
+    next.emplace(co_await session->execute(t));
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return next.has_value(); }));
+  ASSERT_FALSE(*empty);
+  EXPECT_EQ(empty->error().code, errc::transaction_aborted);
+  ASSERT_TRUE(*next) << next->error().what();
+  ASSERT_EQ((*next)->size(), 1u);
+  EXPECT_EQ((**next)[0].text, "OK");
+}
+
+// A pipeline holding a blocking command goes to a connection of its own, as the command alone
+// would: a PING sent meanwhile is answered while the BLPOP still waits. It once went to the shared
+// connection, and the PING waited the BLPOP's second out.
+TEST_F(Batch, APipelineHoldingABlockingCommandDoesNotStallOthers) {
+  pipeline p;
+  p.add("SET", "pipeline:set", "1").add("BLPOP", "pipeline:nothing", "1");
+  EXPECT_TRUE(p.may_block());
+  std::optional<result<std::vector<resp::value>>> batch;
+  std::optional<result<std::string>> pong;
+  auto blocker = [&]() -> detached { batch.emplace(co_await c.execute(p)); };
+  auto other = [&]() -> detached { pong.emplace(co_await c.ping()); };
+  blocker();
+  other();
+  ASSERT_TRUE(run_until(loop, [&] { return pong.has_value(); }, 5s));
+  EXPECT_TRUE(*pong);
+  EXPECT_FALSE(batch.has_value()) << "the PING waited behind the pipeline's BLPOP";
+  ASSERT_TRUE(run_until(loop, [&] { return batch.has_value(); }, 5s));
+  ASSERT_TRUE(*batch);
+  EXPECT_EQ((*batch)->size(), 2u);
+  pipeline plain;
+  plain.add("GET", "pipeline:set");
+  EXPECT_FALSE(plain.may_block());
+}
+
 TEST_F(Batch, BlockingCommandsDoNotStallOtherCallers) {
   std::optional<result<resp::value>> popped;
   std::optional<std::chrono::steady_clock::time_point> got_at;

@@ -236,6 +236,18 @@ TEST_P(Helpers, ScanIteratorsSeeEveryKey) {
     EXPECT_GE(fields, 600u);  // field, value pairs; SCAN may repeat, never miss
     EXPECT_GE(members, 300u);
     EXPECT_GE(scored, 600u);
+    // "" is a key like any other: HSCAN "" 0, not HSCAN 0 (the key was once dropped).
+    (void)co_await c.hset("", "f", "v");
+    std::vector<std::string> empty_key;
+    for (auto h = c.hscan(""); !h.done();) {
+      const auto page = co_await h.next();
+      if (!page) {
+        ADD_FAILURE() << page.error().what();
+        break;
+      }
+      empty_key.insert(empty_key.end(), page->begin(), page->end());
+    }
+    EXPECT_EQ(empty_key, (std::vector<std::string>{"f", "v"}));
     finished = true;
   };
   body();
