@@ -169,13 +169,19 @@ int run(int argc, char** argv) {
   }
   r.after = counters(nullptr);
   std::fputs(bench::format_text(r).c_str(), stdout);
-  if (!o.json_path.empty()) {
-    std::ofstream(o.json_path) << bench::format_json(r);
-  }
-  if (!o.svg_path.empty()) {
-    std::ofstream(o.svg_path) << bench::format_svg(r);
-  }
-  return r.result.fatal.empty() ? 0 : 1;
+  // A report that cannot be written is a failure (exit 1), said on stderr: a script that reads it
+  // next must not find the last run's file and take it for this one's.
+  const auto write = [](const std::string& path, const std::string& text) {
+    std::ofstream f(path);
+    f << text;
+    f.close();
+    if (!f) std::fprintf(stderr, "redring-bench: cannot write %s\n", path.c_str());
+    return static_cast<bool>(f);
+  };
+  bool written = true;
+  if (!o.json_path.empty()) written = write(o.json_path, bench::format_json(r)) && written;
+  if (!o.svg_path.empty()) written = write(o.svg_path, bench::format_svg(r)) && written;
+  return r.result.fatal.empty() && written ? 0 : 1;
 }
 
 }  // namespace

@@ -63,10 +63,10 @@ struct decoder {
     if (out.size() > (1u << 16)) flush();
   }
   void flush() {
-    std::fwrite(out.data(), 1, out.size(), stdout);
-    std::fflush(stdout);
+    if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size() || std::fflush(stdout) != 0) write_failed = true;
     out.clear();
   }
+  bool write_failed = false;  // stdout refused bytes (a full disk, /dev/full): exit 74, not 0
 };
 
 }  // namespace
@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
       return 66;
     }
     if (got == 0) break;
+    if (d.write_failed) break;
     std::string_view bytes(block.data(), static_cast<std::size_t>(got));
     const std::size_t step = chunk == 0 ? bytes.size() : chunk;
     while (!bytes.empty()) {
@@ -122,6 +123,10 @@ int main(int argc, char** argv) {
     }
   }
   d.flush();
+  if (d.write_failed) {
+    std::fprintf(stderr, "respcat: cannot write the output: %s\n", std::strerror(errno));
+    return 74;  // EX_IOERR
+  }
   // Unconsumed bytes are a partial line the reader is waiting to complete.
   if (!d.reader.at_reply_boundary() || d.pos != d.buffer.size()) {
     std::fprintf(stderr, "respcat: input ended inside a reply at byte %llu\n",

@@ -22,6 +22,7 @@
 #include <fstream>
 #include <random>
 #include <thread>
+#include <vector>
 
 namespace redring::bench {
 namespace {
@@ -84,7 +85,12 @@ TEST(BenchOptions, EveryBadInputNamesTheOption) {
       {{"-t", "-1"}, "-t must be"},
       {{"-P", "abc"}, "-P must be"},
       {{"-n", "0"}, "-n must be a positive number"},
-      {{"--test-time", "0"}, "--test-time must be seconds, above 0"},
+      {{"--test-time", "0"}, "--test-time must be seconds, 0.001-86400"},
+      {{"--test-time", "nan"}, "--test-time must be seconds"},      // once a run of nothing, exit 0
+      {{"--test-time", "0.0001"}, "--test-time must be seconds"},   // once truncated to 0: -n 100000
+      {{"--warmup", "nan"}, "--warmup must be seconds"},
+      {{"--ratio", "4294967295:1"}, "--ratio must be SET:GET"},     // once wrapped to "both 0"
+      {{"--ratio", "4294967295:2"}, "--ratio must be SET:GET"},     // once accepted, wrapped to 1
       {{"--warmup", "-1"}, "--warmup must be seconds"},
       {{"--key-prefix", std::string(65, 'k')}, "--key-prefix must be at most 64 bytes"},
       {{"--test-time", "1", "-n", "5"}, "either -n or --test-time"},
@@ -214,6 +220,7 @@ TEST(BenchOptions, BadCommandsAndRates) {
       {{"--rate", "0"}, "--rate must be"},
       {{"--rate", "fast"}, "--rate must be"},
       {{"--rate", "nan"}, "--rate must be"},
+      {{"--rate", "1e-9"}, "--rate must be"},  // a request every 31 years: Ctrl-C once waited for it
       {{"--rate"}, "--rate needs"},
       {{"--svg"}, "--svg needs"},
   };
@@ -544,17 +551,25 @@ TEST(BenchRun, ForbiddenIoUringCutsTheRunShortWithTheCause) {
   EXPECT_EQ(r.output.rfind("io_uring_setup failed: io_uring is disabled", 0), 0u) << r.output;
 }
 
-TEST(BenchEndToEnd, CtrlCStopsTheRunReportsAndRemovesThePrivateServer) {
-  const std::string out_file = "/tmp/redring-bench-test-int-" + std::to_string(::getpid()) + ".out";
+// Starts redring-bench with `args`, its stdout and stderr into `out_file`.
+pid_t spawn_bench(const std::string& out_file, std::vector<const char*> args) {
+  args.insert(args.begin(), REDRING_BENCH_PATH);
+  args.push_back(nullptr);
   const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
   if (pid == 0) {
     const int fd = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, STDOUT_FILENO);
     ::dup2(fd, STDERR_FILENO);
-    ::execl(REDRING_BENCH_PATH, REDRING_BENCH_PATH, "--test-time", "60", "-P", "4", static_cast<char*>(nullptr));
+    ::execv(REDRING_BENCH_PATH, const_cast<char* const*>(args.data()));
     ::_exit(127);
   }
+  return pid;
+}
+
+TEST(BenchEndToEnd, CtrlCStopsTheRunReportsAndRemovesThePrivateServer) {
+  const std::string out_file = "/tmp/redring-bench-test-int-" + std::to_string(::getpid()) + ".out";
+  const pid_t pid = spawn_bench(out_file, {"--test-time", "60", "-P", "4"});
+  ASSERT_GE(pid, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   ::kill(pid, SIGINT);
   int status = 0;
@@ -570,6 +585,45 @@ TEST(BenchEndToEnd, CtrlCStopsTheRunReportsAndRemovesThePrivateServer) {
   const std::string socket = out.substr(at + 5, out.find(')', at) - at - 5);
   const std::string dir = socket.substr(0, socket.rfind('/'));
   EXPECT_FALSE(std::filesystem::exists(dir)) << dir;
+}
+
+// An open loop at a low rate, interrupted while its requests wait for their scheduled time, stops
+// at once: SIGTERM once waited for the next request's time (here 100 s ahead).
+TEST(BenchEndToEnd, AnInterruptedOpenLoopStopsWhileWaitingForItsSchedule) {
+  const std::string out_file = "/tmp/redring-bench-test-rate-" + std::to_string(::getpid()) + ".out";
+  const pid_t pid = spawn_bench(out_file, {"--rate", "0.01", "-n", "3", "--quiet"});
+  ASSERT_GE(pid, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 100 && done == 0; ++i) {  // 10 s at most, then fail rather than hang
+    done = ::waitpid(pid, &status, WNOHANG);
+    if (done == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (done == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    FAIL() << "still waiting for its schedule 10 s after SIGTERM: " << slurp(out_file);
+  }
+  const std::string out = slurp(out_file);
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_NE(out.find("interrupted"), std::string::npos) << out;
+}
+
+// Every 2^64 keys, drawn in sequence: the span wraps to 0 (it once divided by it: SIGFPE).
+TEST(BenchEndToEnd, TheWholeKeyRangeInSequence) {
+  const auto r = run_bench("-n 20 --quiet --key-maximum 18446744073709551615 --key-pattern S");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("20 requests in"), std::string::npos) << r.out;
+}
+
+// Reports that cannot be written make the run fail, said on stderr (it once exited 0).
+TEST(BenchEndToEnd, AReportThatCannotBeWrittenFailsTheRun) {
+  const auto r = run_bench("-n 200 --quiet --json /nonexistent/dir/x.json");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("cannot write /nonexistent/dir/x.json"), std::string::npos) << r.out;
 }
 
 TEST(BenchEndToEnd, ServerDyingMidRunIsReportedWithPartialResults) {

@@ -75,6 +75,14 @@ TEST(Respcat, ExitStatusAndChunkInvariance) {
   }
 }
 
+// Output that cannot be written is an error (74, EX_IOERR), not a silent success.
+TEST(Respcat, AnUnwritableOutputIsAnError) {
+  const std::string cmd = std::string("printf '+OK\\r\\n' | ") + RESPCAT_PATH + " > /dev/full 2>/dev/null";
+  const int raw = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(raw));
+  EXPECT_EQ(WEXITSTATUS(raw), 74);
+}
+
 TEST(Respcat, RejectsBadArguments) {
   EXPECT_EQ(respcat("", "--chunk x").status, 64);
   EXPECT_EQ(respcat("", "--bogus").status, 64);

@@ -118,14 +118,20 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, b
       double s = 0;
       // --warmup 0 is "no warm-up" (scripts pass it explicitly); a test time must be positive.
       const bool warmup = a == "--warmup";
-      if (!number(v, s) || s < 0 || (!warmup && s == 0) || s > 86400) return bad(warmup ? "seconds, 0-86400" : "seconds, above 0, up to 86400");
+      // !(s >= 0): NaN fails every comparison, and its conversion below would be undefined. A test
+      // time is at least 1 ms: a shorter one truncated to 0 and turned into the default -n.
+      if (!number(v, s) || !(s >= 0) || (!warmup && s < 0.001) || s > 86400) {
+        return bad(warmup ? "seconds, 0-86400" : "seconds, 0.001-86400");
+      }
       (a == "--warmup" ? out.warmup : out.test_time) = std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
     } else if (a == "--ratio") {
       if (!value(v)) return need("SET:GET");
       const auto colon = v.find(':');
+      // Each weight at most 1000000, as --command-ratio's: their sum cannot wrap.
       if (colon == std::string::npos || !number(v.substr(0, colon), out.set_ratio) ||
-          !number(v.substr(colon + 1), out.get_ratio) || out.set_ratio + out.get_ratio == 0) {
-        return bad("SET:GET, two numbers not both 0");
+          !number(v.substr(colon + 1), out.get_ratio) || out.set_ratio > 1000000 || out.get_ratio > 1000000 ||
+          out.set_ratio + out.get_ratio == 0) {
+        return bad("SET:GET, two weights 0-1000000, not both 0");
       }
     } else if (a == "-d" || a == "--data-size") {
       if (!value(v)) return need("a size");
@@ -177,7 +183,9 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, b
       out.auto_pipeline = true;
     } else if (a == "--rate") {
       if (!value(v)) return need("requests per second");
-      if (!number(v, out.rate) || !(out.rate > 0) || out.rate > 1e9) return bad("requests per second, above 0");
+      // At least 0.001/s (one request in 1000 s): slower rates scheduled requests past the end of
+      // any run, and the schedule's nanoseconds overflowed.
+      if (!number(v, out.rate) || !(out.rate >= 0.001) || out.rate > 1e9) return bad("requests per second, 0.001-1e9");
     } else if (a == "--svg") {
       if (!value(out.svg_path) || out.svg_path.empty()) return need("a file name");
     } else if (a == "--progress") {

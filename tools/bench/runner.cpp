@@ -38,8 +38,12 @@ struct budget {
   const std::atomic<bool>* stop = nullptr;
   std::atomic<bool> failed{false};
   // May a request start at `at` (now, or its scheduled time in an open loop)?
+  // Interrupted (Ctrl-C, SIGTERM) or failed: no request may start.
+  [[nodiscard]] bool halted() const {
+    return failed.load(std::memory_order_relaxed) || (stop != nullptr && stop->load(std::memory_order_relaxed));
+  }
   bool take(clock::time_point at) {
-    if (failed.load(std::memory_order_relaxed) || (stop != nullptr && stop->load(std::memory_order_relaxed))) return false;
+    if (halted()) return false;
     if (timed) return at < end;
     return remaining.fetch_sub(1, std::memory_order_relaxed) > 0;
   }
@@ -66,6 +70,7 @@ struct slot : client::request {
   std::size_t argc = 0;
   due_timer timer;
   std::coroutine_handle<> sleeper;  // --auto with --rate: the virtual client waiting for its due time
+  bool abandoned = false;           // the run stopped while it waited for its due time
 };
 
 struct worker {
@@ -92,7 +97,8 @@ struct worker {
 
   std::uint64_t next_key() {
     const std::uint64_t span = o->key_maximum - o->key_minimum + 1;
-    if (o->pattern == key_pattern::sequential) return o->key_minimum + (sequence++ % span);
+    // span is 0 when the range is all 2^64 keys (it wrapped): every key, no modulo.
+    if (o->pattern == key_pattern::sequential) return o->key_minimum + (span == 0 ? sequence++ : sequence++ % span);
     if (o->pattern == key_pattern::gaussian) {
       // Around the middle of the range, 99.7 % within it (stddev = span / 6); the tails are clamped.
       const double mid = static_cast<double>(o->key_minimum) + static_cast<double>(span - 1) / 2;
@@ -151,8 +157,11 @@ struct worker {
   }
 
   void record(slot& s, std::error_code ec) {
+    // A timeout too: a stalled server ends the run (each request would wait its 10 s out, for
+    // days at the default -n), it does not hang it.
     if (ec && (ec == client::errc::connection_lost || ec == client::errc::shutting_down ||
-               ec == client::errc::auth_failed || ec == client::errc::protocol_error)) {
+               ec == client::errc::auth_failed || ec == client::errc::protocol_error ||
+               ec == client::errc::timeout)) {
       if (fatal.empty()) fatal = ec.message() + ": " + s.c->last_error();
       b->failed = true;
     }
@@ -197,6 +206,7 @@ struct sleep_until {
 client::detached virtual_client(worker& w, client::client& c, slot& s) {
   while (w.begin(s)) {
     if (w.open_loop) co_await sleep_until{s};
+    if (s.abandoned) break;
     // Named like the raw requests' (request::key): the built-in SET and GET route by their key (a
     // null key names none). keyed() builds the awaitable in place; routed_by() would move it.
     auto r = co_await c.keyed<std::optional<resp::ignore_t>>(static_cast<const client::request&>(s).key,
@@ -309,7 +319,19 @@ void run_worker(worker& w, const client::options& target, std::size_t clients, s
       w.start(s);
     }
   }
-  while (w.active > 0) loop.run_once(std::chrono::milliseconds(100));
+  while (w.active > 0) {
+    loop.run_once(std::chrono::milliseconds(100));
+    // Halted: an open loop's slots waiting for their scheduled time (far ahead at a low --rate)
+    // give up now, not when it comes; Ctrl-C once waited for it.
+    if (!w.b->halted()) continue;
+    for (slot& s : slots) {
+      if (!s.timer.armed()) continue;
+      loop.cancel(s.timer);
+      s.abandoned = true;
+      if (s.sleeper) std::exchange(s.sleeper, {}).resume();  // its virtual client ends (--active)
+      else --w.active;
+    }
+  }
   if (w.live != nullptr) w.publish(clock::now());
   w.nodes.clear();
   for (auto& c : conns) {

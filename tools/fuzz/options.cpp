@@ -143,7 +143,9 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, f
     auto seconds = [&](std::chrono::milliseconds& into) -> std::optional<std::string> {
       if (!c.value(v)) return c.need("seconds");
       double s = 0;
-      if (!number(v, s) || s <= 0 || s > 7 * 86400) return c.bad("seconds, up to a week");
+      // !(s >= 0.001): NaN fails every comparison (its conversion below would be undefined), and
+      // under a millisecond truncates to 0, which means "no limit given".
+      if (!number(v, s) || !(s >= 0.001) || s > 7 * 86400) return c.bad("seconds, 0.001 up to a week");
       into = std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
       return std::nullopt;
     };
