@@ -83,6 +83,8 @@ TEST(FuzzOptions, EveryBadInputNamesTheOption) {
       {{"server", "-u", "http://x"}, "-u: unknown scheme"},
       {{"server", "--seed", "x"}, "--seed must be"},
       {{"server", "--time", "0"}, "--time must be seconds"},
+      {{"server", "--time", "nan"}, "--time must be seconds"},       // once 0 cases, "findings: none", exit 0
+      {{"server", "--minimise-time", "0.0001"}, "--minimise-time must be seconds"},
       {{"server", "--timeout", "5"}, "--timeout must be milliseconds"},
       {{"server", "--malformed", "101"}, "--malformed must be 0-100"},
       {{"server", "--batch", "0"}, "--batch must be 1-100000"},
