@@ -181,6 +181,9 @@ void writer::stream_part(std::string_view bytes) {
 }
 
 void writer::raw(std::string_view bytes) {
+  // Nothing to copy, and a default view's null data must not reach memcpy (undefined even for 0
+  // bytes; an empty transaction's batch is one).
+  if (bytes.empty()) return;
   char* p = reserve(bytes.size());
   commit(put(p, bytes));
 }
