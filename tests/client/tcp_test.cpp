@@ -99,12 +99,33 @@ std::error_code held_lookup(const std::string& host, std::uint16_t port, std::ve
   return {};
 }
 
+// The fake DNS's state for one test: reset at the start, and released and restored at the end
+// even when an assertion returns early (a later test must not find DNS down or a lookup held).
+struct fake_dns {
+  explicit fake_dns(bool released) {
+    lookup_released = released;
+    lookups = 0;
+    moved_port = 0;
+    dns_down = false;
+  }
+  ~fake_dns() {
+    lookup_released = true;  // a held lookup ends: the loop's destructor waits for it
+    moved_port = 0;
+    dns_down = false;
+  }
+};
+
+// A redis-server on a free 127.0.0.1 port.
+struct loopback_server {
+  int port = test::free_loopback_port();
+  test::redis_server server{{"--port", std::to_string(port), "--bind", "127.0.0.1"}};
+};
+
 TEST(Tcp, AHostNameIsLookedUpWithoutStallingTheLoop) {
-  lookup_released = false;
-  lookups = 0;
-  moved_port = 0;
-  const int port = test::free_loopback_port();
-  test::redis_server server({"--port", std::to_string(port), "--bind", "127.0.0.1"});
+  const fake_dns dns(/*released=*/false);
+  loopback_server tcp;
+  const int port = tcp.port;
+  test::redis_server& server = tcp.server;
   net::loop loop(net::loop_options{.lookup = &held_lookup});
   options by_path;
   by_path.unix_path = server.socket_path();
@@ -149,12 +170,10 @@ TEST(Tcp, AHostNameIsLookedUpWithoutStallingTheLoop) {
 // that moves to the new primary on failover. Here the name points at server A, then at B, and A
 // drops the client: it reconnects to B.
 TEST(Tcp, ANameIsLookedUpAgainWhenItsConnectionDrops) {
-  lookup_released = true;
-  lookups = 0;
-  const int port_a = test::free_loopback_port();
-  test::redis_server a({"--port", std::to_string(port_a), "--bind", "127.0.0.1"});
-  const int port_b = test::free_loopback_port();
-  test::redis_server b({"--port", std::to_string(port_b), "--bind", "127.0.0.1"});
+  const fake_dns dns(/*released=*/true);
+  loopback_server tcp_a, tcp_b;
+  const int port_a = tcp_a.port, port_b = tcp_b.port;
+  test::redis_server &a = tcp_a.server, &b = tcp_b.server;
   test::blocking_connection admin_a(a.socket_path()), admin_b(b.socket_path());
   admin_a.call({"SET", "who", "A"});
   admin_b.call({"SET", "who", "B"});
@@ -182,18 +201,15 @@ TEST(Tcp, ANameIsLookedUpAgainWhenItsConnectionDrops) {
   }
   EXPECT_EQ(now_at, "B");
   EXPECT_GE(lookups, 2);
-  moved_port = 0;
 }
 
 // DNS down says nothing of the server: a lookup that fails after a drop keeps the addresses the
 // last one gave, and the client reconnects to them (it once dropped them and stayed offline).
 TEST(Tcp, ALookupThatFailsKeepsTheAddressesItHad) {
-  lookup_released = true;
-  lookups = 0;
-  moved_port = 0;
-  const int port = test::free_loopback_port();
-  test::redis_server server({"--port", std::to_string(port), "--bind", "127.0.0.1"});
-  test::blocking_connection admin(server.socket_path());
+  const fake_dns dns(/*released=*/true);
+  loopback_server tcp;
+  const int port = tcp.port;
+  test::blocking_connection admin(tcp.server.socket_path());
   net::loop loop(net::loop_options{.lookup = &held_lookup});
   options o;
   o.host = "primary.test";
@@ -221,8 +237,7 @@ TEST(Tcp, ALookupThatFailsKeepsTheAddressesItHad) {
 
 // A lookup that takes longer than connect_timeout fails the connect like a connect that timed out.
 TEST(Tcp, ALookupLongerThanTheConnectTimeoutTimesOut) {
-  lookup_released = false;
-  lookups = 0;
+  const fake_dns dns(/*released=*/false);
   net::loop loop(net::loop_options{.lookup = &held_lookup});
   options o;
   o.host = "slow.test";
@@ -237,7 +252,7 @@ TEST(Tcp, ALookupLongerThanTheConnectTimeoutTimesOut) {
   ASSERT_FALSE(*pong);
   EXPECT_EQ(pong->error().code, errc::connection_lost) << pong->error().what();
   EXPECT_NE(c.last_error().find("looking up slow.test timed out"), std::string::npos) << c.last_error();
-  lookup_released = true;  // the worker's lookup ends; the loop's destructor waits for it
+  lookup_released = true;  // before the loop's destructor, which waits for the held lookup
 }
 
 }  // namespace
