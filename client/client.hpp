@@ -336,7 +336,10 @@ struct set_options {
 struct scan_options {
   std::string match;       ///< MATCH pattern ("" = all).
   std::int64_t count = 0;  ///< COUNT hint (0 = server default).
-  std::string type;        ///< TYPE filter (SCAN only; "" = all).
+  /// TYPE filter ("" = all). SCAN only: Redis refuses TYPE in HSCAN, SSCAN and ZSCAN (with a bare
+  /// "ERR syntax error"), so a collection scanner given one sends nothing: its first `next()` fails
+  /// with `errc::invalid_argument`, and the scanner is done.
+  std::string type;
 };
 
 /// Options of ZRANGE.
@@ -353,15 +356,34 @@ struct zrange_options {
 /// starts; a page may be empty while the client learns it). Keep the scanner alive across each co_await.
 class scanner {
  public:
+  class page_awaitable;
+
   /// `key` is the HSCAN/SSCAN/ZSCAN key (any string, "" included); SCAN has none.
   scanner(client& c, std::string command, std::optional<std::string> key, scan_options opts)
       : client_(&c), command_(std::move(command)), key_(std::move(key)), opts_(std::move(opts)) {}
-  /// True once the server returned cursor 0.
+  /// True once the scan is over: the server returned cursor 0 (in cluster mode, the last primary
+  /// did), or the scan failed in a way no retry can mend (see `next`).
   [[nodiscard]] bool done() const noexcept { return done_; }
-  /// The next page.
-  [[nodiscard]] auto next();
+  /// The next page: its elements, the server's error reply, or why there was none. A timeout or a
+  /// lost connection keeps the cursor, so calling `next()` again asks for the same page. What no
+  /// retry mends fails once, sends nothing, and ends the scan: `errc::invalid_argument` for a TYPE
+  /// filter on HSCAN/SSCAN/ZSCAN (see `scan_options::type`), `errc::cluster_topology` for a cluster
+  /// topology without a primary. Once `done()`, every `next()` is an empty page and sends nothing
+  /// (a cursor of 0 sent again would start the scan over).
+  [[nodiscard]] page_awaitable next();
 
  private:
+  // The page in a reply to the command `next` sent; advances the cursor (and the primary).
+  result<std::vector<std::string>> take_page(result<resp::value> r, bool every_primary) {
+    if (!r) return r.error();
+    if (r->data_type == resp::type::simple_string) return std::vector<std::string>{};  // the PING
+    auto page = resp::convert<std::pair<std::string, std::vector<std::string>>>(*r);
+    if (!page) return page.error();
+    cursor_ = std::move(page->first);
+    if (cursor_ == "0") done_ = !every_primary || ++node_ >= nodes_.size();  // else: the next primary, from 0
+    return std::move(page->second);
+  }
+
   client* client_;
   std::string command_;
   std::optional<std::string> key_;  // none for SCAN
@@ -370,6 +392,30 @@ class scanner {
   bool done_ = false;
   std::vector<std::string> nodes_;  // cluster mode, SCAN: the primaries to walk
   std::size_t node_ = 0;
+};
+
+/// What `co_await scanner.next()` waits on: the page's command, or, when there is nothing to send
+/// (the scan is over, or cannot be sent), the outcome at once, without suspending.
+class [[nodiscard]] scanner::page_awaitable {
+ public:
+  bool await_ready() const noexcept { return !call_; }
+  void await_suspend(std::coroutine_handle<> h) { call_->await_suspend(h); }
+  /// The page, or why there is none (see `scanner::next`).
+  result<std::vector<std::string>> await_resume() {
+    if (!call_) return std::move(settled_);
+    return owner_->take_page(call_->await_resume(), every_primary_);
+  }
+
+ private:
+  friend class scanner;
+  page_awaitable(scanner& owner, result<std::vector<std::string>> settled) : owner_(&owner), settled_(std::move(settled)) {}
+  page_awaitable(scanner& owner, owned_awaitable<resp::value> call, bool every_primary)
+      : owner_(&owner), call_(std::in_place, std::move(call)), settled_(std::vector<std::string>{}), every_primary_(every_primary) {}
+
+  scanner* owner_;
+  std::optional<owned_awaitable<resp::value>> call_;  // none: settled_ is the outcome
+  result<std::vector<std::string>> settled_;
+  bool every_primary_ = false;
 };
 
 /// A Redis client on one loop. Every method may be called from any thread; completions run on the
@@ -707,10 +753,24 @@ class client {
   bool closed_ = false;
 };
 
-inline auto scanner::next() {
+inline scanner::page_awaitable scanner::next() {
+  if (done_) return page_awaitable(*this, std::vector<std::string>{});
+  if (key_ && !opts_.type.empty()) {
+    // Sent, it would come back as "ERR syntax error", which does not say that TYPE is the culprit.
+    done_ = true;
+    return page_awaitable(*this, resp::error{errc::invalid_argument, "TYPE is an option of SCAN only, not of " + command_});
+  }
   cluster_router* router = client_->cluster();
   const bool every_primary = router != nullptr && !key_;
-  if (every_primary && nodes_.empty() && router->ready()) nodes_ = router->nodes(true);
+  if (every_primary && nodes_.empty() && router->ready()) {
+    nodes_ = router->nodes(true);
+    if (nodes_.empty()) {
+      // A cluster none of whose nodes serves a slot: no primary to walk, and the PING below, meant
+      // to wait for the topology, would be answered at once, page after empty page, for ever.
+      done_ = true;
+      return page_awaitable(*this, resp::error{errc::cluster_topology, "SCAN: the topology has no primary"});
+    }
+  }
   std::vector<std::string> args;
   if (every_primary && nodes_.empty()) {
     args = {"PING"};  // waits until the client knows the topology: an empty page
@@ -723,17 +783,8 @@ inline auto scanner::next() {
     if (!opts_.type.empty()) args.insert(args.end(), {"TYPE", opts_.type});
   }
   owned_awaitable<resp::value> call(*client_, std::move(args));
-  auto page_of = [this, every_primary](result<resp::value> r) -> result<std::vector<std::string>> {
-    if (!r) return r.error();
-    if (r->data_type == resp::type::simple_string) return std::vector<std::string>{};  // the PING
-    auto page = resp::convert<std::pair<std::string, std::vector<std::string>>>(*r);
-    if (!page) return page.error();
-    cursor_ = std::move(page->first);
-    if (cursor_ == "0") done_ = !every_primary || ++node_ >= nodes_.size();  // else: the next primary, from 0
-    return std::move(page->second);
-  };
-  if (every_primary && !nodes_.empty()) return mapped_awaitable(std::move(call).at_node(nodes_[node_]), page_of);
-  return mapped_awaitable(std::move(call), page_of);
+  if (every_primary && !nodes_.empty()) return page_awaitable(*this, std::move(call).at_node(nodes_[node_]), true);
+  return page_awaitable(*this, std::move(call), every_primary);
 }
 
 template <class T, class F>

@@ -23,8 +23,9 @@ class category final : public std::error_category {
       case errc::connect_failed: return "cannot connect to the server";
       case errc::transaction_aborted: return "transaction aborted: a watched key changed";
       case errc::cross_slot: return "CROSSSLOT: the keys of this command are in different hash slots (not sent)";
-      case errc::cluster_topology: return "cannot learn the cluster's topology (not a cluster, or no node answers)";
+      case errc::cluster_topology: return "no usable cluster topology (not a cluster, no node answers, or no primary serves a slot)";
       case errc::slot_unserved: return "no cluster node serves this key's hash slot";
+      case errc::invalid_argument: return "invalid argument for this command (not sent)";
     }
     return "unknown redring.client error";
   }

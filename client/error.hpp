@@ -21,8 +21,9 @@ enum class errc : int {
   connect_failed,        ///< The server could not be reached (the message says why).
   transaction_aborted,   ///< EXEC returned null: a WATCHed key changed, nothing ran.
   cross_slot,            ///< Cluster: the command's keys are in different slots and it cannot be split; not sent.
-  cluster_topology,      ///< Cluster: no usable topology (the server is not a cluster, or no node answers).
+  cluster_topology,      ///< Cluster: no usable topology (the server is not a cluster, no node answers, or it has no primary).
   slot_unserved,         ///< Cluster: no node serves the key's slot (after the retries allow).
+  invalid_argument,      ///< A helper was given arguments its command refuses (the message says which); not sent.
 };
 
 /// The "redring.client" category.

@@ -906,6 +906,47 @@ TEST(ClusterClientSetup, NotAClusterIsAClearError) {
   ASSERT_TRUE(run_until(loop, [&] { return finished; }));
 }
 
+// A cluster node none of whose nodes serves a slot (cluster mode on, slots never assigned): its
+// topology has no primary, so SCAN has nothing to walk. The scan ends with one clear error and sends
+// nothing more (it once sent PING after PING, each an empty page, and never finished).
+TEST(ClusterClientSetup, ScanOfATopologyWithoutPrimariesEndsWithAnError) {
+  const int port = test::free_cluster_port();  // not 0: its cluster bus would take port 10000
+  test::redis_server lone({"--port", std::to_string(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                           "--cluster-config-file", "nodes.conf"});
+  net::loop loop;
+  options o;
+  o.unix_path = lone.socket_path();
+  o.cluster.enabled = true;
+  client c(loop, o);
+  bool finished = false;
+  int pages = 0;
+  std::optional<resp::error> failure;
+  scanner s = c.scan();
+  auto body = [&]() -> detached {
+    while (!s.done() && pages < 100) {
+      const auto page = co_await s.next();
+      ++pages;
+      if (!page) {
+        failure = page.error();
+        break;
+      }
+      EXPECT_TRUE(page->empty());  // the PING that waits for the topology
+    }
+    if (s.done()) {
+      const auto again = co_await s.next();  // done: an empty page, nothing sent
+      EXPECT_TRUE(again.has_value() && again->empty());
+    }
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+  ASSERT_TRUE(failure.has_value()) << pages << " empty pages and no error";
+  EXPECT_EQ(failure->code, errc::cluster_topology) << failure->what();
+  EXPECT_NE(failure->what().find("no primary"), std::string::npos) << failure->what();
+  EXPECT_TRUE(s.done());
+  EXPECT_LE(pages, 2);  // at most one PING while the topology was unknown, then the error
+}
+
 // A primary killed under load: its replica is promoted and the commands carry on; every command
 // completes exactly once, with its reply or an error that says why.
 TEST(ClusterFailover, APrimaryKilledUnderLoad) {

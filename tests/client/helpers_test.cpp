@@ -3,6 +3,7 @@
 #include "client/client.hpp"
 #include "client/detached.hpp"
 
+#include "tests/patterns/commandstats.hpp"
 #include "tests/support/alloc_counter.hpp"
 #include "tests/support/decode.hpp"
 #include "tests/support/run_until.hpp"
@@ -248,6 +249,79 @@ TEST_P(Helpers, ScanIteratorsSeeEveryKey) {
       empty_key.insert(empty_key.end(), page->begin(), page->end());
     }
     EXPECT_EQ(empty_key, (std::vector<std::string>{"f", "v"}));
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+}
+
+// A finished scanner stays finished: next() after cursor 0 is an empty page and sends nothing (it
+// once sent SCAN 0 again, which starts the iteration over).
+TEST_P(Helpers, AFinishedScanStaysFinished) {
+  test::blocking_connection admin(server.socket_path());
+  bool finished = false;
+  auto body = [&]() -> detached {
+    pipeline p;
+    for (int i = 0; i < 5; ++i) p.add("SET", "k" + std::to_string(i), "v");
+    p.add("SADD", "set", "a", "b");
+    (void)co_await c.execute(p);
+    auto s = c.scan();
+    auto m = c.sscan("set");
+    std::size_t keys = 0, members = 0;
+    while (!s.done()) keys += (co_await s.next())->size();
+    while (!m.done()) members += (co_await m.next())->size();
+    EXPECT_EQ(keys, 6u);
+    EXPECT_EQ(members, 2u);
+    const std::string before = admin.call({"INFO", "commandstats"}).text;
+    for (int again = 0; again < 3; ++again) {
+      for (scanner* done : {&s, &m}) {
+        const auto page = co_await done->next();
+        EXPECT_TRUE(page.has_value() && page->empty()) << (page ? std::to_string(page->size()) + " elements" : page.error().what());
+        EXPECT_TRUE(done->done());
+      }
+    }
+    const std::string after = admin.call({"INFO", "commandstats"}).text;
+    EXPECT_EQ(test::command_calls(after, "scan"), test::command_calls(before, "scan"));
+    EXPECT_EQ(test::command_calls(after, "sscan"), test::command_calls(before, "sscan"));
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+}
+
+// TYPE belongs to SCAN alone: Redis answers HSCAN/SSCAN/ZSCAN ... TYPE with a bare "ERR syntax
+// error". Such a scanner sends nothing; its first next() says why, and it is done.
+TEST_P(Helpers, ATypeFilterOnACollectionScanIsRefusedUnsent) {
+  test::blocking_connection admin(server.socket_path());
+  bool finished = false;
+  auto body = [&]() -> detached {
+    (void)co_await c.hset("h", "f", "v");
+    (void)co_await c.sadd("s", "m");
+    scanner scanners[] = {c.hscan("h", {.type = "string"}), c.sscan("s", {.type = "set"}), c.zscan("z", {.type = "zset"})};
+    for (scanner& s : scanners) {
+      EXPECT_FALSE(s.done());
+      const auto page = co_await s.next();
+      EXPECT_FALSE(page.has_value());
+      if (page) continue;
+      EXPECT_EQ(page.error().code, errc::invalid_argument) << page.error().what();
+      EXPECT_NE(page.error().message.find("TYPE"), std::string::npos) << page.error().message;
+      EXPECT_TRUE(s.done());
+      const auto after = co_await s.next();  // done: an empty page, as after any finished scan
+      EXPECT_TRUE(after.has_value() && after->empty());
+    }
+    // SCAN keeps its TYPE filter.
+    std::vector<std::string> hashes;
+    for (auto s = c.scan({.type = "hash"}); !s.done();) {
+      const auto page = co_await s.next();
+      if (!page) {
+        ADD_FAILURE() << page.error().what();
+        break;
+      }
+      hashes.insert(hashes.end(), page->begin(), page->end());
+    }
+    EXPECT_EQ(hashes, std::vector<std::string>{"h"});
+    const std::string stats = admin.call({"INFO", "commandstats"}).text;
+    for (const char* command : {"hscan", "sscan", "zscan"}) EXPECT_EQ(test::command_calls(stats, command), 0) << command;
     finished = true;
   };
   body();
