@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -31,6 +32,20 @@ int connect_unix(const std::string& path) {
     return -1;
   }
   return fd;
+}
+
+// Why a server failed to start: where its log is and its last lines (the temp dir is kept, as the
+// constructor throws before a destructor could remove it).
+std::string log_tail(const std::string& path) {
+  std::ifstream f(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(f, line);) {
+    if (!line.empty()) lines.push_back(std::move(line));
+  }
+  if (lines.empty()) return "; its log " + path + " is empty (anything it said is on stderr)";
+  std::string out = "; the end of its log " + path + ":";
+  for (std::size_t i = lines.size() > 6 ? lines.size() - 6 : 0; i < lines.size(); ++i) out += "\n    " + lines[i];
+  return out;
 }
 
 }  // namespace
@@ -58,7 +73,7 @@ redis_server::redis_server(std::vector<std::string> extra_args, std::string sock
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      throw std::runtime_error("redis-server exited at start (is the redis-server package installed?)");
+      throw std::runtime_error("redis-server exited at start (is the redis-server package installed?)" + log_tail(dir_ + "/redis.log"));
     }
     const int fd = connect_unix(socket_);
     if (fd >= 0) {
@@ -67,7 +82,9 @@ redis_server::redis_server(std::vector<std::string> extra_args, std::string sock
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  throw std::runtime_error("redis-server did not start within 10 s");
+  ::kill(pid_, SIGKILL);  // no destructor will
+  ::waitpid(pid_, nullptr, 0);
+  throw std::runtime_error("redis-server did not start within 10 s" + log_tail(dir_ + "/redis.log"));
 }
 
 redis_server::~redis_server() {

@@ -15,7 +15,8 @@ namespace redring::test {
 
 /// Starts `redis-server` (from PATH) on a Unix socket in a fresh temp dir, with persistence off, and
 /// waits until it answers PING. Stops it (SIGTERM, then SIGKILL) and removes the dir on destruction.
-/// Throws std::runtime_error if it cannot start.
+/// Throws std::runtime_error if it cannot start, its message ending with the last lines of the
+/// server's log (kept, in its temp dir).
 class redis_server {
  public:
   /// `extra_args` are appended to the command line, e.g. {"--enable-debug-command", "yes"}.

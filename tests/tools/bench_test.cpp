@@ -2,7 +2,9 @@
 // redring-bench: option parsing (every bad input), the histogram's accuracy, and end-to-end runs
 // against a private server, whose own counters must agree with the report.
 #include "tools/bench/bench_options.hpp"
+#include "tools/bench/embedded_server.hpp"
 #include "tools/bench/histogram.hpp"
+#include "tools/bench/report.hpp"
 #include "tools/bench/runner.hpp"
 #include "tools/bench/workload.hpp"
 
@@ -11,7 +13,10 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -103,6 +108,13 @@ TEST(BenchOptions, EveryBadInputNamesTheOption) {
       {{"--cpu"}, "--cpu needs"},
       {{"--key-minimum", "10", "--key-maximum", "5"}, "--key-minimum must not exceed"},
       {{"-p", "1", "-s", "/x"}, "either -p or -s"},
+      // One target: with two, one of them was silently ignored.
+      {{"-s", "/x", "-h", "127.0.0.1"}, "either -h or -s"},
+      {{"-h", "127.0.0.1", "-s", "/x"}, "either -h or -s"},
+      {{"-s", "/x", "-u", "redis://127.0.0.1"}, "either -u or -s"},
+      {{"-u", "unix:///x", "-s", "/y"}, "either -u or -s"},
+      {{"-u", "redis://127.0.0.1:7000", "-h", "10.0.0.1"}, "either -u or -h/-p"},
+      {{"-u", "redis://127.0.0.1:7000", "-p", "7001"}, "either -u or -h/-p"},
       {{"--json"}, "--json needs"},
       {{"--bogus"}, "unknown option '--bogus'"},
   };
@@ -266,14 +278,114 @@ TEST(OpenLoop, ScheduleSpacesRequestsEvenly) {
   }
 }
 
+// The server's counters went backwards during the run (CONFIG RESETSTAT, a restart): the difference
+// is unknown, said so, never a wrapped 18446744073709551xxx.
+TEST(Report, ServerCountersThatWentBackwardsAreUnknown) {
+  const server_counters before{.commands = 5000, .cpu_seconds = 2.0, .version = "7.0.15"};
+  const server_counters grew{.commands = 6000, .cpu_seconds = 2.5, .version = "7.0.15"};
+  const server_counters reset{.commands = 12, .cpu_seconds = 2.5, .version = "7.0.15"};
+  const server_counters restarted{.commands = 12, .cpu_seconds = 0.1, .version = "7.0.15"};
+  const auto d = server_difference(before, grew);
+  EXPECT_EQ(d.commands, std::optional<std::uint64_t>(1000));
+  ASSERT_TRUE(d.cpu_seconds.has_value());
+  EXPECT_DOUBLE_EQ(*d.cpu_seconds, 0.5);
+  EXPECT_EQ(server_difference(before, before).commands, std::optional<std::uint64_t>(0));
+  EXPECT_EQ(server_difference(before, reset).commands, std::nullopt);
+  EXPECT_TRUE(server_difference(before, reset).cpu_seconds.has_value());  // RESETSTAT keeps the CPU time
+  EXPECT_EQ(server_difference(before, restarted).commands, std::nullopt);
+  EXPECT_EQ(server_difference(before, restarted).cpu_seconds, std::nullopt);
+
+  bench_options o;
+  report r;
+  r.options = &o;
+  r.target = "redis-server 7.0.15 at unix:/x";
+  r.result.seconds = 1;
+  r.result.commands.push_back({.name = "GET", .reports_hits = true, .stats = {}});
+  r.result.commands.back().stats.completed = 1000;
+  r.before = before;
+  r.after = grew;
+  EXPECT_NE(format_text(r).find("server: 1000 commands, CPU 500.000 us/op"), std::string::npos) << format_text(r);
+  EXPECT_NE(format_json(r).find(R"("server":{"version":"7.0.15","commands":1000,"cpu_us_per_op":500.0000})"), std::string::npos)
+      << format_json(r);
+  r.after = reset;
+  std::string text = format_text(r), json = format_json(r);
+  EXPECT_NE(text.find("server: commands unknown (its statistics were reset during the run), CPU 500.000 us/op"), std::string::npos) << text;
+  EXPECT_NE(json.find(R"("commands":null,"cpu_us_per_op":500.0000)"), std::string::npos) << json;
+  r.after = restarted;
+  text = format_text(r);
+  json = format_json(r);
+  EXPECT_NE(text.find("server: commands unknown (its statistics were reset during the run), CPU unknown"), std::string::npos) << text;
+  EXPECT_NE(json.find(R"("commands":null,"cpu_us_per_op":null)"), std::string::npos) << json;
+  EXPECT_EQ(text.find("1844674407"), std::string::npos) << text;
+  EXPECT_EQ(json.find("1844674407"), std::string::npos) << json;
+}
+
+// A socket listening on a free port of 127.0.0.1 (its number in `port`), or -1.
+int listen_on_loopback(int& port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 1) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
+// A private redis-server that fails to start says why: the end of its log is in the message (its
+// temp dir, and the log in it, are removed; the message once pointed into that removed dir).
+TEST(EmbeddedServer, AFailedStartShowsTheEndOfTheLog) {
+  // The server, asked to listen on a port that is taken, logs the bind failure and exits.
+  int port_number = 0;
+  const int held = listen_on_loopback(port_number);
+  ASSERT_GE(held, 0);
+  const std::string port = std::to_string(port_number);
+  embedded_server server;
+  const std::string why = server.start({"--port", port, "--bind", "127.0.0.1"});
+  ::close(held);
+  EXPECT_FALSE(server.running());
+  EXPECT_NE(why.find("redis-server exited at start"), std::string::npos) << why;
+  EXPECT_NE(why.find("Address already in use"), std::string::npos) << why;
+  EXPECT_NE(why.find("Failed listening on port " + port), std::string::npos) << why;
+  const std::string dir = server.dir();
+  server.stop();
+  EXPECT_FALSE(std::filesystem::exists(dir)) << dir;  // nothing left behind: the message has the log
+}
+
+// The tests' own redis_server, failing to start the same way, says why too (and keeps the log).
+TEST(TestSupportServer, AFailedStartShowsTheEndOfTheLog) {
+  int port = 0;
+  const int held = listen_on_loopback(port);
+  ASSERT_GE(held, 0);
+  std::string why;
+  try {
+    test::redis_server server({"--port", std::to_string(port), "--bind", "127.0.0.1"});
+  } catch (const std::runtime_error& e) {
+    why = e.what();
+  }
+  ::close(held);
+  EXPECT_NE(why.find("redis-server exited at start"), std::string::npos) << why;
+  EXPECT_NE(why.find("Address already in use"), std::string::npos) << why;
+  const auto at = why.find("/tmp/redring-test-");
+  ASSERT_NE(at, std::string::npos) << why;
+  const std::string log = why.substr(at, why.find(':', at) - at);
+  EXPECT_TRUE(std::filesystem::exists(log)) << log;
+  std::filesystem::remove_all(std::filesystem::path(log).parent_path());
+}
+
 struct program_output {
   int status = -1;
   std::string out;
 };
 
-program_output run_bench(const std::string& args) {
+// Runs redring-bench with `args` (shell words), and `env` ("NAME=value ...") before it.
+program_output run_bench(const std::string& args, const std::string& env = "") {
   const std::string out_file = "/tmp/redring-bench-test-" + std::to_string(::getpid()) + ".out";
-  const int raw = std::system((std::string(REDRING_BENCH_PATH) + " " + args + " > " + out_file + " 2>&1").c_str());
+  const int raw = std::system((env + " " + REDRING_BENCH_PATH + " " + args + " > " + out_file + " 2>&1").c_str());
   program_output r;
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   std::ifstream f(out_file);
@@ -638,6 +750,60 @@ TEST(BenchEndToEnd, ServerDyingMidRunIsReportedWithPartialResults) {
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("run cut short: connection lost"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("requests in"), std::string::npos);  // the partial report is still there
+}
+
+// -s names a socket, -h a host, -u a whole target: given two, one used to win silently. Refused
+// before anything starts, with the usage and exit 2, as every bad option is.
+TEST(BenchEndToEnd, TwoTargetsAreRefused) {
+  for (const char* args : {"-s /tmp/x.sock -h 127.0.0.1 -n 10", "-u redis://127.0.0.1:7000 -s /tmp/x.sock -n 10"}) {
+    const auto r = run_bench(args);
+    EXPECT_EQ(r.status, 2) << args << ": " << r.out;
+    EXPECT_NE(r.out.find("redring-bench: give either -"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("usage: redring-bench"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("ops/s, client CPU"), std::string::npos) << r.out;  // no run
+  }
+}
+
+// CONFIG RESETSTAT during the run: the server's command count went backwards. The report says the
+// count is unknown (it once printed the wrapped difference, 18446744073709551xxx commands).
+TEST(BenchEndToEnd, ServerStatisticsResetDuringTheRunAreUnknown) {
+  test::redis_server server;
+  {
+    test::blocking_connection admin(server.socket_path());
+    std::string pings;
+    for (int i = 0; i < 2000; ++i) pings += "*1\r\n$4\r\nPING\r\n";
+    admin.send(pings);
+    (void)admin.read_raw_replies(2000);
+  }
+  const std::string json_file = "/tmp/redring-bench-test-reset-" + std::to_string(::getpid()) + ".json";
+  const auto r = run_bench("-s " + server.socket_path() + " -n 20 --command \"CONFIG RESETSTAT\" --json " + json_file);
+  const std::string json = slurp(json_file);
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("server: commands unknown (its statistics were reset during the run)"), std::string::npos) << r.out;
+  EXPECT_NE(json.find(R"("commands":null)"), std::string::npos) << json;
+  EXPECT_EQ(r.out.find("1844674407"), std::string::npos) << r.out;
+  EXPECT_EQ(json.find("1844674407"), std::string::npos) << json;
+}
+
+// The private redis-server fails to start (here a stand-in first in PATH that logs why and exits):
+// redring-bench exits 1 and its message holds the end of the server's log.
+TEST(BenchEndToEnd, APrivateServerThatCannotStartSaysWhy) {
+  const std::string dir = "/tmp/redring-bench-test-path-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream script(dir + "/redis-server");
+    script << "#!/bin/sh\n"
+              "# Writes to the file after --logfile, as redis-server does, and fails.\n"
+              "while [ $# -gt 0 ]; do [ \"$1\" = --logfile ] && log=$2; shift; done\n"
+              "echo '1:M 01 Jan 2026 00:00:00.000 # Fatal: the stand-in cannot start (for the test)' >> \"$log\"\n"
+              "exit 1\n";
+  }
+  std::filesystem::permissions(dir + "/redis-server", std::filesystem::perms::owner_all);
+  const auto r = run_bench("-n 10 --quiet", "PATH=" + dir + ":\"$PATH\"");
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("cannot start a private redis-server: redis-server exited at start"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Fatal: the stand-in cannot start (for the test)"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ bool number(const std::string& s, T& out) {
 const char* usage() noexcept {
   return "usage: redring-bench [options]\n"
          "With no -h/-p/-s/-u, starts a private redis-server (from PATH) on a Unix socket and stops it after.\n"
+         "Give the server one way only: -h/-p, -s or -u.\n"
          "  -h, --host HOST          server host (port 6379 unless -p)\n"
          "  -p, --port PORT          server port\n"
          "  -s, --socket PATH        server Unix socket\n"
@@ -205,7 +206,12 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, b
     }
   }
   if (out.key_minimum > out.key_maximum) return std::string("--key-minimum must not exceed --key-maximum");
+  // One target. With two, `client_options` let one override the other without a word: -s over -h,
+  // and -s, -h, -p each over the part of a -u URL they name.
   if (out.port != 0 && !out.socket.empty()) return std::string("give either -p or -s, not both");
+  if (!out.host.empty() && !out.socket.empty()) return std::string("give either -h or -s, not both");
+  if (!out.uri.empty() && !out.socket.empty()) return std::string("give either -u or -s, not both");
+  if (!out.uri.empty() && (!out.host.empty() || out.port != 0)) return std::string("give either -u or -h/-p, not both");
   if (out.requests != 0 && out.test_time.count() != 0) return std::string("give either -n or --test-time, not both");
   if (out.requests == 0 && out.test_time.count() == 0) out.requests = 100000;
   if (!out.commands.empty()) {

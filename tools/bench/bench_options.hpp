@@ -22,7 +22,8 @@ inline constexpr std::size_t kMaxKeyPrefix = 64;
 
 /// Everything the command line can say.
 struct bench_options {
-  // Target: none of these means "start a private redis-server".
+  // Target: none of these means "start a private redis-server"; at most one of -h/-p, -s and -u
+  // (parse_options refuses the others).
   std::string host;             ///< -h/--host
   int port = 0;                 ///< -p/--port (with -h; 6379 if only -h)
   std::string socket;           ///< -s/--socket

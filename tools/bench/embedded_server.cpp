@@ -12,10 +12,44 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 namespace redring::bench {
+namespace {
+
+// Why a server that failed to start did, to append to the message: "; the end of its log:" and
+// its last `lines` lines (from its last 4 KiB), each on a line of its own, indented; or a note
+// that the log is empty. Read now because `stop` removes the temp dir, and the log with it.
+std::string log_tail(const std::string& path, std::size_t lines = 6) {
+  std::ifstream f(path, std::ios::binary);
+  std::string text;
+  if (f) {
+    f.seekg(0, std::ios::end);
+    const std::streamoff size = f.tellg();
+    const std::streamoff from = size > 4096 ? size - 4096 : 0;
+    f.seekg(from);
+    text.assign(std::istreambuf_iterator<char>(f), {});
+    if (from > 0) text.erase(0, text.find('\n') + 1);  // a cut first line
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  // Before it opens its log (a bad option, say) redis-server writes to its stderr, which is ours.
+  if (text.empty()) return " (its log is empty; anything it said is on stderr above)";
+  std::vector<std::string_view> all;
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t nl = std::min(text.find('\n', at), text.size());
+    if (nl > at) all.emplace_back(text.data() + at, nl - at);
+    at = nl + 1;
+  }
+  std::string out = "; the end of its log:";
+  for (std::size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out.append("\n    ").append(all[i]);
+  return out;
+}
+
+}  // namespace
 
 std::string embedded_server::start(const std::vector<std::string>& extra_args) {
   char tmpl[] = "/tmp/redring-bench-XXXXXX";
@@ -54,7 +88,7 @@ std::string embedded_server::start(const std::vector<std::string>& extra_args) {
   while (std::chrono::steady_clock::now() < deadline) {
     if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
       pid_ = -1;
-      return "redis-server exited at start (see its log in " + dir_ + ")";
+      return "redis-server exited at start" + log_tail(dir_ + "/redis.log");
     }
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
@@ -65,7 +99,7 @@ std::string embedded_server::start(const std::vector<std::string>& extra_args) {
     if (up) return {};
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  return "redis-server did not open its socket within 10 s";
+  return "redis-server did not open its socket within 10 s" + log_tail(dir_ + "/redis.log");
 }
 
 void embedded_server::stop() noexcept {

@@ -10,7 +10,8 @@
 
 namespace redring::bench {
 
-/// A redis-server child process. `start` returns an error message, or "" when it answers.
+/// A redis-server child process. `start` returns an error message (which may span lines), or ""
+/// when it answers.
 class embedded_server {
  public:
   embedded_server() = default;
@@ -19,7 +20,9 @@ class embedded_server {
   embedded_server& operator=(const embedded_server&) = delete;
 
   /// Starts the server and waits (up to 10 s) for its socket. The child gets its own process
-  /// group, so a Ctrl-C meant for us does not stop it before we report.
+  /// group, so a Ctrl-C meant for us does not stop it before we report. When the server exits at
+  /// start or never opens its socket, the message ends with the last lines of its log: `stop`
+  /// removes the temp dir and the log in it.
   [[nodiscard]] std::string start(const std::vector<std::string>& extra_args = {});
   /// Stops it (SIGTERM, then SIGKILL after 5 s) and removes the temp dir. Idempotent.
   void stop() noexcept;

@@ -48,6 +48,14 @@ std::string stats_json(const command_stats& s, double seconds) {
 
 }  // namespace
 
+server_delta server_difference(const server_counters& before, const server_counters& after) noexcept {
+  // Unsigned, a reset made the difference wrap to about 1.8e19 commands.
+  server_delta d;
+  if (after.commands >= before.commands) d.commands = after.commands - before.commands;
+  if (after.cpu_seconds >= before.cpu_seconds) d.cpu_seconds = after.cpu_seconds - before.cpu_seconds;
+  return d;
+}
+
 std::string shape(const bench_options& o) {
   std::string s = o.auto_pipeline
                       ? fmt::format("{} thread x {} conn, {} auto-pipelined virtual clients per thread", o.threads, o.clients, o.clients * o.pipeline)
@@ -94,9 +102,11 @@ std::string format_text(const report& r) {
                        r.result.completed() ? 100.0 * static_cast<double>(n.sent) / static_cast<double>(r.result.completed()) : 0.0);
   }
   if (r.before && r.after && r.result.completed() > 0) {
-    const std::uint64_t commands = r.after->commands - r.before->commands;
-    out += fmt::format("server: {} commands, CPU {:.3f} us/op\n", commands,
-                       (r.after->cpu_seconds - r.before->cpu_seconds) * 1e6 / static_cast<double>(r.result.completed()));
+    const server_delta d = server_difference(*r.before, *r.after);
+    out += "server: ";
+    out += d.commands ? fmt::format("{} commands", *d.commands) : "commands unknown (its statistics were reset during the run)";
+    out += d.cpu_seconds ? fmt::format(", CPU {:.3f} us/op\n", *d.cpu_seconds * 1e6 / static_cast<double>(r.result.completed()))
+                         : std::string(", CPU unknown\n");
   }
   return out;
 }
@@ -112,9 +122,12 @@ std::string format_json(const report& r) {
                      r.result.completed() ? r.result.client_cpu_seconds * 1e6 / static_cast<double>(r.result.completed()) : 0.0);
   out += fmt::format(R"("cut_short":{},)", r.result.fatal.empty() ? "null" : json_string(r.result.fatal));
   if (r.before && r.after) {
-    out += fmt::format(R"("server":{{"version":{},"commands":{},"cpu_us_per_op":{:.4f}}},)", json_string(r.after->version),
-                       r.after->commands - r.before->commands,
-                       r.result.completed() ? (r.after->cpu_seconds - r.before->cpu_seconds) * 1e6 / static_cast<double>(r.result.completed()) : 0.0);
+    // An unknown figure is null (see server_delta).
+    const server_delta d = server_difference(*r.before, *r.after);
+    const std::string commands = d.commands ? std::to_string(*d.commands) : "null";
+    const std::string cpu = !d.cpu_seconds ? "null"
+                            : fmt::format("{:.4f}", r.result.completed() ? *d.cpu_seconds * 1e6 / static_cast<double>(r.result.completed()) : 0.0);
+    out += fmt::format(R"("server":{{"version":{},"commands":{},"cpu_us_per_op":{}}},)", json_string(r.after->version), commands, cpu);
   }
   out += R"("per_second":[)";
   for (std::size_t i = 0; i < r.result.per_second.size(); ++i) out += fmt::format("{}{}", i ? "," : "", r.result.per_second[i]);

@@ -18,6 +18,17 @@ struct server_counters {
   std::string version;         ///< redis_version
 };
 
+/// What the server did between two readings of its counters. Each figure is nullopt when its
+/// counter went backwards, so that the difference means nothing: CONFIG RESETSTAT during the run
+/// zeroes the command count (not the CPU time), a restart both.
+struct server_delta {
+  std::optional<std::uint64_t> commands;
+  std::optional<double> cpu_seconds;
+};
+
+/// `after - before`, figure by figure, unknown where a counter went backwards (see `server_delta`).
+[[nodiscard]] server_delta server_difference(const server_counters& before, const server_counters& after) noexcept;
+
 /// Everything the report shows.
 struct report {
   const bench_options* options = nullptr;
