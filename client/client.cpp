@@ -64,6 +64,10 @@ void client::submit(request& r) {
     return;
   }
   if (!started_) start();
+  if (r.blocking && r.unsupported) [[unlikely]] {  // see request::unsupported
+    r.on_done(r, errc::unsupported_command);
+    return;
+  }
   if (cluster_) {
     cluster_->submit(r);
     return;
@@ -106,6 +110,15 @@ bool is_blocking_command(std::string_view name) noexcept {
 bool is_stream_read(std::string_view name) noexcept { return iequals(name, "XREAD") || iequals(name, "XREADGROUP"); }
 bool is_block_option(std::string_view arg) noexcept { return iequals(arg, "BLOCK"); }
 
+bool is_stream_breaking_command(std::string_view name) noexcept {
+  static constexpr std::array<std::string_view, 7> names = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE", "UNSUBSCRIBE",
+                                                             "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR"};
+  return std::any_of(names.begin(), names.end(), [&](std::string_view n) { return iequals(name, n); });
+}
+bool is_client_reply_off(std::string_view name, std::string_view sub, std::string_view option) noexcept {
+  return iequals(name, "CLIENT") && iequals(sub, "REPLY") && (iequals(option, "OFF") || iequals(option, "SKIP"));
+}
+
 }  // namespace detail
 
 connection& client::blocking_connection() {
@@ -125,9 +138,10 @@ connection& client::blocking_connection() {
 // --- Batches ---
 
 batch_awaitable::batch_awaitable(client& c, std::string_view bytes, std::size_t commands, bool transaction,
-                                 bool may_block)
+                                 bool may_block, bool refused)
     : client_(c), bytes_(bytes), commands_(commands), transaction_(transaction) {
-  request::blocking = may_block;  // to a connection of its own, as its blocking command alone would go
+  request::blocking = may_block || refused;  // to a connection of its own, as its blocking command alone would go
+  request::unsupported = refused;            // refused by client::submit
   request::encode = &encode_batch;
   request::on_node = &node_received;
   request::on_done = &done;

@@ -102,39 +102,98 @@ bool is_block_option(std::string_view arg) noexcept;
 
 bool is_stream_read(std::string_view name) noexcept;  // XREAD, XREADGROUP: blocking with BLOCK
 
-// Whether a command whose stored arguments are `first, rest...` may block the connection. Inline:
-// every awaitable asks, and for nearly every command the first letter answers.
-template <class First, class... Rest>
-[[gnu::always_inline]] inline bool blocks(const First& first, const Rest&... rest) {
-  if constexpr (std::convertible_to<const First&, std::string_view>) {
-    const std::string_view name(store_argument(first));
-    if (name.empty()) return false;
-    // Only B..., W... and X... commands can block: one compare for everything else.
-    const char c = static_cast<char>(name[0] & ~0x20);
-    if (c != 'B' && c != 'W' && c != 'X') [[likely]] return false;
-    if (is_blocking_command(name)) return true;
-    if (is_stream_read(name)) {
-      bool block = false;
-      auto check = [&block](const auto& a) {
-        if constexpr (std::convertible_to<const decltype(a)&, std::string_view>) {
-          block = block || is_block_option(std::string_view(a));
-        }
-      };
-      (check(rest), ...);
-      return block;
-    }
+// True for commands that would put the connection out of step with its FIFO of requests, so no
+// client can share it: (S|P)SUBSCRIBE and (S|P)UNSUBSCRIBE (their confirmations are RESP3 pushes,
+// not replies: the request would take the next command's reply; under RESP2 they switch the
+// connection to subscribed mode) and MONITOR (a reply per command the server runs, for ever).
+bool is_stream_breaking_command(std::string_view name) noexcept;
+// CLIENT REPLY OFF|SKIP: the server stops answering, and every later reply goes to the wrong request.
+bool is_client_reply_off(std::string_view name, std::string_view sub, std::string_view option) noexcept;
+
+// An argument's text, or "" for one that is not text (a number, a range).
+template <class T>
+std::string_view text_of_argument(const T& arg) noexcept {
+  if constexpr (std::convertible_to<const T&, std::string_view>) {
+    return std::string_view(store_argument(arg));
+  } else {
+    return {};
   }
-  return false;
 }
 
-inline bool blocks() { return false; }
+// How a command travels: with the others, on a connection of its own (it may block), or not at all.
+enum class command_class : std::uint8_t { shared, blocking, unsupported };
+
+// The class of a command whose stored arguments are `first, rest...`. Inline: every awaitable
+// asks, and for nearly every command the first letter, then the name's length, answers.
+template <class First, class... Rest>
+[[gnu::always_inline]] inline command_class classify(const First& first, const Rest&... rest) {
+  if constexpr (std::convertible_to<const First&, std::string_view>) {
+    const std::string_view name(store_argument(first));
+    if (name.empty()) return command_class::shared;
+    const char c = static_cast<char>(name[0] & ~0x20);
+    const std::size_t n = name.size();
+    switch (c) {
+      case 'B':
+      case 'W':
+        return is_blocking_command(name) ? command_class::blocking : command_class::shared;
+      case 'X':
+        if (is_stream_read(name)) {
+          bool block = false;
+          auto check = [&block](const auto& a) {
+            if constexpr (std::convertible_to<const decltype(a)&, std::string_view>) {
+              block = block || is_block_option(std::string_view(a));
+            }
+          };
+          (check(rest), ...);
+          if (block) return command_class::blocking;
+        }
+        return command_class::shared;
+      // The stream-breaking names by length: (S|P)SUBSCRIBE 10, (S|P)UNSUBSCRIBE 12, SUBSCRIBE 9,
+      // UNSUBSCRIBE 11, MONITOR 7, CLIENT 6 (REPLY OFF|SKIP).
+      case 'S':
+        if (n != 9 && n != 10 && n != 12) return command_class::shared;
+        break;
+      case 'P':
+        if (n != 10 && n != 12) return command_class::shared;
+        break;
+      case 'U':
+        if (n != 11) return command_class::shared;
+        break;
+      case 'M':
+        if (n != 7) return command_class::shared;
+        break;
+      case 'C':
+        if (n != 6) return command_class::shared;
+        if constexpr (sizeof...(Rest) >= 2) {
+          const std::string_view words[] = {text_of_argument(rest)...};
+          if (is_client_reply_off(name, words[0], words[1])) return command_class::unsupported;
+        }
+        return command_class::shared;
+      default:
+        return command_class::shared;
+    }
+    return is_stream_breaking_command(name) ? command_class::unsupported : command_class::shared;
+  }
+  return command_class::shared;
+}
+
+inline command_class classify() { return command_class::shared; }
+
+// Marks `r` with its command's class: `blocking` for a connection of its own, `unsupported` to be
+// refused unsent (client::submit).
+inline void mark(request& r, command_class k) noexcept {
+  r.blocking = k != command_class::shared;
+  r.unsupported = k == command_class::unsupported;
+}
 
 template <class Derived>
 template <resp::argument... Args>
 Derived& command_batch<Derived>::add(const Args&... args) {
   writer_.command(args...);
   ++count_;
-  may_block_ = may_block_ || blocks(args...);
+  const command_class k = classify(args...);
+  may_block_ = may_block_ || k == command_class::blocking;
+  unsupported_ = unsupported_ || k == command_class::unsupported;
   return static_cast<Derived&>(*this);
 }
 
@@ -217,7 +276,7 @@ class [[nodiscard]] command_awaitable : public detail::reply_awaitable<command_a
 
  public:
   explicit command_awaitable(client& c, const Args&... args) : base(c), args_(detail::store_argument(args)...) {
-    request::blocking = detail::blocks(args...);
+    detail::mark(*this, detail::classify(args...));
     // Each argument is one word unless a range expands: then positions are not the tuple's.
     if constexpr ((!resp::range_argument<Args> && ...)) request::argument = &argument_at;
   }
@@ -266,7 +325,10 @@ class [[nodiscard]] command_awaitable : public detail::reply_awaitable<command_a
 class [[nodiscard]] batch_awaitable : private request {
  public:
   /// `may_block`: a command of the batch may block (see `command_batch::may_block`).
-  batch_awaitable(client& c, std::string_view bytes, std::size_t commands, bool transaction, bool may_block = false);
+  /// `refused`: a command of the batch would break the reply stream (`command_batch::has_unsupported`):
+  /// the batch fails with `errc::unsupported_command`, unsent.
+  batch_awaitable(client& c, std::string_view bytes, std::size_t commands, bool transaction, bool may_block,
+                  bool refused);
   batch_awaitable(batch_awaitable&&) noexcept = default;
   /// An empty pipeline has nothing to send; an empty transaction still sends MULTI and EXEC, which
   /// ends a WATCH and reports (transaction_aborted) whether a watched key changed.
@@ -458,9 +520,13 @@ class client {
   void submit(request& r);
 
   /// Sends the pipeline's commands in one write: `co_await c.execute(p)`. `p` must outlive the co_await.
-  [[nodiscard]] batch_awaitable execute(const pipeline& p) { return {*this, p.bytes(), p.size(), false, p.may_block()}; }
+  [[nodiscard]] batch_awaitable execute(const pipeline& p) {
+    return {*this, p.bytes(), p.size(), false, p.may_block(), p.has_unsupported()};
+  }
   /// Runs the transaction as MULTI ... EXEC: `co_await c.execute(t)`. `t` must outlive the co_await.
-  [[nodiscard]] batch_awaitable execute(const transaction& t) { return {*this, t.bytes(), t.size(), true}; }
+  [[nodiscard]] batch_awaitable execute(const transaction& t) {
+    return {*this, t.bytes(), t.size(), true, false, t.has_unsupported()};
+  }
 
   /// A new client on the same loop with the same options and a connection of its own: for WATCH
   /// (whose effect is per connection) and anything else that must not share a connection.
@@ -817,7 +883,7 @@ void client::command_callback(F&& callback, const Args&... args) {
   w.command(args...);
   r->wire.assign(w.data());
   r->encode = [](request& base, resp::writer& out) { out.raw(static_cast<req_t&>(base).wire); };
-  r->blocking = detail::blocks(args...);
+  detail::mark(*r, detail::classify(args...));
   submit(*r);
 }
 

@@ -26,6 +26,9 @@ class category final : public std::error_category {
       case errc::cluster_topology: return "no usable cluster topology (not a cluster, no node answers, or no primary serves a slot)";
       case errc::slot_unserved: return "no cluster node serves this key's hash slot";
       case errc::invalid_argument: return "invalid argument for this command (not sent)";
+      case errc::unsupported_command:
+        return "not supported: this command would put the connection's replies out of step (SUBSCRIBE and the other "
+               "pub/sub subscriptions, MONITOR, CLIENT REPLY OFF|SKIP); not sent";
     }
     return "unknown redring.client error";
   }

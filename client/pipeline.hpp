@@ -24,6 +24,10 @@ class command_batch {
   /// True if a command added may block its connection (BLPOP, XREAD ... BLOCK): a pipeline holding
   /// one runs on a connection of its own, as the command alone would.
   [[nodiscard]] bool may_block() const noexcept { return may_block_; }
+  /// True if a command added would put the connection out of step (SUBSCRIBE, MONITOR, CLIENT
+  /// REPLY OFF; see `request::unsupported`): executing the batch fails with
+  /// `errc::unsupported_command`, and nothing of it is sent.
+  [[nodiscard]] bool has_unsupported() const noexcept { return unsupported_; }
   /// Commands added.
   [[nodiscard]] std::size_t size() const noexcept { return count_; }
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
@@ -32,6 +36,7 @@ class command_batch {
     writer_.clear();
     count_ = 0;
     may_block_ = false;
+    unsupported_ = false;
   }
   /// The encoded commands.
   [[nodiscard]] std::string_view bytes() const noexcept { return writer_.data(); }
@@ -40,6 +45,7 @@ class command_batch {
   resp::writer writer_{0};  // never references: the bytes are owned
   std::size_t count_ = 0;
   bool may_block_ = false;
+  bool unsupported_ = false;
 };
 
 }  // namespace detail

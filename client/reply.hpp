@@ -10,9 +10,15 @@
 #include "resp/value.hpp"
 
 #include <concepts>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace redring::client {
 
@@ -22,6 +28,19 @@ using resp::result;
 namespace detail {
 template <class T> struct unwrap_optional { using type = T; };
 template <class T> struct unwrap_optional<std::optional<T>> { using type = T; };
+
+// True if T holds a view (std::string_view), directly or in an optional, container, pair or tuple:
+// such a reply type would point into the reply sink, which is gone once the reply is handed over.
+template <class T> struct holds_view : std::false_type {};
+template <> struct holds_view<std::string_view> : std::true_type {};
+template <class T> struct holds_view<std::optional<T>> : holds_view<T> {};
+template <class T, class A> struct holds_view<std::vector<T, A>> : holds_view<T> {};
+template <class A, class B> struct holds_view<std::pair<A, B>> : std::bool_constant<holds_view<A>::value || holds_view<B>::value> {};
+template <class... Ts> struct holds_view<std::tuple<Ts...>> : std::bool_constant<(holds_view<Ts>::value || ...)> {};
+template <class K, class V, class C, class A>
+struct holds_view<std::map<K, V, C, A>> : std::bool_constant<holds_view<K>::value || holds_view<V>::value> {};
+template <class K, class V, class H, class E, class A>
+struct holds_view<std::unordered_map<K, V, H, E, A>> : std::bool_constant<holds_view<K>::value || holds_view<V>::value> {};
 }  // namespace detail
 
 /// True for reply types that one top-level node decides: numbers, bool, strings, ignore, and
@@ -33,8 +52,13 @@ concept scalar_reply = std::integral<typename detail::unwrap_optional<T>::type> 
                        std::same_as<T, ignore_t>;
 
 /// Collects one reply for conversion to T. Feed every node with `on_node`, then call `take`.
+/// T must own its data: a `std::string_view` (or a container of them) would view the sink's copy of
+/// the reply, which dies with the awaitable or callback that holds it, so it does not compile.
 template <class T>
 class reply_sink {
+  static_assert(!detail::holds_view<T>::value,
+                "a command's reply lives only until it is handed over: ask for std::string (or resp::value), not a view");
+
  public:
   void on_node(const resp::node& n) {
     if (builder_.add(n)) value_ = builder_.take();

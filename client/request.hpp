@@ -46,6 +46,12 @@ struct request {
   std::chrono::milliseconds timeout{0};
   /// Set by the client when the command must not share a connection (blocking commands).
   bool blocking = false;
+  /// Set by the client (with `blocking`) for a command that would put any connection out of step
+  /// with its requests: the pub/sub subscription commands ((S|P)SUBSCRIBE, (S|P)UNSUBSCRIBE), whose
+  /// confirmations are pushes and not replies, MONITOR, and CLIENT REPLY OFF|SKIP. The client
+  /// completes such a request with `errc::unsupported_command` without sending it. A request built
+  /// by hand is not checked: its `replies` must be what the server really sends.
+  bool unsupported = false;
   /// May be sent again once if the connection drops after it was sent (the caller vouches that
   /// running it twice is harmless: GET, SET without GET/INCR ...). The retry goes on the next connection.
   bool idempotent = false;

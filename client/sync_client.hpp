@@ -48,7 +48,7 @@ class sync_client {
     resp::writer w(0);
     w.command(args...);
     c.wire.assign(w.data());
-    c.blocking = detail::blocks(args...);
+    detail::mark(c, detail::classify(args...));
     if (!c.blocking && !has_command_timeout_) c.timeout = default_call_timeout;
     c.encode = [](request& r, resp::writer& out) { out.raw(static_cast<call<T>&>(r).wire); };
     c.on_node = [](request& r, const resp::node& n) { static_cast<call<T>&>(r).sink.on_node(n); };

@@ -175,10 +175,72 @@ TEST_F(Batch, BlockingCommandsDoNotStallOtherCallers) {
   ASSERT_TRUE(*popped);
   ASSERT_EQ((*popped)->elements.size(), 2u);
   EXPECT_EQ((*popped)->elements[1].text, "job");
-  EXPECT_TRUE(detail::blocks("XREAD", "BLOCK", "0", "STREAMS", "s", "$"));
-  EXPECT_FALSE(detail::blocks("XREAD", "COUNT", "1", "STREAMS", "s", "0"));
-  EXPECT_TRUE(detail::blocks("blpop", "k", 1));
-  EXPECT_FALSE(detail::blocks("LPOP", "k"));
+  using detail::command_class;
+  EXPECT_EQ(detail::classify("XREAD", "BLOCK", "0", "STREAMS", "s", "$"), command_class::blocking);
+  EXPECT_EQ(detail::classify("XREAD", "COUNT", "1", "STREAMS", "s", "0"), command_class::shared);
+  EXPECT_EQ(detail::classify("blpop", "k", 1), command_class::blocking);
+  EXPECT_EQ(detail::classify("LPOP", "k"), command_class::shared);
+}
+
+// Commands whose answers are not one reply each would put a shared connection out of step: under
+// RESP3 SUBSCRIBE's confirmations are pushes, so a GET issued after it took the PING's reply (the
+// connection stayed one reply behind for good); MONITOR answers every later command the server runs;
+// CLIENT REPLY OFF answers nothing. Every API refuses them unsent, with unsupported_command, whatever
+// their case, alone or in a batch; CLIENT REPLY ON is sent. The connection stays in step.
+TEST_F(Batch, CommandsThatBreakTheReplyStreamAreRefusedUnsent) {
+  using detail::command_class;
+  for (const char* name : {"SUBSCRIBE", "psubscribe", "SSubscribe", "UNSUBSCRIBE", "PUNSUBSCRIBE", "sunsubscribe", "MONITOR"}) {
+    EXPECT_EQ(detail::classify(std::string_view(name), "ch"), command_class::unsupported) << name;
+  }
+  EXPECT_EQ(detail::classify("CLIENT", "REPLY", "OFF"), command_class::unsupported);
+  EXPECT_EQ(detail::classify("client", "reply", "skip"), command_class::unsupported);
+  EXPECT_EQ(detail::classify("CLIENT", "REPLY", "ON"), command_class::shared);
+  EXPECT_EQ(detail::classify("CLIENT", "SETNAME", "x"), command_class::shared);
+  for (const char* name : {"SET", "SETRANGE", "SINTERSTORE", "PUBLISH", "PUBSUB", "SPUBLISH", "UNLINK", "MGET"}) {
+    EXPECT_EQ(detail::classify(std::string_view(name), "k"), command_class::shared) << name;
+  }
+
+  options o = opts();
+  o.command_timeout = 2s;  // without the refusal, the commands after SUBSCRIBE would wait for ever
+  client cl(loop, o);
+  test::blocking_connection admin(server.socket_path());
+  bool finished = false;
+  auto body = [&]() -> detached {
+    const auto sub = co_await cl.command<resp::value>("SUBSCRIBE", "news");
+    EXPECT_TRUE(!sub && sub.error().code == errc::unsupported_command);
+    const auto psub = co_await cl.command<ignore_t>("psubscribe", "n*");
+    EXPECT_TRUE(!psub && psub.error().code == errc::unsupported_command);
+    const auto monitor = co_await cl.command<resp::value>("MONITOR");
+    EXPECT_TRUE(!monitor && monitor.error().code == errc::unsupported_command);
+    const auto off = co_await cl.command<resp::value>("CLIENT", "REPLY", "OFF");
+    EXPECT_TRUE(!off && off.error().code == errc::unsupported_command);
+    pipeline p;
+    p.add("SET", "k", "v").add("SSUBSCRIBE", "s").add("GET", "k");
+    EXPECT_TRUE(p.has_unsupported());
+    const auto batch = co_await cl.execute(p);
+    EXPECT_TRUE(!batch && batch.error().code == errc::unsupported_command);
+    transaction t;
+    t.add("SET", "k", "v").add("UNSUBSCRIBE");
+    const auto multi = co_await cl.execute(t);
+    EXPECT_TRUE(!multi && multi.error().code == errc::unsupported_command);
+    // In step: each reply is its own command's.
+    EXPECT_EQ((co_await cl.command<std::string>("SET", "k", "v1")).value_or("?"), "OK");
+    EXPECT_EQ((co_await cl.get("k")).value_or(std::nullopt).value_or("?"), "v1");
+    EXPECT_EQ((co_await cl.command<std::string>("CLIENT", "REPLY", "ON")).value_or("?"), "OK");
+    EXPECT_EQ((co_await cl.command<std::string>("PING")).value_or("?"), "PONG");
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }, 10s));
+  std::optional<std::string> callback_error;
+  cl.command_callback<resp::value>([&](result<resp::value> r) { callback_error = r ? "sent" : r.error().what(); }, "SUBSCRIBE", "x");
+  ASSERT_TRUE(run_until(loop, [&] { return callback_error.has_value(); }));
+  EXPECT_NE(callback_error->find("out of step"), std::string::npos) << *callback_error;
+  const std::string stats = admin.call({"INFO", "commandstats"}).text;
+  for (const char* command : {"subscribe", "psubscribe", "ssubscribe", "unsubscribe", "monitor", "multi"}) {
+    EXPECT_EQ(stats.find("cmdstat_" + std::string(command) + ":"), std::string::npos) << command;
+  }
+  EXPECT_NE(stats.find("cmdstat_client|reply:calls=1,"), std::string::npos) << stats;  // the ON alone
 }
 
 // A blocking command that timed out on the client is still blocked on the server: its connection
