@@ -179,6 +179,9 @@ template <class First, class... Rest>
 
 inline command_class classify() { return command_class::shared; }
 
+// The same for a command built at run time (owned_awaitable).
+command_class classify_words(const std::vector<std::string>& words) noexcept;
+
 // Marks `r` with its command's class: `blocking` for a connection of its own, `unsupported` to be
 // refused unsent (client::submit).
 inline void mark(request& r, command_class k) noexcept {
@@ -361,7 +364,9 @@ class [[nodiscard]] owned_awaitable : public detail::reply_awaitable<owned_await
   friend base;
 
  public:
-  owned_awaitable(client& c, std::vector<std::string> args) : base(c), args_(std::move(args)) {}
+  owned_awaitable(client& c, std::vector<std::string> args) : base(c), args_(std::move(args)) {
+    detail::mark(*this, detail::classify_words(args_));  // a blocking command alone; one that breaks the stream not at all
+  }
   owned_awaitable(owned_awaitable&&) noexcept = default;
 
  private:

@@ -196,6 +196,11 @@ TEST_F(Batch, CommandsThatBreakTheReplyStreamAreRefusedUnsent) {
   EXPECT_EQ(detail::classify("client", "reply", "skip"), command_class::unsupported);
   EXPECT_EQ(detail::classify("CLIENT", "REPLY", "ON"), command_class::shared);
   EXPECT_EQ(detail::classify("CLIENT", "SETNAME", "x"), command_class::shared);
+  EXPECT_EQ(detail::classify_words({"CLIENT", "reply", "Off"}), command_class::unsupported);
+  EXPECT_EQ(detail::classify_words({"MONITOR"}), command_class::unsupported);
+  EXPECT_EQ(detail::classify_words({"BLPOP", "q", "0"}), command_class::blocking);
+  EXPECT_EQ(detail::classify_words({"XREAD", "block", "0", "STREAMS", "s", "$"}), command_class::blocking);
+  EXPECT_EQ(detail::classify_words({"GET", "k"}), command_class::shared);
   for (const char* name : {"SET", "SETRANGE", "SINTERSTORE", "PUBLISH", "PUBSUB", "SPUBLISH", "UNLINK", "MGET"}) {
     EXPECT_EQ(detail::classify(std::string_view(name), "k"), command_class::shared) << name;
   }
@@ -210,6 +215,9 @@ TEST_F(Batch, CommandsThatBreakTheReplyStreamAreRefusedUnsent) {
     EXPECT_TRUE(!sub && sub.error().code == errc::unsupported_command);
     const auto psub = co_await cl.command<ignore_t>("psubscribe", "n*");
     EXPECT_TRUE(!psub && psub.error().code == errc::unsupported_command);
+    std::vector<std::string> words{"ssubscribe", "x"};  // a command built at run time
+    const auto owned = co_await owned_awaitable<resp::value>(cl, std::move(words));
+    EXPECT_TRUE(!owned && owned.error().code == errc::unsupported_command);
     const auto monitor = co_await cl.command<resp::value>("MONITOR");
     EXPECT_TRUE(!monitor && monitor.error().code == errc::unsupported_command);
     const auto off = co_await cl.command<resp::value>("CLIENT", "REPLY", "OFF");
