@@ -122,6 +122,9 @@ buffer_ring* loop::receive_buffers() {
 
 loop::~loop() {
   // Cancel what is in flight and drain it, so the kernel writes into no memory after this.
+  // A ring without SINGLE_ISSUER takes submissions from any thread, and nothing else runs the loop
+  // while it is destroyed: this thread drains it even when another one claimed it.
+  if (!features_.defer_taskrun) thread_.store(::pthread_self(), std::memory_order_relaxed);
   try {
     cancel_op(wake_token_);
     io_uring_sqe* s = sqe();
@@ -189,11 +192,27 @@ void loop::make_room(unsigned n) {
   io_uring_submit(&ring_);
 }
 
+// The first turn claims the loop for its thread, for good, whatever the ring: `in_loop_thread()`
+// must then be true there and nowhere else, or a thread-safe submit (client::submit) from the
+// thread that built the loop would run inline and race the loop's thread. Claimed once rather than
+// at every turn, so the turn's only cost is the check below.
+void loop::claim() {
+  if (!enabled_) {
+    enable();  // claims it too
+    return;
+  }
+  claimed_ = true;
+  thread_.store(::pthread_self(), std::memory_order_relaxed);
+}
+
 // The first turn's thread becomes the ring's only submitter (SINGLE_ISSUER, enabled here rather
-// than at setup so that a loop built on one thread can run on another).
+// than at setup so that a loop built on one thread can run on another). Also reached from sqe() and
+// make_room() when they must submit before the first turn: the kernel binds the ring to this
+// thread then, so the loop is claimed here too, and a turn from another thread is refused.
 void loop::enable() {
   enabled_ = true;
-  thread_.store(::pthread_self());
+  claimed_ = true;
+  thread_.store(::pthread_self(), std::memory_order_relaxed);
   // io_uring_enable_rings is declared by Debian 12's liburing 2.3 but missing from its library
   // (not in the version map): the register call itself.
   if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) < 0) {
@@ -367,12 +386,14 @@ void loop::run_hooks() {
 }
 
 std::size_t loop::run_once(std::chrono::milliseconds max_wait) {
-  if (!enabled_) [[unlikely]] {
-    enable();
-  } else if (features_.defer_taskrun && !in_loop_thread()) [[unlikely]] {
+  if (!claimed_) [[unlikely]] {
+    claim();
+  } else if (!in_loop_thread()) [[unlikely]] {
     // SINGLE_ISSUER: the kernel refuses this thread's submissions (EEXIST; EBADF through the other
     // thread's registered ring fd). Every turn would fail the same way, spinning without ever
-    // running an operation: say so instead.
+    // running an operation: say so instead. Refused on every ring, not only that one: elsewhere
+    // the kernel takes the submissions, but this turn would race the loop's thread, which alone
+    // in_loop_thread() names (a thread-safe submit runs inline only there).
     throw std::system_error(EEXIST, std::system_category(),
                             "redring::net::loop: a turn on a thread other than the loop's (the first to run it)");
   }
@@ -433,9 +454,8 @@ std::size_t loop::run_once(std::chrono::milliseconds max_wait) {
 }
 
 void loop::run() {
-  // A SINGLE_ISSUER ring's thread is the one that enabled it (the first turn); any other ring may
-  // be run by any thread, one at a time: the last to call run() is the loop's.
-  if (!features_.defer_taskrun) thread_.store(::pthread_self());
+  // The loop's thread is the first to run a turn (run_once claims it), whatever the ring: not the
+  // last to call run(), or a loop driven by run_once()/poll() kept its builder's thread.
   // A stop() before this call is kept (sync_client's destructor may stop the loop before its thread
   // enters run()); it is consumed when run() returns.
   while (!stop_.load(std::memory_order_relaxed)) run_once(std::chrono::milliseconds(1000));

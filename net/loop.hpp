@@ -145,10 +145,11 @@ class loop {
   /// `max_wait` for at least one completion (0: do not wait) and dispatches every completion that
   /// arrived. Returns the number of completions, timers and tasks handled.
   ///
-  /// The first thread to run a turn (`run`, `run_once`, `poll`) becomes the loop's thread for good:
-  /// a ring set up with SINGLE_ISSUER is enabled then (IORING_SETUP_R_DISABLED until that turn), so a
-  /// loop may be built on one thread and run on another. A turn from any other thread afterwards
-  /// throws std::system_error (EEXIST), where the kernel would refuse every submission.
+  /// The first thread to run a turn (`run`, `run_once`, `poll`) becomes the loop's thread for good,
+  /// whatever the ring: a ring set up with SINGLE_ISSUER is enabled then (IORING_SETUP_R_DISABLED
+  /// until that turn), so a loop may be built on one thread and run on another. A turn from any
+  /// other thread afterwards throws std::system_error (EEXIST): with SINGLE_ISSUER the kernel would
+  /// refuse every submission, and on any ring it would race the loop's thread.
   std::size_t run_once(std::chrono::milliseconds max_wait);
   /// `run_once` without waiting: for embedding in another loop. Call it when `notify_fd()` is
   /// readable, and again once `poll_timeout()` has passed.
@@ -188,8 +189,9 @@ class loop {
   /// of `buffer_size` bytes, shared by every connection of the loop); null where the kernel has no
   /// multishot receive or refuses the registration.
   [[nodiscard]] buffer_ring* receive_buffers();
-  /// The loop's host name resolver (`loop_options::lookup` on a worker thread started by the first
-  /// lookup; results come back on this loop's thread). Lives as long as the loop.
+  /// The loop's host name resolver (`loop_options::lookup` on worker threads, up to
+  /// `resolver::max_workers` lookups at once, each worker started when a lookup finds none idle;
+  /// results come back on this loop's thread). Lives as long as the loop.
   [[nodiscard]] resolver& name_resolver();
   /// The raw ring, for the buffer ring and tests.
   [[nodiscard]] io_uring& ring() noexcept { return ring_; }
@@ -207,6 +209,7 @@ class loop {
   std::size_t run_posted();
   void run_hooks();
   void arm_wakeup();
+  void claim();
   void enable();
   static void on_wakeup(void* self, int res, std::uint32_t flags);
   void heap_swap(std::size_t a, std::size_t b) noexcept;
@@ -225,6 +228,7 @@ class loop {
   std::vector<timer*> timers_;  // min-heap on deadline
   unsigned quiet_this_turn_ = 0;  // quiet_sqe() calls since the last wait
   bool enabled_ = true;           // false until the first turn enables an R_DISABLED ring
+  bool claimed_ = false;          // false until the first turn (or enable) sets thread_ for good
   clock::time_point now_ = clock::now();  // refreshed at each turn; valid before the first one too
   turn_hook* hooks_ = nullptr;
   std::atomic<task*> posted_{nullptr};

@@ -269,16 +269,111 @@ TEST(Loop, BuiltOnOneThreadRunsOnAnother) {
   worker.join();
   ASSERT_EQ(done.results.size(), 1u);
   EXPECT_EQ(done.results[0], 0);
-  if (l.features().defer_taskrun) {
+  EXPECT_FALSE(l.in_loop_thread());
+  // Refused whatever the ring (not only SINGLE_ISSUER's, where the kernel would refuse it too).
+  try {
+    nop(l, l.sqe(), t);
+    l.run_once(0ms);
+    ADD_FAILURE() << "a turn from another thread ran";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), EEXIST);
+  }
+  l.release(t);
+}
+
+// The first turn claims the loop whatever drives it (poll(), run_once(), not only run()) and
+// whatever the ring. Only run() (and the DEFER_TASKRUN ring's enabling) set the loop's thread, so a
+// COOP_TASKRUN ring (notify_fd forces it; older kernels get it) built on one thread and polled
+// from another kept its builder as the loop's thread: in_loop_thread() was true there and false on
+// the polling thread, so a client::submit from the builder ran inline, racing the loop's thread.
+void claimed_by_the_first_turn(loop& l) {
+  // The driver stays alive until the checks are done: a joined thread's pthread_t may be reused by
+  // the next thread started, which would then pass for the loop's.
+  std::atomic<bool> during_poll{false}, during_run_once{false}, turned{false}, checked{false};
+  std::thread driver([&] {
+    l.poll();
+    during_poll = l.in_loop_thread();
+    l.run_once(0ms);
+    during_run_once = l.in_loop_thread();
+    turned = true;
+    while (!checked) std::this_thread::sleep_for(1ms);
+  });
+  const auto t0 = clock::now();
+  while (!turned && clock::now() - t0 < 5s) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(turned);
+  EXPECT_TRUE(during_poll) << "poll() did not make its thread the loop's";
+  EXPECT_TRUE(during_run_once);
+  EXPECT_FALSE(l.in_loop_thread()) << "the thread that built the loop is still taken for the loop's";
+  for (int i = 0; i < 2; ++i) {  // poll(), then run_once(): each refused from this thread
     try {
-      nop(l, l.sqe(), t);
-      l.run_once(0ms);
-      ADD_FAILURE() << "a turn from another thread ran";
+      if (i == 0) {
+        l.poll();
+      } else {
+        l.run_once(0ms);
+      }
+      ADD_FAILURE() << "a turn from a thread other than the loop's ran";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EEXIST) << e.what();
+    }
+  }
+  EXPECT_FALSE(l.in_loop_thread());
+  // Nor does a third thread take it over.
+  std::atomic<bool> third_ran{false}, third_in_loop_thread{true};
+  std::thread third([&] {
+    third_in_loop_thread = l.in_loop_thread();
+    try {
+      l.poll();
+      third_ran = true;
     } catch (const std::system_error& e) {
       EXPECT_EQ(e.code().value(), EEXIST);
     }
+  });
+  third.join();
+  EXPECT_FALSE(third_in_loop_thread);
+  EXPECT_FALSE(third_ran) << "a third thread ran a turn";
+  checked = true;
+  driver.join();
+}
+
+TEST(Loop, TheFirstTurnClaimsACoopTaskrunRing) {
+  loop_options o;
+  o.notify_fd = true;  // no DEFER_TASKRUN: it cannot signal an eventfd
+  loop l(o);
+  ASSERT_FALSE(l.features().defer_taskrun);
+  EXPECT_TRUE(l.in_loop_thread());  // before the first turn: the thread that built it
+  claimed_by_the_first_turn(l);
+}
+
+TEST(Loop, TheFirstTurnClaimsTheDefaultRing) {
+  loop l;
+  EXPECT_TRUE(l.in_loop_thread());
+  claimed_by_the_first_turn(l);
+}
+
+// run() is a turn like the others: a loop claimed by poll() on one thread refuses run() on
+// another, whatever the ring (run() took the loop over on a COOP_TASKRUN ring).
+TEST(Loop, RunFromAnotherThreadThanTheFirstTurnsIsRefused) {
+  for (const bool notify : {true, false}) {
+    loop_options o;
+    o.notify_fd = notify;
+    loop l(o);
+    std::thread driver([&] { l.poll(); });
+    driver.join();
+    std::atomic<bool> returned{false};
+    std::thread rescue([&] {  // only so that a failure ends: a run() that wrongly runs is stopped
+      for (int i = 0; i < 20 && !returned; ++i) std::this_thread::sleep_for(10ms);
+      if (!returned) l.stop();
+    });
+    try {
+      l.run();
+      ADD_FAILURE() << "run() from another thread ran (notify_fd " << notify << ")";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EEXIST);
+    }
+    returned = true;
+    rescue.join();
+    EXPECT_FALSE(l.in_loop_thread()) << "notify_fd " << notify;
   }
-  l.release(t);
 }
 
 // make_room keeps a linked pair together when the submission queue is nearly full: a submit
