@@ -4,7 +4,7 @@
 namespace redring::client {
 
 namespace detail {
-void submit(client& c, request& r) { c.submit(r); }
+bool submit(client& c, request& r) { return c.submit_here(r); }
 }  // namespace detail
 
 client::client(net::loop& loop, options opts) : loop_(loop), opts_(std::move(opts)) {
@@ -18,7 +18,11 @@ client::client(net::loop& loop, options opts) : loop_(loop), opts_(std::move(opt
 
 // Closed before any member goes: a completion that submits again (a blocking command, say) finds
 // the client closed instead of a half-destroyed one.
-client::~client() { close(); }
+client::~client() {
+  if (close_in_progress_ != nullptr) *close_in_progress_ = true;  // a close() up the stack must stop
+  close_in_progress_ = nullptr;
+  close();
+}
 
 void client::start() {
   if (!loop_.in_loop_thread()) {
@@ -44,12 +48,36 @@ void client::start() {
 
 void client::close() {
   closed_ = true;
-  if (cluster_) cluster_->close();
-  for (auto& c : pool_) c->close();
-  for (auto& c : blocking_) c->close();
+  // Closing a connection completes its commands, and a completion may destroy this client (a
+  // session's owner dropping it): after each, stop if it did, touching nothing of it (the
+  // destructor sets the flag of the innermost close() under way; each passes it outwards).
+  bool destroyed = false;
+  bool* const outer = close_in_progress_;
+  close_in_progress_ = &destroyed;
+  const auto gone = [&] {
+    if (!destroyed) return false;
+    if (outer != nullptr) *outer = true;
+    return true;
+  };
+  if (cluster_) {
+    cluster_->close();
+    if (gone()) return;
+  }
+  // By index: nothing is added to a closed client, but nothing here relies on it.
+  for (std::size_t i = 0; i < pool_.size(); ++i) {
+    pool_[i]->close();
+    if (gone()) return;
+  }
+  for (std::size_t i = 0; i < blocking_.size(); ++i) {
+    blocking_[i]->close();
+    if (gone()) return;
+  }
+  close_in_progress_ = outer;
 }
 
-void client::submit(request& r) {
+void client::submit(request& r) { (void)submit_here(r); }
+
+bool client::submit_here(request& r) {
   // A fresh submission: a deadline carried from an earlier life of this request object (taken
   // unsent off a connection, then completed without being sent again) does not apply.
   r.carried_deadline = {};
@@ -60,28 +88,30 @@ void client::submit(request& r) {
       auto* req = reinterpret_cast<request*>(reinterpret_cast<char*>(t) - offsetof(request, hop));
       static_cast<client*>(req->hop_target)->submit(*req);
     };
+    r.in_submit = false;  // completed on the loop thread, later: the completion must resume (see request::in_submit)
     loop_.post(r.hop);
-    return;
+    return false;
   }
   if (!started_) start();
   if (r.blocking && r.unsupported) [[unlikely]] {  // see request::unsupported
     r.on_done(r, errc::unsupported_command);
-    return;
+    return true;
   }
   if (cluster_) {
     cluster_->submit(r);
-    return;
+    return true;
   }
   if (r.blocking) {
     if (closed_) {  // no new connection for a closed client
       r.on_done(r, errc::shutting_down);
-      return;
+      return true;
     }
     blocking_connection().submit(r);
-    return;
+    return true;
   }
   connection& c = *pool_[pool_.size() == 1 ? 0 : next_++ % pool_.size()];
   c.submit(r);
+  return true;
 }
 
 }  // namespace redring::client
@@ -135,6 +165,13 @@ command_class classify_words(const std::vector<std::string>& words) noexcept {
 }  // namespace detail
 
 connection& client::blocking_connection() {
+  // Reaped first: closed connections, and those whose blocking commands all timed out on the client
+  // while the server still holds one blocked (nothing waits there, yet it is not idle): no later
+  // command can use it, and each timed-out BLPOP left one behind for the client's life. Releasing
+  // closes it, which ends the server's block.
+  std::erase_if(blocking_, [](const connection::pointer& c) {
+    return c->state() == connection_state::closed || (c->mux().queued() == 0 && !c->mux().idle());
+  });
   for (auto& c : blocking_) {
     // idle(), not queued() == 0: a blocking command that timed out is still blocked on the server.
     if (c->mux().idle() && c->state() != connection_state::closed) return *c;
@@ -161,9 +198,13 @@ batch_awaitable::batch_awaitable(client& c, std::string_view bytes, std::size_t 
   request::replies = static_cast<std::uint32_t>(transaction ? commands + 2 : commands);
 }
 
-void batch_awaitable::await_suspend(std::coroutine_handle<> h) {
+bool batch_awaitable::await_suspend(std::coroutine_handle<> h) {
   handle_ = h;
-  client_.submit(*this);
+  request::in_submit = true;
+  if (!detail::submit(client_, *this)) return true;  // handed to the loop thread: touch nothing more
+  if (request::completed_in_submit) return false;
+  request::in_submit = false;
+  return true;
 }
 
 void batch_awaitable::encode_batch(request& r, resp::writer& w) {
@@ -188,6 +229,10 @@ void batch_awaitable::node_received(request& r, const resp::node& n) {
 void batch_awaitable::done(request& r, std::error_code ec) {
   auto& self = static_cast<batch_awaitable&>(r);
   self.failure_ = ec;
+  if (r.in_submit) {  // inside await_suspend: it goes on without suspending
+    r.completed_in_submit = true;
+    return;
+  }
   self.handle_.resume();
 }
 

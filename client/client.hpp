@@ -79,7 +79,9 @@ using stored_argument_t = std::conditional_t<
     std::conditional_t<std::convertible_to<const T&, std::string_view> || is_char_array_v<T>, std::string_view,
                        std::conditional_t<resp::range_argument<T>, const T&, T>>>;
 
-void submit(client& c, request& r);
+// client::submit, for the awaitables: true if `r` was submitted on this thread (the loop's), so a
+// completion during the call came inline; false if it was handed to the loop thread.
+bool submit(client& c, request& r);
 
 // The only key of a command, as its typed helper knows it (see `request::key`).
 struct routing_key {
@@ -237,9 +239,16 @@ class reply_awaitable : protected request {
   }
 
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) {
+  /// Suspends unless the command completed during its submission (a closed client, a full offline
+  /// queue): then the coroutine goes on at once, on the same stack frame, instead of being resumed
+  /// from inside this call (a frame per command, until a loop of failing co_awaits overflowed it).
+  bool await_suspend(std::coroutine_handle<> h) {
     handle_ = h;
-    submit(client_, *this);
+    request::in_submit = true;
+    if (!submit(client_, *this)) return true;  // handed to the loop thread: touch nothing more
+    if (request::completed_in_submit) return false;
+    request::in_submit = false;
+    return true;
   }
   /// The reply converted to T, the server's error reply, or why there was no reply.
   result<T> await_resume() {
@@ -254,6 +263,10 @@ class reply_awaitable : protected request {
     request::on_done = [](request& r, std::error_code ec) {
       auto& self = static_cast<reply_awaitable&>(r);
       self.failure_ = ec;
+      if (r.in_submit) {  // inside await_suspend: it goes on without suspending
+        r.completed_in_submit = true;
+        return;
+      }
       self.handle_.resume();
     };
     request::borrows_arguments = true;  // the arguments live in the coroutine until completion
@@ -336,7 +349,8 @@ class [[nodiscard]] batch_awaitable : private request {
   /// An empty pipeline has nothing to send; an empty transaction still sends MULTI and EXEC, which
   /// ends a WATCH and reports (transaction_aborted) whether a watched key changed.
   bool await_ready() const noexcept { return commands_ == 0 && !transaction_; }
-  void await_suspend(std::coroutine_handle<> h);
+  /// Suspends unless the batch completed during its submission (see `reply_awaitable::await_suspend`).
+  bool await_suspend(std::coroutine_handle<> h);
   /// One value per command, in order; see `pipeline` and `transaction` for the errors.
   result<std::vector<resp::value>> await_resume();
 
@@ -383,7 +397,7 @@ class [[nodiscard]] mapped_awaitable {
  public:
   mapped_awaitable(Inner&& inner, F f) : inner_(std::move(inner)), f_(std::move(f)) {}
   bool await_ready() const noexcept { return inner_.await_ready(); }
-  void await_suspend(std::coroutine_handle<> h) { inner_.await_suspend(h); }
+  bool await_suspend(std::coroutine_handle<> h) { return inner_.await_suspend(h); }
   auto await_resume() { return f_(inner_.await_resume()); }
 
  private:
@@ -466,7 +480,7 @@ class scanner {
 class [[nodiscard]] scanner::page_awaitable {
  public:
   bool await_ready() const noexcept { return !call_; }
-  void await_suspend(std::coroutine_handle<> h) { call_->await_suspend(h); }
+  bool await_suspend(std::coroutine_handle<> h) { return call_->await_suspend(h); }
   /// The page, or why there is none (see `scanner::next`).
   result<std::vector<std::string>> await_resume() {
     if (!call_) return std::move(settled_);
@@ -521,7 +535,9 @@ class client {
   template <class T = resp::value, class F, resp::argument... Args>
   void command_callback(F&& callback, const Args&... args);
 
-  /// Submits a raw request (see request.hpp). Thread-safe.
+  /// Submits a raw request (see request.hpp). Thread-safe. `on_done` may run before this returns
+  /// (a closed client, a full offline queue): a caller that submits again from it should not
+  /// recurse without bound (the awaitables do not; see `request::in_submit`).
   void submit(request& r);
 
   /// Sends the pipeline's commands in one write: `co_await c.execute(p)`. `p` must outlive the co_await.
@@ -809,6 +825,9 @@ class client {
   struct callback_request;
 
   connection& blocking_connection();
+  // submit(), saying where: true on the loop thread, false when handed over to it (detail::submit).
+  bool submit_here(request& r);
+  friend bool detail::submit(client& c, request& r);
   static detail::option_words set_words(const set_options& o, bool get) noexcept;
   static detail::option_words zrange_words(const zrange_options& o, bool scores) noexcept;
 
@@ -822,6 +841,7 @@ class client {
   std::unique_ptr<cluster_router> cluster_;  // cluster mode: routes instead of the pool
   bool started_ = false;
   bool closed_ = false;
+  bool* close_in_progress_ = nullptr;  // set while close() runs: the destructor marks it (see close)
 };
 
 inline scanner::page_awaitable scanner::next() {

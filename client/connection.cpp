@@ -363,6 +363,8 @@ void connection::begin_setup() {
 
 void connection::become_ready() {
   refused_ = {};
+  // Commands that timed out while the connection was down were told so: they are not sent now.
+  mux_.drop_unsent_timeouts();
   ready_since_lookup_ = true;
   set_state(connection_state::ready);
   log(SPDLOG_LEVEL_INFO, "redring: connected to {} (RESP{})",
@@ -413,7 +415,9 @@ void connection::submit(request& r, std::string_view encoded) {
       r.on_done(r, closed_by_drop_ ? errc::connection_lost : errc::shutting_down);
       return;
     }
-    if (state_ != connection_state::ready && mux_.unsent() >= opts_.offline_queue_limit) {
+    // Commands that timed out in the queue leave it first (they must not run later, nor count).
+    if (state_ != connection_state::ready && mux_.unsent() >= opts_.offline_queue_limit &&
+        (!mux_.drop_unsent_timeouts() || mux_.unsent() >= opts_.offline_queue_limit)) {
       r.on_done(r, errc::offline_queue_full);
       return;
     }
@@ -473,10 +477,11 @@ void connection::on_recv_done(void* self, int res, std::uint32_t flags) {
     c->recv_armed_ = false;
   }
   std::error_code ec;
-  if (res > 0 && (flags & IORING_CQE_F_BUFFER) != 0) {
-    // Parse in the kernel's buffer, then give it back at once, whatever state we are in.
+  if ((flags & IORING_CQE_F_BUFFER) != 0) {
+    // Parse in the kernel's buffer, then give it back at once, whatever state we are in (a buffer
+    // the kernel picked comes back even with no bytes: not recycled, the ring would lose it).
     const std::uint16_t id = net::buffer_ring::id_of(flags);
-    if (!c->draining_) {
+    if (res > 0 && !c->draining_) {
       c->last_read_ = c->loop_.now();
       ec = c->mux_.feed_in_place(c->buffers_->data(id, static_cast<std::size_t>(res)));
     }
@@ -600,9 +605,11 @@ void connection::finish_close() {
 
 void connection::schedule_reconnect() {
   if (!opts_.reconnect.enabled) {
+    // Closed first: a completion that submits again is then refused at once, instead of being
+    // queued on a connection still in backoff that fail_all fails again, for ever.
     closed_by_drop_ = true;
-    mux_.fail_all(errc::connection_lost);
     set_state(connection_state::closed);
+    mux_.fail_all(errc::connection_lost);
     return;
   }
   const auto initial = std::max<std::int64_t>(1, opts_.reconnect.initial_delay.count());

@@ -360,6 +360,23 @@ bool multiplexer::take_unsent(std::vector<request*>& out) {
   return true;
 }
 
+bool multiplexer::drop_unsent_timeouts() {
+  // While nothing is sent every zombie is unsent (drop_sent forgot the sent ones).
+  if (zombies_ == 0 || sending_ || sent_ != 0 || front_unsent_ != 0 || in_reply_) return false;
+  std::vector<slot> live;
+  live.reserve(size_ - zombies_);
+  while (size_ > 0) {
+    const slot s = at(0);
+    pop_front();
+    if (s.req != nullptr) live.push_back(s);
+  }
+  zombies_ = 0;
+  pending_.clear();
+  next_deadline_ = net::clock::time_point::max();
+  for (const slot& s : live) encode(*s.req, s.deadline);  // completes nothing: no callback runs
+  return true;
+}
+
 net::clock::time_point multiplexer::expire(net::clock::time_point now) {
   const std::uint64_t epoch = epoch_;
   // Kept apart from next_deadline_ until the end: a completion may enqueue, and encode lowers

@@ -63,9 +63,10 @@ class multiplexer {
     }
     if (size_ > mask_) [[unlikely]] grow();
     if (deadline < next_deadline_) next_deadline_ = deadline;
-    // A request with a deadline may complete (time out) before its bytes are sent: then its
-    // arguments are gone, so they are copied, never referenced.
-    pending_.set_reference_threshold(r.borrows_arguments && deadline == net::clock::time_point::max()
+    // A request with a deadline may complete (time out) before its bytes are sent, and one that
+    // waits for no reply completes at once: then its arguments are gone, so they are copied, never
+    // referenced.
+    pending_.set_reference_threshold(r.borrows_arguments && deadline == net::clock::time_point::max() && r.replies != 0
                                          ? resp::default_reference_threshold
                                          : 0);
     r.encode(r, pending_);
@@ -140,6 +141,14 @@ class multiplexer {
     for (request* r : taken) f(*r);
     return taken.size();
   }
+
+  /// Drops the requests that timed out before they were sent, bytes and all, so that they never
+  /// run (a command whose caller was told `timeout` while the server was down ran minutes later on
+  /// reconnect, over newer writes) and no longer count as unsent: the live unsent requests are
+  /// encoded again, in order, with their deadlines (`request::encode` writes the same bytes each
+  /// time). Only while nothing is sent or being sent (a connection not connected, or connected
+  /// with all its replies in); otherwise does nothing. Returns true if it dropped any.
+  bool drop_unsent_timeouts();
 
   /// Where out-of-band replies go.
   void set_push_handler(push_handler h) noexcept { push_ = h; }

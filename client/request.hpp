@@ -76,6 +76,13 @@ struct request {
   /// True if the arguments outlive the request's completion (an awaitable's do): large payloads
   /// are then referenced, not copied, until sent. False copies everything when encoding.
   bool borrows_arguments = false;
+  /// Set by an awaitable while its `await_suspend` submits the request on the loop thread: a
+  /// completion during that call (a closed client, a full offline queue) then sets
+  /// `completed_in_submit` instead of resuming the coroutine inside its own `await_suspend` (one
+  /// stack frame more per command: a loop of failing co_awaits overflowed the stack). The client
+  /// clears it when it hands the request over to the loop thread, where the completion resumes.
+  bool in_submit = false;
+  bool completed_in_submit = false;
   /// Used by the client to hand the request to the loop thread.
   net::task hop;
   void* hop_target = nullptr;

@@ -13,6 +13,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -274,6 +275,35 @@ TEST_F(Batch, TimedOutBlockingCommandsConnectionIsNotReused) {
   ASSERT_TRUE(*second) << second->error().what();  // observed: timeout (stuck behind BLPOP never 0)
   ASSERT_EQ((*second)->elements.size(), 2u);
   EXPECT_EQ((*second)->elements[1].text, "job");
+}
+
+// Each blocking command that times out leaves its connection blocked on the server: the next one
+// cannot use it, and it is closed (reaped) instead of kept for the client's life. 30 timed-out BLPOPs
+// left 31 connections; now the server sees one blocking connection at most, and the pool's.
+TEST_F(Batch, TimedOutBlockingCommandsDoNotPileUpConnections) {
+  test::blocking_connection admin(server.socket_path());
+  int timeouts = 0;
+  bool finished = false;
+  auto body = [&]() -> detached {
+    (void)co_await c.ping();  // the pooled connection
+    for (int i = 0; i < 30; ++i) {
+      const auto r = co_await c.command("BLPOP", "never", "0").with_timeout(20ms);
+      if (!r && r.error().code == errc::timeout) ++timeouts;
+    }
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }, 20s));
+  EXPECT_EQ(timeouts, 30);
+  // The reaped connections' closes reach the server within a few turns.
+  std::size_t clients = 0;
+  for (int i = 0; i < 100; ++i) {
+    loop.run_once(10ms);
+    const std::string list = admin.call({"CLIENT", "LIST"}).text;
+    clients = static_cast<std::size_t>(std::count(list.begin(), list.end(), '\n'));
+    if (clients <= 3) break;
+  }
+  EXPECT_LE(clients, 3u);  // admin, the pooled connection, the last blocking one
 }
 
 // A blocking command sent through command_callback gets a connection of its own too (it once went

@@ -227,6 +227,59 @@ TEST(Client, RefusedHandshakeFailsQueuedAndLaterCommands) {
 // The same with no cap on the delay (max_delay = milliseconds::max()): the refused handshake's
 // retry at the cap is "never", where the delay's conversions overflowed (a double past int64's
 // range, then now + delay past the clock's) into a deadline already past: a reconnect storm.
+// A command that fails during its own submission (a closed client: at once, on the same call) lets
+// the awaiting coroutine go on without suspending. It was resumed from inside await_suspend, one
+// stack frame set deeper per command: a loop of 200,000 such co_awaits overflowed the stack.
+TEST(Client, CommandsThatFailAtOnceDoNotDeepenTheStack) {
+  test::redis_server server;
+  net::loop loop;
+  client c(loop, unix_options(server));
+  c.close();
+  constexpr int n = 200000;
+  int failed = 0, batches_failed = 0;
+  bool finished = false;
+  auto body = [&]() -> detached {
+    for (int i = 0; i < n; ++i) {
+      const auto r = co_await c.set("k", "v");
+      if (!r && r.error().code == errc::shutting_down) ++failed;
+    }
+    pipeline p;
+    p.add("PING");
+    for (int i = 0; i < n; ++i) {
+      const auto r = co_await c.execute(p);
+      if (!r && r.error().code == errc::shutting_down) ++batches_failed;
+    }
+    finished = true;
+  };
+  body();  // runs to its end inside this call: nothing suspends
+  EXPECT_TRUE(finished);
+  EXPECT_EQ(failed, n);
+  EXPECT_EQ(batches_failed, n);
+}
+
+// close() completes the queued commands, and a completion may destroy the client (the owner of a
+// session dropping it): close() then stops touching it. With two connections it went on to the
+// second one of the freed client (heap-use-after-free under ASan).
+TEST(Client, AClientDestroyedByACompletionDuringCloseIsLeftAlone) {
+  test::redis_server server;
+  net::loop loop;
+  options o = unix_options(server);
+  o.pool_size = 2;
+  auto owner = std::make_unique<client>(loop, o);
+  std::optional<std::error_code> got;
+  owner->command_callback<ignore_t>(
+      [&](result<ignore_t> r) {
+        got = r ? std::error_code() : r.error().code;
+        owner.reset();  // inside close(): destroys the client closing
+      },
+      "GET", "k");  // queued on the first connection, unsent
+  owner->close();
+  EXPECT_EQ(owner, nullptr);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, errc::shutting_down);
+  loop.poll();  // the connections' deferred deletion runs
+}
+
 TEST(Client, AnUncappedReconnectDelayIsNotAStorm) {
   test::redis_server server;
   net::loop loop;

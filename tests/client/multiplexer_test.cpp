@@ -66,6 +66,61 @@ TEST(Multiplexer, MatchesRepliesInOrderAndRoutesPushes) {
   EXPECT_TRUE(m.idle());
 }
 
+// A request that waits for no reply (replies = 0) completes as soon as it is submitted, so its
+// caller may free its arguments at once: a large one must be copied, never referenced, even when it
+// says it borrows (the writer referenced 64 KiB and sent what the caller wrote there afterwards).
+TEST(Multiplexer, ARequestWaitingForNoReplyOwnsNothingOfItsCaller) {
+  multiplexer m;
+  struct fire_and_forget : request {
+    std::string payload = std::string(64 * 1024, 'X');
+  } r;
+  r.request::replies = 0;
+  r.borrows_arguments = true;
+  r.encode = [](request& base, resp::writer& w) { w.command("SET", "k", std::string_view(static_cast<fire_and_forget&>(base).payload)); };
+  m.encode(r, never);
+  std::fill(r.payload.begin(), r.payload.end(), 'Y');  // the caller reuses its buffer
+  std::string sent;
+  for (const iovec& v : m.take_output()) sent.append(static_cast<const char*>(v.iov_base), v.iov_len);
+  EXPECT_EQ(sent.size(), std::string_view("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$65536\r\n\r\n").size() + 64 * 1024);
+  EXPECT_EQ(sent.find('Y'), std::string::npos);
+  EXPECT_NE(sent.find(std::string(64 * 1024, 'X')), std::string::npos);
+}
+
+// Requests that timed out before they were sent are dropped with their bytes: they never run, and
+// the live ones keep their order and their deadlines. Nothing is dropped while anything is sent.
+TEST(Multiplexer, RequestsThatTimedOutUnsentAreNeverSent) {
+  multiplexer m;
+  auto a = make(), b = make(), c = make();
+  a.encode = [](request&, resp::writer& w) { w.command("SET", "k", "stale"); };
+  b.encode = [](request&, resp::writer& w) { w.command("GET", "k"); };
+  c.encode = [](request&, resp::writer& w) { w.command("SET", "k", "stale2"); };
+  const auto t0 = net::clock::now();
+  m.encode(a, t0 + std::chrono::milliseconds(10));
+  m.encode(b, t0 + std::chrono::milliseconds(50));
+  m.encode(c, t0 + std::chrono::milliseconds(10));
+  EXPECT_FALSE(m.drop_unsent_timeouts());  // none timed out yet
+  EXPECT_EQ(m.expire(t0 + std::chrono::milliseconds(20)), t0 + std::chrono::milliseconds(50));
+  EXPECT_EQ(a.done, std::vector<std::error_code>{errc::timeout});
+  EXPECT_EQ(c.done, std::vector<std::error_code>{errc::timeout});
+  EXPECT_EQ(m.unsent(), 3u);  // the timed-out ones still count, and would be sent
+  EXPECT_TRUE(m.drop_unsent_timeouts());
+  EXPECT_EQ(m.unsent(), 1u);
+  EXPECT_EQ(m.queued(), 1u);
+  EXPECT_EQ(m.next_deadline(), t0 + std::chrono::milliseconds(50));  // b keeps its deadline
+  std::string sent;
+  for (const iovec& v : m.take_output()) sent.append(static_cast<const char*>(v.iov_base), v.iov_len);
+  EXPECT_EQ(sent, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+  (void)m.output_written(sent.size());
+  // A timed-out request already sent is not dropped: its reply will come, and is discarded.
+  EXPECT_EQ(m.expire(t0 + std::chrono::milliseconds(100)), never);
+  EXPECT_EQ(b.done, std::vector<std::error_code>{errc::timeout});
+  EXPECT_FALSE(m.drop_unsent_timeouts());
+  ASSERT_FALSE(m.feed("$-1\r\n"));
+  EXPECT_TRUE(b.replies.empty());
+  EXPECT_EQ(m.queued(), 0u);
+  EXPECT_TRUE(m.idle());
+}
+
 TEST(Multiplexer, TimedOutRequestsDiscardTheirLateReply) {
   multiplexer m;
   auto a = make(), b = make();
