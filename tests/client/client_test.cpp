@@ -323,6 +323,46 @@ TEST(Client, Resp2WhenAsked) {
   EXPECT_EQ(c.conn().protocol(), 2);
 }
 
+// With the server down, commands that time out in the offline queue were still sent on reconnect
+// (their callers told `timeout`, the writes landed later, over newer ones), and they filled the
+// queue's limit while nothing waited. Now they leave the queue: a third SET is accepted under a limit
+// of 2, and none of the three runs when the server comes back.
+TEST(Client, CommandsThatTimedOutOfflineNeverRun) {
+  char sock_dir[] = "/tmp/redring-sock-XXXXXX";
+  ASSERT_NE(::mkdtemp(sock_dir), nullptr);
+  const std::string path = std::string(sock_dir) + "/redis.sock";
+  net::loop loop;
+  options o;
+  o.unix_path = path;  // nothing listens yet
+  o.offline_queue_limit = 2;
+  o.command_timeout = 50ms;
+  o.reconnect.initial_delay = 10ms;
+  o.reconnect.max_delay = 20ms;
+  client c(loop, o);
+  std::vector<std::error_code> outcomes;
+  bool finished = false;
+  auto body = [&]() -> detached {
+    for (const char* v : {"stale1", "stale2", "stale3"}) {
+      const auto r = co_await c.set("k", v);
+      outcomes.push_back(r ? std::error_code() : r.error().code);
+    }
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }, 10s));
+  EXPECT_EQ(outcomes, (std::vector<std::error_code>{errc::timeout, errc::timeout, errc::timeout}));
+  test::redis_server server({}, path);
+  std::optional<result<std::optional<std::string>>> got;
+  auto check = [&]() -> detached { got.emplace(co_await c.get("k").with_timeout(5s)); };
+  check();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }, 10s));
+  ASSERT_TRUE(*got) << got->error().what();
+  EXPECT_EQ(**got, std::nullopt);  // no SET ran
+  test::blocking_connection admin(server.socket_path());
+  EXPECT_EQ(admin.call({"INFO", "commandstats"}).text.find("cmdstat_set:"), std::string::npos);
+  ::rmdir(sock_dir);
+}
+
 TEST(Client, ServerKilledUnderLoadEveryCommandCompletesOnceAndClientRecovers) {
   char sock_dir[] = "/tmp/redring-sock-XXXXXX";
   ASSERT_NE(::mkdtemp(sock_dir), nullptr);
