@@ -58,7 +58,8 @@ struct cluster_node_load {
 /// Redirections: MOVED updates the slot's owner, resends, and asks for a topology refresh; ASK sends
 /// `ASKING` and the command to the target without changing the map; TRYAGAIN, CLUSTERDOWN and a slot
 /// no node serves wait (doubling from `retry_delay` to `max_retry_delay`) and route again. After
-/// `max_redirects` of these the last error reply is the command's result.
+/// `max_redirects` of these, a redirection's error reply is the command's result as the server sent
+/// it, and a slot that no node serves is `errc::slot_unserved`.
 ///
 /// Topology: `CLUSTER SHARDS` (falling back to `CLUSTER SLOTS`) from a ready node, one fetch at a
 /// time, at most one per `min_refresh_gap`: at start, on MOVED, on CLUSTERDOWN, when a node's
@@ -76,6 +77,8 @@ struct cluster_node_load {
 /// routed after it, and no timer outlives the router.
 class cluster_router {
  public:
+  /// A router on `loop` for `opts` (`opts.host:port` or `opts.unix_path` is the seed; `opts.cluster`
+  /// its settings). Connects nothing until `start()` or the first request.
   cluster_router(net::loop& loop, const options& opts);
   ~cluster_router();
   cluster_router(const cluster_router&) = delete;
@@ -108,7 +111,8 @@ class cluster_router {
   /// Why the last topology reply could not be used, else why a node connection last failed ("" if
   /// neither happened).
   [[nodiscard]] std::string last_error() const;
-  /// Where RESP3 pushes of every node connection go.
+  /// Where RESP3 pushes of every node connection go: the connections of blocking commands and those
+  /// opened later included.
   void set_push_handler(push_handler h);
   /// Asks for a topology refresh now (still at most one per `min_refresh_gap`).
   void refresh() { request_refresh(); }

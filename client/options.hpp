@@ -18,12 +18,15 @@ namespace redring::client {
 
 using std::chrono::milliseconds;
 
-/// Reconnection after a dropped connection: exponential backoff with full jitter, capped.
+/// Reconnection after a dropped connection: exponential backoff with jitter, capped. Attempt n
+/// (from 0) waits d * (1 - jitter * U), U uniform in [0, 1), where d = min(max_delay,
+/// initial_delay * 2^n), or max_delay after a refused handshake. With the default jitter of 0.5 a
+/// wait is between d/2 and d.
 struct reconnect_options {
   bool enabled = true;
-  milliseconds initial_delay{50};   ///< Wait before the first retry.
-  milliseconds max_delay{5000};     ///< Cap of the doubling delay.
-  double jitter = 0.5;              ///< Fraction of the delay drawn at random (0: none, 1: full jitter).
+  milliseconds initial_delay{50};   ///< d of the first retry (at least 1 ms).
+  milliseconds max_delay{5000};     ///< Cap of the doubling d.
+  double jitter = 0.5;              ///< Largest fraction of d taken off at random, clamped to [0, 1] (0: exactly d; 1: full jitter, anywhere in [0, d]).
 };
 
 /// Where a cluster client sends read-only commands (those COMMAND flags `readonly`).
@@ -37,7 +40,10 @@ enum class read_from : std::uint8_t {
 /// The configured server (`host:port` or `unix_path`) is the seed the topology is learned from.
 struct cluster_options {
   bool enabled = false;                  ///< Route by hash slot (URL option `cluster=yes`).
-  std::uint8_t max_redirects = 16;       ///< MOVED/ASK/TRYAGAIN/CLUSTERDOWN per command; then that error reply is the result.
+  /// Redirections and waits per command (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, a slot no node serves).
+  /// Past it, a redirection's error reply is the command's result as the server sent it, and an
+  /// unserved slot is `errc::slot_unserved`.
+  std::uint8_t max_redirects = 16;
   milliseconds retry_delay{10};          ///< First wait after TRYAGAIN/CLUSTERDOWN/an unserved slot; doubles per retry.
   milliseconds max_retry_delay{500};     ///< Cap of that doubling wait.
   milliseconds refresh_interval{30000};  ///< Periodic topology refresh (0: only on MOVED and node failures).
@@ -63,7 +69,11 @@ struct options {
 
   // --- Time ---
   milliseconds connect_timeout{2000};
-  milliseconds command_timeout{0};  ///< Default per-command timeout (0: none).
+  /// Default per-command timeout (0: none); `with_timeout()` overrides it per command. Blocking
+  /// commands (BLPOP, XREAD ... BLOCK) get no deadline of their own: with 0 they wait for their
+  /// reply however long it takes, and a value set here bounds them too, even below their block time.
+  /// Give them a timeout longer than the time they ask the server to block.
+  milliseconds command_timeout{0};
   milliseconds health_check_interval{0};  ///< PING a connection idle this long; no reply within it drops the connection (0: never).
   reconnect_options reconnect;
 
@@ -75,9 +85,14 @@ struct options {
   // --- Limits ---
   std::size_t pool_size = 1;                 ///< Connections for ordinary commands, used round-robin.
   std::size_t offline_queue_limit = 100000;  ///< Commands kept while disconnected; beyond, they fail fast.
-  std::size_t read_buffer_bytes = 64 * 1024; ///< Initial receive buffer per connection.
-  /// Receive with multishot recv into the loop's provided buffer ring where the kernel has both
-  /// (Linux 6.0+); otherwise, or when false, plain recv into the connection's own buffer.
+  /// Initial receive buffer per connection (at least 8 KiB). It grows to hold a large reply
+  /// element; once past 4x this size, it goes back to it after 256 reads in a row found it empty.
+  std::size_t read_buffer_bytes = 64 * 1024;
+  /// Receive with multishot recv into the loop's provided buffer ring (`net::loop_options::
+  /// buffer_count` buffers of `buffer_size` bytes, shared by the loop's connections) where the kernel
+  /// has both (Linux 6.0+): replies are parsed in the kernel's buffers, and only an element that
+  /// spans buffers is copied into the receive buffer. Otherwise, or when false, plain recv into the
+  /// connection's own receive buffer, where replies are parsed in place.
   bool use_buffer_ring = true;
   resp::limits protocol_limits;              ///< Bounds on replies (hostile servers).
 

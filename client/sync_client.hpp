@@ -14,14 +14,19 @@
 namespace redring::client {
 
 /// A blocking client: each call sends its command and waits for the reply. Thread-safe: calls from
-/// many threads are multiplexed (and pipelined) over one connection. Errors are values, as in the
-/// async API: calls throw nothing; only the constructor can, when there can be no loop.
+/// many threads are multiplexed (and pipelined) over the client's connections (`options::pool_size`,
+/// 1 by default; a blocking command gets one of its own). Errors are values, as in the async API:
+/// calls throw nothing; only the constructor can, when there can be no loop.
 ///
-/// A call waits at most `options::command_timeout`; when that is 0 (the default), at most
-/// `default_call_timeout`, except a blocking command (BLPOP, XREAD BLOCK ...), which waits as long
-/// as it asks the server to. So a server that cannot be reached, or stops answering, is a call's
-/// `errc::timeout`, never a thread blocked for ever. A call from the loop's own thread (a callback
-/// or coroutine of `async()`) would wait for the loop it blocks: it fails at once with
+/// A call waits at most `options::command_timeout`; when that is 0 (the default), an ordinary
+/// command waits at most `default_call_timeout`, so a server that cannot be reached, or stops
+/// answering, is its `errc::timeout`, not a thread blocked for ever. A blocking command (BLPOP,
+/// XREAD ... BLOCK) gets no deadline of its own, from its block time or otherwise: with
+/// `command_timeout` 0 it waits for its reply however long that takes (`BLPOP k 5` against a server
+/// that stopped answering blocks the calling thread for ever), and with `command_timeout` set it
+/// fails with `errc::timeout` after that long, even when it asked the server to block for longer.
+/// Set `command_timeout` above the longest block time you use. A call from the loop's own thread
+/// (a callback or coroutine of `async()`) would wait for the loop it blocks: it fails at once with
 /// `std::errc::resource_deadlock_would_occur`.
 class sync_client {
  public:
@@ -34,7 +39,8 @@ class sync_client {
   sync_client(const sync_client&) = delete;
   sync_client& operator=(const sync_client&) = delete;
 
-  /// How long a call waits when `options::command_timeout` is 0 (not a blocking command).
+  /// How long a call waits when `options::command_timeout` is 0 (not a blocking command, which then
+  /// has no deadline).
   static constexpr std::chrono::milliseconds default_call_timeout{5000};
 
   /// Sends a command and waits for its reply, converted to T.
@@ -72,7 +78,10 @@ class sync_client {
   result<std::optional<std::string>> set(std::string_view key, std::string_view value) {
     return command<std::optional<std::string>>("SET", key, value);
   }
-  /// The async client underneath (its calls are thread-safe too).
+  /// The async client underneath. Its `command`, `command_callback`, `submit`, `execute` and `start`
+  /// may be called from any thread; its other calls (`close`, `set_push_handler`, `open_session`,
+  /// `cluster()` ...) only on the loop thread, which is this sync_client's background thread (from a
+  /// callback or a coroutine running there).
   [[nodiscard]] client& async() noexcept { return *client_; }
 
  private:

@@ -13,9 +13,13 @@ namespace redring::client {
 /// - `redis://[user[:password]@]host[:port][/db][?option=value&...]`; host may be `[v6]`.
 /// - `unix:///path/to/socket[?db=N&...]`, also with `user[:password]@` before the path.
 /// - `rediss://...`: `errc::tls_unsupported`.
-/// Options: `db`, `timeout` / `command_timeout`, `connect_timeout` (milliseconds), `name`,
-/// `protocol` (2 or 3), `password`, `user`. User and password are percent-decoded.
-/// Errors: `errc::invalid_url`, with `message` naming the bad part.
+/// Options: `db`; `timeout` or `command_timeout`, and `connect_timeout` (milliseconds); `name` or
+/// `client_name`; `protocol` or `resp` (2 or 3); `user` or `username`, and `password` (both override
+/// the userinfo); `cluster` (`yes`, `no`, `true`, `false`, `1`, `0`: `cluster.enabled`); `read_from`
+/// (`primary`, `prefer_replica`, `any`: `cluster.reads`). User, password and option values are
+/// percent-decoded.
+/// Errors: `errc::invalid_url` (an unknown option or a bad value included), with `message` naming
+/// the bad part.
 [[nodiscard]] std::error_code parse_url(std::string_view url, options& out, std::string* message = nullptr);
 
 /// Reads `REDIS_URL` from the environment into `out`. Returns `errc::invalid_url` for a bad URL and

@@ -55,6 +55,8 @@ enum class cache_source : std::uint8_t {
 /// The outcome of `get_or_load`.
 struct cached {
   std::optional<std::string> value;  ///< nullopt: the thing does not exist (possibly a negative hit).
+  /// Where the value came from: Redis (fresh or stale), this call's load, another process's load,
+  /// or the loader alone because Redis failed.
   cache_source source = cache_source::hit;
   std::optional<resp::error> failure;  ///< Set when Redis failed (the value is the loader's).
 };
@@ -104,7 +106,8 @@ class cache {
   [[nodiscard]] std::string tag_list_key(std::string_view key) const;
   /// The Redis key of `tag`'s marker: the tombstone of its last `invalidate_tag`, for `lock_ttl`.
   [[nodiscard]] std::string tag_marker_key(std::string_view tag) const;
-  /// The Redis key of `key`'s stampede lock (in the namespace's slot, like the value).
+  /// The Redis key of `key`'s stampede lock: prefix + "lock:" + `value_key(key)` + ":lock" (in the
+  /// namespace's slot, like the value; see `lock::key`).
   [[nodiscard]] std::string lock_key(std::string_view key) const { return stampede_.key(value_key(key)); }
   /// Background refreshes of stale values still running. The cache (and its client) must outlive
   /// them: before destroying it, run the loop until this is 0.

@@ -29,8 +29,9 @@ struct lock_options {
   /// Redlock: the clock drift allowed for, as a fraction of `ttl` (plus 2 ms), subtracted from the
   /// validity of every acquisition, also with one server.
   double drift_factor = 0.01;
-  /// Keys: prefix + "{" + name + "}" and ... + ":fence"; a name with a {hash tag} of its own is
-  /// used as is (prefix + name), so the lock lives in the slot of the data that shares the tag.
+  /// Keys: prefix + "{" + name + "}" and ... + ":fence"; a name with a {hash tag} of its own keeps
+  /// it, with ":lock" after it (prefix + name + ":lock", and ... + ":fence"), so the lock lives in
+  /// the slot of the data that shares the tag.
   std::string prefix = "lock:";
   /// Keep a fencing counter per name (a key that never expires). Off: no counter key, and
   /// `fencing_token()` is 1 (for short-lived names, such as the cache's stampede locks).

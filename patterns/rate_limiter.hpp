@@ -18,11 +18,11 @@ namespace redring::patterns {
 
 /// How the limiter counts. See docs/patterns.md for the error bound of each.
 enum class limiter_algorithm : std::uint8_t {
-  fixed_window,    ///< A counter that expires `period` after its first hit (INCR + PEXPIRE). Exact per window; up to 2x `limit` across a window edge.
+  fixed_window,    ///< A counter that expires `period` after its first hit (SET ... PX on the first hit, INCRBY after). Exact per window; up to 2x `limit` across a window edge.
   sliding_log,     ///< A sorted set of hit times: exact over every sliding `period`; memory O(limit) per key.
   sliding_window,  ///< Two fixed windows, the previous one weighted by its overlap: O(1) memory, approximate.
   token_bucket,    ///< `burst` tokens refilled at `limit` per `period`.
-  gcra,            ///< Generic cell rate algorithm (one timestamp per key, like redis-cell's CL.THROTTLE).
+  gcra,            ///< Generic cell rate algorithm, like redis-cell's CL.THROTTLE (a hash of two numbers per key: the last write's time and the theoretical arrival time's lead on it).
 };
 
 /// What to decide when Redis gives no answer (down, timeout, script error).
@@ -33,12 +33,12 @@ enum class failure_policy : std::uint8_t {
 
 /// Settings of a `rate_limiter`.
 struct limiter_options {
-  limiter_algorithm algorithm = limiter_algorithm::gcra;
+  limiter_algorithm algorithm = limiter_algorithm::gcra;  ///< How hits are counted (each has its own key: see `key`).
   std::int64_t limit = 10;                 ///< Cost units admitted per `period`.
   std::chrono::milliseconds period{1000};  ///< The window (or: `limit` refills over this long).
   std::int64_t burst = 0;                  ///< Token bucket and GCRA: the most admitted at once (0: `limit`).
   std::string prefix = "rl:";              ///< Redis key = prefix + name + ":" + algorithm tag.
-  failure_policy on_failure = failure_policy::allow;
+  failure_policy on_failure = failure_policy::allow;  ///< The decision when Redis fails (not for invalid arguments: denied).
   std::chrono::milliseconds timeout{200};  ///< Per decision; then `on_failure` decides (0: the client's default).
   /// Names remembered locally while they are over their limit, so repeated denials cost no round
   /// trip (0: no local cache). Oldest-deadline entries are not tracked: when full, expired entries
@@ -54,12 +54,14 @@ struct limiter_options {
 enum class decision_source : std::uint8_t {
   server,       ///< The script ran on the server.
   deny_cache,   ///< The local deny cache (no round trip).
-  failure,      ///< Redis did not answer: `failure_policy` decided; `failure` says why.
+  failure,      ///< Redis did not answer (`failure_policy` decided), or the arguments were invalid (denied); `failure` says why.
 };
 
 /// One decision, with what `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and
 /// `Retry-After` should say.
 struct decision {
+  /// Whether to admit the hit: the script's answer, the deny cache's refusal, or `on_failure`'s
+  /// when Redis failed. A hit the server refused consumed nothing.
   bool allowed = false;
   std::int64_t limit = 0;                  ///< The configured limit (burst for token bucket and GCRA).
   std::int64_t remaining = 0;              ///< Cost units that would still be admitted right now.
@@ -67,7 +69,7 @@ struct decision {
   /// 0 when allowed. When denied: until the same cost would be admitted; `never` if the cost
   /// exceeds what the limiter can ever admit at once.
   std::chrono::milliseconds retry_after{};
-  decision_source source = decision_source::server;
+  decision_source source = decision_source::server;  ///< Where the decision came from.
   std::optional<resp::error> failure;      ///< Why Redis did not decide (source == failure), or a bad argument.
 
   /// `retry_after` of a cost that can never be admitted.
@@ -83,9 +85,10 @@ class rate_limiter {
 
   /// Counts `cost` (>= 1) against `name` and decides. Never fails: when Redis does not answer, the
   /// decision is `on_failure`'s and says why. A cost < 1, or options with `limit` < 1 or a
-  /// `period` under 1 ms, are denied with an `invalid_argument` failure (no round trip: the
-  /// scripts would divide by them), as are a `limit`, `burst` or cost above 2^53 (the scripts'
-  /// numbers are doubles). `name` must outlive the co_await.
+  /// `period` under 1 ms, are denied whatever `on_failure` says, with a failure whose code is
+  /// `std::errc::invalid_argument` (generic category; not `client::errc::invalid_argument`) and no
+  /// round trip (the scripts would divide by them), as are a `limit`, `burst` or cost above 2^53
+  /// (the scripts' numbers are doubles). `name` must outlive the co_await.
   [[nodiscard]] task<decision> hit(std::string_view name, std::int64_t cost = 1);
 
   /// Forgets `name`'s state on the server and in the deny cache: its full limit is available again.

@@ -11,8 +11,8 @@ namespace redring::resp {
 
 /// The result of `parse_int64`: `code` is `errc{}` on success.
 struct int64_result {
-  std::int64_t value = 0;
-  errc code{};
+  std::int64_t value = 0;  ///< The number; 0 when `code` is an error.
+  errc code{};             ///< `errc{}`, `invalid_integer` or `integer_overflow`.
 };
 
 /// Parses `[+-]?digits` as an int64: `invalid_integer` for an empty text or a non-digit,

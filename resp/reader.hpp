@@ -37,6 +37,7 @@ enum class status : std::uint8_t {
 
 /// What one `reader::read` call did.
 struct read_result {
+  /// How the call ended: the output span full (`ok`), the input used up (`need_more`), or `error`.
   status state = status::need_more;
   /// Nodes written to the output span.
   std::size_t nodes = 0;

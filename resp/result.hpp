@@ -16,7 +16,11 @@ namespace redring::resp {
 /// (`code == errc::server_error`) the message is the server's text, e.g. "WRONGTYPE Operation
 /// against a key holding the wrong kind of value".
 struct error {
+  /// What went wrong: a `resp::errc` (`server_error` for an error reply), a `client::errc`, a
+  /// `patterns::errc`, or another category's code (the rate limiter's `std::errc::invalid_argument`).
   std::error_code code;
+  /// The server's text for `server_error`; otherwise details, or empty (then `code.message()` says
+  /// it all: see `what()`).
   std::string message;
 
   /// For server errors: the code word ("MOVED", "ASK", "NOSCRIPT", "WRONGTYPE", "ERR"). Views `message`.

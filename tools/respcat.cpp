@@ -20,8 +20,10 @@
 namespace {
 
 constexpr const char* usage = "usage: respcat [--chunk N] [FILE]\n"
-                              "Prints one line of canonical JSON per RESP reply read from FILE or stdin.\n"
-                              "  --chunk N  feed the parser N bytes at a time (0: as read)\n";
+                              "Prints one line of canonical JSON per RESP reply read from FILE or stdin (FILE '-').\n"
+                              "  --chunk N  feed the parser N bytes at a time (0, the default: each read as it came, up to 64 KiB)\n"
+                              "Exit: 0 input ended on a reply boundary, 1 protocol error, 2 input ended inside a reply,\n"
+                              "      64 bad usage, 66 unreadable input, 74 output not written.\n";
 
 struct decoder {
   redring::resp::reader reader;

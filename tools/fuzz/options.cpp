@@ -71,7 +71,7 @@ const char* usage() noexcept {
          "      --user USER          ACL user\n"
          "Run:\n"
          "      --seed N             make the run reproducible (default: from the clock, printed)\n"
-         "      --time SECS          stop after SECS seconds\n"
+         "      --time SECS          stop after SECS seconds (default 60)\n"
          "      --iterations N       stop after N cases (server) or client runs (client)\n"
          "      --timeout MS         a reply's (server) or a client run's (client) time limit (default 3000)\n"
          "      --batch N            generated frames per case (default 24)\n"
@@ -90,7 +90,7 @@ const char* usage() noexcept {
          "      --hang-trials N      a smaller case counts as hanging if N runs in a row hang (default 2)\n"
          "      --max-findings N     stop after N findings (default 10)\n"
          "      --json FILE          write the final report as JSON\n"
-         "      --quiet              no progress line\n"
+         "      --quiet              no progress line, no seed line\n"
          "Exit: 0 no finding, 1 findings (replay: the finding reproduced), 2 bad usage, 3 target unusable.\n";
 }
 
