@@ -4,7 +4,7 @@
 // replies (with or without a deadline, idempotent or not, handshake requests sent first), sends cut
 // short, reply bytes fed by copy (`feed`), in place from a buffer freed as soon as the call returns
 // (`feed_in_place`) or through `read_space`/`commit_read`, time passing (`expire`), lost connections
-// (`drop_sent`, `fail_all`), `take_unsent`, a cluster redirect handler that resends or fails, and
+// (`drop_sent`, `fail_all`), `take_unsent`, `drop_unsent_timeouts`, a cluster redirect handler that resends or fails, and
 // callbacks that enqueue more requests (past the ring's capacity too) or, from a completion, reset
 // the stream. The reply bytes are arbitrary.
 //
@@ -219,7 +219,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     h.m.set_push_handler({[](void* context, const redring::resp::node& n) { static_cast<harness*>(context)->touch(n.value); }, &h});
   }
   while (in.remaining_bytes() > 0) {
-    switch (in.ConsumeIntegralInRange(0, 12)) {
+    switch (in.ConsumeIntegralInRange(0, 13)) {
       case 0:
       case 1: h.submit(h.make(in.ConsumeIntegralInRange<std::uint32_t>(1, 3))); break;
       case 2: h.submit(h.make(1), /*front=*/true); break;  // a handshake command after a reconnect
@@ -271,6 +271,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         h.sending = false;
         FUZZ_CHECK(h.m.queued() == 0 && h.m.idle());
         break;
+      case 13: {
+        // A connection (re)connected, or at its offline limit: requests that timed out unsent go.
+        const std::size_t live = h.m.queued();
+        const bool dropped = h.m.drop_unsent_timeouts();
+        FUZZ_CHECK(h.m.queued() == live);
+        if (dropped) FUZZ_CHECK(h.m.unsent() == live && !h.m.sending());
+        break;
+      }
       case 11:
         if (in.ConsumeBool()) {
           h.m.set_redirect_handler({&harness::on_redirect, &h, &harness::on_moved_in_batch});
