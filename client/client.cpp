@@ -149,18 +149,15 @@ bool is_client_reply_off(std::string_view name, std::string_view sub, std::strin
   return iequals(name, "CLIENT") && iequals(sub, "REPLY") && (iequals(option, "OFF") || iequals(option, "SKIP"));
 }
 
-command_class classify_words(const std::vector<std::string>& words) noexcept {
-  if (words.empty()) return command_class::shared;
-  const std::string_view name = words[0];
-  if (is_blocking_command(name)) return command_class::blocking;
-  if (is_stream_read(name) && std::any_of(words.begin() + 1, words.end(), [](const std::string& w) { return is_block_option(w); })) {
-    return command_class::blocking;
-  }
-  if (is_stream_breaking_command(name) || (words.size() >= 3 && is_client_reply_off(name, words[1], words[2]))) {
-    return command_class::unsupported;
-  }
-  return command_class::shared;
+name_kind kind_of_name(std::string_view name) noexcept {
+  if (is_blocking_command(name)) return name_kind::blocking;
+  if (is_stream_read(name)) return name_kind::stream_read;
+  if (is_stream_breaking_command(name)) return name_kind::unsupported;
+  if (iequals(name, "CLIENT")) return name_kind::client;
+  return name_kind::shared;
 }
+
+command_class classify_words(const std::vector<std::string>& words) noexcept { return classify(words); }
 
 }  // namespace detail
 

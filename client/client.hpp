@@ -19,9 +19,11 @@
 #include <charconv>
 #include <chrono>
 #include <coroutine>
+#include <iterator>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <ranges>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -125,56 +127,97 @@ std::string_view text_of_argument(const T& arg) noexcept {
 // How a command travels: with the others, on a connection of its own (it may block), or not at all.
 enum class command_class : std::uint8_t { shared, blocking, unsupported };
 
-// The class of a command whose stored arguments are `first, rest...`. Inline: every awaitable
-// asks, and for nearly every command the first letter, then the name's length, answers.
+// What a command's name alone says (out of line: only names the inline filter lets through).
+enum class name_kind : std::uint8_t { shared, blocking, unsupported, stream_read, client };
+name_kind kind_of_name(std::string_view name) noexcept;
+
+// True if `name` may be one kind_of_name does not call shared: its first letter is one of
+// B W X (blocking) or C M P S U (breaking the stream), with a length that such a name has. Inline,
+// and for nearly every command one bit test: GET, HSET, LPUSH, INCR ... answer at once.
+[[gnu::always_inline]] inline bool may_be_special(std::string_view name) noexcept {
+  if (name.empty()) return false;
+  const auto c = static_cast<unsigned>((name[0] | 0x20) - 'a');
+  constexpr auto bit = [](char l) { return std::uint32_t{1} << (l - 'a'); };
+  constexpr std::uint32_t letters = bit('b') | bit('w') | bit('x') | bit('c') | bit('m') | bit('p') | bit('s') | bit('u');
+  if (c >= 26 || ((letters >> c) & 1) == 0) [[likely]] return false;
+  // The stream-breaking names by length: SUBSCRIBE 9, (S|P)SUBSCRIBE 10, UNSUBSCRIBE 11,
+  // (S|P)UNSUBSCRIBE 12, MONITOR 7, CLIENT 6 (REPLY OFF|SKIP); so SET, SADD, PING ... stop here.
+  const std::size_t n = name.size();
+  switch (c + 'a') {
+    case 's': return n == 9 || n == 10 || n == 12;
+    case 'p': return n == 10 || n == 12;
+    case 'u': return n == 11;
+    case 'm': return n == 7;
+    case 'c': return n == 6;
+    default: return true;  // b, w, x
+  }
+}
+
+// Calls f(word) for each word `a` sends: a text argument's text, "" for a number, each element of
+// a range (both halves of a pair).
+template <class F, class T>
+void for_each_word(F& f, const T& a) {
+  if constexpr (resp::range_argument<T>) {
+    for (const auto& e : a) for_each_word(f, e);
+  } else if constexpr (resp::pair_argument<T>) {
+    for_each_word(f, std::get<0>(a));
+    for_each_word(f, std::get<1>(a));
+  } else {
+    f(text_of_argument(a));
+  }
+}
+
+// The class of a command whose name is `name` (may_be_special) and whose other words are those
+// `visit(f)` passes to f: XREAD/XREADGROUP block with a BLOCK option, CLIENT breaks the stream
+// with REPLY OFF|SKIP.
+template <class Visit>
+command_class classify_named(std::string_view name, const Visit& visit) {
+  switch (kind_of_name(name)) {
+    case name_kind::shared: return command_class::shared;
+    case name_kind::blocking: return command_class::blocking;
+    case name_kind::unsupported: return command_class::unsupported;
+    case name_kind::stream_read: {
+      bool block = false;
+      auto f = [&block](std::string_view w) { block = block || is_block_option(w); };
+      visit(f);
+      return block ? command_class::blocking : command_class::shared;
+    }
+    case name_kind::client: {
+      std::string_view words[2];
+      std::size_t i = 0;
+      auto f = [&](std::string_view w) {
+        if (i < 2) words[i] = w;
+        ++i;
+      };
+      visit(f);
+      return i >= 2 && is_client_reply_off(name, words[0], words[1]) ? command_class::unsupported : command_class::shared;
+    }
+  }
+  return command_class::shared;
+}
+
+// The class of a command whose stored arguments are `first, rest...`. Inline: every awaitable asks,
+// and for nearly every command the first letter answers (may_be_special). A command given as a
+// range (`command(std::vector<std::string>{"SUBSCRIBE", "ch"})`) is classified by its words too.
 template <class First, class... Rest>
 [[gnu::always_inline]] inline command_class classify(const First& first, const Rest&... rest) {
-  if constexpr (std::convertible_to<const First&, std::string_view>) {
-    const std::string_view name(store_argument(first));
-    if (name.empty()) return command_class::shared;
-    const char c = static_cast<char>(name[0] & ~0x20);
-    const std::size_t n = name.size();
-    switch (c) {
-      case 'B':
-      case 'W':
-        return is_blocking_command(name) ? command_class::blocking : command_class::shared;
-      case 'X':
-        if (is_stream_read(name)) {
-          bool block = false;
-          auto check = [&block](const auto& a) {
-            if constexpr (std::convertible_to<const decltype(a)&, std::string_view>) {
-              block = block || is_block_option(std::string_view(a));
-            }
-          };
-          (check(rest), ...);
-          if (block) return command_class::blocking;
-        }
-        return command_class::shared;
-      // The stream-breaking names by length: (S|P)SUBSCRIBE 10, (S|P)UNSUBSCRIBE 12, SUBSCRIBE 9,
-      // UNSUBSCRIBE 11, MONITOR 7, CLIENT 6 (REPLY OFF|SKIP).
-      case 'S':
-        if (n != 9 && n != 10 && n != 12) return command_class::shared;
-        break;
-      case 'P':
-        if (n != 10 && n != 12) return command_class::shared;
-        break;
-      case 'U':
-        if (n != 11) return command_class::shared;
-        break;
-      case 'M':
-        if (n != 7) return command_class::shared;
-        break;
-      case 'C':
-        if (n != 6) return command_class::shared;
-        if constexpr (sizeof...(Rest) >= 2) {
-          const std::string_view words[] = {text_of_argument(rest)...};
-          if (is_client_reply_off(name, words[0], words[1])) return command_class::unsupported;
-        }
-        return command_class::shared;
-      default:
-        return command_class::shared;
+  if constexpr (resp::range_argument<First>) {
+    auto it = std::ranges::begin(first);
+    if (it == std::ranges::end(first)) return command_class::shared;
+    if constexpr (!std::convertible_to<const std::ranges::range_value_t<const First>&, std::string_view>) {
+      return command_class::shared;  // pairs or numbers: no command name
+    } else {
+      const std::string_view name(*it);
+      if (!may_be_special(name)) [[likely]] return command_class::shared;
+      return classify_named(name, [&](auto& f) {
+        for (auto w = std::next(it); w != std::ranges::end(first); ++w) for_each_word(f, *w);
+        (for_each_word(f, rest), ...);
+      });
     }
-    return is_stream_breaking_command(name) ? command_class::unsupported : command_class::shared;
+  } else if constexpr (std::convertible_to<const First&, std::string_view>) {
+    const std::string_view name(store_argument(first));
+    if (!may_be_special(name)) [[likely]] return command_class::shared;
+    return classify_named(name, [&](auto& f) { (for_each_word(f, rest), ...); });
   }
   return command_class::shared;
 }

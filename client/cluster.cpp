@@ -188,6 +188,11 @@ struct cluster_router::node {
   // The rules of `client::blocking_connection`: idle(), not queued() == 0, since a blocking command
   // that timed out is still blocked on the server and its connection cannot serve another yet.
   connection& blocking_connection() {
+    // Reaped first, as client::blocking_connection does: closed ones, and those a timed-out
+    // blocking command left blocked on the server (nothing waits there, yet it is not idle).
+    std::erase_if(blocking, [](const connection::pointer& c) {
+      return c->state() == connection_state::closed || (c->mux().queued() == 0 && !c->mux().idle());
+    });
     for (auto& c : blocking) {
       if (c->mux().idle() && c->state() != connection_state::closed) return *c;
     }
@@ -223,9 +228,14 @@ struct cluster_router::node {
     c->start();
     return c;
   }
-  void close() {
+  // Closes its connections; stops as soon as `*destroyed` (a completion destroyed the router, and
+  // this node with it: see cluster_router::close).
+  void close(const bool* destroyed = nullptr) {
     if (conn) conn->close();
-    for (auto& c : blocking) c->close();
+    for (std::size_t i = 0; i < blocking.size(); ++i) {
+      if (destroyed != nullptr && *destroyed) return;
+      blocking[i]->close();
+    }
   }
 };
 
@@ -462,6 +472,11 @@ cluster_router::cluster_router(net::loop& loop, const options& opts) : loop_(loo
 }
 
 cluster_router::~cluster_router() {
+  if (close_in_progress_ != nullptr) *close_in_progress_ = true;  // a close() up the stack must stop
+  close_in_progress_ = nullptr;
+  // Every node closed before any member goes, even when close() ran before: a close() cut short
+  // by a completion that destroyed the client left nodes open, and their commands' completions
+  // (the bootstrap request's among them) must run while what they touch is alive.
   close();
   // Always, even when close() ran before: a completion that closed the router mid-way (a caller's
   // callback inside apply or a retry) may have been followed by code that armed a timer again, and
@@ -483,17 +498,37 @@ void cluster_router::fetch_commands() {
 }
 
 void cluster_router::close() {
-  if (closed_) return;
   closed_ = true;
   fast_ = false;
   loop_.cancel(delay_timer_);
   loop_.cancel(refresh_timer_);
+  // Each step completes commands, and a completion may destroy the client and this router with it:
+  // after each, stop if it did (as client::close; the destructor sets the innermost flag).
+  bool destroyed = false;
+  bool* const outer = close_in_progress_;
+  close_in_progress_ = &destroyed;
+  const auto gone = [&] {
+    if (!destroyed) return false;
+    if (outer != nullptr) *outer = true;
+    return true;
+  };
   fail_waiting(errc::shutting_down);
+  if (gone()) return;
   auto later = std::move(delayed_);
   delayed_.clear();
-  for (const delayed& d : later) d.r->on_done(*d.r, errc::shutting_down);
-  for (auto& [name, n] : nodes_) n->close();
-  if (seed_) seed_->close();
+  for (const delayed& d : later) {
+    d.r->on_done(*d.r, errc::shutting_down);
+    if (gone()) return;
+  }
+  for (auto& [name, n] : nodes_) {  // a closed router adds no node
+    n->close(&destroyed);
+    if (gone()) return;
+  }
+  if (seed_) {
+    seed_->close(&destroyed);
+    if (gone()) return;
+  }
+  close_in_progress_ = outer;
 }
 
 cluster_router::node& cluster_router::seed() {

@@ -269,6 +269,7 @@ class cluster_router {
   options opts_;  // the seed's; node connections copy it with their own address
   bool started_ = false, closed_ = false, ready_ = false, has_map_ = false, has_commands_ = false;
   bool fast_ = false;          // ready_ && !closed_: the inline path may route
+  bool* close_in_progress_ = nullptr;  // set while close() runs: the destructor marks it (see close)
   bool replica_reads_ = false;  // opts_.cluster.reads != read_from::primary
   std::error_code topology_error_;  // set when the seed says it is not a cluster
 

@@ -52,7 +52,11 @@ void multiplexer::encode_as(request& r, net::clock::time_point deadline, std::st
   if (size_ > mask_) grow();
   if (deadline < next_deadline_) next_deadline_ = deadline;
   pending_.raw(encoded);
-  if (r.replies != 0) at(size_++) = slot{&r, r.replies, r.replies, false, deadline};
+  if (r.replies != 0) {
+    at(size_++) = slot{&r, r.replies, r.replies, false, deadline};
+  } else {
+    ++unsent_without_reply_;
+  }
 }
 
 // --- Write side ---
@@ -66,6 +70,7 @@ std::span<const iovec> multiplexer::take_output(bool user) {
   } else if (user && !pending_.empty()) {
     std::swap(pending_, out_);
     sent_ = size_;
+    unsent_without_reply_ = 0;
   } else {
     return {};
   }
@@ -356,13 +361,18 @@ bool multiplexer::take_unsent(std::vector<request*>& out) {
     }
   }
   pending_.clear();
+  unsent_without_reply_ = 0;
   next_deadline_ = net::clock::time_point::max();
   return true;
 }
 
 bool multiplexer::drop_unsent_timeouts() {
-  // While nothing is sent every zombie is unsent (drop_sent forgot the sent ones).
-  if (zombies_ == 0 || sending_ || sent_ != 0 || front_unsent_ != 0 || in_reply_) return false;
+  // While nothing is sent every zombie is unsent (drop_sent forgot the sent ones). Not while a
+  // request waiting for no reply is unsent: its bytes have no slot to be encoded again from.
+  if (zombies_ == 0 || sending_ || sent_ != 0 || front_unsent_ != 0 || in_reply_ || unsent_without_reply_ != 0) {
+    return false;
+  }
+  ++layout_;  // an expire() walking the queue by index starts over (see expire)
   std::vector<slot> live;
   live.reserve(size_ - zombies_);
   while (size_ > 0) {
@@ -383,6 +393,7 @@ net::clock::time_point multiplexer::expire(net::clock::time_point now) {
   // next_deadline_ to the new deadline even when this loop then expires that request (it visits
   // new slots too), which returned a deadline already past (found by fuzz_multiplexer).
   auto next = net::clock::time_point::max();
+  std::uint64_t layout = layout_;
   for (std::size_t i = 0; i < size_; ++i) {
     slot& s = at(i);
     if (s.req == nullptr) continue;
@@ -390,6 +401,14 @@ net::clock::time_point multiplexer::expire(net::clock::time_point now) {
       ++zombies_;
       complete(s, errc::timeout);  // may enqueue: indexes stay valid, new slots go last
       if (epoch_ != epoch) return next_deadline_ = net::clock::time_point::min();  // the stream was reset
+      if (layout_ != layout) [[unlikely]] {
+        // A completion submitted at the offline limit, and the timed-out requests were dropped: the
+        // queue was rebuilt, live requests only, so walk it again from its start (else one due
+        // request was skipped, to time out a whole timeout late).
+        layout = layout_;
+        next = net::clock::time_point::max();
+        i = static_cast<std::size_t>(-1);
+      }
     } else if (s.deadline < next) {
       next = s.deadline;
     }
@@ -455,6 +474,7 @@ void multiplexer::fail_all(std::error_code ec) {
   // sent later with no request to take their replies, and the next request would get them (found
   // by fuzz_multiplexer).
   pending_.clear();
+  unsent_without_reply_ = 0;
   front_.clear();
   front_unsent_ = 0;
   sent_ = 0;

@@ -70,7 +70,11 @@ class multiplexer {
                                          ? resp::default_reference_threshold
                                          : 0);
     r.encode(r, pending_);
-    if (r.replies != 0) at(size_++) = slot{&r, r.replies, r.replies, false, deadline};  // else nothing to wait for
+    if (r.replies != 0) [[likely]] {
+      at(size_++) = slot{&r, r.replies, r.replies, false, deadline};
+    } else {
+      ++unsent_without_reply_;  // nothing to wait for; its bytes are in pending_ until sent
+    }
   }
   /// Like `encode`, with the request's bytes already encoded (`encoded`, copied): a cluster client
   /// encodes once to find the keys, then hands the bytes over.
@@ -227,6 +231,8 @@ class multiplexer {
   std::vector<held_node> held_;
   std::string held_bytes_;
   bool held_overflow_ = false;  // held attributes passed limits::max_held_attribute_bytes
+  std::uint64_t layout_ = 0;    // bumped when drop_unsent_timeouts rebuilds the queue (see expire)
+  std::size_t unsent_without_reply_ = 0;  // requests of no reply whose bytes are in pending_
   push_handler push_;
   redirect_handler redirect_;
 };

@@ -202,6 +202,16 @@ TEST_F(Batch, CommandsThatBreakTheReplyStreamAreRefusedUnsent) {
   EXPECT_EQ(detail::classify_words({"BLPOP", "q", "0"}), command_class::blocking);
   EXPECT_EQ(detail::classify_words({"XREAD", "block", "0", "STREAMS", "s", "$"}), command_class::blocking);
   EXPECT_EQ(detail::classify_words({"GET", "k"}), command_class::shared);
+  // A command given as a range is classified by its words (it went out on the shared connection).
+  const std::vector<std::string> subscribe_words{"SUBSCRIBE", "news"}, xread{"XREAD", "BLOCK", "0", "STREAMS", "s", "$"};
+  const std::vector<std::string> reply_off{"REPLY", "OFF"}, get{"GET", "k"};
+  EXPECT_EQ(detail::classify(subscribe_words), command_class::unsupported);
+  EXPECT_EQ(detail::classify(xread), command_class::blocking);
+  EXPECT_EQ(detail::classify("XREAD", std::vector<std::string>{"block", "0"}, "STREAMS", "s", "$"), command_class::blocking);
+  EXPECT_EQ(detail::classify("CLIENT", reply_off), command_class::unsupported);
+  EXPECT_EQ(detail::classify(get), command_class::shared);
+  EXPECT_EQ(detail::classify(std::vector<std::string>{}), command_class::shared);
+  EXPECT_EQ(detail::classify("XREAD", 5, "STREAMS"), command_class::shared);
   for (const char* name : {"SET", "SETRANGE", "SINTERSTORE", "PUBLISH", "PUBSUB", "SPUBLISH", "UNLINK", "MGET"}) {
     EXPECT_EQ(detail::classify(std::string_view(name), "k"), command_class::shared) << name;
   }
@@ -219,6 +229,9 @@ TEST_F(Batch, CommandsThatBreakTheReplyStreamAreRefusedUnsent) {
     std::vector<std::string> words{"ssubscribe", "x"};  // a command built at run time
     const auto owned = co_await owned_awaitable<resp::value>(cl, std::move(words));
     EXPECT_TRUE(!owned && owned.error().code == errc::unsupported_command);
+    const std::vector<std::string> subscribe{"SUBSCRIBE", "news"};
+    const auto ranged = co_await cl.command<resp::value>(subscribe);
+    EXPECT_TRUE(!ranged && ranged.error().code == errc::unsupported_command);
     const auto monitor = co_await cl.command<resp::value>("MONITOR");
     EXPECT_TRUE(!monitor && monitor.error().code == errc::unsupported_command);
     const auto off = co_await cl.command<resp::value>("CLIENT", "REPLY", "OFF");

@@ -889,6 +889,35 @@ TEST_F(ClusterClient, ARefreshDoesNotCloseANodeStillConnecting) {
   ::close(silent);
 }
 
+// close() of a cluster client completes the commands waiting for a topology, and a completion may
+// destroy the client: close() then stops touching the router, and the router's destructor closes
+// its seed before its members go (the seed's bootstrap request was completed after it was freed:
+// heap-use-after-free under ASan).
+TEST(ClusterClientSetup, AClientDestroyedByACompletionDuringCloseIsLeftAlone) {
+  char dir[] = "/tmp/redring-nosrv-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  net::loop loop;
+  options o;
+  o.unix_path = std::string(dir) + "/nothing.sock";  // nothing listens: the command waits for a topology
+  o.cluster.enabled = true;
+  auto owner = std::make_unique<client>(loop, o);
+  std::optional<std::error_code> got;
+  owner->command_callback<ignore_t>(
+      [&](result<ignore_t> r) {
+        got = r ? std::error_code() : r.error().code;
+        owner.reset();
+      },
+      "GET", "k");
+  for (int i = 0; i < 3; ++i) loop.poll();
+  ASSERT_FALSE(got.has_value());
+  owner->close();
+  EXPECT_EQ(owner, nullptr);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, errc::shutting_down);
+  for (int i = 0; i < 3; ++i) loop.poll();
+  ::rmdir(dir);
+}
+
 TEST(ClusterClientSetup, NotAClusterIsAClearError) {
   test::redis_server plain;
   net::loop loop;

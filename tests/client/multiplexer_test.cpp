@@ -121,6 +121,42 @@ TEST(Multiplexer, RequestsThatTimedOutUnsentAreNeverSent) {
   EXPECT_TRUE(m.idle());
 }
 
+// A completion inside expire (a caller resubmitting at the offline limit) may drop the timed-out
+// requests, which rebuilds the queue under expire's walk: the walk starts over, so no due request is
+// skipped (one timed out a whole timeout late). A request waiting for no reply keeps its bytes: with
+// it unsent, nothing is dropped (it has no slot to be encoded again from).
+TEST(Multiplexer, DroppingTimedOutRequestsDuringExpireSkipsNoneAndKeepsRequestsOfNoReply) {
+  static multiplexer* current = nullptr;
+  static std::vector<bool> dropped_inside;
+  multiplexer m;
+  current = &m;
+  dropped_inside.clear();
+  auto a = make(), b = make(), c = make();
+  a.on_done = [](request& base, std::error_code ec) {
+    static_cast<recorder&>(base).done.push_back(ec);
+    dropped_inside.push_back(current->drop_unsent_timeouts());
+  };
+  const auto t0 = net::clock::now();
+  for (recorder* r : {&a, &b, &c}) m.encode(*r, t0 + std::chrono::milliseconds(10));
+  EXPECT_EQ(m.expire(t0 + std::chrono::milliseconds(20)), never);
+  EXPECT_EQ(dropped_inside, std::vector<bool>{true});  // a was a zombie, dropped: b and c moved
+  for (recorder* r : {&a, &b, &c}) EXPECT_EQ(r->done, std::vector<std::error_code>{errc::timeout});
+  EXPECT_EQ(m.queued(), 0u);
+  // A request of no reply, unsent: the timed-out ones stay (and are sent) rather than lose it.
+  struct no_reply : request {
+  } q;
+  q.request::replies = 0;
+  q.encode = [](request&, resp::writer& w) { w.command("CLIENT", "REPLY", "ON"); };
+  q.on_done = [](request&, std::error_code) {};
+  m.encode(q, never);
+  EXPECT_FALSE(m.drop_unsent_timeouts());
+  std::string sent;
+  for (const iovec& v : m.take_output()) sent.append(static_cast<const char*>(v.iov_base), v.iov_len);
+  EXPECT_NE(sent.find("REPLY"), std::string::npos);
+  (void)m.output_written(sent.size());
+  current = nullptr;
+}
+
 TEST(Multiplexer, TimedOutRequestsDiscardTheirLateReply) {
   multiplexer m;
   auto a = make(), b = make();

@@ -291,6 +291,9 @@ TEST(Report, ServerCountersThatWentBackwardsAreUnknown) {
   EXPECT_DOUBLE_EQ(*d.cpu_seconds, 0.5);
   EXPECT_EQ(server_difference(before, before).commands, std::optional<std::uint64_t>(0));
   EXPECT_EQ(server_difference(before, reset).commands, std::nullopt);
+  // Reset, then grown past the old count: fewer than the run's own commands is unknown too.
+  EXPECT_EQ(server_difference(before, grew, d.commands.value_or(0) + 1).commands, std::nullopt);
+  EXPECT_EQ(server_difference(before, grew, d.commands.value_or(0)).commands, d.commands);
   EXPECT_TRUE(server_difference(before, reset).cpu_seconds.has_value());  // RESETSTAT keeps the CPU time
   EXPECT_EQ(server_difference(before, restarted).commands, std::nullopt);
   EXPECT_EQ(server_difference(before, restarted).cpu_seconds, std::nullopt);

@@ -48,10 +48,13 @@ std::string stats_json(const command_stats& s, double seconds) {
 
 }  // namespace
 
-server_delta server_difference(const server_counters& before, const server_counters& after) noexcept {
+server_delta server_difference(const server_counters& before, const server_counters& after,
+                               std::uint64_t commands_at_least) noexcept {
   // Unsigned, a reset made the difference wrap to about 1.8e19 commands.
   server_delta d;
-  if (after.commands >= before.commands) d.commands = after.commands - before.commands;
+  if (after.commands >= before.commands && after.commands - before.commands >= commands_at_least) {
+    d.commands = after.commands - before.commands;
+  }
   if (after.cpu_seconds >= before.cpu_seconds) d.cpu_seconds = after.cpu_seconds - before.cpu_seconds;
   return d;
 }
@@ -102,7 +105,7 @@ std::string format_text(const report& r) {
                        r.result.completed() ? 100.0 * static_cast<double>(n.sent) / static_cast<double>(r.result.completed()) : 0.0);
   }
   if (r.before && r.after && r.result.completed() > 0) {
-    const server_delta d = server_difference(*r.before, *r.after);
+    const server_delta d = server_difference(*r.before, *r.after, r.result.completed());
     out += "server: ";
     out += d.commands ? fmt::format("{} commands", *d.commands) : "commands unknown (its statistics were reset during the run)";
     out += d.cpu_seconds ? fmt::format(", CPU {:.3f} us/op\n", *d.cpu_seconds * 1e6 / static_cast<double>(r.result.completed()))
@@ -123,7 +126,7 @@ std::string format_json(const report& r) {
   out += fmt::format(R"("cut_short":{},)", r.result.fatal.empty() ? "null" : json_string(r.result.fatal));
   if (r.before && r.after) {
     // An unknown figure is null (see server_delta).
-    const server_delta d = server_difference(*r.before, *r.after);
+    const server_delta d = server_difference(*r.before, *r.after, r.result.completed());
     const std::string commands = d.commands ? std::to_string(*d.commands) : "null";
     const std::string cpu = !d.cpu_seconds ? "null"
                             : fmt::format("{:.4f}", r.result.completed() ? *d.cpu_seconds * 1e6 / static_cast<double>(r.result.completed()) : 0.0);

@@ -26,8 +26,11 @@ struct server_delta {
   std::optional<double> cpu_seconds;
 };
 
-/// `after - before`, figure by figure, unknown where a counter went backwards (see `server_delta`).
-[[nodiscard]] server_delta server_difference(const server_counters& before, const server_counters& after) noexcept;
+/// `after - before`, figure by figure, unknown where a counter went backwards (see `server_delta`),
+/// and the command count unknown too when it is below `commands_at_least` (the commands this run
+/// completed: a reset followed by growth past the old count looks like a plain, smaller difference).
+[[nodiscard]] server_delta server_difference(const server_counters& before, const server_counters& after,
+                                             std::uint64_t commands_at_least = 0) noexcept;
 
 /// Everything the report shows.
 struct report {
