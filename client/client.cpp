@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "client/client.hpp"
+#include "client/destruction_watch.hpp"
 
 namespace redring::client {
 
@@ -19,8 +20,7 @@ client::client(net::loop& loop, options opts) : loop_(loop), opts_(std::move(opt
 // Closed before any member goes: a completion that submits again (a blocking command, say) finds
 // the client closed instead of a half-destroyed one.
 client::~client() {
-  if (close_in_progress_ != nullptr) *close_in_progress_ = true;  // a close() up the stack must stop
-  close_in_progress_ = nullptr;
+  detail::destruction_watch::destroyed(close_in_progress_);  // a close() up the stack must stop
   close();
 }
 
@@ -49,30 +49,21 @@ void client::start() {
 void client::close() {
   closed_ = true;
   // Closing a connection completes its commands, and a completion may destroy this client (a
-  // session's owner dropping it): after each, stop if it did, touching nothing of it (the
-  // destructor sets the flag of the innermost close() under way; each passes it outwards).
-  bool destroyed = false;
-  bool* const outer = close_in_progress_;
-  close_in_progress_ = &destroyed;
-  const auto gone = [&] {
-    if (!destroyed) return false;
-    if (outer != nullptr) *outer = true;
-    return true;
-  };
+  // session's owner dropping it): after each, stop if it did, touching nothing of it.
+  detail::destruction_watch watch(close_in_progress_);
   if (cluster_) {
     cluster_->close();
-    if (gone()) return;
+    if (watch.gone()) return;
   }
   // By index: nothing is added to a closed client, but nothing here relies on it.
   for (std::size_t i = 0; i < pool_.size(); ++i) {
     pool_[i]->close();
-    if (gone()) return;
+    if (watch.gone()) return;
   }
   for (std::size_t i = 0; i < blocking_.size(); ++i) {
     blocking_[i]->close();
-    if (gone()) return;
+    if (watch.gone()) return;
   }
-  close_in_progress_ = outer;
 }
 
 void client::submit(request& r) { (void)submit_here(r); }

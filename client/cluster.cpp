@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "client/cluster.hpp"
 
+#include "client/destruction_watch.hpp"
 #include "client/error.hpp"
 #include "client/hash_slot.hpp"
 #include "resp/reader.hpp"
@@ -228,14 +229,20 @@ struct cluster_router::node {
     c->start();
     return c;
   }
-  // Closes its connections; stops as soon as `*destroyed` (a completion destroyed the router, and
-  // this node with it: see cluster_router::close).
-  void close(const bool* destroyed = nullptr) {
+  // Closes its connections; false as soon as a completion destroyed the router, and this node with
+  // it (see cluster_router::close).
+  bool close(detail::destruction_watch& watch) {
     if (conn) conn->close();
+    if (watch.gone()) return false;
     for (std::size_t i = 0; i < blocking.size(); ++i) {
-      if (destroyed != nullptr && *destroyed) return;
       blocking[i]->close();
+      if (watch.gone()) return false;
     }
+    return true;
+  }
+  void close() {
+    if (conn) conn->close();
+    for (auto& c : blocking) c->close();
   }
 };
 
@@ -472,8 +479,7 @@ cluster_router::cluster_router(net::loop& loop, const options& opts) : loop_(loo
 }
 
 cluster_router::~cluster_router() {
-  if (close_in_progress_ != nullptr) *close_in_progress_ = true;  // a close() up the stack must stop
-  close_in_progress_ = nullptr;
+  detail::destruction_watch::destroyed(close_in_progress_);  // a close() up the stack must stop
   // Every node closed before any member goes, even when close() ran before: a close() cut short
   // by a completion that destroyed the client left nodes open, and their commands' completions
   // (the bootstrap request's among them) must run while what they touch is alive.
@@ -503,32 +509,20 @@ void cluster_router::close() {
   loop_.cancel(delay_timer_);
   loop_.cancel(refresh_timer_);
   // Each step completes commands, and a completion may destroy the client and this router with it:
-  // after each, stop if it did (as client::close; the destructor sets the innermost flag).
-  bool destroyed = false;
-  bool* const outer = close_in_progress_;
-  close_in_progress_ = &destroyed;
-  const auto gone = [&] {
-    if (!destroyed) return false;
-    if (outer != nullptr) *outer = true;
-    return true;
-  };
+  // after each, stop if it did (as client::close).
+  detail::destruction_watch watch(close_in_progress_);
   fail_waiting(errc::shutting_down);
-  if (gone()) return;
+  if (watch.gone()) return;
   auto later = std::move(delayed_);
   delayed_.clear();
   for (const delayed& d : later) {
     d.r->on_done(*d.r, errc::shutting_down);
-    if (gone()) return;
+    if (watch.gone()) return;
   }
   for (auto& [name, n] : nodes_) {  // a closed router adds no node
-    n->close(&destroyed);
-    if (gone()) return;
+    if (!n->close(watch)) return;
   }
-  if (seed_) {
-    seed_->close(&destroyed);
-    if (gone()) return;
-  }
-  close_in_progress_ = outer;
+  if (seed_ && !seed_->close(watch)) return;
 }
 
 cluster_router::node& cluster_router::seed() {
