@@ -173,7 +173,9 @@ class loop {
 
   /// Queues `t` to run on the loop thread. Thread-safe; wakes the loop only if it sleeps.
   void post(task& t) noexcept;
-  /// True on the loop's thread: the first to run a turn, and before that the one that constructed it.
+  /// True on the loop's thread: the first to run a turn, and before that the one that constructed it
+  /// (so build the loop on the thread that runs it, or do not submit from the building thread once
+  /// another has started running it: until that thread's first turn, the builder's submits run inline).
   /// Inline: every submission asks (pthread_self reads a register; no hashing of thread ids).
   [[nodiscard]] bool in_loop_thread() const noexcept {
     return ::pthread_equal(thread_.load(std::memory_order_relaxed), ::pthread_self()) != 0;
