@@ -131,6 +131,7 @@ std::error_code connection::resolve_locally() {
 
 void connection::begin_connect() {
   set_state(connection_state::connecting);
+  if (state_ != connection_state::connecting) return;  // the state callback closed it: no connect
   std::error_code ec;
   if (addresses_.empty() && !host_is_name_) ec = resolve_locally();
   if (ec) {

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <thread>
@@ -278,6 +279,32 @@ TEST(Client, AClientDestroyedByACompletionDuringCloseIsLeftAlone) {
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(*got, errc::shutting_down);
   loop.poll();  // the connections' deferred deletion runs
+}
+
+// A state-change callback (logging, tests) that closes the connection as it starts connecting
+// stops the connect: it went on, and the closed connection came back to handshaking and ready.
+TEST(Client, AStateCallbackThatClosesOnConnectingStopsTheConnect) {
+  test::redis_server server;
+  net::loop loop;
+  client c(loop, unix_options(server));
+  test::blocking_connection admin(server.socket_path());
+  struct context {
+    connection* conn;
+    std::vector<connection_state> seen;
+  } ctx{&c.conn(), {}};
+  c.conn().on_state_change(
+      [](void* p, connection_state s) {
+        auto* x = static_cast<context*>(p);
+        x->seen.push_back(s);
+        if (s == connection_state::connecting) x->conn->close();
+      },
+      &ctx);
+  c.start();
+  for (int i = 0; i < 20; ++i) loop.run_once(5ms);
+  EXPECT_EQ(c.conn().state(), connection_state::closed);
+  EXPECT_EQ(ctx.seen, (std::vector<connection_state>{connection_state::connecting, connection_state::closed}));
+  const std::string list = admin.call({"CLIENT", "LIST"}).text;
+  EXPECT_EQ(std::count(list.begin(), list.end(), '\n'), 1) << list;  // the admin connection alone
 }
 
 TEST(Client, AnUncappedReconnectDelayIsNotAStorm) {
