@@ -5,7 +5,13 @@
 namespace redring::client {
 
 namespace detail {
-bool submit(client& c, request& r) { return c.submit_here(r); }
+bool submit_and_suspend(client& c, request& r) {
+  r.in_submit = true;
+  if (!c.submit_here(r)) return true;  // handed to the loop thread: touch nothing more
+  if (r.completed_in_submit) return false;
+  r.in_submit = false;
+  return true;
+}
 }  // namespace detail
 
 client::client(net::loop& loop, options opts) : loop_(loop), opts_(std::move(opts)) {
@@ -157,9 +163,7 @@ connection& client::blocking_connection() {
   // while the server still holds one blocked (nothing waits there, yet it is not idle): no later
   // command can use it, and each timed-out BLPOP left one behind for the client's life. Releasing
   // closes it, which ends the server's block.
-  std::erase_if(blocking_, [](const connection::pointer& c) {
-    return c->state() == connection_state::closed || (c->mux().queued() == 0 && !c->mux().idle());
-  });
+  std::erase_if(blocking_, [](const connection::pointer& c) { return c->spent_for_blocking(); });
   for (auto& c : blocking_) {
     // idle(), not queued() == 0: a blocking command that timed out is still blocked on the server.
     if (c->mux().idle() && c->state() != connection_state::closed) return *c;
@@ -188,11 +192,7 @@ batch_awaitable::batch_awaitable(client& c, std::string_view bytes, std::size_t 
 
 bool batch_awaitable::await_suspend(std::coroutine_handle<> h) {
   handle_ = h;
-  request::in_submit = true;
-  if (!detail::submit(client_, *this)) return true;  // handed to the loop thread: touch nothing more
-  if (request::completed_in_submit) return false;
-  request::in_submit = false;
-  return true;
+  return detail::submit_and_suspend(client_, *this);
 }
 
 void batch_awaitable::encode_batch(request& r, resp::writer& w) {
@@ -217,11 +217,7 @@ void batch_awaitable::node_received(request& r, const resp::node& n) {
 void batch_awaitable::done(request& r, std::error_code ec) {
   auto& self = static_cast<batch_awaitable&>(r);
   self.failure_ = ec;
-  if (r.in_submit) {  // inside await_suspend: it goes on without suspending
-    r.completed_in_submit = true;
-    return;
-  }
-  self.handle_.resume();
+  if (!r.completes_in_submit()) self.handle_.resume();
 }
 
 result<std::vector<resp::value>> batch_awaitable::await_resume() {

@@ -81,9 +81,9 @@ using stored_argument_t = std::conditional_t<
     std::conditional_t<std::convertible_to<const T&, std::string_view> || is_char_array_v<T>, std::string_view,
                        std::conditional_t<resp::range_argument<T>, const T&, T>>>;
 
-// client::submit, for the awaitables: true if `r` was submitted on this thread (the loop's), so a
-// completion during the call came inline; false if it was handed to the loop thread.
-bool submit(client& c, request& r);
+// client::submit for the awaitables' await_suspend: true if the awaiting coroutine must suspend,
+// false if `r` completed during the call (request::in_submit: the coroutine goes on at once).
+bool submit_and_suspend(client& c, request& r);
 
 // The only key of a command, as its typed helper knows it (see `request::key`).
 struct routing_key {
@@ -287,11 +287,7 @@ class reply_awaitable : protected request {
   /// from inside this call (a frame per command, until a loop of failing co_awaits overflowed it).
   bool await_suspend(std::coroutine_handle<> h) {
     handle_ = h;
-    request::in_submit = true;
-    if (!submit(client_, *this)) return true;  // handed to the loop thread: touch nothing more
-    if (request::completed_in_submit) return false;
-    request::in_submit = false;
-    return true;
+    return submit_and_suspend(client_, *this);
   }
   /// The reply converted to T, the server's error reply, or why there was no reply.
   result<T> await_resume() {
@@ -306,11 +302,7 @@ class reply_awaitable : protected request {
     request::on_done = [](request& r, std::error_code ec) {
       auto& self = static_cast<reply_awaitable&>(r);
       self.failure_ = ec;
-      if (r.in_submit) {  // inside await_suspend: it goes on without suspending
-        r.completed_in_submit = true;
-        return;
-      }
-      self.handle_.resume();
+      if (!r.completes_in_submit()) self.handle_.resume();
     };
     request::borrows_arguments = true;  // the arguments live in the coroutine until completion
   }
@@ -868,9 +860,9 @@ class client {
   struct callback_request;
 
   connection& blocking_connection();
-  // submit(), saying where: true on the loop thread, false when handed over to it (detail::submit).
+  // submit(), saying where: true on the loop thread, false when handed over to it.
   bool submit_here(request& r);
-  friend bool detail::submit(client& c, request& r);
+  friend bool detail::submit_and_suspend(client& c, request& r);
   static detail::option_words set_words(const set_options& o, bool get) noexcept;
   static detail::option_words zrange_words(const zrange_options& o, bool scores) noexcept;
 

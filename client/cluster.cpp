@@ -191,9 +191,7 @@ struct cluster_router::node {
   connection& blocking_connection() {
     // Reaped first, as client::blocking_connection does: closed ones, and those a timed-out
     // blocking command left blocked on the server (nothing waits there, yet it is not idle).
-    std::erase_if(blocking, [](const connection::pointer& c) {
-      return c->state() == connection_state::closed || (c->mux().queued() == 0 && !c->mux().idle());
-    });
+    std::erase_if(blocking, [](const connection::pointer& c) { return c->spent_for_blocking(); });
     for (auto& c : blocking) {
       if (c->mux().idle() && c->state() != connection_state::closed) return *c;
     }

@@ -78,6 +78,12 @@ class connection {
   void close();
 
   [[nodiscard]] connection_state state() const noexcept { return state_; }
+  /// For the owners of blocking connections: true if no blocking command can use this one again:
+  /// closed, or a blocking command that timed out on the client still holds it blocked on the
+  /// server (nothing waits here, yet it is not idle). Such a connection is released (closed).
+  [[nodiscard]] bool spent_for_blocking() const noexcept {
+    return state_ == connection_state::closed || (mux_.queued() == 0 && !mux_.idle());
+  }
   /// Why the connection last failed (empty if it never did).
   [[nodiscard]] const std::string& last_error() const noexcept { return last_error_; }
   /// 3 or 2: the protocol agreed in the handshake.

@@ -83,6 +83,13 @@ struct request {
   /// clears it when it hands the request over to the loop thread, where the completion resumes.
   bool in_submit = false;
   bool completed_in_submit = false;
+  /// For an awaitable's `on_done`: true (and noted) if it runs inside the submission, where the
+  /// coroutine must not be resumed; false when the completion must resume it.
+  bool completes_in_submit() noexcept {
+    if (!in_submit) return false;
+    completed_in_submit = true;
+    return true;
+  }
   /// Used by the client to hand the request to the loop thread.
   net::task hop;
   void* hop_target = nullptr;
