@@ -21,16 +21,14 @@ namespace {
 
 using namespace redring;
 
-std::atomic<bool> interrupted{false};
-
-void on_signal(int) { interrupted = true; }
+void on_signal(int) { fuzz::interrupted = true; }
 
 // Exit statuses (see usage()).
 constexpr int exit_clean = 0, exit_findings = 1, exit_usage = 2, exit_unusable = 3;
 
 bool report_progress(const fuzz::fuzz_options& opts, const fuzz::run_stats& s) {
   if (!opts.quiet) std::fprintf(stderr, "%s\n", fuzz::progress_line(s).c_str());
-  return !interrupted;
+  return !fuzz::interrupted;
 }
 
 int finish(const fuzz::fuzz_options& opts, const fuzz::run_stats& stats) {
@@ -43,6 +41,7 @@ int finish(const fuzz::fuzz_options& opts, const fuzz::run_stats& stats) {
       return exit_unusable;
     }
   }
+  if (stats.unusable) return exit_unusable;
   return stats.findings.empty() ? exit_clean : exit_findings;
 }
 
@@ -149,11 +148,27 @@ int run_replay(fuzz::fuzz_options& opts) {
     auto target = make_target(opts, owned, code);
     if (!target) return code;
     fuzz::server_fuzzer fuzzer(*target, opts);
-    // A reply type is judged against the server's own documentation: read it first.
-    if (repro->kind == fuzz::finding_kind::reply_shape && opts.shape_checks) {
+    if (fuzz::check_alive(target->where, fuzzer.settings(), why) != fuzz::liveness::alive) {
+      std::fprintf(stderr, "redring-fuzz: %s does not answer: %s\n", target->description.c_str(), why.c_str());
+      return exit_unusable;
+    }
+    // The server's own command table: to refuse what --allow-dangerous guards (a reproducer found
+    // on the private server may hold FLUSHALL or CONFIG SET), and to judge a reply type.
+    const bool check_safety = !opts.allow_dangerous;
+    if (check_safety || (repro->kind == fuzz::finding_kind::reply_shape && opts.shape_checks)) {
       if (auto err = fuzzer.prepare()) {
         std::fprintf(stderr, "redring-fuzz: %s\n", err->c_str());
         return exit_unusable;
+      }
+    }
+    if (check_safety) {
+      for (const fuzz::frame& f : repro->steps.frames) {
+        if (const std::string name = fuzz::dangerous_in(fuzzer.table(), f); !name.empty()) {
+          std::fprintf(stderr, "redring-fuzz: the reproducer sends %s, which destroys or reconfigures the server or "
+                               "reaches its other clients: pass --allow-dangerous to replay it against %s\n",
+                       name.c_str(), target->description.c_str());
+          return exit_usage;
+        }
       }
     }
     fuzzer.reset_keys();  // as every minimisation run did
@@ -161,6 +176,11 @@ int run_replay(fuzz::fuzz_options& opts) {
   }
   if (got.kind == fuzz::finding_kind::none) {
     std::printf("no finding: it did not reproduce\n");
+    return exit_clean;
+  }
+  if (got.kind != repro->kind) {
+    std::printf("it did not reproduce; found another kind instead: %s: %s\n", std::string(fuzz::to_string(got.kind)).c_str(),
+                got.detail.c_str());
     return exit_clean;
   }
   std::printf("reproduced %s: %s\n", std::string(fuzz::to_string(got.kind)).c_str(), got.detail.c_str());

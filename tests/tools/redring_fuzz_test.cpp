@@ -72,6 +72,13 @@ TEST(FuzzOptions, ModesAndDefaults) {
   EXPECT_EQ(r.target().port, 7000);
   EXPECT_EQ(r.auth_password(), "pw");
   EXPECT_EQ(error_of({"--help"}), "help");
+  // --only takes names in any case; --user with the URL's password; the URL's database.
+  fuzz_options any;
+  ASSERT_EQ(parse_options({"server", "--only", "GET,Config|Get", "--user", "u", "-u", "redis://:pw@127.0.0.1/7"}, any),
+            std::nullopt);
+  EXPECT_EQ(any.only, (std::vector<std::string>{"get", "config|get"}));
+  EXPECT_EQ(any.auth_user(), "u");
+  EXPECT_EQ(any.database(), 7);
 }
 
 TEST(FuzzOptions, EveryBadInputNamesTheOption) {
@@ -90,7 +97,11 @@ TEST(FuzzOptions, EveryBadInputNamesTheOption) {
       {{"server", "--batch", "0"}, "--batch must be 1-100000"},
       {{"server", "--bogus"}, "unknown option '--bogus'"},
       {{"server", "--hang-trials", "0"}, "--hang-trials must be 1-100"},
-      {{"server", "-p", "1", "-s", "x"}, "give either -p or -s"},
+      {{"server", "-p", "1", "-s", "x"}, "give either -s or -h/-p"},
+      {{"server", "-h", "10.1.2.3", "-s", "x"}, "give either -s or -h/-p"},  // -s won, -h was ignored
+      {{"server", "-u", "unix:///x", "-p", "6390"}, "give either -u or -h/-p/-s"},
+      {{"server", "-u", "redis://127.0.0.1", "-h", "y"}, "give either -u or -h/-p/-s"},
+      {{"server", "--user", "x"}, "--user needs a password"},  // no AUTH was sent: every case NOAUTH
       {{"server", "--", "x"}, "server mode runs no command"},
       {{"client"}, "client mode needs the client to run"},
       {{"client", "-h", "x", "--", "y"}, "client mode listens on"},

@@ -116,9 +116,12 @@ void classify(command_spec& c) {
       "script|debug",
       // Not dangerous, but seconds of CPU each: they would dominate a run.
       "pfselftest", "save"};
-  static constexpr std::array<std::string_view, 12> destructive = {
+  static constexpr std::array<std::string_view, 17> destructive = {
       "flushall",       "flushdb",         "script|flush", "function|flush", "function|delete", "function|restore",
-      "swapdb",         "client|no-evict", "config|set",   "acl|setuser",    "acl|deluser",     "module|load"};
+      "swapdb",         "client|no-evict", "config|set",   "acl|setuser",    "acl|deluser",     "module|load",
+      // They reach other clients of the server: kill the script one of them runs, wake one that
+      // blocks, deliver messages to real subscribers.
+      "script|kill",    "function|kill",   "client|unblock", "publish",      "spublish"};
   c.excluded = std::find(never.begin(), never.end(), c.name) != never.end();
   c.dangerous = std::find(destructive.begin(), destructive.end(), c.name) != destructive.end() ||
                 std::find(c.categories.begin(), c.categories.end(), "@admin") != c.categories.end() ||
@@ -138,6 +141,46 @@ const command_spec* command_table::find(std::string_view name) const noexcept {
   const auto it = std::lower_bound(commands.begin(), commands.end(), name,
                                    [](const command_spec& c, std::string_view n) { return c.name < n; });
   return it != commands.end() && it->name == name ? &*it : nullptr;
+}
+
+std::string dangerous_in(const command_table& table, const frame& f) {
+  std::vector<std::string> words;
+  if (f.kind == frame_kind::command) {
+    words = f.args;
+  } else {
+    // Every word of the bytes, split at blanks and line ends; RESP headers (`*2`, `$6`) are not words.
+    std::string w;
+    auto flush = [&] {
+      const bool header = !w.empty() && (w[0] == '*' || w[0] == '$') &&
+                          std::all_of(w.begin() + 1, w.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '-'; });
+      if (!w.empty() && !header) words.push_back(w);
+      w.clear();
+    };
+    for (const char c : f.bytes) {
+      if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\0' || c == '"' || c == '\'') {
+        flush();
+      } else {
+        w.push_back(c);
+      }
+    }
+    flush();
+  }
+  auto lower = [](std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  // A command frame names one command; any word of a raw frame may start one.
+  const std::size_t starts = f.kind == frame_kind::command ? std::min<std::size_t>(words.size(), 1) : words.size();
+  for (std::size_t i = 0; i < starts; ++i) {
+    const std::string name = lower(words[i]);
+    const command_spec* spec = table.find(name);
+    if (spec == nullptr) continue;
+    if (spec->has_subcommands && i + 1 < words.size()) {
+      if (const command_spec* sub = table.find(name + "|" + lower(words[i + 1])); sub != nullptr) spec = sub;
+    }
+    if (spec->dangerous || spec->excluded) return spec->name;
+  }
+  return {};
 }
 
 }  // namespace redring::fuzz

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "resp/value.hpp"
+#include "tools/fuzz/fuzz_case.hpp"
 
 #include <cstdint>
 #include <string>
@@ -57,12 +58,18 @@ struct command_table {
 
 /// Sets `dangerous` and `excluded` from the name, flags and ACL categories:
 /// - dangerous: ACL category @admin or @dangerous, or FLUSHALL, FLUSHDB, SCRIPT FLUSH, FUNCTION
-///   FLUSH/DELETE/RESTORE, SWAPDB, CLIENT NO-EVICT/TRACKING... (see the .cpp); allowed only with
+///   FLUSH/DELETE/RESTORE, SWAPDB, CLIENT NO-EVICT, CONFIG SET, and what reaches other clients:
+///   SCRIPT KILL, FUNCTION KILL, CLIENT UNBLOCK, PUBLISH, SPUBLISH (see the .cpp); allowed only with
 ///   --allow-dangerous or against the embedded server;
 /// - excluded: commands whose normal effect is a dead, silent, blocked or redirected connection, or
 ///   traffic off the machine (SHUTDOWN, MONITOR, SYNC, PSYNC, QUIT, DEBUG, FAILOVER, REPLICAOF,
 ///   SLAVEOF, MIGRATE, CLIENT KILL/PAUSE/REPLY, the SUBSCRIBE family, CLUSTER MEET, SCRIPT DEBUG), and two that
 ///   cost much time for nothing (PFSELFTEST, SAVE): never generated.
 void classify(command_spec& c);
+
+/// The name of a dangerous or excluded command (see `classify`) that `f` would send, or "". A
+/// command frame is judged by its name (and subcommand); a raw frame by every word in its bytes
+/// (RESP headers such as `*2` and `$6` skipped), so any mention counts. Scripts' bodies are not read.
+[[nodiscard]] std::string dangerous_in(const command_table& table, const frame& f);
 
 }  // namespace redring::fuzz

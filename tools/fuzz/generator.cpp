@@ -17,6 +17,16 @@ constexpr std::array integers = {
     "4294967296"sv, "9223372036854775807"sv, "-9223372036854775808"sv, "9223372036854775808"sv,
     "-9223372036854775809"sv, "18446744073709551615"sv, "99999999999999999999999"sv, "007"sv, "+1"sv, "-0"sv,
     "1.5"sv, "0x10"sv, " 1"sv, "1 "sv, ""sv, "1e3"sv};
+// `integers` without those between 2^16 and 2^62 in magnitude: a server accepts them as counts and
+// offsets (SRANDMEMBER/ZRANDMEMBER/HRANDFIELD with a negative count build a reply of that many
+// elements; SETBIT/SETRANGE/BITFIELD at such an offset allocate up to 512 MiB), so on a server the
+// tool does not own they could take its memory. Redis refuses the int64 extremes as counts
+// (|n| > LONG_MAX/2) and offsets (over 512 MiB), and everything beyond int64 as an integer.
+constexpr std::array bounded_integers = {
+    "0"sv, "1"sv, "-1"sv, "2"sv, "3"sv, "10"sv, "100"sv, "127"sv, "128"sv, "255"sv, "256"sv, "1000"sv, "65535"sv,
+    "65536"sv, "9223372036854775807"sv, "-9223372036854775808"sv, "9223372036854775808"sv,
+    "-9223372036854775809"sv, "18446744073709551615"sv, "99999999999999999999999"sv, "007"sv, "+1"sv, "-0"sv,
+    "1.5"sv, "0x10"sv, " 1"sv, "1 "sv, ""sv, "1e3"sv};
 constexpr std::array doubles = {"0"sv,     "1.5"sv,    "-1.5"sv,  "inf"sv,    "-inf"sv,   "+inf"sv,
                                 "nan"sv,   "-nan"sv,   "1e308"sv, "1e309"sv,  "-1e309"sv, "4.9e-324"sv,
                                 "-0"sv,    "(1"sv,     "[a"sv,    "(a"sv,     "-"sv,      "+"sv,
@@ -96,6 +106,7 @@ bool is_wait_argument(const arg_spec& a) { return a.name == "timeout" || (a.name
 generator::generator(const command_table& table, generator_options opts) : table_(table), opts_(std::move(opts)) {
   for (const command_spec& c : table_.commands) {
     if (c.excluded || c.has_subcommands || (c.dangerous && !opts_.allow_dangerous)) continue;
+    if (opts_.keep_connection_state && c.name == "reset") continue;  // it would log the connection out
     if (!opts_.only.empty() && std::find(opts_.only.begin(), opts_.only.end(), c.name) == opts_.only.end()) continue;
     eligible_.push_back(&c);
   }
@@ -139,9 +150,13 @@ std::string generator::random_key(rng& r) const {
   return k.append(long_key_lengths[static_cast<std::size_t>(r.below(long_key_lengths.size()))], 'k');
 }
 
+std::string generator::pick_integer(rng& r) const {
+  return opts_.bounded_integers ? pick(r, bounded_integers) : pick(r, integers);
+}
+
 std::string generator::random_value(rng& r) const {
   switch (r.below(8)) {
-    case 0: return pick(r, integers);
+    case 0: return pick_integer(r);
     case 1: return pick(r, doubles);
     case 2: return random_key(r);
     case 3: return pick(r, patterns);
@@ -159,18 +174,18 @@ std::string generator::value_for(rng& r, const command_spec& spec, const arg_spe
   switch (a.type) {
     case arg_spec::kind::key: return random_key(r);
     case arg_spec::kind::integer:
-    case arg_spec::kind::unix_time: return pick(r, integers);
-    case arg_spec::kind::double_number: return r.chance(70) ? pick(r, doubles) : pick(r, integers);
+    case arg_spec::kind::unix_time: return pick_integer(r);
+    case arg_spec::kind::double_number: return r.chance(70) ? pick(r, doubles) : pick_integer(r);
     case arg_spec::kind::pattern: return pick(r, patterns);
     default: break;
   }
   if (named(a, "script") || named(a, "function-code") || named(a, "body")) return pick(r, scripts);
   if (named(a, "id") && !named(a, "client")) return pick(r, stream_ids);
   if (named(a, "min") || named(a, "max") || named(a, "start") || named(a, "stop") || named(a, "end")) {
-    return r.chance(50) ? pick(r, doubles) : pick(r, integers);
+    return r.chance(50) ? pick(r, doubles) : pick_integer(r);
   }
   if (r.chance(5)) return huge(r);
-  return r.chance(70) ? pick(r, strings) : pick(r, integers);
+  return r.chance(70) ? pick(r, strings) : pick_integer(r);
 }
 
 void generator::add_arg(rng& r, const command_spec& spec, const arg_spec& a, std::vector<std::string>& out,
@@ -329,9 +344,11 @@ fuzz_case generator::make_case(std::uint64_t seed, std::uint64_t index) const {
   bool in_multi = false;
   for (std::size_t i = 0; i < opts_.batch; ++i) {
     frame f = random_command(r);
-    // A blocking command keeps its short timeout: mutated to 0 it would hold the case up.
+    // A blocking command, WAIT and WAITAOF keep their short timeouts: mutated to 0 they would hold
+    // the case up (WAIT is not flagged blocking).
     const command_spec* spec = table_.find(command_name(table_, f));
-    if ((spec == nullptr || !spec->has_flag("blocking")) && r.chance(opts_.mutate_percent)) f = mutate(r, std::move(f));
+    const bool waits = spec != nullptr && (spec->has_flag("blocking") || spec->name == "wait" || spec->name == "waitaof");
+    if (!waits && r.chance(opts_.mutate_percent)) f = mutate(r, std::move(f));
     const std::string name = lower(f.args[0]);
     if (name == "multi") in_multi = true;
     if (name == "exec" || name == "discard" || name == "reset") in_multi = false;

@@ -23,6 +23,12 @@ struct generator_options {
   std::size_t batch = 24;         ///< generated frames per case (the keyspace set-up comes first)
   std::string key_prefix = "rf:"; ///< every generated key starts with it
   std::vector<std::string> only;  ///< if not empty: only these commands (lower case, "a|b")
+  /// Without --allow-dangerous: integers that a server takes as a count or an offset and that would
+  /// make it build GiBs (`SRANDMEMBER k -2147483648`, `SETBIT k 4294967295 1`) are left out; the
+  /// ones it refuses (beyond int64, or beyond its own bounds) stay.
+  bool bounded_integers = false;
+  /// The connection has state a case must not reset (AUTH, SELECT in the preamble): no RESET.
+  bool keep_connection_state = false;
 };
 
 /// Draws cases from a command table. Case `i` of seed `s` depends only on (s, i) and the table.
@@ -50,6 +56,8 @@ class generator {
   /// A value of each interesting set (for tests and mutation).
   [[nodiscard]] std::string random_key(rng& r) const;
   [[nodiscard]] std::string random_value(rng& r) const;
+  /// An interesting integer (see `generator_options::bounded_integers`).
+  [[nodiscard]] std::string pick_integer(rng& r) const;
 
   /// Commands eligible for generation (after exclusions, --allow-dangerous and --only).
   [[nodiscard]] const std::vector<const command_spec*>& eligible() const noexcept { return eligible_; }

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -341,7 +342,24 @@ std::unique_ptr<hostile_server> hostile_server::listen(const std::string& unix_p
       return nullptr;
     }
     std::memcpy(un->sun_path, s->path_.c_str(), s->path_.size() + 1);
-    ::unlink(s->path_.c_str());
+    // Only a stale socket of a server that is gone may be replaced: -s names a server's socket in
+    // the other modes, and a file or a live socket given here by mistake must survive.
+    if (struct stat st{}; ::lstat(s->path_.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode)) {
+        why = s->path_ + " exists and is not a socket: give a new path for the hostile server";
+        s->path_.clear();  // not ours to unlink
+        return nullptr;
+      }
+      const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      const bool live = probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(sockaddr_un)) == 0;
+      if (probe >= 0) ::close(probe);
+      if (live) {
+        why = s->path_ + " is a live server's socket: give a new path for the hostile server";
+        s->path_.clear();  // not ours to unlink
+        return nullptr;
+      }
+      ::unlink(s->path_.c_str());
+    }
     len = sizeof(sockaddr_un);
   } else {
     auto* in = reinterpret_cast<sockaddr_in*>(&addr);
@@ -357,6 +375,7 @@ std::unique_ptr<hostile_server> hostile_server::listen(const std::string& unix_p
   if (s->listen_fd_ < 0 || ::bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
       ::listen(s->listen_fd_, 64) != 0) {
     why = "cannot listen on " + s->describe() + ": " + std::strerror(errno);
+    s->path_.clear();  // nothing of ours at the path
     return nullptr;
   }
   return s;
@@ -426,7 +445,7 @@ client_run hostile_server::run(const std::vector<std::string>& argv, const fuzz_
       break;
     }
     const auto now = clock::now();
-    if (now >= deadline) break;
+    if (now >= deadline || interrupted) break;
     // Send what is due.
     auto wake = std::min(deadline, now + std::chrono::milliseconds(5));
     for (auto it = peers.begin(); it != peers.end();) {
@@ -519,7 +538,8 @@ client_run hostile_server::run(const std::vector<std::string>& argv, const fuzz_
   if (!exited) {
     ::kill(-pid, SIGKILL);
     ::waitpid(pid, &status, 0);
-    result.found = {finding_kind::hang, "the client did not exit within " + std::to_string(timeout.count()) + " ms"};
+    // Interrupted (Ctrl-C): the run is cut short, not a hang.
+    if (!interrupted) result.found = {finding_kind::hang, "the client did not exit within " + std::to_string(timeout.count()) + " ms"};
     result.exit_code = 128 + SIGKILL;
   } else {
     ::kill(-pid, SIGKILL);  // leftovers of the client's group
@@ -595,8 +615,10 @@ run_stats fuzz_client(hostile_server& server, const fuzz_options& opts, const st
     stats.commands += run.replies_used;
     ++stats.exit_codes[run.exit_code];
     if (run.exit_code == 127 && run.output.find("redring-fuzz: cannot run") != std::string::npos) {
-      stats.findings.push_back({finding_kind::exit_status, run.output.substr(0, run.output.find('\n'))});
-      break;  // the client cannot even start
+      // The client cannot even start: nothing to fuzz (exit 3), not a finding.
+      stats.stopped = run.output.substr(0, run.output.find('\n'));
+      stats.unusable = true;
+      break;
     }
     if (run.found.kind != finding_kind::none) record_finding(stats, handle_client_finding(server, opts, plan, run, pacer.deadline()));
   }

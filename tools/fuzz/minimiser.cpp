@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "tools/fuzz/minimiser.hpp"
 
+#include "tools/fuzz/report.hpp"  // interrupted
+
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -14,7 +16,7 @@ class tester {
       : still_(still), budget_(b), stats_(stats), deadline_(std::min(clock::now() + b.time, b.deadline)) {}
 
   bool spent() {
-    if (stats_.attempts >= budget_.attempts || clock::now() >= deadline_) stats_.exhausted = true;
+    if (stats_.attempts >= budget_.attempts || clock::now() >= deadline_ || interrupted) stats_.exhausted = true;
     return stats_.exhausted;
   }
   bool operator()(const fuzz_case& c) {

@@ -3,6 +3,7 @@
 
 #include "client/url.hpp"
 
+#include <cctype>
 #include <charconv>
 
 namespace redring::fuzz {
@@ -77,8 +78,9 @@ const char* usage() noexcept {
          "      --batch N            generated frames per case (default 24)\n"
          "      --malformed PCT      cases that end with malformed frames (default 20)\n"
          "      --mutate PCT         commands that are mutated (default 25)\n"
-         "      --only CMD[,CMD]     generate only these commands (lower case, 'config|get')\n"
-         "      --allow-dangerous    include commands that destroy or reconfigure (always on for the private server)\n"
+         "      --only CMD[,CMD]     generate only these commands (any case, 'config|get')\n"
+         "      --allow-dangerous    include commands that destroy, reconfigure or reach other clients, and huge\n"
+         "                           counts and offsets (always on for the private server)\n"
          "      --allow-remote       allow a non-loopback target\n"
          "      --replies N          generated replies per client run (client, default 8)\n"
          "      --exit-is-finding    a client's non-zero exit is a finding (client)\n"
@@ -114,6 +116,8 @@ std::string fuzz_options::auth_password() const {
 }
 
 std::string fuzz_options::auth_user() const { return !user.empty() ? user : url_options(uri).user; }
+
+int fuzz_options::database() const { return url_options(uri).database; }
 
 std::optional<std::string> parse_options(const std::vector<std::string>& args, fuzz_options& out) {
   if (args.empty()) return std::string("give a mode: server, client or replay");
@@ -232,7 +236,16 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, f
     }
     if (err) return err;
   }
-  if (out.port != 0 && !out.socket.empty()) return std::string("give either -p or -s, not both");
+  // One way to name the target: -u alone, -s alone, or -h and/or -p (each of the others would
+  // silently win over a part of it).
+  if (!out.socket.empty() && (out.port != 0 || !out.host.empty())) return std::string("give either -s or -h/-p, not both");
+  if (!out.uri.empty() && (out.port != 0 || !out.host.empty() || !out.socket.empty())) {
+    return std::string("give either -u or -h/-p/-s, not both");
+  }
+  if (!out.user.empty() && out.auth_password().empty()) return std::string("--user needs a password: give -a PASS too");
+  for (auto& name : out.only) {
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
   if (out.mode == mode::client) {
     if (out.client_argv.empty()) return std::string("client mode needs the client to run: -- COMMAND...");
     if (!out.host.empty() || !out.uri.empty()) return std::string("client mode listens on -s PATH or -p PORT, not -h/-u");

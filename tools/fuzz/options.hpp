@@ -60,6 +60,8 @@ struct fuzz_options {
   [[nodiscard]] std::string auth_password() const;
   /// User from --user or the URL.
   [[nodiscard]] std::string auth_user() const;
+  /// The URL's database (`/db` or `?db=`), selected on every connection; 0 without one.
+  [[nodiscard]] int database() const;
 };
 
 /// Parses argv (without the program name) into `out`. Returns an error message naming the bad

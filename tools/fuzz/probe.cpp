@@ -233,8 +233,11 @@ probe_result run_case(const endpoint& where, const fuzz_case& c, const probe_set
       case reply_stream::event::eof:
       case reply_stream::event::error: {
         const std::string what = "connection closed after " + std::to_string(result.replies) + " of " +
-                                 std::to_string(expected) + " replies";
-        if (!judge_silence(what.c_str()) && result.replies < before_raw) {
+                                 std::to_string(expected + 1) + " replies (the sentinel's included)";
+        // A case of commands only owes every reply, DISCARD's and the sentinel's included: a server
+        // that answers the case and then drops the connection has lost the sentinel.
+        const std::size_t owed_replies = strict ? expected + 1 : before_raw;
+        if (!judge_silence(what.c_str()) && result.replies < owed_replies) {
           result.found = {finding_kind::disconnect, strict ? what : what + " (" + std::to_string(before_raw) +
                                                                        " owed before the first raw frame)"};
         }

@@ -30,6 +30,7 @@ std::string json_string(std::string_view bytes) {
 bool run_pacer::next(std::uint64_t index) {
   const auto now = clock::now();
   stats_.seconds = std::chrono::duration<double>(now - start_).count();
+  if (interrupted) return false;
   if (opts_.iterations != 0 && index >= opts_.iterations) return false;
   if (opts_.time.count() != 0 && now - start_ >= opts_.time) return false;
   if (stats_.findings.size() >= opts_.max_findings) return false;
@@ -68,6 +69,7 @@ std::string format_report(const run_stats& s) {
                              s.shape_commands));
     }
   }
+  if (!s.stopped.empty()) out.append("stopped early: ").append(s.stopped).append("\n");
   if (s.findings.empty()) {
     out.append("findings: none\n");
     return out;
@@ -89,10 +91,10 @@ std::string format_json(const run_stats& s) {
       "{{\"mode\":{},\"target\":{},\"seed\":{},\"seconds\":{:.3f},\"cases\":{},\"commands\":{},"
       "\"commands_per_second\":{:.1f},\"malformed_frames\":{},\"slow_cases\":{},\"eligible_commands\":{},"
       "\"distinct_commands\":{},\"distinct_commands_ok\":{},\"shape_commands\":{},\"shape_checked_replies\":{},"
-      "\"exit_codes\":{{",
+      "\"stopped\":{},\"exit_codes\":{{",
       json_string(s.mode), json_string(s.target), s.seed, s.seconds, s.cases, s.commands,
       per_second(s.commands, s.seconds), s.raw_frames, s.slow, s.eligible, s.distinct, s.distinct_ok,
-      s.shape_commands, s.shape_checked);
+      s.shape_commands, s.shape_checked, s.stopped.empty() ? std::string("null") : json_string(s.stopped));
   bool first = true;
   for (const auto& [code, n] : s.exit_codes) {
     out.append(fmt::format("{}\"{}\":{}", first ? "" : ",", code, n));
@@ -143,7 +145,7 @@ std::string save_reproducer(const std::string& dir, const reproducer& r, std::st
 
 void record_finding(run_stats& stats, finding_record rec) {
   for (auto& f : stats.findings) {
-    if (f.kind == rec.kind && f.summary == rec.summary) {
+    if (f.kind == rec.kind && f.fingerprint == rec.fingerprint) {
       ++f.occurrences;
       std::error_code ec;
       if (!rec.file.empty()) std::filesystem::remove(rec.file, ec);  // the first one's file stands for both
@@ -157,6 +159,18 @@ void save_finding(finding_record& rec, fuzz_case best, std::string_view mode, co
                   const fuzz_options& opts) {
   rec.frames_minimal = best.frames.size();
   rec.summary = summarize(best);
+  for (const frame& f : best.frames) {
+    // Kind, then each argument (or the bytes) with its length: no two different cases agree.
+    rec.fingerprint.append(std::to_string(static_cast<int>(f.kind))).append(":");
+    if (f.kind == frame_kind::command) {
+      for (const auto& a : f.args) rec.fingerprint.append(std::to_string(a.size())).append(":").append(a);
+    } else {
+      rec.fingerprint.append(std::to_string(static_cast<int>(f.how))).append(":").append(std::to_string(f.close_after));
+      rec.fingerprint.append(":").append(std::to_string(f.split_seed));
+      rec.fingerprint.append(":").append(std::to_string(f.bytes.size())).append(":").append(f.bytes);
+    }
+    rec.fingerprint.append(";");
+  }
   reproducer r;
   r.mode = std::string(mode);
   r.kind = rec.kind;

@@ -5,6 +5,7 @@
 #include "tools/fuzz/fuzz_case.hpp"
 #include "tools/fuzz/options.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -12,6 +13,10 @@
 #include <vector>
 
 namespace redring::fuzz {
+
+/// Set by redring-fuzz's SIGINT/SIGTERM handler: a run stops at its next case, a minimisation at its
+/// next attempt and a client run at once (its client killed).
+inline std::atomic<bool> interrupted{false};
 
 /// One distinct finding of a run.
 struct finding_record {
@@ -24,6 +29,7 @@ struct finding_record {
   bool reproduced = false;       ///< it reproduced on a re-run (else saved as found)
   std::size_t occurrences = 1;   ///< cases that found the same minimal case again
   std::string summary;           ///< the minimal case's commands, one line
+  std::string fingerprint;       ///< the minimal case's frames in full: equal findings have equal ones
 };
 
 /// Everything the report says.
@@ -43,6 +49,12 @@ struct run_stats {
   std::uint64_t shape_checked = 0;///< server: replies whose type was checked
   std::map<int, std::uint64_t> exit_codes;  ///< client: runs per exit status (signals as 128+N)
   std::vector<finding_record> findings;
+  /// Why the run stopped early because the target became unusable (a private server that could not
+  /// be restarted, an external one that stopped answering); "" when it ran its course.
+  std::string stopped;
+  /// The run could not go on for a reason outside the target's behaviour (a private server that
+  /// could not be restarted, a client that cannot be run): redring-fuzz exits 3.
+  bool unusable = false;
 };
 
 /// Paces a run: when to stop (--time, --iterations, --max-findings, or `progress` returning false),
@@ -84,7 +96,8 @@ namespace redring::fuzz {
 /// with `why`.
 [[nodiscard]] std::string save_reproducer(const std::string& dir, const reproducer& r, std::string& why);
 /// Adds `rec` to the findings, or counts it as another occurrence of an equal one (same kind and
-/// minimal case), whose reproducer then stands for both (`rec`'s file is removed).
+/// the same minimal case, every byte of it), whose reproducer then stands for both (`rec`'s file is
+/// removed).
 void record_finding(run_stats& stats, finding_record rec);
 /// Completes `rec` with the minimal case `best` and saves it as a reproducer in --out (`argv` for
 /// client mode); a failure to save is noted in `rec.detail`.

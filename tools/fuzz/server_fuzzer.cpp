@@ -23,6 +23,7 @@ server_fuzzer::server_fuzzer(server_target& target, const fuzz_options& opts) : 
     const std::string user = opts.auth_user();
     settings_.preamble.push_back(user.empty() ? command_frame({"AUTH", password}) : command_frame({"AUTH", user, password}));
   }
+  if (const int db = opts.database(); db != 0) settings_.preamble.push_back(command_frame({"SELECT", std::to_string(db)}));
 }
 
 std::optional<std::string> server_fuzzer::prepare() {
@@ -46,6 +47,8 @@ std::optional<std::string> server_fuzzer::prepare() {
   g.mutate_percent = opts_.mutate_percent;
   g.batch = opts_.batch;
   g.only = opts_.only;
+  g.bounded_integers = !opts_.allow_dangerous;
+  g.keep_connection_state = !settings_.preamble.empty();
   gen_ = std::make_unique<generator>(table_, g);
   if (gen_->eligible().empty()) return std::string("no command left to generate (see --only)");
   return std::nullopt;
@@ -54,11 +57,21 @@ std::optional<std::string> server_fuzzer::prepare() {
 probe_result server_fuzzer::run_once(const fuzz_case& c) {
   std::string why;
   if (target_.restart && check_alive(target_.where, settings_, why) != liveness::alive) {
-    if (!target_.restart(target_.where, why)) return {{finding_kind::crash, "cannot restart the server: " + why}};
+    if (!target_.restart(target_.where, why)) {
+      // Not the case's finding: the run cannot go on (run() stops, the tool exits 3).
+      lost_ = "cannot restart the private server: " + why;
+      probe_result r;
+      r.found = {finding_kind::none, lost_};
+      r.succeeded.assign(c.frames.size(), false);
+      return r;
+    }
   }
   probe_result r = run_case(target_.where, c, settings_, "redring-fuzz-sentinel-" + std::to_string(++nonce_));
   if ((r.found.kind == finding_kind::crash || r.found.kind == finding_kind::hang) && target_.restart) {
-    if (!target_.restart(target_.where, why)) r.found.detail.append("; cannot restart the server: ").append(why);
+    if (!target_.restart(target_.where, why)) {
+      r.found.detail.append("; cannot restart the server: ").append(why);
+      lost_ = "cannot restart the private server: " + why;
+    }
   }
   return r;
 }
@@ -141,8 +154,9 @@ run_stats server_fuzzer::run(const std::function<bool(const run_stats&)>& progre
   for (std::uint64_t index = 0; pacer.next(index); ++index) {
     const fuzz_case c = gen_->make_case(opts_.seed, index);
     const probe_result r = run_once(c);
+    if (!lost_.empty() && r.found.kind == finding_kind::none) break;  // the server is gone for good
     ++stats_.cases;
-    stats_.commands += c.frames.size() + 1 + settings_.preamble.size();
+    stats_.commands += c.frames.size() + 2 + settings_.preamble.size();  // + DISCARD and the sentinel
     stats_.slow += r.slow ? 1 : 0;
     stats_.shape_checked += r.shape_checked;
     for (std::size_t i = setup; i < c.frames.size(); ++i) {
@@ -164,10 +178,24 @@ run_stats server_fuzzer::run(const std::function<bool(const run_stats&)>& progre
       finding_record rec = handle(c, r.found, history, pacer.deadline());
       record_finding(stats_, std::move(rec));
       // An external server we cannot restart: nothing more to learn once it is gone, or hung for good.
-      if (!target_.restart && (r.found.kind == finding_kind::crash || (r.found.kind == finding_kind::hang && !settle()))) break;
+      if (!target_.restart && r.found.kind == finding_kind::crash) {
+        stats_.stopped = "the server is gone (" + r.found.detail + ")";
+        break;
+      }
+      if (!target_.restart && r.found.kind == finding_kind::hang && !settle()) {
+        stats_.stopped = "the server did not answer a PING within " +
+                         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(settle_limit).count()) +
+                         " s of the hang";
+        break;
+      }
     }
+    if (!lost_.empty()) break;
     history.push_back(c);
     if (history.size() > 8) history.pop_front();
+  }
+  if (!lost_.empty()) {
+    stats_.stopped = lost_;
+    stats_.unusable = true;
   }
   pacer.finish();
   return stats_;

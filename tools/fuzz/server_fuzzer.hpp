@@ -39,7 +39,8 @@ class server_fuzzer {
   /// the generator. An error message, or nullopt.
   [[nodiscard]] std::optional<std::string> prepare();
   /// Runs cases until --time / --iterations / --max-findings, or a dead server that cannot be
-  /// restarted, or until `progress` (called about once a second) returns false.
+  /// restarted (`run_stats::stopped` says so), or until `progress` (called about once a second)
+  /// returns false or a signal sets `interrupted`.
   run_stats run(const std::function<bool(const run_stats&)>& progress);
 
   /// Runs `c` once on a live server: restarts a dead one first (if it can), and after a crash or a hang.
@@ -76,6 +77,7 @@ class server_fuzzer {
   std::unique_ptr<generator> gen_;
   std::string version_;
   std::uint64_t nonce_ = 0;
+  std::string lost_;  // why the private server could not be restarted ("" while it can)
   run_stats stats_;
   std::set<std::string> distinct_, distinct_ok_;
 };

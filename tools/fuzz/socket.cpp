@@ -142,7 +142,7 @@ void connection::close() noexcept {
   fd_ = -1;
 }
 
-bool is_loopback(const endpoint& where, std::string& why) {
+bool is_loopback(endpoint& where, std::string& why) {
   if (!where.unix_path.empty()) return true;
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
@@ -160,9 +160,21 @@ bool is_loopback(const endpoint& where, std::string& why) {
       loop = loop && IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(a->ai_addr)->sin6_addr);
     }
   }
+  // Every later connection goes to the address checked here, not to a fresh lookup of the name
+  // (which could answer differently).
+  char numeric[NI_MAXHOST];
+  const bool pinned = loop && ::getnameinfo(list->ai_addr, list->ai_addrlen, numeric, sizeof numeric, nullptr, 0, NI_NUMERICHOST) == 0;
   ::freeaddrinfo(list);
-  if (!loop) why = where.host + " is not a loopback address: pass --allow-remote to fuzz a remote server";
-  return loop;
+  if (!loop) {
+    why = where.host + " is not a loopback address: pass --allow-remote to fuzz a remote server";
+    return false;
+  }
+  if (!pinned) {
+    why = "cannot take the address of " + where.host;
+    return false;
+  }
+  where.host = numeric;
+  return true;
 }
 
 }  // namespace redring::fuzz

@@ -60,8 +60,9 @@ class connection {
 };
 
 /// True if every address `where` resolves to is loopback (127.0.0.0/8, ::1) or it is a Unix socket;
-/// else false with `why`.
-[[nodiscard]] bool is_loopback(const endpoint& where, std::string& why);
+/// else false with `why`. A host name is replaced by the first address checked, so that no later
+/// lookup can lead elsewhere.
+[[nodiscard]] bool is_loopback(endpoint& where, std::string& why);
 
 /// Milliseconds from now until `deadline`, at least 0, for poll().
 [[nodiscard]] int poll_timeout(clock::time_point deadline) noexcept;
