@@ -7,6 +7,8 @@
 #include "resp/result.hpp"
 #include "resp/value.hpp"
 
+#include <charconv>
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <limits>
@@ -54,7 +56,9 @@ bool text_of(const value& v, std::string_view& out);  // string-like payload; ve
 /// text, e.g. "NOSCRIPT ..."); `unexpected_null` for a null unless T is optional; `unexpected_type`
 /// (naming both types) on a mismatch; `out_of_range` when a number does not fit T; `unexpected_size`
 /// when a tuple's arity differs. Strings convert to numbers when their text is a valid number (RESP2
-/// sends `ZSCORE` as a bulk string), integers to bool (non-zero is true).
+/// sends `ZSCORE` as a bulk string), integers to doubles and to bool (non-zero is true); a double
+/// reply never converts to an integer, however it is spelled. A number beyond an integer type, or
+/// an overflowing text such as "1e400" for a double ("inf" itself converts), is `out_of_range`.
 ///
 /// `T = value` copies the reply as it is, error replies included.
 /// `T = std::string_view` views `v.text` and lives as long as `v`; it does not bind to a temporary.
@@ -89,12 +93,22 @@ result<T> convert(const value& v) {
         std::string_view text;
         if (v.data_type == type::integer) {
           n = v.integer;
-        } else if (detail::text_of(v, text)) {
+        } else if (v.data_type != type::double_number && detail::text_of(v, text)) {
+          // Text (RESP2 sends numbers as bulk strings); a double reply is not an integer, however
+          // it is spelled (`,5` as much as `,1e3`).
           const int64_result r = parse_int64(text);
-          if (r.code != errc{}) {
-            return error{r.code == errc::integer_overflow ? errc::out_of_range : errc::unexpected_type,
-                         "reply text is not an integer"};
+          if (r.code == errc::integer_overflow) {
+            if constexpr (std::is_unsigned_v<T>) {
+              // Above INT64_MAX: an unsigned target may still hold it.
+              std::uint64_t u = 0;
+              const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), u);
+              if (ec == std::errc{} && end == text.data() + text.size() && u <= std::numeric_limits<T>::max()) {
+                return static_cast<T>(u);
+              }
+            }
+            return error{errc::out_of_range, "reply integer does not fit the requested type"};
           }
+          if (r.code != errc{}) return error{errc::unexpected_type, "reply text is not an integer"};
           n = r.value;
         } else {
           return detail::type_error(v, "integer");
@@ -113,7 +127,13 @@ result<T> convert(const value& v) {
         if (v.data_type == type::integer) return static_cast<T>(v.integer);
         std::string_view text;
         double d = 0;
-        if (detail::text_of(v, text) && parse_double(text, d)) return static_cast<T>(d);
+        if (detail::text_of(v, text) && parse_double(text, d)) {
+          // inf only when the text says so: "1e400" overflows a double, ",1e300" a float.
+          const bool said_infinite = std::isinf(d) && text.find_first_of("iI") != std::string_view::npos;
+          const T t = static_cast<T>(d);
+          if (std::isinf(t) && !said_infinite) return error{errc::out_of_range, "reply number does not fit the requested type"};
+          return t;
+        }
         return detail::type_error(v, "double");
       } else if constexpr (std::same_as<T, std::string> || std::same_as<T, std::string_view>) {
         std::string_view text;

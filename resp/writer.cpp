@@ -13,7 +13,8 @@ constexpr std::size_t max_integer_chars = 21;
 constexpr std::size_t max_double_chars = 32;
 
 inline char* put(char* p, std::string_view s) noexcept {
-  std::memcpy(p, s.data(), s.size());
+  // An empty view may have a null data(), which memcpy must not get even for 0 bytes.
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());
   return p + s.size();
 }
 
@@ -31,8 +32,10 @@ inline char* put_int(char* p, std::int64_t v) noexcept {
   return std::to_chars(p, p + max_integer_chars, v).ptr;
 }
 
-// Shortest round-trip text; RESP3 spells the specials inf, -inf and nan.
-inline char* put_double(char* p, double v) noexcept {
+// Shortest round-trip text of a double or a float (each its own: 0.1f is "0.1", not the double
+// 0.10000000149011612); RESP3 spells the specials inf, -inf and nan.
+template <class F>
+inline char* put_double(char* p, F v) noexcept {
   if (std::isnan(v)) return put(p, "nan");
   if (std::isinf(v)) return put(p, v < 0 ? "-inf" : "inf");
   return std::to_chars(p, p + max_double_chars, v).ptr;
@@ -41,6 +44,10 @@ inline char* put_double(char* p, double v) noexcept {
 }  // namespace
 
 std::size_t writer::format_double(char* out, double v) noexcept {
+  return static_cast<std::size_t>(put_double(out, v) - out);
+}
+
+std::size_t writer::format_float(char* out, float v) noexcept {
   return static_cast<std::size_t>(put_double(out, v) - out);
 }
 
@@ -103,7 +110,7 @@ void writer::copy_bulk(std::string_view bytes) {
   commit(put_crlf(p));
 }
 
-void writer::bulk(std::int64_t v) {
+void writer::bulk_signed(std::int64_t v) {
   char digits[max_integer_chars];
   const char* e = put_int(digits, v);
   copy_bulk(std::string_view(digits, static_cast<std::size_t>(e - digits)));
@@ -115,7 +122,13 @@ void writer::bulk_unsigned(std::uint64_t v) {
   copy_bulk(std::string_view(digits, static_cast<std::size_t>(e - digits)));
 }
 
-void writer::bulk(double v) {
+void writer::bulk_double(double v) {
+  char digits[max_double_chars];
+  const char* e = put_double(digits, v);
+  copy_bulk(std::string_view(digits, static_cast<std::size_t>(e - digits)));
+}
+
+void writer::bulk_float(float v) {
   char digits[max_double_chars];
   const char* e = put_double(digits, v);
   copy_bulk(std::string_view(digits, static_cast<std::size_t>(e - digits)));

@@ -137,10 +137,27 @@ class writer {
   /// Appends one bulk string (`$<len>\r\n<bytes>\r\n`); for building commands piece by piece after
   /// `aggregate_header(type::array, n)`.
   void bulk(std::string_view bytes);
-  /// Appends an integer as a bulk string argument.
-  void bulk(std::int64_t v);
-  /// Appends a double as a bulk string argument, shortest round-trip form ("inf", "-inf", "nan" too).
-  void bulk(double v);
+  /// Appends an integer of any type (not bool or char) as a bulk string argument: `bulk(5)`,
+  /// `bulk(std::size_t{n})`, an unsigned above INT64_MAX too.
+  template <class I>
+    requires(std::integral<I> && !std::same_as<I, bool> && !std::same_as<I, char>)
+  void bulk(I v) {
+    if constexpr (std::is_signed_v<I>) {
+      bulk_signed(static_cast<std::int64_t>(v));
+    } else {
+      bulk_unsigned(static_cast<std::uint64_t>(v));
+    }
+  }
+  /// Appends a floating point number as a bulk string argument in the shortest form that reads back
+  /// as the same value of its own type (a float 0.1f is "0.1"); "inf", "-inf", "nan" too.
+  template <std::floating_point F>
+  void bulk(F v) {
+    if constexpr (std::same_as<F, float>) {
+      bulk_float(v);
+    } else {
+      bulk_double(static_cast<double>(v));
+    }
+  }
 
   // --- RESP3 values (for fake servers, the fuzzer and round-trip tests) ---
 
@@ -240,12 +257,8 @@ class writer {
       write_argument(std::get<1>(arg));
     } else if constexpr (std::convertible_to<const T&, std::string_view>) {
       bulk(text_of(arg));
-    } else if constexpr (std::floating_point<T>) {
-      bulk(static_cast<double>(arg));
-    } else if constexpr (std::is_signed_v<T>) {
-      bulk(static_cast<std::int64_t>(arg));
     } else {
-      bulk_unsigned(static_cast<std::uint64_t>(arg));
+      bulk(arg);  // a number
     }
   }
 
@@ -349,7 +362,8 @@ class writer {
       p = put_bulk(p, text_of(arg));
     } else if constexpr (std::floating_point<T>) {
       char digits[max_number];
-      p = put_number(p, digits, format_double(digits, static_cast<double>(arg)));
+      p = put_number(p, digits, std::same_as<T, float> ? format_float(digits, static_cast<float>(arg))
+                                                       : format_double(digits, static_cast<double>(arg)));
     } else {
       char digits[max_number];
       const char* e = std::to_chars(digits, digits + max_number, arg).ptr;
@@ -372,8 +386,12 @@ class writer {
 
   // Shortest round-trip text of `v` into `out` (inf, -inf, nan spelled as RESP3 does); its length.
   static std::size_t format_double(char* out, double v) noexcept;
+  static std::size_t format_float(char* out, float v) noexcept;  // its own shortest form
 
+  void bulk_signed(std::int64_t v);
   void bulk_unsigned(std::uint64_t v);
+  void bulk_double(double v);
+  void bulk_float(float v);
   void copy_bulk(std::string_view bytes);  // never references: for digits in a local buffer
   void array_header_raw(type t, std::uint64_t count);
   // Room for n more bytes; returns the write position. Inline: every command asks, and the buffer

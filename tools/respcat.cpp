@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // respcat: decodes a RESP byte stream and prints one line of canonical JSON per top-level reply.
 // Exit status: 0 input ended on a reply boundary, 1 protocol error, 2 input ended inside a reply,
-// 64 usage, 66 unreadable input.
+// 64 usage, 66 unreadable input, 74 output not written (it wins over 1 and 2).
 #include "resp/json.hpp"
 #include "resp/reader.hpp"
 #include "resp/value.hpp"
@@ -23,7 +23,7 @@ constexpr const char* usage = "usage: respcat [--chunk N] [FILE]\n"
                               "Prints one line of canonical JSON per RESP reply read from FILE or stdin (FILE '-').\n"
                               "  --chunk N  feed the parser N bytes at a time (0, the default: each read as it came, up to 64 KiB)\n"
                               "Exit: 0 input ended on a reply boundary, 1 protocol error, 2 input ended inside a reply,\n"
-                              "      64 bad usage, 66 unreadable input, 74 output not written.\n";
+                              "      64 bad usage, 66 unreadable input, 74 output not written (it wins over 1 and 2).\n";
 
 struct decoder {
   redring::resp::reader reader;
@@ -120,7 +120,16 @@ int main(int argc, char** argv) {
     const std::size_t step = chunk == 0 ? bytes.size() : chunk;
     while (!bytes.empty()) {
       const std::size_t n = std::min(step, bytes.size());
-      if (!d.feed(bytes.substr(0, n))) return 1;
+      if (!d.feed(bytes.substr(0, n))) {
+        // The replies before the error are printed first; output that could not be written wins
+        // (74), as it does at the end.
+        d.flush();
+        if (d.write_failed) {
+          std::fprintf(stderr, "respcat: cannot write the output: %s\n", std::strerror(errno));
+          return 74;
+        }
+        return 1;
+      }
       bytes.remove_prefix(n);
     }
   }

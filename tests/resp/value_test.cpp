@@ -76,6 +76,16 @@ TEST(Convert, Integers) {
   EXPECT_EQ(convert<std::int64_t>(parse("*0\r\n")).error().code, errc::unexpected_type);
   EXPECT_EQ(convert<std::int64_t>(parse("_\r\n")).error().code, errc::unexpected_null);
   EXPECT_EQ(convert<std::int64_t>(parse("$-1\r\n")).error().code, errc::unexpected_null);
+  // From a review: a double reply is not an integer, however the server spells it (",5" converted,
+  // ",1e3" did not); an unsigned target takes what fits it beyond INT64_MAX.
+  for (const char* d : {",5\r\n", ",+7\r\n", ",-0\r\n", ",9223372036854775807\r\n", ",1e3\r\n"}) {
+    EXPECT_EQ(convert<std::int64_t>(parse(d)).error().code, errc::unexpected_type) << d;
+  }
+  EXPECT_EQ(*convert<std::uint64_t>(parse("$20\r\n18446744073709551615\r\n")), 18446744073709551615ULL);
+  EXPECT_EQ(convert<std::uint64_t>(parse("$20\r\n18446744073709551616\r\n")).error().code, errc::out_of_range);
+  EXPECT_EQ(convert<std::uint32_t>(parse("$20\r\n18446744073709551615\r\n")).error().code, errc::out_of_range);
+  const auto over = convert<std::int64_t>(parse("$20\r\n99999999999999999999\r\n"));
+  EXPECT_EQ(over.error().message, "reply integer does not fit the requested type");
 }
 
 TEST(Convert, DoublesAndBools) {
@@ -85,6 +95,12 @@ TEST(Convert, DoublesAndBools) {
   EXPECT_TRUE(std::isinf(*convert<double>(parse(",-inf\r\n"))));
   EXPECT_TRUE(std::isnan(*convert<double>(parse(",nan\r\n"))));
   EXPECT_EQ(convert<double>(parse("+abc\r\n")).error().code, errc::unexpected_type);
+  // Overflow is out_of_range (it was inf); "inf" itself is a value.
+  EXPECT_EQ(convert<double>(parse("$5\r\n1e400\r\n")).error().code, errc::out_of_range);
+  EXPECT_EQ(convert<float>(parse(",1e300\r\n")).error().code, errc::out_of_range);
+  EXPECT_TRUE(std::isinf(*convert<float>(parse(",inf\r\n"))));
+  EXPECT_TRUE(std::isinf(*convert<double>(parse("$4\r\n-inf\r\n"))));
+  EXPECT_FLOAT_EQ(*convert<float>(parse(",1.5\r\n")), 1.5f);
   EXPECT_TRUE(*convert<bool>(parse("#t\r\n")));
   EXPECT_FALSE(*convert<bool>(parse(":0\r\n")));
   EXPECT_TRUE(*convert<bool>(parse(":2\r\n")));

@@ -108,6 +108,33 @@ TEST(Writer, ArgumentKinds) {
   EXPECT_EQ(w.data(), std::string("*3\r\n$3\r\nSET\r\n$6\r\na\r\nb\0c\r\n$0\r\n\r\n", 31));
 }
 
+// From a review: bulk() takes any integer type (bulk(5), bulk(5u), bulk(std::size_t) were ambiguous
+// between int64_t, double and string_view), floats keep their own shortest form (0.1f was sent as
+// 0.10000000149011612), and an empty default-constructed view, whose data() is null, is written
+// without passing null to memcpy (UBSan: "null pointer passed as argument 2").
+TEST(Writer, NumbersOfEveryTypeAndEmptyViews) {
+  writer w;
+  w.aggregate_header(type::array, 5);
+  w.bulk(5);
+  w.bulk(5u);
+  w.bulk(std::size_t{18446744073709551615ULL});
+  w.bulk(0.1f);
+  w.bulk(0.1);
+  EXPECT_EQ(w.data(), "*5\r\n$1\r\n5\r\n$1\r\n5\r\n$20\r\n18446744073709551615\r\n$3\r\n0.1\r\n$3\r\n0.1\r\n");
+  w.clear();
+  w.command("ZADD", "k", 0.1f, "m", 1e30f);
+  EXPECT_EQ(w.data(), "*5\r\n$4\r\nZADD\r\n$1\r\nk\r\n$3\r\n0.1\r\n$1\r\nm\r\n$5\r\n1e+30\r\n");
+  w.clear();
+  const std::string_view none{};
+  w.bulk(none);
+  w.simple_string(none);
+  w.simple_error(none);
+  w.blob_error(none);
+  const std::array<std::string_view, 2> split = {"GET", none};
+  w.command(std::span<const std::string_view>(split));
+  EXPECT_EQ(w.data(), "$0\r\n\r\n+\r\n-\r\n!0\r\n\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n");
+}
+
 // A range of pairs (MSET's keys and values, a map's entries) writes two bulk strings per element,
 // first then second, counted twice in the array header, on the fast path and the referencing one.
 TEST(Writer, RangesOfPairsWriteBothHalves) {

@@ -81,6 +81,14 @@ TEST(Respcat, AnUnwritableOutputIsAnError) {
   const int raw = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(raw));
   EXPECT_EQ(WEXITSTATUS(raw), 74);
+  // Also when a protocol error follows the reply that could not be written (it exited 1, the lost
+  // output unreported), and when the input ends inside a reply.
+  for (const char* input : {"+OK\\r\\nx", "+OK\\r\\n$5\\r\\nab"}) {
+    const std::string after = std::string("printf '") + input + "' | " + RESPCAT_PATH + " > /dev/full 2>/dev/null";
+    const int status = std::system(after.c_str());
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 74) << input;
+  }
 }
 
 TEST(Respcat, RejectsBadArguments) {
