@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cmath>
 #include <concepts>
+#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -101,8 +102,9 @@ result<T> convert(const value& v) {
             if constexpr (std::is_unsigned_v<T>) {
               // Above INT64_MAX: an unsigned target may still hold it.
               std::uint64_t u = 0;
-              const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), u);
-              if (ec == std::errc{} && end == text.data() + text.size() && u <= std::numeric_limits<T>::max()) {
+              const std::string_view digits = text.starts_with('+') ? text.substr(1) : text;  // from_chars takes no '+'
+              const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), u);
+              if (ec == std::errc{} && end == digits.data() + digits.size() && u <= std::numeric_limits<T>::max()) {
                 return static_cast<T>(u);
               }
             }
@@ -130,7 +132,11 @@ result<T> convert(const value& v) {
         if (detail::text_of(v, text) && parse_double(text, d)) {
           // inf only when the text says so: "1e400" overflows a double, ",1e300" a float.
           const bool said_infinite = std::isinf(d) && text.find_first_of("iI") != std::string_view::npos;
-          const T t = static_cast<T>(d);
+          T t = static_cast<T>(d);
+          if constexpr (std::same_as<T, long double>) {
+            // Wider than a double: "1e400" fits. The text passed parse_double's grammar.
+            if (std::isinf(t) && !said_infinite) t = std::strtold(std::string(text).c_str(), nullptr);
+          }
           if (std::isinf(t) && !said_infinite) return error{errc::out_of_range, "reply number does not fit the requested type"};
           return t;
         }

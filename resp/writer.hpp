@@ -27,7 +27,9 @@ namespace redring::resp {
 /// number (written in its shortest round-trip form). Other types convert to one of these first.
 template <class T>
 concept scalar_argument = std::convertible_to<const T&, std::string_view> ||
-                          (std::integral<T> && !std::same_as<T, bool> && !std::same_as<T, char>) ||
+                          (std::integral<T> && !std::same_as<T, bool> && !std::same_as<T, char> &&
+                           !std::same_as<T, wchar_t> && !std::same_as<T, char8_t> && !std::same_as<T, char16_t> &&
+                           !std::same_as<T, char32_t>) ||
                           std::floating_point<T>;
 
 /// Two scalar arguments as one tuple-like value (`std::pair<std::string, std::string>`, a map's
@@ -137,10 +139,10 @@ class writer {
   /// Appends one bulk string (`$<len>\r\n<bytes>\r\n`); for building commands piece by piece after
   /// `aggregate_header(type::array, n)`.
   void bulk(std::string_view bytes);
-  /// Appends an integer of any type (not bool or char) as a bulk string argument: `bulk(5)`,
+  /// Appends an integer of any type (not bool or a character type) as a bulk string argument: `bulk(5)`,
   /// `bulk(std::size_t{n})`, an unsigned above INT64_MAX too.
   template <class I>
-    requires(std::integral<I> && !std::same_as<I, bool> && !std::same_as<I, char>)
+    requires(std::integral<I> && scalar_argument<I>)  // not bool, nor a character type
   void bulk(I v) {
     if constexpr (std::is_signed_v<I>) {
       bulk_signed(static_cast<std::int64_t>(v));

@@ -155,18 +155,30 @@ int run_replay(fuzz::fuzz_options& opts) {
     // The server's own command table: to refuse what --allow-dangerous guards (a reproducer found
     // on the private server may hold FLUSHALL or CONFIG SET), and to judge a reply type.
     const bool check_safety = !opts.allow_dangerous;
-    if (check_safety || (repro->kind == fuzz::finding_kind::reply_shape && opts.shape_checks)) {
-      if (auto err = fuzzer.prepare()) {
-        std::fprintf(stderr, "redring-fuzz: %s\n", err->c_str());
-        return exit_unusable;
-      }
+    const bool need_docs = repro->kind == fuzz::finding_kind::reply_shape && opts.shape_checks;
+    std::optional<std::string> unread;  // why the server's table could not be read
+    if (check_safety || need_docs) unread = fuzzer.prepare();
+    if (unread && need_docs) {
+      std::fprintf(stderr, "redring-fuzz: %s\n", unread->c_str());
+      return exit_unusable;
     }
     if (check_safety) {
+      // A user whose ACL refuses COMMAND still gets a replay, judged by a stricter built-in list.
+      const fuzz::command_table fallback = unread ? fuzz::command_table::conservative() : fuzz::command_table{};
+      const fuzz::command_table& table = unread ? fallback : fuzzer.table();
       for (const fuzz::frame& f : repro->steps.frames) {
-        if (const std::string name = fuzz::dangerous_in(fuzzer.table(), f); !name.empty()) {
-          std::fprintf(stderr, "redring-fuzz: the reproducer sends %s, which destroys or reconfigures the server or "
-                               "reaches its other clients: pass --allow-dangerous to replay it against %s\n",
-                       name.c_str(), target->description.c_str());
+        if (const std::string name = fuzz::dangerous_in(table, f); !name.empty()) {
+          std::fprintf(stderr, "redring-fuzz: the reproducer sends %s, which destroys, reconfigures or stops the server "
+                               "or reaches its other clients%s: pass --allow-dangerous to replay it against %s\n",
+                       name.c_str(),
+                       unread ? (" (judged without the server's command table: " + *unread + ")").c_str() : "",
+                       target->description.c_str());
+          return exit_usage;
+        }
+        if (const std::string n = fuzz::huge_count_in(f); !n.empty()) {
+          std::fprintf(stderr, "redring-fuzz: the reproducer sends %s, a count or an offset that can make the server "
+                               "build gigabytes: pass --allow-dangerous to replay it against %s\n",
+                       n.c_str(), target->description.c_str());
           return exit_usage;
         }
       }

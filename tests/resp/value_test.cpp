@@ -82,6 +82,7 @@ TEST(Convert, Integers) {
     EXPECT_EQ(convert<std::int64_t>(parse(d)).error().code, errc::unexpected_type) << d;
   }
   EXPECT_EQ(*convert<std::uint64_t>(parse("$20\r\n18446744073709551615\r\n")), 18446744073709551615ULL);
+  EXPECT_EQ(*convert<std::uint64_t>(parse("$21\r\n+18446744073709551615\r\n")), 18446744073709551615ULL);
   EXPECT_EQ(convert<std::uint64_t>(parse("$20\r\n18446744073709551616\r\n")).error().code, errc::out_of_range);
   EXPECT_EQ(convert<std::uint32_t>(parse("$20\r\n18446744073709551615\r\n")).error().code, errc::out_of_range);
   const auto over = convert<std::int64_t>(parse("$20\r\n99999999999999999999\r\n"));
@@ -101,6 +102,7 @@ TEST(Convert, DoublesAndBools) {
   EXPECT_TRUE(std::isinf(*convert<float>(parse(",inf\r\n"))));
   EXPECT_TRUE(std::isinf(*convert<double>(parse("$4\r\n-inf\r\n"))));
   EXPECT_FLOAT_EQ(*convert<float>(parse(",1.5\r\n")), 1.5f);
+  EXPECT_TRUE(std::isfinite(*convert<long double>(parse("$5\r\n1e400\r\n"))));  // wider than a double
   EXPECT_TRUE(*convert<bool>(parse("#t\r\n")));
   EXPECT_FALSE(*convert<bool>(parse(":0\r\n")));
   EXPECT_TRUE(*convert<bool>(parse(":2\r\n")));

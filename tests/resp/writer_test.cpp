@@ -112,6 +112,10 @@ TEST(Writer, ArgumentKinds) {
 // between int64_t, double and string_view), floats keep their own shortest form (0.1f was sent as
 // 0.10000000149011612), and an empty default-constructed view, whose data() is null, is written
 // without passing null to memcpy (UBSan: "null pointer passed as argument 2").
+static_assert(!scalar_argument<char8_t> && !scalar_argument<char16_t> && !scalar_argument<char32_t> &&
+              !scalar_argument<wchar_t> && !scalar_argument<char> && !scalar_argument<bool>);
+static_assert(scalar_argument<signed char> && scalar_argument<unsigned long long> && scalar_argument<long double>);
+
 TEST(Writer, NumbersOfEveryTypeAndEmptyViews) {
   writer w;
   w.aggregate_header(type::array, 5);

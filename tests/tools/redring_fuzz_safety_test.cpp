@@ -32,15 +32,14 @@ using testing::quick_options;
 using testing::real_table;
 using testing::temp_dir;
 
-// Integers Redis takes as counts and offsets that would make it build GiBs.
-constexpr std::array<std::string_view, 6> huge_counts = {"2147483647", "2147483648", "-2147483648",
-                                                          "-2147483649", "4294967295", "4294967296"};
-
+// Arguments that Redis would take as counts and offsets big enough to build GiBs, however they
+// came about: drawn, or a refused number that a mutation cut short (-9223372036854775808 to
+// -92233720, a reviewer's SRANDMEMBER that took a capped server out of memory).
 std::size_t huge_counts_in(const generator& gen) {
   std::size_t n = 0;
-  for (std::uint64_t i = 0; i < 400; ++i) {
+  for (std::uint64_t i = 0; i < 600; ++i) {
     for (const frame& f : gen.make_case(5, i).frames) {
-      for (const auto& a : f.args) n += std::find(huge_counts.begin(), huge_counts.end(), a) != huge_counts.end() ? 1 : 0;
+      for (std::size_t a = 1; a < f.args.size(); ++a) n += is_huge_count(f.args[a]) ? 1 : 0;
     }
   }
   return n;
@@ -49,10 +48,18 @@ std::size_t huge_counts_in(const generator& gen) {
 TEST(FuzzGenerator, SafeModeLeavesOutCountsAndOffsetsThatBuildGigabytes) {
   // `SRANDMEMBER rf:intset -2147483648` made a default-configured server build a 15 GiB reply.
   const std::vector<std::string> only = {"srandmember", "zrandmember", "hrandfield", "setbit", "setrange", "getrange"};
-  const generator risky(real_table(), {.mutate_percent = 50, .only = only});
+  const generator risky(real_table(), {.mutate_percent = 100, .only = only});
   EXPECT_GT(huge_counts_in(risky), 0u);  // the control: --allow-dangerous and the private server keep them
-  const generator safe(real_table(), {.mutate_percent = 50, .only = only, .bounded_integers = true});
+  const generator safe(real_table(), {.mutate_percent = 100, .only = only, .bounded_integers = true});
   EXPECT_EQ(huge_counts_in(safe), 0u);
+  EXPECT_TRUE(is_huge_count("-92233720"));
+  EXPECT_TRUE(is_huge_count("4611686018427387903"));    // LONG_MAX / 2: a count Redis takes
+  EXPECT_FALSE(is_huge_count("4611686018427387904"));   // one more: refused as a count
+  EXPECT_FALSE(is_huge_count("-9223372036854775808"));
+  EXPECT_FALSE(is_huge_count("65536"));
+  EXPECT_FALSE(is_huge_count("1e9"));
+  EXPECT_EQ(huge_count_in(raw_frame("*3\r\n$11\r\nSRANDMEMBER\r\n$1\r\nk\r\n$9\r\n-92233720\r\n")), "-92233720");
+  EXPECT_EQ(huge_count_in(raw_frame("*2147483648\r\n$2147483648\r\n")), "");  // lengths, not counts
   // Values the server refuses stay: they test its parsing, and cost it nothing.
   bool beyond_int64 = false;
   rng r(3);
@@ -110,6 +117,17 @@ TEST(FuzzCommands, WhatReachesOtherClientsIsDangerousAndRawFramesAreRead) {
   EXPECT_EQ(dangerous_in(t, raw_frame("PING\r\nflushdb\r\n")), "flushdb");
   EXPECT_EQ(dangerous_in(t, raw_frame("*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$1\r\nx\r\n")), "");
   EXPECT_EQ(dangerous_in(t, raw_frame("*1\r\n$4\r\nPING\r\n*1\r\n$5\r\nFLUS")), "");
+  // Only where a command starts: INFO is @dangerous, CLIENT INFO and COMMAND INFO are not, and an
+  // argument that names a command is not one.
+  EXPECT_EQ(dangerous_in(t, raw_frame("*2\r\n$6\r\nCLIENT\r\n$4\r\nINFO\r\n*1\r\n$3\r\nGE")), "");
+  EXPECT_EQ(dangerous_in(t, raw_frame("COMMAND INFO get\r\n")), "");
+  EXPECT_EQ(dangerous_in(t, raw_frame("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$8\r\nflushall\r\n")), "");
+  EXPECT_EQ(dangerous_in(t, raw_frame("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*1\r\n$7\r\nFLUSHDB\r\n")), "flushdb");
+  // Without the server's table, a stricter built-in list.
+  const command_table fallback = command_table::conservative();
+  EXPECT_EQ(dangerous_in(fallback, command_frame({"CONFIG", "GET", "x"})), "config");
+  EXPECT_EQ(dangerous_in(fallback, raw_frame("shutdown nosave\r\n")), "shutdown");
+  EXPECT_EQ(dangerous_in(fallback, command_frame({"GET", "k"})), "");
 }
 
 TEST(FuzzReport, FindingsAreTheSameOnlyWhenEveryByteIs) {
@@ -153,6 +171,19 @@ TEST(FuzzServer, AServerThatAnswersTheCaseButDropsTheSentinelIsADisconnect) {
   const probe_result r = run_case(where, {{command_frame({"SET", "k", "v"}), command_frame({"GET", "k"})}}, s, "nonce-1");
   EXPECT_EQ(r.found.kind, finding_kind::disconnect) << r.found.detail;
   EXPECT_NE(r.found.detail.find("after 2 of 4 replies"), std::string::npos) << r.found.detail;
+}
+
+TEST(FuzzServer, AConnectionClosedByQuitOwesNothingAfterIt) {
+  test::redis_server server;
+  endpoint where;
+  where.unix_path = server.socket_path();
+  probe_settings s;
+  s.timeout = 2000ms;
+  const probe_result quit = run_case(where, {{command_frame({"PING"}), command_frame({"QUIT"}), command_frame({"GET", "k"})}}, s, "n-1");
+  EXPECT_EQ(quit.found.kind, finding_kind::none) << quit.found.detail;
+  const probe_result kill =
+      run_case(where, {{command_frame({"PING"}), command_frame({"CLIENT", "KILL", "SKIPME", "no"})}}, s, "n-2");
+  EXPECT_EQ(kill.found.kind, finding_kind::none) << kill.found.detail;
 }
 
 TEST(FuzzServer, APrivateServerThatCannotBeRestartedStopsTheRun) {
@@ -272,6 +303,27 @@ TEST(FuzzBinary, ReplayGuardsAServerItDoesNotOwn) {
   // With --allow-dangerous it runs (and finds no desync: a different kind would not count either).
   EXPECT_EQ(testing::run_tool("replay " + flush_file + " --allow-dangerous -s " + server.socket_path(), out), 0) << out;
   EXPECT_EQ(c.call({"EXISTS", "precious"}).integer, 0);
+  // Counts that build gigabytes, in a command or raw frame.
+  reproducer huge;
+  huge.kind = finding_kind::desync;
+  huge.steps.frames = {command_frame({"SETBIT", "rf:missing", "4294967295", "0"})};
+  EXPECT_EQ(testing::run_tool("replay " + write("huge.repro", huge) + " -s " + server.socket_path(), out), 2) << out;
+  EXPECT_NE(out.find("sends 4294967295"), std::string::npos) << out;
+  huge.steps.frames = {raw_frame("*3\r\n$11\r\nSRANDMEMBER\r\n$8\r\nrf:intset\r\n$9\r\n-92233720\r\n")};
+  EXPECT_EQ(testing::run_tool("replay " + write("huge-raw.repro", huge) + " -s " + server.socket_path(), out), 2) << out;
+  // A user whose ACL refuses COMMAND: judged by the built-in list, a harmless reproducer still runs.
+  ASSERT_EQ(c.call({"ACL", "SETUSER", "lim", "on", ">pw", "~*", "+get", "+set", "+ping", "+echo", "+discard", "+del",
+                    "+auth", "+select"})
+                .text,
+            "OK");
+  reproducer harmless;
+  harmless.kind = finding_kind::desync;
+  harmless.steps.frames = {command_frame({"SET", "rf:string", "x"}), command_frame({"GET", "rf:string"})};
+  const std::string harmless_file = write("harmless.repro", harmless);
+  EXPECT_EQ(testing::run_tool("replay " + harmless_file + " --user lim -a pw -s " + server.socket_path(), out), 0) << out;
+  EXPECT_NE(out.find("did not reproduce"), std::string::npos) << out;
+  EXPECT_EQ(testing::run_tool("replay " + flush_file + " --user lim -a pw -s " + server.socket_path(), out), 2) << out;
+  EXPECT_NE(out.find("without the server's command table"), std::string::npos) << out;
   // A target that does not answer is unusable (3), not a reproduced crash.
   EXPECT_EQ(testing::run_tool("replay " + flush_file + " -s " + dir.path + "/nothing.sock", out), 3) << out;
   EXPECT_EQ(out.find("reproduced"), std::string::npos) << out;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <map>
 
 namespace redring::fuzz {
@@ -143,44 +144,114 @@ const command_spec* command_table::find(std::string_view name) const noexcept {
   return it != commands.end() && it->name == name ? &*it : nullptr;
 }
 
-std::string dangerous_in(const command_table& table, const frame& f) {
-  std::vector<std::string> words;
-  if (f.kind == frame_kind::command) {
-    words = f.args;
-  } else {
-    // Every word of the bytes, split at blanks and line ends; RESP headers (`*2`, `$6`) are not words.
-    std::string w;
-    auto flush = [&] {
-      const bool header = !w.empty() && (w[0] == '*' || w[0] == '$') &&
-                          std::all_of(w.begin() + 1, w.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '-'; });
-      if (!w.empty() && !header) words.push_back(w);
-      w.clear();
-    };
-    for (const char c : f.bytes) {
-      if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\0' || c == '"' || c == '\'') {
-        flush();
-      } else {
-        w.push_back(c);
-      }
-    }
-    flush();
+namespace {
+
+std::string lower_word(std::string_view w) {
+  std::string s(w);
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The commands a raw frame's bytes would start, each as its first two words (name, then the word
+// after it, which may be a subcommand): the first element after each `*N` header, and the first
+// word of each inline line. Array elements after the first are arguments, not commands.
+std::vector<std::pair<std::string, std::string>> raw_commands(std::string_view bytes) {
+  std::vector<std::string_view> lines;
+  for (std::size_t at = 0; at <= bytes.size();) {
+    std::size_t lf = bytes.find('\n', at);
+    if (lf == std::string_view::npos) lf = bytes.size();
+    std::string_view line = bytes.substr(at, lf - at);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    lines.push_back(line);
+    at = lf + 1;
   }
-  auto lower = [](std::string s) {
-    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-  };
-  // A command frame names one command; any word of a raw frame may start one.
-  const std::size_t starts = f.kind == frame_kind::command ? std::min<std::size_t>(words.size(), 1) : words.size();
-  for (std::size_t i = 0; i < starts; ++i) {
-    const std::string name = lower(words[i]);
-    const command_spec* spec = table.find(name);
-    if (spec == nullptr) continue;
-    if (spec->has_subcommands && i + 1 < words.size()) {
-      if (const command_spec* sub = table.find(name + "|" + lower(words[i + 1])); sub != nullptr) spec = sub;
+  auto words_of = [](std::string_view line) {
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < line.size()) {
+      while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '"' || line[i] == '\'' || line[i] == '\0')) ++i;
+      const std::size_t from = i;
+      while (i < line.size() && !(line[i] == ' ' || line[i] == '\t' || line[i] == '"' || line[i] == '\'' || line[i] == '\0')) ++i;
+      if (i > from) out.push_back(line.substr(from, i - from));
     }
-    if (spec->dangerous || spec->excluded) return spec->name;
+    return out;
+  };
+  std::vector<std::pair<std::string, std::string>> out;
+  std::int64_t remaining = 0;  // elements left in the array being read (0: at the top level)
+  bool first = false;          // the next element is a command name
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::string_view line = lines[i];
+    if (line.empty()) continue;
+    if (line[0] == '*') {
+      std::int64_t n = 0;
+      const auto [end, ec] = std::from_chars(line.data() + 1, line.data() + line.size(), n);
+      remaining = ec == std::errc{} ? n : 0;
+      first = remaining > 0;
+      continue;
+    }
+    if (line[0] == '$') continue;  // a length: the element is the next line
+    if (remaining > 0) {
+      --remaining;
+      if (!first) continue;
+      first = false;
+      // The name, and the next element as a possible subcommand.
+      std::string_view next;
+      for (std::size_t k = i + 1; k < lines.size(); ++k) {
+        if (lines[k].empty() || lines[k][0] == '$') continue;
+        next = lines[k];
+        break;
+      }
+      out.emplace_back(lower_word(line), lower_word(next));
+      continue;
+    }
+    const auto words = words_of(line);  // an inline command
+    if (!words.empty()) out.emplace_back(lower_word(words[0]), words.size() > 1 ? lower_word(words[1]) : "");
+  }
+  return out;
+}
+
+// Judges one command by its name and the word after it.
+std::string judge(const command_table& table, const std::string& name, const std::string& second) {
+  const command_spec* spec = table.find(name);
+  if (spec == nullptr) return {};
+  if (spec->has_subcommands && !second.empty()) {
+    if (const command_spec* sub = table.find(name + "|" + second); sub != nullptr) spec = sub;
+  }
+  return spec->dangerous || spec->excluded ? spec->name : std::string();
+}
+
+}  // namespace
+
+std::string dangerous_in(const command_table& table, const frame& f) {
+  if (f.kind == frame_kind::command) {
+    if (f.args.empty()) return {};
+    return judge(table, lower_word(f.args[0]), f.args.size() > 1 ? lower_word(f.args[1]) : "");
+  }
+  for (const auto& [name, second] : raw_commands(f.bytes)) {
+    if (std::string found = judge(table, name, second); !found.empty()) return found;
   }
   return {};
+}
+
+command_table command_table::conservative() {
+  // Without the server's table: the never-generated and destructive names of `classify`, whole
+  // families whose members include such commands (CONFIG, CLIENT, SCRIPT, FUNCTION, CLUSTER, ACL,
+  // MODULE), and the @admin commands of Redis 7 that stop, save or reconfigure the server.
+  static constexpr std::array<std::string_view, 33> names = {
+      "acl",      "bgrewriteaof", "bgsave",   "client",   "cluster",  "config",    "debug",
+      "failover", "flushall",     "flushdb",  "function", "lastsave", "latency",   "migrate",
+      "module",   "monitor",      "pfdebug",  "pfselftest", "psubscribe", "psync", "publish",
+      "quit",     "replconf",     "replicaof", "save",    "script",   "shutdown",  "slaveof",
+      "slowlog",  "spublish",     "ssubscribe", "swapdb", "sync"};
+  command_table t;
+  for (const auto name : names) {
+    command_spec c;
+    c.name = std::string(name);
+    c.dangerous = true;
+    t.commands.push_back(std::move(c));
+  }
+  std::sort(t.commands.begin(), t.commands.end(), [](const command_spec& a, const command_spec& b) { return a.name < b.name; });
+  return t;
 }
 
 }  // namespace redring::fuzz

@@ -52,6 +52,11 @@ struct command_table {
   /// then drawn by arity and key positions.
   [[nodiscard]] static command_table from_replies(const resp::value& info, const resp::value& docs);
 
+  /// A stand-in for a server whose table cannot be read (COMMAND refused by its ACL): the commands
+  /// that destroy, reconfigure, stop or save the server or reach its other clients, each family
+  /// whole (CLIENT SETNAME counts), marked dangerous. For refusing, never for generating.
+  [[nodiscard]] static command_table conservative();
+
   /// The command named `name` (lower case, "a|b" for subcommands), or nullptr.
   [[nodiscard]] const command_spec* find(std::string_view name) const noexcept;
 };
@@ -68,8 +73,9 @@ struct command_table {
 void classify(command_spec& c);
 
 /// The name of a dangerous or excluded command (see `classify`) that `f` would send, or "". A
-/// command frame is judged by its name (and subcommand); a raw frame by every word in its bytes
-/// (RESP headers such as `*2` and `$6` skipped), so any mention counts. Scripts' bodies are not read.
+/// command frame is judged by its name (and subcommand); a raw frame by every command its bytes
+/// could start: the first element after each `*N` header and the first word of each inline line
+/// (with the word after it as a subcommand). Scripts' bodies are not read.
 [[nodiscard]] std::string dangerous_in(const command_table& table, const frame& f);
 
 }  // namespace redring::fuzz

@@ -349,6 +349,12 @@ fuzz_case generator::make_case(std::uint64_t seed, std::uint64_t index) const {
     const command_spec* spec = table_.find(command_name(table_, f));
     const bool waits = spec != nullptr && (spec->has_flag("blocking") || spec->name == "wait" || spec->name == "waitaof");
     if (!waits && r.chance(opts_.mutate_percent)) f = mutate(r, std::move(f));
+    if (opts_.bounded_integers) {
+      // A mutation may cut or flip a refused number into a huge count (-92233720).
+      for (std::size_t a = 1; a < f.args.size(); ++a) {
+        if (is_huge_count(f.args[a])) f.args[a] = f.args[a][0] == '-' ? "-65536" : "65536";
+      }
+    }
     const std::string name = lower(f.args[0]);
     if (name == "multi") in_multi = true;
     if (name == "exec" || name == "discard" || name == "reset") in_multi = false;
@@ -361,6 +367,41 @@ fuzz_case generator::make_case(std::uint64_t seed, std::uint64_t index) const {
     for (std::uint64_t i = 0, n = r.between(1, 2); i < n; ++i) c.frames.push_back(malformed(r));
   }
   return c;
+}
+
+bool is_huge_count(std::string_view a) noexcept {
+  if (!a.empty() && (a[0] == '-' || a[0] == '+')) a.remove_prefix(1);
+  if (a.empty() || a.size() > 19) return false;  // 20 digits and more: beyond int64, refused
+  std::uint64_t v = 0;
+  for (const char c : a) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');  // 19 digits cannot wrap
+  }
+  return v > 65536 && v <= (std::uint64_t{1} << 62) - 1;  // LONG_MAX / 2
+}
+
+std::string huge_count_in(const frame& f) {
+  if (f.kind == frame_kind::command) {
+    for (std::size_t i = 1; i < f.args.size(); ++i) {
+      if (is_huge_count(f.args[i])) return f.args[i];
+    }
+    return {};
+  }
+  std::string word;
+  auto check = [&word]() {
+    const bool header = !word.empty() && (word[0] == '*' || word[0] == '$');
+    const bool huge = !header && is_huge_count(word);
+    if (!huge) word.clear();
+    return huge;
+  };
+  for (const char c : f.bytes) {
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '"' || c == '\'' || c == '\0') {
+      if (check()) return word;
+    } else {
+      word.push_back(c);
+    }
+  }
+  return check() ? word : std::string();
 }
 
 std::string command_name(const command_table& table, const frame& f) {

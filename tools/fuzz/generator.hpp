@@ -24,12 +24,21 @@ struct generator_options {
   std::string key_prefix = "rf:"; ///< every generated key starts with it
   std::vector<std::string> only;  ///< if not empty: only these commands (lower case, "a|b")
   /// Without --allow-dangerous: integers that a server takes as a count or an offset and that would
-  /// make it build GiBs (`SRANDMEMBER k -2147483648`, `SETBIT k 4294967295 1`) are left out; the
-  /// ones it refuses (beyond int64, or beyond its own bounds) stay.
+  /// make it build GiBs (`SRANDMEMBER k -2147483648`, `SETBIT k 4294967295 1`) are left out, and
+  /// any that a mutation makes (a truncated `-9223372036854775808`) become ±65536 (`is_huge_count`);
+  /// the ones the server refuses (beyond int64, or beyond its own bounds) stay.
   bool bounded_integers = false;
   /// The connection has state a case must not reset (AUTH, SELECT in the preamble): no RESET.
   bool keep_connection_state = false;
 };
+
+/// True for an integer text (an optional sign, digits) that a server would take as a count or an
+/// offset big enough to build gigabytes: a magnitude above 65536 and no more than LONG_MAX / 2 (Redis
+/// refuses counts beyond that, and offsets beyond 2^32 bits or 512 MiB).
+[[nodiscard]] bool is_huge_count(std::string_view arg) noexcept;
+/// The first argument of a command frame, or word of a raw frame (RESP headers skipped), that
+/// `is_huge_count`; "" if none.
+[[nodiscard]] std::string huge_count_in(const frame& f);
 
 /// Draws cases from a command table. Case `i` of seed `s` depends only on (s, i) and the table.
 class generator {

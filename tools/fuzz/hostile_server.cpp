@@ -350,11 +350,17 @@ std::unique_ptr<hostile_server> hostile_server::listen(const std::string& unix_p
         s->path_.clear();  // not ours to unlink
         return nullptr;
       }
-      const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      const bool live = probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(sockaddr_un)) == 0;
+      // Stale only if nothing listens there (ECONNREFUSED). Non-blocking: a live server whose
+      // backlog is full answers EAGAIN at once instead of holding us; that, success, or any other
+      // error (EACCES) leaves the path alone.
+      const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      const int rc = probe < 0 ? -1 : ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(sockaddr_un));
+      const int err = rc == 0 ? 0 : errno;
       if (probe >= 0) ::close(probe);
-      if (live) {
-        why = s->path_ + " is a live server's socket: give a new path for the hostile server";
+      if (probe < 0 || err != ECONNREFUSED) {
+        why = s->path_ + (err == 0 || err == EAGAIN || err == EINPROGRESS
+                              ? " is a live server's socket: give a new path for the hostile server"
+                              : " cannot be checked (" + std::string(std::strerror(err)) + "): give a new path for the hostile server");
         s->path_.clear();  // not ours to unlink
         return nullptr;
       }

@@ -147,6 +147,7 @@ probe_result run_case(const endpoint& where, const fuzz_case& c, const probe_set
   bool strict = true;
   std::vector<std::size_t> command_frames;  // reply index (after the preamble) -> frame index
   std::size_t before_raw = s.preamble.size();  // replies owed before the first raw frame
+  std::size_t closes_by_design = 0;  // replies up to the first command that closes the connection (0: none)
   // Per command frame: the reply types it documents, if checked. Not after the first raw frame (its
   // replies may be missing) nor after a MULTI (+QUEUED, then an EXEC array of anything).
   std::vector<std::optional<type_set>> shapes;
@@ -157,6 +158,12 @@ probe_result run_case(const endpoint& where, const fuzz_case& c, const probe_set
     const frame& f = c.frames[i];
     append_wire(out, f);
     if (f.kind == frame_kind::command) {
+      // QUIT and CLIENT KILL (replayed with --allow-dangerous; never generated) close the
+      // connection after their reply by design: nothing after them is owed.
+      if (!closes_by_design && !f.args.empty() &&
+          (equal_nocase(f.args[0], "QUIT") || (equal_nocase(f.args[0], "CLIENT") && f.args.size() > 1 && equal_nocase(f.args[1], "KILL")))) {
+        closes_by_design = s.preamble.size() + command_frames.size() + 1;
+      }
       command_frames.push_back(i);
       before_raw += strict ? 1 : 0;
       if (!f.args.empty() && equal_nocase(f.args[0], "MULTI")) checking = false;
@@ -236,7 +243,8 @@ probe_result run_case(const endpoint& where, const fuzz_case& c, const probe_set
                                  std::to_string(expected + 1) + " replies (the sentinel's included)";
         // A case of commands only owes every reply, DISCARD's and the sentinel's included: a server
         // that answers the case and then drops the connection has lost the sentinel.
-        const std::size_t owed_replies = strict ? expected + 1 : before_raw;
+        std::size_t owed_replies = strict ? expected + 1 : before_raw;
+        if (closes_by_design != 0) owed_replies = std::min(owed_replies, closes_by_design);
         if (!judge_silence(what.c_str()) && result.replies < owed_replies) {
           result.found = {finding_kind::disconnect, strict ? what : what + " (" + std::to_string(before_raw) +
                                                                        " owed before the first raw frame)"};

@@ -37,7 +37,8 @@ bool resolve(const endpoint& where, sockaddr_storage& addr, socklen_t& len, int&
 
 std::string endpoint::describe() const {
   if (!unix_path.empty()) return "unix:" + unix_path;
-  std::string out = host;
+  // An IPv6 address in brackets, so that its port reads apart: [::1]:6379.
+  std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   out.append(":").append(std::to_string(port));
   return out;
 }
