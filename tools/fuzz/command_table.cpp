@@ -10,11 +10,6 @@
 namespace redring::fuzz {
 namespace {
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::string upper(std::string s) {
   for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
@@ -146,12 +141,6 @@ const command_spec* command_table::find(std::string_view name) const noexcept {
 
 namespace {
 
-std::string lower_word(std::string_view w) {
-  std::string s(w);
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // The commands a raw frame's bytes would start, each as its first two words (name, then the word
 // after it, which may be a subcommand): the first element after each `*N` header, and the first
 // word of each inline line. Array elements after the first are arguments, not commands.
@@ -201,11 +190,11 @@ std::vector<std::pair<std::string, std::string>> raw_commands(std::string_view b
         next = lines[k];
         break;
       }
-      out.emplace_back(lower_word(line), lower_word(next));
+      out.emplace_back(lower(line), lower(next));
       continue;
     }
     const auto words = words_of(line);  // an inline command
-    if (!words.empty()) out.emplace_back(lower_word(words[0]), words.size() > 1 ? lower_word(words[1]) : "");
+    if (!words.empty()) out.emplace_back(lower(words[0]), words.size() > 1 ? lower(words[1]) : "");
   }
   return out;
 }
@@ -222,10 +211,16 @@ std::string judge(const command_table& table, const std::string& name, const std
 
 }  // namespace
 
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 std::string dangerous_in(const command_table& table, const frame& f) {
   if (f.kind == frame_kind::command) {
     if (f.args.empty()) return {};
-    return judge(table, lower_word(f.args[0]), f.args.size() > 1 ? lower_word(f.args[1]) : "");
+    return judge(table, lower(f.args[0]), f.args.size() > 1 ? lower(f.args[1]) : "");
   }
   for (const auto& [name, second] : raw_commands(f.bytes)) {
     if (std::string found = judge(table, name, second); !found.empty()) return found;

@@ -72,6 +72,9 @@ struct command_table {
 ///   cost much time for nothing (PFSELFTEST, SAVE): never generated.
 void classify(command_spec& c);
 
+/// `s` in lower case (ASCII): how the table keeps names, flags and categories.
+[[nodiscard]] std::string lower(std::string_view s);
+
 /// The name of a dangerous or excluded command (see `classify`) that `f` would send, or "". A
 /// command frame is judged by its name (and subcommand); a raw frame by every command its bytes
 /// could start: the first element after each `*N` header and the first word of each inline line

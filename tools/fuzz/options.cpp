@@ -2,8 +2,8 @@
 #include "tools/fuzz/options.hpp"
 
 #include "client/url.hpp"
+#include "tools/fuzz/command_table.hpp"  // lower
 
-#include <cctype>
 #include <charconv>
 
 namespace redring::fuzz {
@@ -243,9 +243,7 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, f
     return std::string("give either -u or -h/-p/-s, not both");
   }
   if (!out.user.empty() && out.auth_password().empty()) return std::string("--user needs a password: give -a PASS too");
-  for (auto& name : out.only) {
-    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  }
+  for (auto& name : out.only) name = lower(name);
   if (out.mode == mode::client) {
     if (out.client_argv.empty()) return std::string("client mode needs the client to run: -- COMMAND...");
     if (!out.host.empty() || !out.uri.empty()) return std::string("client mode listens on -s PATH or -p PORT, not -h/-u");

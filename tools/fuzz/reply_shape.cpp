@@ -82,12 +82,6 @@ constexpr std::pair<std::string_view, type_set> builtin[] = {
       {"xreadgroup", aggregate | null}, {"exec", aggregate | null},
 };
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // A map reply (RESP3 map, or RESP2 flat array of key, value, ...): the value under `key`, or null.
 const resp::value* field(const resp::value& v, std::string_view key) {
   for (std::size_t i = 0; i + 1 < v.elements.size(); i += 2) {
