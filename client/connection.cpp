@@ -22,6 +22,9 @@ constexpr const char* library_version = "0.1.0";
 // Sends up to this size are "quiet" (net::loop::quiet_sqe): far below a Unix or TCP socket's send
 // buffer (>= 208 KiB by default), so they complete inline.
 constexpr std::size_t kQuietSendBytes = 64 * 1024;
+// The most one send or receive asks for: a submission's length is 32 bits, and the kernel moves at
+// most about 2 GiB per call anyway (MAX_RW_COUNT).
+constexpr std::size_t kMaxOperationBytes = std::size_t{1} << 30;
 
 }  // namespace
 
@@ -135,7 +138,10 @@ void connection::begin_connect() {
   std::error_code ec;
   if (addresses_.empty() && !host_is_name_) ec = resolve_locally();
   if (ec) {
-    fail("cannot resolve " + opts_.unix_path + ": " + ec.message(), errc::connect_failed);
+    // The path itself is unusable (longer than a sockaddr_un holds): every retry would fail the
+    // same way, so what waits fails now with the reason, and so does what comes later (refused_),
+    // instead of waiting in the offline queue for a connection that cannot be.
+    refuse("cannot connect to unix:" + opts_.unix_path + ": " + ec.message(), errc::connect_failed);
     return;
   }
   // A name is looked up first, and again once a connection to its addresses was up and dropped or
@@ -230,8 +236,10 @@ void connection::on_connect_done(void* self, int res, std::uint32_t) {
   if (c->settle_if_draining()) return;
   if (res < 0) {
     const std::string where = c->current_address_.to_string();
-    c->fail(res == -ECANCELED ? "connect to " + where + " timed out"
-                              : "cannot connect to " + where + ": " + std::strerror(-res),
+    // The linked timeout cancels a connect waiting in the ring (-ECANCELED), and interrupts one a
+    // kernel worker is blocked in (-EINTR: a Unix socket whose listener's backlog is full).
+    const bool timed_out = res == -ECANCELED || (res == -EINTR && c->opts_.connect_timeout.count() > 0);
+    c->fail(timed_out ? "connect to " + where + " timed out" : "cannot connect to " + where + ": " + std::strerror(-res),
             errc::connect_failed);
     return;
   }
@@ -463,7 +471,8 @@ void connection::submit_recv() {
     s->buf_group = buffers_->group();
   } else {
     const std::span<char> space = mux_.read_space();
-    io_uring_prep_recv(s, fd_, space.data(), space.size(), 0);
+    // A submission's length is 32 bits: 4 GiB would be a 0-byte receive, read as the peer closing.
+    io_uring_prep_recv(s, fd_, space.data(), std::min<std::size_t>(space.size(), kMaxOperationBytes), 0);
   }
   io_uring_sqe_set_data64(s, recv_op_);
   ++inflight_ops_;
@@ -537,7 +546,10 @@ void connection::send_pending() {
   // MSG_NOSIGNAL: no SIGPIPE on a closed peer. One piece (no referenced payload, the usual case)
   // goes as a plain send, which spares the kernel copying a msghdr and importing an iovec.
   if (msg_.msg_iovlen == 1) {
-    io_uring_prep_send(s, fd_, send_iov_[0].iov_base, send_iov_[0].iov_len, MSG_NOSIGNAL | MSG_WAITALL);
+    // A submission's length is 32 bits (a 4 GiB piece would send 0 bytes, for ever): a bigger piece
+    // goes in parts, as a short send would.
+    io_uring_prep_send(s, fd_, send_iov_[0].iov_base, std::min<std::size_t>(send_iov_[0].iov_len, kMaxOperationBytes),
+                       MSG_NOSIGNAL | MSG_WAITALL);
   } else {
     io_uring_prep_sendmsg(s, fd_, &msg_, MSG_NOSIGNAL | MSG_WAITALL);
   }

@@ -11,6 +11,8 @@ buffer_ring::buffer_ring(io_uring& ring, std::uint16_t group, unsigned count, st
     : uring_(ring), size_(size), count_(std::bit_ceil(std::max(count, 1u))), group_(group) {
   // The ring of buffer descriptors must be page aligned: mmap gives that (liburing 2.3 has no
   // io_uring_setup_buf_ring helper).
+  // The buffers first: an allocation that throws leaves nothing mapped or registered behind.
+  memory_ = std::make_unique_for_overwrite<char[]>(count_ * size_);
   const std::size_t bytes = count_ * sizeof(io_uring_buf);
   void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (mem == MAP_FAILED) {
@@ -27,7 +29,6 @@ buffer_ring::buffer_ring(io_uring& ring, std::uint16_t group, unsigned count, st
     return;
   }
   ring_ = static_cast<io_uring_buf_ring*>(mem);
-  memory_ = std::make_unique_for_overwrite<char[]>(count_ * size_);
   io_uring_buf_ring_init(ring_);
   const int mask = io_uring_buf_ring_mask(count_);
   for (unsigned i = 0; i < count_; ++i) {

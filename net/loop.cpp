@@ -12,6 +12,7 @@
 #include <climits>
 #include <cstring>
 #include <functional>
+#include <stdexcept>
 #include <thread>
 
 namespace redring::net {
@@ -52,7 +53,19 @@ constexpr std::uint32_t slot_generation(op_token t) noexcept { return static_cas
 }  // namespace
 
 loop::loop(const loop_options& options) : options_(options), now_(clock::now()) {
+  // Out of range, each would fail later and far from here: one entry cannot hold a connect and
+  // its linked timeout (the timeout would be lost); the kernel takes at most 32768 entries and
+  // provided buffers; a buffer's length is 32 bits in a submission (0 or 2^32: a 0-byte receive,
+  // read as the peer closing); a null lookup is called for the first host name.
   const unsigned entries = options.entries == 0 ? 512 : options.entries;
+  if (entries < 2 || entries > 32768) throw std::invalid_argument("redring::net::loop: entries must be 2 to 32768");
+  if (options.buffer_count == 0 || options.buffer_count > 32768) {
+    throw std::invalid_argument("redring::net::loop: buffer_count must be 1 to 32768");
+  }
+  if (options.buffer_size == 0 || options.buffer_size > (std::size_t{1} << 30)) {
+    throw std::invalid_argument("redring::net::loop: buffer_size must be 1 to 2^30 bytes");
+  }
+  if (options.lookup == nullptr) throw std::invalid_argument("redring::net::loop: lookup must not be null");
   // Fall back step by step: DEFER_TASKRUN (6.1) runs completions only when we enter the ring, which
   // is what a one-thread loop wants; it cannot signal an eventfd for embedding, so notify_fd uses
   // COOP_TASKRUN (5.19); older kernels get neither.
@@ -101,8 +114,15 @@ loop::loop(const loop_options& options) : options_(options), now_(clock::now()) 
     throw std::system_error(errno, std::system_category(), "eventfd");
   }
   if (options.notify_fd) {
+    // Asked for, it must work: a host would otherwise watch an fd that never becomes readable.
     notify_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (notify_fd_ >= 0) io_uring_register_eventfd(&ring_, notify_fd_);
+    const int registered = notify_fd_ < 0 ? -errno : io_uring_register_eventfd(&ring_, notify_fd_);
+    if (registered < 0) {
+      if (notify_fd_ >= 0) ::close(notify_fd_);
+      ::close(wake_fd_);
+      io_uring_queue_exit(&ring_);
+      throw std::system_error(-registered, std::system_category(), "redring::net::loop: notify_fd");
+    }
   }
   thread_.store(::pthread_self());
   wake_token_ = reserve(&loop::on_wakeup, this);
@@ -188,8 +208,16 @@ io_uring_sqe* loop::sqe() {
 
 void loop::make_room(unsigned n) {
   if (io_uring_sq_space_left(&ring_) >= n) return;
+  if (n > ring_.sq.ring_entries) {  // never room: the entries would go in separate submits
+    throw std::invalid_argument("redring::net::loop: make_room asks for more entries than the ring has");
+  }
   if (!enabled_) enable();
-  io_uring_submit(&ring_);
+  // As in sqe(): submit until the entries taken so far are with the kernel.
+  while (io_uring_sq_space_left(&ring_) < n) {
+    if (const int rc = io_uring_submit(&ring_); rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+      throw std::system_error(-rc, std::system_category(), "redring::net::loop: io_uring_submit");
+    }
+  }
 }
 
 // The first turn claims the loop for its thread, for good, whatever the ring: `in_loop_thread()`
@@ -386,6 +414,17 @@ void loop::run_hooks() {
 }
 
 std::size_t loop::run_once(std::chrono::milliseconds max_wait) {
+  if (in_turn_) [[unlikely]] {
+    // The outer turn has peeked completions it has not yet marked seen: this turn would dispatch
+    // them again and advance the queue's head twice, past its tail.
+    throw std::system_error(EDEADLK, std::system_category(),
+                            "redring::net::loop: run_once/poll called from inside a turn (a callback)");
+  }
+  struct turn_guard {
+    bool& flag;
+    explicit turn_guard(bool& f) : flag(f) { flag = true; }
+    ~turn_guard() { flag = false; }
+  } guard(in_turn_);
   if (!claimed_) [[unlikely]] {
     claim();
   } else if (!in_loop_thread()) [[unlikely]] {

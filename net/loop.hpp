@@ -40,11 +40,14 @@ using clock = std::chrono::steady_clock;
 template <class Rep, class Period>
   requires std::is_integral_v<Rep> && std::ratio_greater_equal_v<Period, clock::period>
 [[nodiscard]] constexpr clock::time_point deadline_after(clock::time_point now, std::chrono::duration<Rep, Period> d) noexcept {
-  using duration = std::chrono::duration<Rep, Period>;
-  if (d <= duration::zero()) return now;
-  // Compared in d's own unit, which cannot overflow: the room left is truncated towards zero.
-  const auto room = std::chrono::duration_cast<duration>(clock::time_point::max() - now);
-  return d >= room ? clock::time_point::max() : now + d;
+  if (d.count() <= 0) return now;
+  // Compared in d's unit with a 64-bit count, which cannot overflow (the room left is truncated
+  // towards zero); in d's own representation a narrow one (int, short) would truncate the room.
+  using wide = std::chrono::duration<std::intmax_t, Period>;
+  const auto room = std::chrono::duration_cast<wide>(clock::time_point::max() - now);
+  const auto count = static_cast<std::uintmax_t>(d.count());
+  if (count >= static_cast<std::uintmax_t>(room.count())) return clock::time_point::max();
+  return now + wide(static_cast<std::intmax_t>(count));
 }
 
 /// A timer armed on a loop. Intrusive: the owner keeps it alive while armed (`loop::cancel` first).
@@ -72,9 +75,9 @@ struct turn_hook {
 
 /// Loop settings.
 struct loop_options {
-  unsigned entries = 512;          ///< Submission queue size (completion queue is twice that).
-  unsigned buffer_count = 256;     ///< Provided receive buffers (shared by the loop's connections).
-  std::size_t buffer_size = 16 * 1024;  ///< Bytes per provided receive buffer.
+  unsigned entries = 512;          ///< Submission queue size, 2 to 32768 (0: 512); the completion queue is twice that.
+  unsigned buffer_count = 256;     ///< Provided receive buffers (shared by the loop's connections), 1 to 32768.
+  std::size_t buffer_size = 16 * 1024;  ///< Bytes per provided receive buffer, 1 to 2^30.
   bool notify_fd = false;          ///< Provide `notify_fd()` for embedding in another event loop.
   lookup_fn lookup = &address::resolve;  ///< Host name lookups, run off the loop thread (`name_resolver`).
 };
@@ -95,7 +98,8 @@ class loop {
   /// Sets up the ring, falling back from DEFER_TASKRUN to COOP_TASKRUN to none. Throws
   /// std::system_error if io_uring is unavailable: its code is io_uring_setup's errno (EPERM when the
   /// kernel.io_uring_disabled sysctl or a seccomp profile, as in a container, forbids it) and its
-  /// message says which cause that errno points to.
+  /// message says which cause that errno points to. Throws std::invalid_argument for options out of
+  /// their documented ranges (a null `lookup`, no room for a connect and its timeout, 0-byte buffers).
   explicit loop(const loop_options& options = {});
   ~loop();
   loop(const loop&) = delete;
@@ -149,7 +153,9 @@ class loop {
   /// whatever the ring: a ring set up with SINGLE_ISSUER is enabled then (IORING_SETUP_R_DISABLED
   /// until that turn), so a loop may be built on one thread and run on another. A turn from any
   /// other thread afterwards throws std::system_error (EEXIST): with SINGLE_ISSUER the kernel would
-  /// refuse every submission, and on any ring it would race the loop's thread.
+  /// refuse every submission, and on any ring it would race the loop's thread. Not re-entrant: a
+  /// turn started from inside a turn (a completion, timer, task or hook calling `run_once` or `poll`)
+  /// throws std::system_error (EDEADLK) instead of dispatching the outer turn's completions twice.
   std::size_t run_once(std::chrono::milliseconds max_wait);
   /// `run_once` without waiting: for embedding in another loop. Call it when `notify_fd()` is
   /// readable, and again once `poll_timeout()` has passed.
@@ -164,7 +170,10 @@ class loop {
   /// Runs turns until `stop()`; returns at once if `stop()` was called since the last `run()` returned.
   void run();
   /// Makes `run()` return after its current turn, or the next `run()` at once if none runs: a stop
-  /// that comes before the loop thread enters `run()` is not lost. Thread-safe.
+  /// that comes before the loop thread enters `run()` is not lost. Thread-safe; the loop must outlive
+  /// the call (it sets the flag the loop thread may act on at once, then writes the loop's eventfd):
+  /// a thread that destroys the loop once `run()` returns waits for the stopping thread's call to
+  /// return first (see client::sync_client).
   void stop() noexcept;
   /// True if `stop()` was called and `run()` has not returned since.
   [[nodiscard]] bool stopping() const noexcept { return stop_.load(std::memory_order_relaxed); }
@@ -231,6 +240,7 @@ class loop {
   unsigned quiet_this_turn_ = 0;  // quiet_sqe() calls since the last wait
   bool enabled_ = true;           // false until the first turn enables an R_DISABLED ring
   bool claimed_ = false;          // false until the first turn (or enable) sets thread_ for good
+  bool in_turn_ = false;          // a run_once is running (see run_once: not re-entrant)
   clock::time_point now_ = clock::now();  // refreshed at each turn; valid before the first one too
   turn_hook* hooks_ = nullptr;
   std::atomic<task*> posted_{nullptr};

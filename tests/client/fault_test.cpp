@@ -13,6 +13,13 @@
 #include <chrono>
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
 
 namespace redring::client {
 namespace {
@@ -247,6 +254,68 @@ TEST(Fault, TheHealthPingStaysWithItsConnection) {
   }
   EXPECT_EQ(c->mux().unsent(), 0u);
   c.reset();
+}
+
+// A unix socket path longer than a sockaddr_un holds can never connect: it was retried with
+// backoff for ever while commands waited in the offline queue (with no command timeout, for ever).
+TEST(Fault, AUnixPathTooLongFailsCommandsAtOnce) {
+  net::loop loop;
+  options o;
+  o.unix_path = "/tmp/" + std::string(200, 'x') + ".sock";
+  client c(loop, o);
+  std::vector<std::error_code> got;
+  auto body = [&]() -> detached {
+    for (int i = 0; i < 2; ++i) {
+      const auto r = co_await c.get("k");
+      got.push_back(r ? std::error_code() : r.error().code);
+    }
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return got.size() == 2; }, 5s)) << "commands still waiting";
+  EXPECT_EQ(got[0], errc::connect_failed);
+  EXPECT_EQ(got[1], errc::connect_failed);
+  EXPECT_NE(c.pool()[0]->last_error().find("too long"), std::string::npos) << c.pool()[0]->last_error();
+}
+
+// A connect to a unix listener whose backlog is full blocks in a kernel worker; the linked timeout
+// interrupts it (-EINTR, not -ECANCELED), which read as "Interrupted system call". It is a timeout.
+TEST(Fault, AConnectToAFullUnixBacklogTimesOut) {
+  char dir[] = "/tmp/redring-backlog-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/s.sock";
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);  // never accepts
+  std::vector<int> fillers;
+  for (int i = 0; i < 64; ++i) {
+    const int f = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (::connect(f, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      ::close(f);
+      break;  // EAGAIN: the backlog is full
+    }
+    fillers.push_back(f);
+  }
+  {
+    net::loop loop;
+    options o;
+    o.unix_path = path;
+    o.connect_timeout = 200ms;
+    o.reconnect.initial_delay = 10s;  // one attempt in this test's time
+    client c(loop, o);
+    c.start();
+    const connection& conn = *c.pool()[0];
+    ASSERT_TRUE(run_until(loop, [&] { return !conn.last_error().empty(); }, 5s));
+    EXPECT_NE(conn.last_error().find("timed out"), std::string::npos) << conn.last_error();
+    c.close();
+  }
+  for (int f : fillers) ::close(f);
+  ::close(listener);
+  ::unlink(path.c_str());
+  ::rmdir(dir);
 }
 
 }  // namespace

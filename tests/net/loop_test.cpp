@@ -16,6 +16,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -405,6 +407,67 @@ TEST(Loop, MakeRoomKeepsALinkedPairTogether) {
   ::close(p[1]);
   l.release(tn);
   l.release(tr);
+}
+
+// A turn run from a completion dispatched the outer turn's completions again and moved the queue's
+// head past its tail: every later completion came millions of times. It is refused, loudly.
+TEST(LoopDeathTest, ATurnInsideATurnIsRefused) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        loop l;
+        struct nested {
+          loop* l;
+          static void on(void* self, int, std::uint32_t) { static_cast<nested*>(self)->l->poll(); }
+        } n{&l};
+        nop(l, l.sqe(), l.reserve(&nested::on, &n));
+        l.run_once(1s);
+      },
+      "inside a turn");
+}
+
+TEST(Loop, OptionsOutOfRangeAreRefused) {
+  const auto refused = [](auto change) {
+    loop_options o;
+    change(o);
+    try {
+      loop l(o);
+    } catch (const std::invalid_argument&) {
+      return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(refused([](loop_options& o) { o.entries = 1; }));  // no room for a connect and its timeout
+  EXPECT_TRUE(refused([](loop_options& o) { o.entries = 65536; }));
+  EXPECT_TRUE(refused([](loop_options& o) { o.buffer_size = 0; }));  // 0-byte receives read as EOF
+  EXPECT_TRUE(refused([](loop_options& o) { o.buffer_size = std::size_t{1} << 32; }));
+  EXPECT_TRUE(refused([](loop_options& o) { o.buffer_count = 0; }));
+  EXPECT_TRUE(refused([](loop_options& o) { o.buffer_count = 40000; }));
+  EXPECT_TRUE(refused([](loop_options& o) { o.lookup = nullptr; }));
+  EXPECT_FALSE(refused([](loop_options& o) { o.entries = 2; }));
+  EXPECT_FALSE(refused([](loop_options& o) { o.entries = 0; }));  // the default, 512
+  EXPECT_FALSE(refused([](loop_options& o) { o.buffer_size = 1; }));
+}
+
+TEST(Loop, MakeRoomForMoreThanTheRingHoldsIsRefused) {
+  loop_options o;
+  o.entries = 2;
+  loop l(o);
+  EXPECT_THROW(l.make_room(3), std::invalid_argument);
+  EXPECT_NO_THROW(l.make_room(2));
+}
+
+// Narrow representations (short seconds, int milliseconds) were compared in their own type, which
+// truncated the room left before the clock's end: 5 short seconds came out as "never".
+TEST(Loop, DeadlinesOfNarrowDurationsAreExact) {
+  const clock::time_point now = clock::now();
+  EXPECT_EQ(deadline_after(now, std::chrono::duration<short>(5)), now + std::chrono::seconds(5));
+  EXPECT_EQ(deadline_after(now, std::chrono::duration<int, std::milli>(100)), now + std::chrono::milliseconds(100));
+  EXPECT_EQ(deadline_after(now, std::chrono::duration<unsigned char>(7)), now + std::chrono::seconds(7));
+  EXPECT_EQ(deadline_after(now, std::chrono::duration<std::uint64_t, std::milli>(UINT64_MAX)), clock::time_point::max());
+  EXPECT_EQ(deadline_after(now, std::chrono::hours::max()), clock::time_point::max());
+  EXPECT_EQ(deadline_after(now, std::chrono::duration<short>(-1)), now);
+  EXPECT_EQ(deadline_after(now, std::chrono::milliseconds(0)), now);
 }
 
 TEST(Loop, TimersFireInDeadlineOrderAndCancelledOnesDoNot) {
