@@ -2,6 +2,8 @@
 #include "client/client.hpp"
 #include "client/destruction_watch.hpp"
 
+#include <atomic>
+
 namespace redring::client {
 
 namespace detail {
@@ -13,6 +15,31 @@ bool submit_and_suspend(client& c, request& r) {
   return true;
 }
 }  // namespace detail
+
+// A command posted from another thread reaches the client through this rather than through a
+// pointer to it: the loop may run the task after the client is destroyed (its owner closed and
+// dropped it on the loop thread while a worker was still sending), and the request must then
+// complete with shutting_down, not call into freed memory. One reference per task in the loop's
+// queue plus the client's own; the last one frees it. `target` is read and cleared on the loop
+// thread only (the client is destroyed there); `refs` is taken by any thread.
+struct client::post_anchor {
+  client* target;
+  std::atomic<std::size_t> refs{1};
+
+  post_anchor* take() noexcept {
+    refs.fetch_add(1, std::memory_order_relaxed);
+    return this;
+  }
+  void release() noexcept {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+};
+
+client::anchor_ref::anchor_ref(client* c) : anchor(new post_anchor{c}) {}
+client::anchor_ref::~anchor_ref() {
+  anchor->target = nullptr;
+  anchor->release();
+}
 
 client::client(net::loop& loop, options opts) : loop_(loop), opts_(std::move(opts)) {
   if (opts_.cluster.enabled) {
@@ -34,13 +61,14 @@ void client::start() {
   if (!loop_.in_loop_thread()) {
     // Hop to the loop thread; a one-off allocation at start is fine.
     struct hop : net::task {
-      client* self;
+      post_anchor* anchor;
     };
     auto* h = new hop;
-    h->self = this;
+    h->anchor = anchor_.anchor->take();
     h->fn = [](net::task* t) {
       auto* me = static_cast<hop*>(t);
-      me->self->start();
+      if (client* c = me->anchor->target) c->start();
+      me->anchor->release();
       delete me;
     };
     loop_.post(*h);
@@ -79,11 +107,17 @@ bool client::submit_here(request& r) {
   // unsent off a connection, then completed without being sent again) does not apply.
   r.carried_deadline = {};
   if (!loop_.in_loop_thread()) {
-    r.hop_target = this;
+    r.hop_target = anchor_.anchor->take();
     r.hop.fn = [](net::task* t) {
       // The task is the `hop` member of a request: step back to the request.
       auto* req = reinterpret_cast<request*>(reinterpret_cast<char*>(t) - offsetof(request, hop));
-      static_cast<client*>(req->hop_target)->submit(*req);
+      auto* anchor = static_cast<post_anchor*>(req->hop_target);
+      if (client* c = anchor->target) {
+        c->submit(*req);
+      } else {
+        req->on_done(*req, errc::shutting_down);  // the client was destroyed before the loop got here
+      }
+      anchor->release();
     };
     r.in_submit = false;  // completed on the loop thread, later: the completion must resume (see request::in_submit)
     loop_.post(r.hop);
@@ -150,13 +184,28 @@ name_kind kind_of_name(std::string_view name) noexcept {
   if (is_blocking_command(name)) return name_kind::blocking;
   if (is_stream_read(name)) return name_kind::stream_read;
   if (is_stream_breaking_command(name)) return name_kind::unsupported;
+  // MULTI alone would queue every other caller's commands into its transaction (+QUEUED for a
+  // GET): see command_class::multi.
+  if (iequals(name, "MULTI")) return name_kind::multi;
   if (iequals(name, "CLIENT")) return name_kind::client;
   return name_kind::shared;
 }
 
 command_class classify_words(const std::vector<std::string>& words) noexcept { return classify(words); }
 
+bool ends_transaction(std::string_view name) noexcept { return iequals(name, "EXEC") || iequals(name, "DISCARD"); }
+
 }  // namespace detail
+
+bool scanner::retryable(const resp::error& e) noexcept {
+  if (e.code == errc::connection_lost || e.code == errc::timeout || e.code == errc::offline_queue_full ||
+      e.code == errc::protocol_error || e.code == errc::connect_failed || e.code == errc::cluster_topology ||
+      e.code == errc::slot_unserved) {
+    return true;
+  }
+  const std::string_view word = e.code_word();
+  return word == "LOADING" || word == "BUSY" || word == "MASTERDOWN" || word == "TRYAGAIN" || word == "CLUSTERDOWN";
+}
 
 connection& client::blocking_connection() {
   // Reaped first: closed connections, and those whose blocking commands all timed out on the client

@@ -125,10 +125,13 @@ std::string_view text_of_argument(const T& arg) noexcept {
 }
 
 // How a command travels: with the others, on a connection of its own (it may block), or not at all.
-enum class command_class : std::uint8_t { shared, blocking, unsupported };
+// `multi` (MULTI) is not sent alone, which would queue every other caller's commands into its
+// transaction; in a pipeline it is sent when an EXEC or DISCARD of the same pipeline ends it (the
+// bytes leave together, so nothing comes between), and never inside a `transaction` (nested).
+enum class command_class : std::uint8_t { shared, blocking, unsupported, multi };
 
 // What a command's name alone says (out of line: only names the inline filter lets through).
-enum class name_kind : std::uint8_t { shared, blocking, unsupported, stream_read, client };
+enum class name_kind : std::uint8_t { shared, blocking, unsupported, stream_read, client, multi };
 name_kind kind_of_name(std::string_view name) noexcept;
 
 // True if `name` may be one kind_of_name does not call shared: its first letter is one of
@@ -141,13 +144,13 @@ name_kind kind_of_name(std::string_view name) noexcept;
   constexpr std::uint32_t letters = bit('b') | bit('w') | bit('x') | bit('c') | bit('m') | bit('p') | bit('s') | bit('u');
   if (c >= 26 || ((letters >> c) & 1) == 0) [[likely]] return false;
   // The stream-breaking names by length: SUBSCRIBE 9, (S|P)SUBSCRIBE 10, UNSUBSCRIBE 11,
-  // (S|P)UNSUBSCRIBE 12, MONITOR 7, CLIENT 6 (REPLY OFF|SKIP); so SET, SADD, PING ... stop here.
+  // (S|P)UNSUBSCRIBE 12, MONITOR 7, MULTI 5, CLIENT 6 (REPLY OFF|SKIP); so SET, SADD, PING ... stop here.
   const std::size_t n = name.size();
   switch (c + 'a') {
     case 's': return n == 9 || n == 10 || n == 12;
     case 'p': return n == 10 || n == 12;
     case 'u': return n == 11;
-    case 'm': return n == 7;
+    case 'm': return n == 7 || n == 5;
     case 'c': return n == 6;
     default: return true;  // b, w, x
   }
@@ -176,6 +179,7 @@ command_class classify_named(std::string_view name, const Visit& visit) {
     case name_kind::shared: return command_class::shared;
     case name_kind::blocking: return command_class::blocking;
     case name_kind::unsupported: return command_class::unsupported;
+    case name_kind::multi: return command_class::multi;
     case name_kind::stream_read: {
       bool block = false;
       auto f = [&block](std::string_view w) { block = block || is_block_option(w); };
@@ -227,11 +231,32 @@ inline command_class classify() { return command_class::shared; }
 // The same for a command built at run time (owned_awaitable).
 command_class classify_words(const std::vector<std::string>& words) noexcept;
 
-// Marks `r` with its command's class: `blocking` for a connection of its own, `unsupported` to be
-// refused unsent (client::submit).
+// The command's name: its first argument's text, or the first element of a range of texts; empty
+// otherwise.
+template <class First, class... Rest>
+std::string_view command_name(const First& first, const Rest&...) {
+  if constexpr (resp::range_argument<First>) {
+    if constexpr (std::convertible_to<const std::ranges::range_value_t<const First>&, std::string_view>) {
+      auto it = std::ranges::begin(first);
+      if (it != std::ranges::end(first)) return std::string_view(*it);
+    }
+    return {};
+  } else if constexpr (std::convertible_to<const First&, std::string_view>) {
+    return std::string_view(store_argument(first));
+  } else {
+    return {};
+  }
+}
+inline std::string_view command_name() { return {}; }
+
+// EXEC or DISCARD: ends a MULTI opened earlier in the same pipeline.
+bool ends_transaction(std::string_view name) noexcept;
+
+// Marks `r` with its command's class: `blocking` for a connection of its own, `unsupported` (and a
+// MULTI alone) to be refused unsent (client::submit).
 inline void mark(request& r, command_class k) noexcept {
   r.blocking = k != command_class::shared;
-  r.unsupported = k == command_class::unsupported;
+  r.unsupported = k == command_class::unsupported || k == command_class::multi;
 }
 
 template <class Derived>
@@ -242,6 +267,15 @@ Derived& command_batch<Derived>::add(const Args&... args) {
   const command_class k = classify(args...);
   may_block_ = may_block_ || k == command_class::blocking;
   unsupported_ = unsupported_ || k == command_class::unsupported;
+  if (k == command_class::multi) {
+    if constexpr (std::is_same_v<Derived, transaction>) {
+      unsupported_ = true;  // nested: the server refuses it unqueued, one reply short of one per command
+    } else {
+      open_multi_ = true;
+    }
+  } else if (open_multi_ && ends_transaction(command_name(args...))) {
+    open_multi_ = false;
+  }
   return static_cast<Derived&>(*this);
 }
 
@@ -480,25 +514,41 @@ class scanner {
   /// True once the scan is over: the server returned cursor 0 (in cluster mode, the last primary
   /// did), or the scan failed in a way no retry can mend (see `next`).
   [[nodiscard]] bool done() const noexcept { return done_; }
-  /// The next page: its elements, the server's error reply, or why there was none. A timeout or a
-  /// lost connection keeps the cursor, so calling `next()` again asks for the same page. What no
-  /// retry mends fails once, sends nothing, and ends the scan: `errc::invalid_argument` for a TYPE
-  /// filter on HSCAN/SSCAN/ZSCAN (see `scan_options::type`), `errc::cluster_topology` for a cluster
-  /// topology without a primary. Once `done()`, every `next()` is an empty page and sends nothing
-  /// (a cursor of 0 sent again would start the scan over).
+  /// The next page: its elements, the server's error reply, or why there was none. A timeout, a
+  /// lost or not yet established connection, or a server's transient refusal (LOADING, BUSY,
+  /// MASTERDOWN, TRYAGAIN, CLUSTERDOWN) keeps the cursor and the scan, so calling `next()` again
+  /// asks for the same page. Any other error ends the scan (`done()`): a server error such as
+  /// WRONGTYPE or NOPERM, a reply that is not a page, a closed client; so do, without sending
+  /// anything, `errc::invalid_argument` for a TYPE filter on HSCAN/SSCAN/ZSCAN (see
+  /// `scan_options::type`) and `errc::cluster_topology` for a cluster topology without a primary.
+  /// Once `done()`, every `next()` is an empty page and sends nothing (a cursor of 0 sent again
+  /// would start the scan over).
   [[nodiscard]] page_awaitable next();
 
  private:
   // The page in a reply to the command `next` sent; advances the cursor (and the primary).
   result<std::vector<std::string>> take_page(result<resp::value> r, bool every_primary) {
-    if (!r) return r.error();
-    if (r->data_type == resp::type::simple_string) return std::vector<std::string>{};  // the PING
+    if (!r) {
+      // Only what a retry may mend keeps the scan going: a loop `while (!s.done())` over a
+      // WRONGTYPE, NOPERM or invalid-cursor reply would otherwise ask again for ever.
+      done_ = !retryable(r.error());
+      return r.error();
+    }
+    // The PING sent while a cluster client learns its topology (nodes_ is filled by next() only).
+    if (every_primary && nodes_.empty() && r->data_type == resp::type::simple_string) return std::vector<std::string>{};
     auto page = resp::convert<std::pair<std::string, std::vector<std::string>>>(*r);
-    if (!page) return page.error();
+    if (!page) {
+      done_ = true;  // not a page: the same command would get the same reply
+      return page.error();
+    }
     cursor_ = std::move(page->first);
     if (cursor_ == "0") done_ = !every_primary || ++node_ >= nodes_.size();  // else: the next primary, from 0
     return std::move(page->second);
   }
+
+  // True for an error that asking again may not repeat: the connection's (lost, timed out, not
+  // yet up), the cluster's while it learns its topology, and a server's transient refusals.
+  static bool retryable(const resp::error& e) noexcept;
 
   client* client_;
   std::string command_;
@@ -534,8 +584,11 @@ class [[nodiscard]] scanner::page_awaitable {
   bool every_primary_ = false;
 };
 
-/// A Redis client on one loop. Every method may be called from any thread; completions run on the
-/// loop thread. Commands go round-robin over `options::pool_size` connections (1 by default: with
+/// A Redis client on one loop. Commands may be sent from any thread (the command helpers,
+/// `command`, `command_callback`, `submit`, `execute`, `start`); completions run on the loop thread.
+/// Everything else (construction, destruction, `close`, `open_session`, `set_push_handler`,
+/// `cluster`) belongs on the loop thread. A command sent from another thread while the client is
+/// destroyed completes with `errc::shutting_down`. Commands go round-robin over `options::pool_size` connections (1 by default: with
 /// auto-pipelining one connection is the cheapest), blocking commands over connections of their own.
 class client {
  public:
@@ -592,6 +645,7 @@ class client {
   [[nodiscard]] std::unique_ptr<client> open_session() const {
     options o = opts_;
     o.reconnect.enabled = false;
+    o.pool_size = 1;  // one connection: a WATCH and its EXEC must not go round-robin over two
     return std::make_unique<client>(loop_, std::move(o));
   }
 
@@ -866,7 +920,19 @@ class client {
   static detail::option_words set_words(const set_options& o, bool get) noexcept;
   static detail::option_words zrange_words(const zrange_options& o, bool scores) noexcept;
 
+  // What a command (or start) posted from another thread reaches on the loop thread, instead of
+  // the client itself, which may be gone by then (client.cpp).
+  struct post_anchor;
+  struct anchor_ref {
+    explicit anchor_ref(client* c);
+    ~anchor_ref();  // the client is gone: tasks still queued complete their requests with shutting_down
+    anchor_ref(const anchor_ref&) = delete;
+    anchor_ref& operator=(const anchor_ref&) = delete;
+    post_anchor* anchor;
+  };
+
   net::loop& loop_;
+  anchor_ref anchor_{this};  // first: destroyed after every other member
   options opts_;
   std::vector<connection::pointer> pool_;
   std::size_t next_ = 0;
@@ -919,7 +985,8 @@ struct client::callback_request : request {
   reply_sink<T> sink;
   std::string wire;  // pre-encoded command when submitted from another thread
 
-  explicit callback_request(F&& f) : callback(std::move(f)) {
+  template <class G>
+  explicit callback_request(G&& f) : callback(std::forward<G>(f)) {
     on_node = [](request& r, const resp::node& n) { static_cast<callback_request&>(r).sink.on_node(n); };
     on_done = [](request& r, std::error_code ec) {
       auto* self = static_cast<callback_request*>(&r);

@@ -25,9 +25,11 @@ class command_batch {
   /// one runs on a connection of its own, as the command alone would.
   [[nodiscard]] bool may_block() const noexcept { return may_block_; }
   /// True if a command added would put the connection out of step (SUBSCRIBE, MONITOR, CLIENT
-  /// REPLY OFF; see `request::unsupported`): executing the batch fails with
-  /// `errc::unsupported_command`, and nothing of it is sent.
-  [[nodiscard]] bool has_unsupported() const noexcept { return unsupported_; }
+  /// REPLY OFF; see `request::unsupported`), if a MULTI is not ended by an EXEC or DISCARD later in
+  /// the same pipeline (the other callers' commands would be queued into it), or if a `transaction`
+  /// holds a MULTI (nested): executing the batch fails with `errc::unsupported_command`, and
+  /// nothing of it is sent.
+  [[nodiscard]] bool has_unsupported() const noexcept { return unsupported_ || open_multi_; }
   /// Commands added.
   [[nodiscard]] std::size_t size() const noexcept { return count_; }
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
@@ -37,6 +39,7 @@ class command_batch {
     count_ = 0;
     may_block_ = false;
     unsupported_ = false;
+    open_multi_ = false;
   }
   /// The encoded commands.
   [[nodiscard]] std::string_view bytes() const noexcept { return writer_.data(); }
@@ -46,6 +49,7 @@ class command_batch {
   std::size_t count_ = 0;
   bool may_block_ = false;
   bool unsupported_ = false;
+  bool open_multi_ = false;  // a MULTI added and no EXEC or DISCARD after it yet
 };
 
 }  // namespace detail

@@ -48,7 +48,8 @@ struct request {
   bool blocking = false;
   /// Set by the client (with `blocking`) for a command that would put any connection out of step
   /// with its requests: the pub/sub subscription commands ((S|P)SUBSCRIBE, (S|P)UNSUBSCRIBE), whose
-  /// confirmations are pushes and not replies, MONITOR, and CLIENT REPLY OFF|SKIP. The client
+  /// confirmations are pushes and not replies, MONITOR, CLIENT REPLY OFF|SKIP, and a MULTI alone
+  /// (every other caller's commands would be queued into its transaction; see detail::command_class). The client
   /// completes such a request with `errc::unsupported_command` without sending it. A request built
   /// by hand is not checked: its `replies` must be what the server really sends.
   bool unsupported = false;

@@ -5,31 +5,35 @@
 
 namespace redring::client {
 
-sync_client::sync_client(options opts) : has_command_timeout_(opts.command_timeout.count() > 0) {
+sync_client::sync_client(options opts)
+    : has_command_timeout_(opts.command_timeout.count() > 0), state_(std::make_shared<shared_state>()) {
   // The loop is made on its own thread: io_uring's SINGLE_ISSUER ties a ring to the thread that
   // created it. If that fails (io_uring disabled, say), the exception crosses back to this thread:
   // escaping the loop thread's function, it would call std::terminate.
   std::promise<void> ready;
   std::future<void> started = ready.get_future();
-  thread_ = std::thread([this, &ready, o = std::move(opts)]() mutable {
+  // The thread holds the state, never `this`: a sync_client destroyed on the thread goes first.
+  thread_ = std::thread([state = state_, &ready, o = std::move(opts)]() mutable {
     try {
-      loop_ = std::make_unique<net::loop>();
-      client_ = std::make_unique<client>(*loop_, std::move(o));
+      state->loop = std::make_unique<net::loop>();
+      state->async = std::make_unique<client>(*state->loop, std::move(o));
     } catch (...) {
-      client_.reset();
-      loop_.reset();
+      state->async.reset();
+      state->loop.reset();
       ready.set_exception(std::current_exception());
       return;
     }
-    client_->start();
+    state->async->start();
     ready.set_value();
-    loop_->run();
-    client_->close();  // complete what is left before the loop goes
+    state->loop->run();
+    // A stop() from another thread may still be writing the loop's eventfd: wait until it returns.
+    { const std::lock_guard wait_for_stop(state->stopping); }
+    state->async->close();  // complete what is left before the loop goes
     // A call posted just before stop() may not have run yet: run it now, against the closed client
     // (it completes with shutting_down), not from ~loop's last turns after the client is gone.
-    loop_->poll();
-    client_.reset();
-    loop_.reset();
+    state->loop->poll();
+    state->async.reset();
+    state->loop.reset();
   });
   try {
     started.get();
@@ -37,10 +41,21 @@ sync_client::sync_client(options opts) : has_command_timeout_(opts.command_timeo
     thread_.join();
     throw;
   }
+  loop_ = state_->loop.get();
+  client_ = state_->async.get();
 }
 
 sync_client::~sync_client() {
-  loop_->stop();
+  {
+    const std::lock_guard lock(state_->stopping);
+    loop_->stop();
+  }
+  if (thread_.get_id() == std::this_thread::get_id()) {
+    // Destroyed by a callback on the loop thread, which cannot join itself: when the callback
+    // returns, the thread ends its turn, sees the stop, and frees what it shares with us.
+    thread_.detach();
+    return;
+  }
   thread_.join();
 }
 

@@ -34,7 +34,9 @@ class sync_client {
   /// a call's error value, not the constructor's). Throws what `net::loop`'s constructor throws
   /// (std::system_error: io_uring unavailable), with the loop thread joined.
   explicit sync_client(options opts);
-  /// Completes every pending call with `shutting_down` and joins the loop thread.
+  /// Completes every pending call with `shutting_down` and joins the loop thread. From a callback
+  /// or coroutine of `async()` (on the loop thread itself), the thread is left to finish that turn,
+  /// complete what is pending and free the loop and the client on its own.
   ~sync_client();
   sync_client(const sync_client&) = delete;
   sync_client& operator=(const sync_client&) = delete;
@@ -95,9 +97,20 @@ class sync_client {
     std::condition_variable cv;
   };
 
+  // What the loop thread owns: the loop, the client, and the lock that keeps them alive until a
+  // stop() from another thread has returned (stop() writes the loop's eventfd after the flag the
+  // loop thread may already have seen). Shared with the thread, so that a sync_client destroyed on
+  // that thread (from a callback of `async()`) can leave it to finish and free them.
+  struct shared_state {
+    std::unique_ptr<net::loop> loop;
+    std::unique_ptr<redring::client::client> async;
+    std::mutex stopping;
+  };
+
   bool has_command_timeout_ = false;  // options::command_timeout > 0: the client applies it
-  std::unique_ptr<net::loop> loop_;
-  std::unique_ptr<client> client_;
+  std::shared_ptr<shared_state> state_;
+  net::loop* loop_ = nullptr;  // state_'s, for the calls
+  client* client_ = nullptr;
   std::thread thread_;
 };
 

@@ -397,6 +397,88 @@ TEST_F(Batch, SessionDropFailsTheTransactionInsteadOfLosingTheWatch) {
   EXPECT_TRUE(*pong);
 }
 
+// A session is one connection even when its client has a pool: WATCH went out on one and
+// MULTI/EXEC round-robin on the other, so a watched key's change went unseen and EXEC ran.
+TEST_F(Batch, ASessionOfAPooledClientKeepsWatchAndExecOnOneConnection) {
+  options o = opts();
+  o.pool_size = 2;
+  client pooled(loop, o);
+  auto session = pooled.open_session();
+  EXPECT_EQ(session->pool().size(), 1u);
+  bool watched = false;
+  auto watch = [&]() -> detached {
+    (void)co_await session->command("WATCH", "bal");
+    watched = true;
+  };
+  watch();
+  ASSERT_TRUE(run_until(loop, [&] { return watched; }, 5s));
+  test::blocking_connection admin(server.socket_path());
+  (void)admin.call({"SET", "bal", "changed-by-other"});
+  transaction t;
+  t.add("SET", "bal", "from-tx");
+  std::optional<result<std::vector<resp::value>>> got;
+  auto exec = [&]() -> detached { got.emplace(co_await session->execute(t)); };
+  exec();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }, 5s));
+  ASSERT_FALSE(*got) << "EXEC ran although the WATCHed key changed";
+  EXPECT_EQ(got->error().code, errc::transaction_aborted);
+  EXPECT_EQ(admin.call({"GET", "bal"}).text, "changed-by-other");
+}
+
+// MULTI alone on the shared connection queued the other callers' commands into its transaction
+// (a GET answered QUEUED); a pipeline may hold MULTI ... EXEC, which leaves together.
+TEST_F(Batch, AMultiAloneOrLeftOpenIsRefusedUnsent) {
+  using detail::command_class;
+  EXPECT_EQ(detail::classify("MULTI"), command_class::multi);
+  EXPECT_EQ(detail::classify("multi"), command_class::multi);
+  EXPECT_EQ(detail::classify_words({"Multi"}), command_class::multi);
+  EXPECT_EQ(detail::classify("MULTIX"), command_class::shared);
+  EXPECT_EQ(detail::classify("MGET", "k"), command_class::shared);
+  pipeline open, closed, discarded, words;
+  open.add("MULTI").add("INCR", "n");
+  closed.add("MULTI").add("INCR", "n").add("EXEC");
+  discarded.add("MULTI").add("INCR", "n").add("discard");
+  words.add(std::vector<std::string>{"MULTI"}).add(std::vector<std::string>{"EXEC"});
+  EXPECT_TRUE(open.has_unsupported());
+  EXPECT_FALSE(closed.has_unsupported());
+  EXPECT_FALSE(discarded.has_unsupported());
+  EXPECT_FALSE(words.has_unsupported());
+  transaction nested;
+  nested.add("MULTI").add("INCR", "n");
+  EXPECT_TRUE(nested.has_unsupported());
+  open.clear();
+  EXPECT_FALSE(open.has_unsupported());
+  open.add("MULTI").add("INCR", "n");
+
+  std::optional<result<resp::value>> alone;
+  std::optional<result<std::vector<resp::value>>> open_run, nested_run, closed_run;
+  std::optional<result<std::optional<std::string>>> get_after;
+  auto body = [&]() -> detached {
+    alone.emplace(co_await c.command("MULTI"));
+    open_run.emplace(co_await c.execute(open));
+    nested_run.emplace(co_await c.execute(nested));
+    (void)co_await c.set("k", "v");
+    get_after.emplace(co_await c.get("k"));  // answered QUEUED when MULTI had gone out
+    closed_run.emplace(co_await c.execute(closed));
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return closed_run.has_value(); }, 5s));
+  ASSERT_FALSE(*alone);
+  EXPECT_EQ(alone->error().code, errc::unsupported_command);
+  ASSERT_FALSE(*open_run);
+  EXPECT_EQ(open_run->error().code, errc::unsupported_command);
+  ASSERT_FALSE(*nested_run);
+  EXPECT_EQ(nested_run->error().code, errc::unsupported_command);
+  ASSERT_TRUE(*get_after);
+  EXPECT_EQ(**get_after, std::optional<std::string>("v"));
+  ASSERT_TRUE(*closed_run);
+  ASSERT_EQ((*closed_run)->size(), 3u);
+  EXPECT_EQ((**closed_run)[2].elements.size(), 1u);  // EXEC: the one INCR
+  // Nothing refused reached the server: n was incremented once, by the closed pipeline.
+  test::blocking_connection admin(server.socket_path());
+  EXPECT_EQ(admin.call({"GET", "n"}).text, "1");
+}
+
 TEST(SyncClient, ManyThreadsShareOneConnection) {
   test::redis_server server;
   options o;
@@ -495,6 +577,37 @@ TEST(SyncClient, DestroyedAtOnceDoesNotHang) {
   }
   watchdog.join();
   EXPECT_EQ(done, iterations);
+}
+
+// Destroyed from a callback of its own client, on its loop thread: the destructor joined its own
+// thread (std::system_error from a noexcept destructor: std::terminate). The thread is left to end
+// its turn and free the loop and the client.
+TEST(SyncClient, DestroyedFromItsOwnCallback) {
+  test::redis_server server;
+  options o;
+  o.unix_path = server.socket_path();
+  auto* s = new sync_client(o);
+  ASSERT_TRUE(s->command<std::string>("SET", "k", "v"));
+  std::atomic<bool> called{false};
+  std::atomic<int> value_ok{-1};
+  s->async().command_callback<std::optional<std::string>>(
+      [&, s](result<std::optional<std::string>> r) {
+        value_ok = r && *r == std::optional<std::string>("v") ? 1 : 0;
+        delete s;
+        called = true;
+      },
+      "GET", "k");
+  for (int i = 0; i < 500 && !called; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(called);
+  EXPECT_EQ(value_ok, 1);
+  // The server sees the client go once the detached thread has closed it.
+  test::blocking_connection admin(server.socket_path());
+  bool gone = false;
+  for (int i = 0; i < 500 && !gone; ++i) {
+    gone = admin.call({"CLIENT", "LIST"}).text.find("cmd=get") == std::string::npos;
+    if (!gone) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(gone) << "the destroyed sync_client's connection stayed open";
 }
 
 // Where io_uring is forbidden (say, in a container), the constructor throws, with the loop thread

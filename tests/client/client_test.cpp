@@ -145,6 +145,33 @@ TEST(Client, CallbacksFromAnotherThread) {
   EXPECT_EQ(final_value, 1000);
 }
 
+// A command sent from another thread is posted to the loop; if the client is closed and destroyed
+// on the loop thread before the loop runs that task, the task used to call into the freed client
+// (and the callback never ran). It completes with shutting_down instead. The callback is passed by
+// name (an lvalue), which did not compile.
+TEST(Client, ACommandPostedToAClientDestroyedBeforeTheLoopRunsItCompletesWithShuttingDown) {
+  test::redis_server server;
+  net::loop loop;
+  auto c = std::make_unique<client>(loop, unix_options(server));
+  loop.poll();  // this thread is the loop's
+  std::atomic<int> calls{0};
+  std::error_code why;
+  auto on_reply = [&](result<std::string> r) {
+    ++calls;
+    if (!r) why = r.error().code;
+  };
+  std::thread other([&] {
+    c->command_callback<std::string>(on_reply, "PING");
+    c->start();  // posted as well
+  });
+  other.join();
+  c->close();
+  c.reset();
+  for (int i = 0; i < 3; ++i) loop.poll();
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_EQ(why, errc::shutting_down);
+}
+
 TEST(Client, AclUserWithRightAndWrongPassword) {
   test::redis_server server;
   {

@@ -289,6 +289,35 @@ TEST_P(Helpers, AFinishedScanStaysFinished) {
   ASSERT_TRUE(run_until(loop, [&] { return finished; }));
 }
 
+// A server error that asking again would only repeat ends the scan: `while (!s.done())` over an
+// HSCAN of a string key went round for ever, one WRONGTYPE after another.
+TEST_P(Helpers, AScanTheServerRefusesEnds) {
+  test::blocking_connection admin(server.socket_path());
+  bool finished = false;
+  auto body = [&]() -> detached {
+    (void)co_await c.set("str", "v");
+    auto h = c.hscan("str");
+    int rounds = 0;
+    std::optional<resp::error> last;
+    while (!h.done() && rounds < 10) {
+      ++rounds;
+      const auto page = co_await h.next();
+      if (!page) last = page.error();
+    }
+    EXPECT_EQ(rounds, 1);
+    EXPECT_TRUE(h.done());
+    EXPECT_TRUE(last.has_value());
+    EXPECT_EQ(last.value_or(resp::error{}).code_word(), "WRONGTYPE");
+    const std::string before = admin.call({"INFO", "commandstats"}).text;
+    const auto again = co_await h.next();
+    EXPECT_TRUE(again.has_value() && again->empty());
+    EXPECT_EQ(test::command_calls(admin.call({"INFO", "commandstats"}).text, "hscan"), test::command_calls(before, "hscan"));
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+}
+
 // TYPE belongs to SCAN alone: Redis answers HSCAN/SSCAN/ZSCAN ... TYPE with a bare "ERR syntax
 // error". Such a scanner sends nothing; its first next() says why, and it is done.
 TEST_P(Helpers, ATypeFilterOnACollectionScanIsRefusedUnsent) {
