@@ -3,6 +3,8 @@
 
 #include "client/error.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 
@@ -106,10 +108,13 @@ std::error_code take_userinfo(std::string_view& rest, std::string_view end_chars
 
 }  // namespace
 
-std::error_code parse_url(std::string_view url, options& out, std::string* message) {
+namespace {
+
+std::error_code parse_url_into(std::string_view url, options& out, std::string* message) {
   const auto scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos) return bad(message, "missing scheme (redis://, unix://): '" + std::string(url) + "'");
-  const std::string_view scheme = url.substr(0, scheme_end);
+  std::string scheme(url.substr(0, scheme_end));
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));  // RFC 3986: case-insensitive
   std::string_view rest = url.substr(scheme_end + 3);
   std::string_view query;
   if (const auto q = rest.find('?'); q != std::string_view::npos) {
@@ -124,12 +129,17 @@ std::error_code parse_url(std::string_view url, options& out, std::string* messa
   if (scheme == "unix") {
     if (auto ec = take_userinfo(rest, "/", out, message)) return ec;
     if (rest.empty() || rest[0] != '/') return bad(message, "unix:// needs an absolute socket path, as unix:///path");
+    // What a sockaddr_un holds (sun_path, with its terminating NUL): a longer path could never connect.
+    if (rest.size() > max_unix_path) {
+      return bad(message, "unix socket path longer than " + std::to_string(max_unix_path) + " bytes");
+    }
     out.unix_path = std::string(rest);
     return apply_query(query, out, message);
   }
-  if (scheme != "redis") return bad(message, "unknown scheme '" + std::string(scheme) + "' (redis://, unix://)");
+  if (scheme != "redis") return bad(message, "unknown scheme '" + scheme + "' (redis://, unix://)");
 
   if (auto ec = take_userinfo(rest, "/", out, message)) return ec;
+  if (rest.find('#') != std::string_view::npos) return bad(message, "a '#' (a fragment) has no meaning in a redis:// URL");
   std::string_view authority = rest.substr(0, rest.find('/'));
   std::string_view path = rest.substr(authority.size());
   std::string_view host, port;
@@ -137,6 +147,7 @@ std::error_code parse_url(std::string_view url, options& out, std::string* messa
     const auto close = authority.find(']');
     if (close == std::string_view::npos) return bad(message, "unclosed '[' in IPv6 host");
     host = authority.substr(1, close - 1);
+    if (host.empty()) return bad(message, "empty IPv6 host '[]'");
     const std::string_view after = authority.substr(close + 1);
     if (!after.empty()) {
       if (after[0] != ':') return bad(message, "unexpected text after IPv6 host: '" + std::string(after) + "'");
@@ -164,6 +175,31 @@ std::error_code parse_url(std::string_view url, options& out, std::string* messa
     out.database = static_cast<int>(db);
   }
   return apply_query(query, out, message);
+}
+
+}  // namespace
+
+std::error_code parse_url(std::string_view url, options& out, std::string* message) {
+  // Into a copy: a URL refused halfway (a db applied, then an unknown option) leaves `out` as it was.
+  options parsed = out;
+  const std::error_code ec = parse_url_into(url, parsed, message);
+  if (!ec) {
+    out = std::move(parsed);
+    return ec;
+  }
+  // A message quotes the part it found wrong. When the URL has an '@' past the authority's end (a
+  // password holding an unencoded '/', '?' or '#' ends the authority early, so its text lands in the
+  // port, the path or the query), that part may be a password's: say what to do instead.
+  bool secret_may_show = url.find('@') != std::string_view::npos;
+  if (const auto scheme_end = url.find("://"); scheme_end != std::string_view::npos) {
+    const std::string_view rest = url.substr(scheme_end + 3);
+    const auto authority_end = rest.find_first_of("/?#");
+    secret_may_show = authority_end != std::string_view::npos && rest.find('@', authority_end) != std::string_view::npos;
+  }
+  if (message != nullptr && ec == errc::invalid_url && secret_may_show) {
+    *message = "invalid URL (not shown: it may hold a password; in a password, percent-encode '/', '?' and '#' as %2F, %3F and %23)";
+  }
+  return ec;
 }
 
 std::error_code options_from_env(options& out, std::string* message) {

@@ -18,8 +18,14 @@ namespace redring::client {
 /// the userinfo); `cluster` (`yes`, `no`, `true`, `false`, `1`, `0`: `cluster.enabled`); `read_from`
 /// (`primary`, `prefer_replica`, `any`: `cluster.reads`). User, password and option values are
 /// percent-decoded.
-/// Errors: `errc::invalid_url` (an unknown option or a bad value included), with `message` naming
-/// the bad part.
+/// The scheme is case-insensitive. A unix socket path may be up to `max_unix_path` bytes.
+/// Errors: `errc::invalid_url` (an unknown option or a bad value included, an empty `[]` host, a
+/// `#`), with `message` naming the bad part, except where that part may be a password's (an '@'
+/// after the host: a password with an unencoded '/', '?' or '#'), which is not quoted. On error
+/// `out` is left as it was.
+/// The longest unix socket path a URL may name: what a sockaddr_un's sun_path holds before its NUL.
+inline constexpr std::size_t max_unix_path = 107;
+
 [[nodiscard]] std::error_code parse_url(std::string_view url, options& out, std::string* message = nullptr);
 
 /// Reads `REDIS_URL` from the environment into `out`. Returns `errc::invalid_url` for a bad URL and

@@ -95,6 +95,73 @@ TEST(Url, BadUrlsNameTheBadPart) {
   }
 }
 
+TEST(Url, EmptyHostsFragmentsAndLongSocketPathsAreRefused) {
+  const std::pair<std::string, const char*> cases[] = {
+      {"redis://[]:6379", "empty IPv6 host"},
+      {"redis://h#frag", "'#'"},
+      {"unix:///" + std::string(max_unix_path, 'x'), "longer than 107"},
+  };
+  for (const auto& [url, part] : cases) {
+    options o;
+    std::string why;
+    EXPECT_EQ(parse_url(url, o, &why), errc::invalid_url) << url;
+    EXPECT_NE(why.find(part), std::string::npos) << url << " -> " << why;
+  }
+  options longest;
+  const std::string path = "/" + std::string(max_unix_path - 1, 'x');
+  ASSERT_FALSE(parse_url("unix://" + path, longest));
+  EXPECT_EQ(longest.unix_path, path);
+}
+
+TEST(Url, SchemesAreCaseInsensitive) {
+  options o;
+  ASSERT_FALSE(parse_url("REDIS://h:7001", o));
+  EXPECT_EQ(o.host, "h");
+  EXPECT_EQ(o.port, 7001);
+  options u;
+  ASSERT_FALSE(parse_url("Unix:///tmp/r.sock", u));
+  EXPECT_EQ(u.unix_path, "/tmp/r.sock");
+  options tls;
+  EXPECT_EQ(parse_url("REDISS://h", tls), errc::tls_unsupported);
+}
+
+// A refused URL leaves the options as they were: nothing of its valid parts is applied.
+TEST(Url, ARefusedUrlChangesNothing) {
+  options o;
+  o.host = "keep";
+  o.database = 4;
+  ASSERT_EQ(parse_url("redis://other:7000/2?bogus=1", o), errc::invalid_url);
+  EXPECT_EQ(o.host, "keep");
+  EXPECT_EQ(o.port, 6379);
+  EXPECT_EQ(o.database, 4);
+  ASSERT_EQ(parse_url("redis://u:pw@other?db=x", o), errc::invalid_url);
+  EXPECT_FALSE(o.password.has_value());
+  EXPECT_EQ(o.user, "");
+}
+
+// A password with an unencoded '/', '?' or '#' ends the authority early, and its text lands in the
+// port, the path or the query: the message quoted it. Now it says what to do instead.
+TEST(Url, AMisplacedPasswordIsNotQuoted) {
+  for (const char* url : {"redis://admin:hunter2/x@db:6380", "redis://u:hunter2?x@h", "admin:hunter2@db:6380",
+                          "redis://admin:hunter2/x@db:6380/1?bogus=1"}) {
+    options o;
+    std::string why;
+    EXPECT_EQ(parse_url(url, o, &why), errc::invalid_url) << url;
+    EXPECT_EQ(why.find("hunter2"), std::string::npos) << url << " -> " << why;
+    EXPECT_NE(why.find("percent-encode"), std::string::npos) << url << " -> " << why;
+  }
+  // A '#' before the host's '@' is the password's (the userinfo ends at the authority's last '@').
+  options hash;
+  ASSERT_FALSE(parse_url("redis://u:hunter2#x@h", hash));
+  EXPECT_EQ(hash.password, "hunter2#x");
+  EXPECT_EQ(hash.host, "h");
+  // Without an '@' past the host, the bad part is still named.
+  options o;
+  std::string why;
+  EXPECT_EQ(parse_url("redis://u:pw@h:99999", o, &why), errc::invalid_url);
+  EXPECT_NE(why.find("'99999'"), std::string::npos) << why;
+}
+
 TEST(Url, FromEnvironment) {
   ::setenv("REDIS_URL", "redis://envhost:1234/2", 1);
   options o;
