@@ -86,6 +86,30 @@ TEST(Multiplexer, ARequestWaitingForNoReplyOwnsNothingOfItsCaller) {
   EXPECT_NE(sent.find(std::string(64 * 1024, 'X')), std::string::npos);
 }
 
+// A request with a deadline may time out, and its caller free or reuse the arguments, before its
+// bytes leave (a send stuck behind a full socket): a large borrowed argument is copied, never
+// referenced, whenever there is a deadline.
+TEST(Multiplexer, ARequestWithADeadlineOwnsNothingOfItsCaller) {
+  multiplexer m;
+  struct borrowed : request {
+    std::string payload = std::string(64 * 1024, 'X');
+    std::vector<std::error_code> done;
+  } r;
+  r.borrows_arguments = true;
+  r.encode = [](request& base, resp::writer& w) { w.command("SET", "k", std::string_view(static_cast<borrowed&>(base).payload)); };
+  r.on_node = [](request&, const resp::node&) {};
+  r.on_done = [](request& base, std::error_code ec) { static_cast<borrowed&>(base).done.push_back(ec); };
+  const auto t0 = net::clock::now();
+  m.encode(r, t0 + std::chrono::milliseconds(10));
+  (void)m.expire(t0 + std::chrono::milliseconds(20));
+  ASSERT_EQ(r.done, std::vector<std::error_code>{errc::timeout});
+  std::fill(r.payload.begin(), r.payload.end(), 'Y');  // the caller's buffer, reused once completed
+  std::string sent;
+  for (const iovec& v : m.take_output()) sent.append(static_cast<const char*>(v.iov_base), v.iov_len);
+  EXPECT_EQ(sent.find('Y'), std::string::npos);
+  EXPECT_NE(sent.find(std::string(64 * 1024, 'X')), std::string::npos);
+}
+
 // Requests that timed out before they were sent are dropped with their bytes: they never run, and
 // the live ones keep their order and their deadlines. Nothing is dropped while anything is sent.
 TEST(Multiplexer, RequestsThatTimedOutUnsentAreNeverSent) {

@@ -162,6 +162,29 @@ TEST(Url, AMisplacedPasswordIsNotQuoted) {
   EXPECT_NE(why.find("'99999'"), std::string::npos) << why;
 }
 
+TEST(Url, ClusterOptions) {
+  options o;
+  ASSERT_FALSE(parse_url("redis://seed:7000?cluster=yes&read_from=any", o));
+  EXPECT_TRUE(o.cluster.enabled);
+  EXPECT_EQ(o.cluster.reads, read_from::any);
+  options p;
+  ASSERT_FALSE(parse_url("redis://seed?cluster=true&read_from=prefer_replica", p));
+  EXPECT_TRUE(p.cluster.enabled);
+  EXPECT_EQ(p.cluster.reads, read_from::prefer_replica);
+  options q;
+  q.cluster.enabled = true;
+  q.cluster.reads = read_from::any;
+  ASSERT_FALSE(parse_url("redis://seed?cluster=0&read_from=primary", q));
+  EXPECT_FALSE(q.cluster.enabled);
+  EXPECT_EQ(q.cluster.reads, read_from::primary);
+  for (const char* url : {"redis://seed?cluster=maybe", "redis://seed?read_from=replica"}) {
+    options bad;
+    std::string why;
+    EXPECT_EQ(parse_url(url, bad, &why), errc::invalid_url) << url;
+    EXPECT_FALSE(bad.cluster.enabled);
+  }
+}
+
 TEST(Url, FromEnvironment) {
   ::setenv("REDIS_URL", "redis://envhost:1234/2", 1);
   options o;

@@ -20,6 +20,7 @@ using namespace std::chrono_literals;
 // answers 127.0.0.1 or, for "missing", resolve_failed.
 std::atomic<bool> released{false};
 std::atomic<int> lookups{0};
+std::atomic<int> finished{0};  // lookups that returned (their results are on their way to the loop)
 std::thread::id lookup_thread;
 
 std::error_code blocking_lookup(const std::string& host, std::uint16_t port, std::vector<address>& out) {
@@ -28,6 +29,9 @@ std::error_code blocking_lookup(const std::string& host, std::uint16_t port, std
   if (!host.starts_with("fast")) {
     for (int i = 0; i < 5000 && !released; ++i) std::this_thread::sleep_for(1ms);
   }
+  struct count_finished {
+    ~count_finished() { ++finished; }
+  } on_return;
   if (host == "missing") return errc::resolve_failed;
   address a;
   if (!address::from_numeric("127.0.0.1", port, a)) return errc::resolve_failed;
@@ -99,6 +103,7 @@ TEST_F(Resolver, AFailedLookupSaysSo) {
 // cancelled while it waits for a worker never runs. Later lookups still answer.
 TEST_F(Resolver, ACancelledLookupCallsNothing) {
   resolver& r = l.name_resolver();
+  const int finished_before = finished;
   std::vector<outcome> running(resolver::max_workers);
   std::vector<resolver::query*> busy;
   for (outcome& o : running) busy.push_back(r.lookup("busy.test", 1, &outcome::on, &o));
@@ -110,6 +115,10 @@ TEST_F(Resolver, ACancelledLookupCallsNothing) {
   (void)r.lookup("c.test", 3, &outcome::on, &later);
   released = true;
   ASSERT_TRUE(turn_until(l, [&] { return later.calls == 1; }));
+  // Every cancelled lookup that ran has finished and handed its result to the loop, which has had
+  // turns to drop it, before the checks: "c" may answer first.
+  ASSERT_TRUE(turn_until(l, [&] { return finished - finished_before == static_cast<int>(resolver::max_workers) + 1; }));
+  for (int i = 0; i < 5; ++i) l.run_once(std::chrono::milliseconds(10));
   for (const outcome& o : running) EXPECT_EQ(o.calls, 0);
   EXPECT_EQ(waiting.calls, 0);
   EXPECT_EQ(lookups, static_cast<int>(resolver::max_workers) + 1);  // the busy ones and "c"; "queued" never ran

@@ -4,6 +4,7 @@
 
 #include "net/loop.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 namespace redring::test {
@@ -17,6 +18,16 @@ bool run_until(net::loop& l, Pred done, std::chrono::milliseconds limit = std::c
     l.run_once(std::chrono::milliseconds(10));
   }
   return true;
+}
+
+/// Runs turns of `l` for `span` of wall-clock time (timers that fall due in it fire): for checks of
+/// what did or did not happen meanwhile.
+inline void run_for(net::loop& l, std::chrono::milliseconds span) {
+  const auto end = std::chrono::steady_clock::now() + span;
+  for (auto now = std::chrono::steady_clock::now(); now < end; now = std::chrono::steady_clock::now()) {
+    l.run_once(std::min(std::chrono::duration_cast<std::chrono::milliseconds>(end - now) + std::chrono::milliseconds(1),
+                        std::chrono::milliseconds(10)));
+  }
 }
 
 }  // namespace redring::test
