@@ -57,7 +57,7 @@ class generator {
       case 3:
         v.data_type = type::double_number;
         v.text = double_text();
-        FUZZ_CHECK(resp::is_valid_double(v.text));
+        FUZZ_CHECK(oracle::is_double(v.text));
         check_parse_double(v.text);
         break;
       case 4: v.data_type = type::big_number, v.text = big_number_text(); break;
