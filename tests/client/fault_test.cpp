@@ -115,6 +115,44 @@ TEST(Fault, HostileLengthsAreProtocolErrorsNotAllocations) {
   }
 }
 
+// Resident memory of this process, in bytes (/proc/self/statm's second field, in pages).
+std::size_t resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? static_cast<std::size_t>(resident) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+
+// A length within the limits is not a protocol error: `$536870912` (512 MiB, the default limit)
+// and then nothing. The client makes room to receive the blob in place, but that room is not
+// touched until bytes arrive: the claim costs no resident memory, and the command times out.
+TEST(Fault, AClaimedBulkWithinTheLimitCostsNoResidentMemory) {
+  for (const bool ring : {true, false}) {
+    SCOPED_TRACE(ring ? "buffer ring" : "plain receive");
+    fake_server server([](const std::vector<std::string>& cmd, int) -> fake_reply {
+      if (auto r = test::handshake_reply(cmd); !r.bytes.empty()) return r;
+      return {"$536870912\r\n"};  // then silence
+    });
+    net::loop loop;
+    options o = fast_reconnect(server.socket_path());
+    o.use_buffer_ring = ring;
+    o.command_timeout = 300ms;
+    client c(loop, o);
+    const std::size_t before = resident_bytes();
+    std::optional<result<std::optional<std::string>>> got;
+    auto body = [&]() -> detached { got.emplace(co_await c.get("k")); };
+    body();
+    ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }, 5s));
+    ASSERT_FALSE(*got);
+    EXPECT_EQ(got->error().code, errc::timeout);
+    const std::size_t after = resident_bytes();
+    ASSERT_GT(before, 0u);
+    EXPECT_LT(after, before + 64 * 1024 * 1024) << "resident memory grew by " << (after - before) / 1024 << " KiB";
+  }
+}
+
 TEST(Fault, ConnectionCutMidReplyLosesOnlyWhatWasSent) {
   fake_server server(first_connection_fails("$10\r\nabc", true, "$1\r\nx\r\n"));  // cut mid-payload
   net::loop loop;
