@@ -508,6 +508,7 @@ void connection::on_recv_done(void* self, int res, std::uint32_t flags) {
   if (res == -ENOBUFS) {
     // Every provided buffer is in use (many connections at once): backpressure, not an error.
     // They were recycled as they were parsed, so receive again.
+    ++c->buffer_shortages_;
     c->submit_recv();
     return;
   }

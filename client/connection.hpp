@@ -90,6 +90,9 @@ class connection {
   [[nodiscard]] int protocol() const noexcept { return protocol_; }
   /// How many times a connection was established.
   [[nodiscard]] std::uint64_t connects() const noexcept { return connects_; }
+  /// How many times the loop's provided buffers ran out under this connection's multishot receive
+  /// (ENOBUFS: backpressure; the receive is armed again).
+  [[nodiscard]] std::uint64_t buffer_shortages() const noexcept { return buffer_shortages_; }
   /// Where cluster redirections go (see `redirect_handler`).
   void set_redirect_handler(redirect_handler h) { mux_.set_redirect_handler(h); }
   /// Takes back the commands queued while not connected, for another connection (see
@@ -185,6 +188,7 @@ class connection {
   int setup_pending_ = 0;
   std::uint32_t attempt_ = 0;     // reconnect attempts since the last success
   std::uint64_t connects_ = 0;
+  std::uint64_t buffer_shortages_ = 0;
   std::string last_error_;
   std::error_code drop_reason_;
 

@@ -172,6 +172,59 @@ TEST(Client, ACommandPostedToAClientDestroyedBeforeTheLoopRunsItCompletesWithShu
   EXPECT_EQ(why, errc::shutting_down);
 }
 
+// A real server's RESP3 pushes: CLIENT TRACKING's invalidations reach the push handler, node by
+// node, while hundreds of commands are in flight on the same connection, and every command still
+// gets its own reply (a push taken for a reply would shift all that follow).
+TEST(Client, TrackingInvalidationsReachThePushHandlerWithoutShiftingReplies) {
+  test::redis_server server;
+  net::loop loop;
+  client c(loop, unix_options(server));  // RESP3
+  struct seen {
+    int pushes = 0;
+    std::vector<std::string> keys;  // invalidated keys: blob strings inside a push's array
+    bool in_push = false;
+  } s;
+  c.set_push_handler({[](void* ctx, const resp::node& n) {
+                        auto* s = static_cast<seen*>(ctx);
+                        if (n.depth == 0) s->in_push = n.data_type == resp::type::push;
+                        if (s->in_push && n.depth == 0) ++s->pushes;
+                        if (s->in_push && n.depth == 2 && n.data_type == resp::type::blob_string) s->keys.emplace_back(n.value);
+                      },
+                      &s});
+  test::blocking_connection admin(server.socket_path());
+  int wrong = 0, finished = 0;
+  bool tracking = false;
+  auto setup = [&]() -> detached {
+    const auto on = co_await c.command<std::string>("CLIENT", "TRACKING", "ON");
+    EXPECT_TRUE(on && *on == "OK");
+    for (int i = 0; i < 8; ++i) (void)co_await c.set("tracked:" + std::to_string(i), "old");
+    for (int i = 0; i < 8; ++i) (void)co_await c.get("tracked:" + std::to_string(i));  // now tracked
+    tracking = true;
+  };
+  setup();
+  ASSERT_TRUE(run_until(loop, [&] { return tracking; }, 5s));
+  // 200 callers, each reading its own key 20 times, while the admin changes the tracked keys. (The
+  // closure outlives its coroutines; `caller` is a parameter, copied into each coroutine's frame.)
+  auto body = [&](int caller) -> detached {
+    const std::string key = "mine:" + std::to_string(caller), value = "v" + std::to_string(caller);
+    (void)co_await c.set(key, value);
+    for (int i = 0; i < 20; ++i) {
+      const auto got = co_await c.get(key);
+      if (!got || *got != std::optional<std::string>(value)) ++wrong;
+      if (caller == 0 && i < 8) (void)admin.call({"SET", "tracked:" + std::to_string(i), "new"});
+    }
+    ++finished;
+  };
+  for (int caller = 0; caller < 200; ++caller) body(caller);
+  ASSERT_TRUE(run_until(loop, [&] { return finished == 200 && s.pushes >= 8; }, 10s))
+      << finished << " callers finished, " << s.pushes << " pushes";
+  EXPECT_EQ(wrong, 0) << "replies went to the wrong commands";
+  std::sort(s.keys.begin(), s.keys.end());
+  s.keys.erase(std::unique(s.keys.begin(), s.keys.end()), s.keys.end());
+  EXPECT_EQ(s.keys.size(), 8u);
+  EXPECT_EQ(s.keys.front(), "tracked:0");
+}
+
 TEST(Client, AclUserWithRightAndWrongPassword) {
   test::redis_server server;
   {
@@ -560,6 +613,44 @@ namespace {
 
 // Both receive paths against the real server: multishot into the loop's provided buffers (parsed
 // in place) and plain recv into the connection's buffer.
+// The loop's provided buffers, shared by its connections, run out (two buffers of 1 KiB, four
+// connections receiving 200 KiB values at once): the kernel ends the multishot receive with ENOBUFS,
+// which is backpressure (re-armed once buffers come back), never an error; every reply arrives whole.
+TEST(Client, ProvidedBuffersRunningOutIsBackpressure) {
+  test::redis_server server;
+  net::loop loop(net::loop_options{.buffer_count = 2, .buffer_size = 1024});
+  std::vector<std::unique_ptr<client>> clients;
+  for (int i = 0; i < 4; ++i) clients.push_back(std::make_unique<client>(loop, unix_options(server)));
+  std::string big(200 * 1024, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 + 3);
+  int done = 0, bad = 0;
+  auto reader = [&](client& c) -> detached {
+    for (int round = 0; round < 5; ++round) {
+      const auto got = co_await c.get("big");
+      if (!got || !*got || **got != big) ++bad;
+    }
+    ++done;
+  };
+  bool stored = false;
+  auto store = [&]() -> detached {
+    stored = static_cast<bool>(co_await clients[0]->set("big", big));
+  };
+  store();
+  ASSERT_TRUE(run_until(loop, [&] { return stored; }, 10s));
+  for (auto& c : clients) reader(*c);
+  ASSERT_TRUE(run_until(loop, [&] { return done == 4; }, 30s)) << done << " of 4 readers finished";
+  EXPECT_EQ(bad, 0);
+  std::uint64_t shortages = 0;
+  for (auto& c : clients) {
+    EXPECT_EQ(c->conn().connects(), 1u) << "a connection dropped: " << c->conn().last_error();
+    shortages += c->conn().buffer_shortages();
+  }
+  if (loop.features().recv_multishot && loop.features().buffer_rings) {
+    EXPECT_TRUE(clients[0]->conn().uses_buffer_ring());
+    EXPECT_GT(shortages, 0u) << "the buffers never ran out: the test did not test backpressure";
+  }
+}
+
 class ReceivePath : public ::testing::TestWithParam<bool> {};
 
 TEST_P(ReceivePath, PipelinesAndLargeValues) {
