@@ -49,12 +49,15 @@ test::fake_server::script first_connection_fails(std::string first, bool cut, st
 }
 
 TEST(Fault, FallsBackToResp2WhenTheServerLacksHello) {
-  std::vector<std::string> seen;
+  std::vector<std::string> seen;  // whole commands, words joined by spaces
   fake_server server([&](const std::vector<std::string>& cmd, int) -> fake_reply {
-    seen.push_back(cmd[0]);
+    std::string line;
+    for (const std::string& w : cmd) line += (line.empty() ? "" : " ") + w;
+    seen.push_back(line);
     if (cmd[0] == "HELLO") return {"-ERR unknown command 'HELLO', with args beginning with: '3'\r\n"};
     if (cmd[0] == "AUTH") return {cmd.size() == 3 && cmd[1] == "u" && cmd[2] == "p" ? "+OK\r\n" : "-ERR bad\r\n"};
-    if (cmd[0] == "CLIENT" || cmd[0] == "SELECT") return {"+OK\r\n"};
+    if (cmd[0] == "SELECT") return {cmd.size() == 2 && cmd[1] == "2" ? "+OK\r\n" : "-ERR wrong db\r\n"};
+    if (cmd[0] == "CLIENT") return {"+OK\r\n"};
     if (cmd[0] == "GET") return {"$-1\r\n"};
     return {"-ERR unexpected\r\n"};
   });
@@ -73,10 +76,14 @@ TEST(Fault, FallsBackToResp2WhenTheServerLacksHello) {
   EXPECT_EQ(**got, std::nullopt);
   EXPECT_EQ(c.conn().protocol(), 2);
   // HELLO, then AUTH (RESP2), CLIENT SETNAME, SELECT, CLIENT SETINFO x2, then the command.
-  ASSERT_GE(seen.size(), 4u);
-  EXPECT_EQ(seen[0], "HELLO");
-  EXPECT_EQ(seen[1], "AUTH");
-  EXPECT_EQ(seen.back(), "GET");
+  ASSERT_EQ(seen.size(), 7u);
+  EXPECT_EQ(seen[0].substr(0, 7), "HELLO 3");
+  EXPECT_EQ(seen[1], "AUTH u p");
+  EXPECT_EQ(seen[2], "CLIENT SETNAME n");
+  EXPECT_EQ(seen[3], "SELECT 2");
+  EXPECT_EQ(seen[4], "CLIENT SETINFO LIB-NAME redring");
+  EXPECT_EQ(seen[5].substr(0, 23), "CLIENT SETINFO LIB-VER ");
+  EXPECT_EQ(seen[6], "GET k");
 }
 
 TEST(Fault, MalformedReplyFailsInFlightCommandsAndReconnects) {

@@ -157,14 +157,23 @@ TEST(Loop, AStopBeforeRunIsKept) {
   EXPECT_LT(clock::now() - t0, 4s) << "the early stop was lost";
   rescue.join();
   EXPECT_FALSE(l.stopping());
-  std::thread stopper([&] {
-    std::this_thread::sleep_for(50ms);
-    l.stop();
-  });
+  // The next run() runs until the next stop: here from a timer on the loop itself (a stop from
+  // another thread after a pause could come first on a loaded machine, and be kept).
+  struct stopping_timer : timer {
+    loop* l = nullptr;
+    int fired = 0;
+  } stopper;
+  stopper.l = &l;
+  stopper.fn = [](timer* p) {
+    auto* t = static_cast<stopping_timer*>(p);
+    ++t->fired;
+    t->l->stop();
+  };
   const auto t1 = clock::now();
+  l.arm(stopper, t1 + 50ms);
   l.run();
-  EXPECT_GE(clock::now() - t1, 40ms);  // it ran until the stop
-  stopper.join();
+  EXPECT_EQ(stopper.fired, 1);  // it ran until the stop
+  EXPECT_GE(clock::now() - t1, 50ms);
 }
 
 // Embedded (notify_fd): between poll()s the loop sleeps in its host's wait, so a post from another
@@ -215,10 +224,11 @@ TEST(Loop, PollTimeoutSaysHowLongAnEmbeddingHostMaySleep) {
     int fired = 0;
   } t;
   t.fn = [](timer* p) { ++static_cast<firing_timer*>(p)->fired; };
-  l.arm(t, clock::now() + 200ms);
+  // Far enough ahead that no stall of a loaded machine lets it fire during the polls below.
+  l.arm(t, clock::now() + 60s);
   const auto until_timer = l.poll_timeout();
-  EXPECT_GT(until_timer, 150ms);
-  EXPECT_LE(until_timer, 200ms);
+  EXPECT_GT(until_timer, 55s);
+  EXPECT_LE(until_timer, 60s);
   struct counting_hook : turn_hook {
     int ran = 0;
   } hook;
