@@ -18,8 +18,9 @@ bool submit_and_suspend(client& c, request& r) {
 
 // A command posted from another thread reaches the client through this rather than through a
 // pointer to it: the loop may run the task after the client is destroyed (its owner closed and
-// dropped it on the loop thread while a worker was still sending), and the request must then
-// complete with shutting_down, not call into freed memory. One reference per task in the loop's
+// dropped it on the loop thread after a worker's last send, before the loop's next turn), and the
+// request must then complete with shutting_down, not call into freed memory. (A send that races the
+// destruction itself reads the client: the caller must stop its senders first; see client.hpp.) One reference per task in the loop's
 // queue plus the client's own; the last one frees it. `target` is read and cleared on the loop
 // thread only (the client is destroyed there); `refs` is taken by any thread.
 struct client::post_anchor {

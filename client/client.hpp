@@ -587,8 +587,10 @@ class [[nodiscard]] scanner::page_awaitable {
 /// A Redis client on one loop. Commands may be sent from any thread (the command helpers,
 /// `command`, `command_callback`, `submit`, `execute`, `start`); completions run on the loop thread.
 /// Everything else (construction, destruction, `close`, `open_session`, `set_push_handler`,
-/// `cluster`) belongs on the loop thread. A command sent from another thread while the client is
-/// destroyed completes with `errc::shutting_down`. Commands go round-robin over `options::pool_size` connections (1 by default: with
+/// `cluster`) belongs on the loop thread. A command another thread sent before the client's
+/// destruction began, still on its way to the loop, completes with `errc::shutting_down`; stop
+/// every sending thread (joined, or told and acknowledged) before destroying the client, which
+/// it must not touch once destruction has begun. Commands go round-robin over `options::pool_size` connections (1 by default: with
 /// auto-pipelining one connection is the cheapest), blocking commands over connections of their own.
 class client {
  public:

@@ -36,7 +36,8 @@ class sync_client {
   explicit sync_client(options opts);
   /// Completes every pending call with `shutting_down` and joins the loop thread. From a callback
   /// or coroutine of `async()` (on the loop thread itself), the thread is left to finish that turn,
-  /// complete what is pending and free the loop and the client on its own.
+  /// complete what is pending and free the loop and the client on its own: it may still run when
+  /// the destructor returns, so let it finish (a moment) before the process exits.
   ~sync_client();
   sync_client(const sync_client&) = delete;
   sync_client& operator=(const sync_client&) = delete;

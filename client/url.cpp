@@ -112,7 +112,8 @@ namespace {
 
 std::error_code parse_url_into(std::string_view url, options& out, std::string* message) {
   const auto scheme_end = url.find("://");
-  if (scheme_end == std::string_view::npos) return bad(message, "missing scheme (redis://, unix://): '" + std::string(url) + "'");
+  // Not quoted: without a scheme nothing says where a password would be (`host?password=...`).
+  if (scheme_end == std::string_view::npos) return bad(message, "missing scheme (redis://, unix://)");
   std::string scheme(url.substr(0, scheme_end));
   for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));  // RFC 3986: case-insensitive
   std::string_view rest = url.substr(scheme_end + 3);
@@ -139,7 +140,11 @@ std::error_code parse_url_into(std::string_view url, options& out, std::string* 
   if (scheme != "redis") return bad(message, "unknown scheme '" + scheme + "' (redis://, unix://)");
 
   if (auto ec = take_userinfo(rest, "/", out, message)) return ec;
-  if (rest.find('#') != std::string_view::npos) return bad(message, "a '#' (a fragment) has no meaning in a redis:// URL");
+  // In the host, the path or the query (where it would be glued to the last value: a password
+  // "pw#x"): percent-encode it as %23 where it belongs to a value.
+  if (rest.find('#') != std::string_view::npos || query.find('#') != std::string_view::npos) {
+    return bad(message, "a '#' (a fragment) has no meaning in a redis:// URL; in a value, write it as %23");
+  }
   std::string_view authority = rest.substr(0, rest.find('/'));
   std::string_view path = rest.substr(authority.size());
   std::string_view host, port;

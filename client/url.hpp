@@ -20,9 +20,9 @@ namespace redring::client {
 /// percent-decoded.
 /// The scheme is case-insensitive. A unix socket path may be up to `max_unix_path` bytes.
 /// Errors: `errc::invalid_url` (an unknown option or a bad value included, an empty `[]` host, a
-/// `#`), with `message` naming the bad part, except where that part may be a password's (an '@'
-/// after the host: a password with an unencoded '/', '?' or '#'), which is not quoted. On error
-/// `out` is left as it was.
+/// `#` after a redis:// userinfo: in a value it is written %23), with `message` naming the bad part,
+/// except where that part may be a password's (an '@' after the host: a password with an unencoded
+/// '/', '?' or '#'; a URL without a scheme), which is not quoted. On error `out` is left as it was.
 /// The longest unix socket path a URL may name: what a sockaddr_un's sun_path holds before its NUL.
 inline constexpr std::size_t max_unix_path = 107;
 

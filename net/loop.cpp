@@ -414,17 +414,6 @@ void loop::run_hooks() {
 }
 
 std::size_t loop::run_once(std::chrono::milliseconds max_wait) {
-  if (in_turn_) [[unlikely]] {
-    // The outer turn has peeked completions it has not yet marked seen: this turn would dispatch
-    // them again and advance the queue's head twice, past its tail.
-    throw std::system_error(EDEADLK, std::system_category(),
-                            "redring::net::loop: run_once/poll called from inside a turn (a callback)");
-  }
-  struct turn_guard {
-    bool& flag;
-    explicit turn_guard(bool& f) : flag(f) { flag = true; }
-    ~turn_guard() { flag = false; }
-  } guard(in_turn_);
   if (!claimed_) [[unlikely]] {
     claim();
   } else if (!in_loop_thread()) [[unlikely]] {
@@ -436,6 +425,18 @@ std::size_t loop::run_once(std::chrono::milliseconds max_wait) {
     throw std::system_error(EEXIST, std::system_category(),
                             "redring::net::loop: a turn on a thread other than the loop's (the first to run it)");
   }
+  // On the loop's thread only (after the check above: another thread must not touch in_turn_).
+  if (in_turn_) [[unlikely]] {
+    // The outer turn has peeked completions it has not yet marked seen: this turn would dispatch
+    // them again and advance the queue's head twice, past its tail.
+    throw std::system_error(EDEADLK, std::system_category(),
+                            "redring::net::loop: run_once/poll called from inside a turn (a callback)");
+  }
+  struct turn_guard {
+    bool& flag;
+    explicit turn_guard(bool& f) : flag(f) { flag = true; }
+    ~turn_guard() { flag = false; }
+  } guard(in_turn_);
   // Embedded (notify_fd): between turns the loop sleeps in its host's wait, so post() must wake it.
   if (notify_fd_ >= 0) sleeping_.store(false, std::memory_order_relaxed);
   now_ = clock::now();

@@ -154,8 +154,10 @@ class loop {
   /// until that turn), so a loop may be built on one thread and run on another. A turn from any
   /// other thread afterwards throws std::system_error (EEXIST): with SINGLE_ISSUER the kernel would
   /// refuse every submission, and on any ring it would race the loop's thread. Not re-entrant: a
-  /// turn started from inside a turn (a completion, timer, task or hook calling `run_once` or `poll`)
-  /// throws std::system_error (EDEADLK) instead of dispatching the outer turn's completions twice.
+  /// turn started on the loop's thread from inside a turn (a completion, timer, task or hook calling
+  /// `run_once` or `poll`) is a programming error that throws std::system_error (EDEADLK) instead of
+  /// dispatching the outer turn's completions twice; from a completion, whose dispatch is noexcept,
+  /// that ends the process (std::terminate).
   std::size_t run_once(std::chrono::milliseconds max_wait);
   /// `run_once` without waiting: for embedding in another loop. Call it when `notify_fd()` is
   /// readable, and again once `poll_timeout()` has passed.

@@ -183,14 +183,14 @@ TEST(Client, TrackingInvalidationsReachThePushHandlerWithoutShiftingReplies) {
     int pushes = 0;
     std::vector<std::string> keys;  // invalidated keys: blob strings inside a push's array
     bool in_push = false;
-  } s;
+  } pushed;
   c.set_push_handler({[](void* ctx, const resp::node& n) {
                         auto* s = static_cast<seen*>(ctx);
                         if (n.depth == 0) s->in_push = n.data_type == resp::type::push;
                         if (s->in_push && n.depth == 0) ++s->pushes;
                         if (s->in_push && n.depth == 2 && n.data_type == resp::type::blob_string) s->keys.emplace_back(n.value);
                       },
-                      &s});
+                      &pushed});
   test::blocking_connection admin(server.socket_path());
   int wrong = 0, finished = 0;
   bool tracking = false;
@@ -216,13 +216,13 @@ TEST(Client, TrackingInvalidationsReachThePushHandlerWithoutShiftingReplies) {
     ++finished;
   };
   for (int caller = 0; caller < 200; ++caller) body(caller);
-  ASSERT_TRUE(run_until(loop, [&] { return finished == 200 && s.pushes >= 8; }, 10s))
-      << finished << " callers finished, " << s.pushes << " pushes";
+  ASSERT_TRUE(run_until(loop, [&] { return finished == 200 && pushed.pushes >= 8; }, 10s))
+      << finished << " callers finished, " << pushed.pushes << " pushes";
   EXPECT_EQ(wrong, 0) << "replies went to the wrong commands";
-  std::sort(s.keys.begin(), s.keys.end());
-  s.keys.erase(std::unique(s.keys.begin(), s.keys.end()), s.keys.end());
-  EXPECT_EQ(s.keys.size(), 8u);
-  EXPECT_EQ(s.keys.front(), "tracked:0");
+  std::sort(pushed.keys.begin(), pushed.keys.end());
+  pushed.keys.erase(std::unique(pushed.keys.begin(), pushed.keys.end()), pushed.keys.end());
+  EXPECT_EQ(pushed.keys.size(), 8u);
+  EXPECT_EQ(pushed.keys.front(), "tracked:0");
 }
 
 TEST(Client, AclUserWithRightAndWrongPassword) {

@@ -150,6 +150,25 @@ TEST(Url, AMisplacedPasswordIsNotQuoted) {
     EXPECT_EQ(why.find("hunter2"), std::string::npos) << url << " -> " << why;
     EXPECT_NE(why.find("percent-encode"), std::string::npos) << url << " -> " << why;
   }
+  // Without a scheme nothing says where a password is: the URL is not quoted at all.
+  for (const char* url : {"localhost:6379?password=hunter2", "redis:/h?password=hunter2"}) {
+    options bare;
+    std::string message;
+    EXPECT_EQ(parse_url(url, bare, &message), errc::invalid_url) << url;
+    EXPECT_EQ(message.find("hunter2"), std::string::npos) << url << " -> " << message;
+  }
+  // A '#' in the query would be glued to the last value (a password "hunter2#x"): refused.
+  options fragment;
+  std::string message;
+  EXPECT_EQ(parse_url("redis://h/0?password=hunter2#x", fragment, &message), errc::invalid_url);
+  EXPECT_NE(message.find("%23"), std::string::npos) << message;
+  EXPECT_FALSE(fragment.password.has_value());
+  options encoded;
+  ASSERT_FALSE(parse_url("redis://h/0?password=hunter2%23x", encoded));
+  EXPECT_EQ(encoded.password, "hunter2#x");
+  options unix_hash;
+  ASSERT_FALSE(parse_url("unix:///tmp/a#b.sock", unix_hash));  // a file name may hold a '#'
+  EXPECT_EQ(unix_hash.unix_path, "/tmp/a#b.sock");
   // A '#' before the host's '@' is the password's (the userinfo ends at the authority's last '@').
   options hash;
   ASSERT_FALSE(parse_url("redis://u:hunter2#x@h", hash));
