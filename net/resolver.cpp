@@ -2,6 +2,7 @@
 #include "net/resolver.hpp"
 
 #include <algorithm>
+#include <system_error>
 #include <utility>
 
 namespace redring::net {
@@ -41,7 +42,24 @@ resolver::query* resolver::lookup(std::string host, std::uint16_t port, done_fn 
     // Started on demand, up to max_workers: a program that never looks up a name runs no extra
     // thread, and a name whose DNS does not answer (seconds per try) holds one worker, not every
     // other connect of the loop.
-    if (idle_ < pending_.size() && workers_.size() < max_workers) workers_.emplace_back([this] { work(); });
+    if (idle_ < pending_.size() && workers_.size() < max_workers) {
+      try {
+        workers_.emplace_back([this] { work(); });
+      } catch (const std::system_error& e) {
+        // No thread for it (a process at its thread limit). A worker already running takes it in
+        // turn; with none, it would wait for ever: it fails now, through the loop like any result
+        // (the caller holds `q` until its callback, which must not run inside this call).
+        if (workers_.empty()) {
+          pending_.pop_back();
+          q->ec = e.code();
+          finished_.push_back(q);
+          if (!posted_) {
+            posted_ = true;
+            loop_.post(results_task_);
+          }
+        }
+      }
+    }
   }
   wake_.notify_one();
   return q;

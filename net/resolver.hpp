@@ -36,7 +36,8 @@ class resolver {
   resolver& operator=(const resolver&) = delete;
 
   /// Starts looking up `host`; `done(context, ...)` runs on a later loop turn, unless cancelled
-  /// first. The handle is valid until then or until `cancel`.
+  /// first. The handle is valid until then or until `cancel`. When no worker thread can be started
+  /// (none running, and the process at its thread limit), `done` gets that error on a later turn.
   [[nodiscard]] query* lookup(std::string host, std::uint16_t port, done_fn done, void* context);
   /// `done` will not be called for `q` (a lookup still running finishes and is dropped).
   void cancel(query* q) noexcept;

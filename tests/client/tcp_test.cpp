@@ -35,7 +35,16 @@ std::string ping_url(const std::string& url, std::size_t pool = 1) {
   auto body = [&]() -> detached {
     for (int i = 0; i < 10; ++i) answered += (co_await c.ping()) ? 1 : 0;
     const auto r = co_await c.command<std::string>("CLIENT", "INFO");
-    out = r ? std::to_string(answered) : r.error().what() + " / " + c.conn().last_error();
+    if (!r) {
+      out = r.error().what() + " / " + c.conn().last_error();
+      co_return;
+    }
+    out = std::to_string(answered);
+    if (pool > 1) {  // the PINGs went round-robin: every connection of the pool was used
+      std::size_t used = 0;
+      for (const auto& conn : c.pool()) used += conn->connects() == 1 ? 1 : 0;
+      *out += " on " + std::to_string(used);
+    }
   };
   body();
   if (!run_until(loop, [&] { return out.has_value(); })) return "no reply";
@@ -47,7 +56,7 @@ TEST(Tcp, LoopbackByAddressAndByName) {
   test::redis_server server({"--port", std::to_string(port), "--bind", "127.0.0.1 -::1"});
   EXPECT_EQ(ping_url("redis://127.0.0.1:" + std::to_string(port)), "10");
   EXPECT_EQ(ping_url("redis://localhost:" + std::to_string(port)), "10");
-  EXPECT_EQ(ping_url("redis://127.0.0.1:" + std::to_string(port), 4), "10");  // a pool of 4
+  EXPECT_EQ(ping_url("redis://127.0.0.1:" + std::to_string(port), 4), "10 on 4");  // a pool of 4
 }
 
 TEST(Tcp, Ipv6Loopback) {
