@@ -28,7 +28,7 @@ class category final : public std::error_category {
       case errc::invalid_argument: return "invalid argument for this command (not sent)";
       case errc::unsupported_command:
         return "not supported: this command would put the connection's replies out of step (SUBSCRIBE and the other "
-               "pub/sub subscriptions, MONITOR, CLIENT REPLY OFF|SKIP, a MULTI alone or left open: use a transaction); "
+               "pub/sub subscriptions: use a client::subscriber; MONITOR, CLIENT REPLY OFF|SKIP, a MULTI alone or left open: use a transaction); "
                "not sent";
     }
     return "unknown redring.client error";

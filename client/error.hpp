@@ -24,7 +24,7 @@ enum class errc : int {
   cluster_topology,      ///< Cluster: no usable topology (the server is not a cluster, no node answers, or it has no primary).
   slot_unserved,         ///< Cluster: no node serves the key's slot (after the retries allow).
   invalid_argument,      ///< A helper was given arguments its command refuses (the message says which); not sent.
-  unsupported_command,   ///< A command that would break the connection's reply stream (SUBSCRIBE, MONITOR, CLIENT REPLY OFF, MULTI alone or left open by a pipeline; see request::unsupported); not sent.
+  unsupported_command,   ///< A command that would break the connection's reply stream (SUBSCRIBE: use `subscriber`; MONITOR, CLIENT REPLY OFF, MULTI alone or left open by a pipeline; see request::unsupported); not sent.
 };
 
 /// The "redring.client" category.

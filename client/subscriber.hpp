@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+// Pub/sub: a connection of its own in subscribed mode, its subscriptions restored after a reconnect.
+#pragma once
+
+#include "client/connection.hpp"
+#include "client/options.hpp"
+#include "net/loop.hpp"
+
+#include <cstdint>
+#include <initializer_list>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace redring::client {
+
+/// What a subscriber's handler is told.
+enum class pubsub_kind : std::uint8_t {
+  message,       ///< A message published to a subscribed channel.
+  pmessage,      ///< A message published to a channel matching a subscribed pattern.
+  subscribe,     ///< The server confirmed a channel subscription.
+  psubscribe,    ///< The server confirmed a pattern subscription.
+  unsubscribe,   ///< The server confirmed that a channel subscription ended.
+  punsubscribe,  ///< The server confirmed that a pattern subscription ended.
+};
+
+/// One pub/sub event. Every view is valid during the handler's call only: copy what you keep.
+struct pubsub_event {
+  pubsub_kind kind = pubsub_kind::message;
+  /// The channel (message, pmessage, subscribe, unsubscribe) or the pattern (psubscribe,
+  /// punsubscribe). Empty in an unsubscribe confirmation sent when nothing was subscribed.
+  std::string_view channel;
+  /// pmessage: the pattern that matched `channel`. Otherwise empty.
+  std::string_view pattern;
+  /// message, pmessage: the payload, as published (any bytes). Otherwise empty.
+  std::string_view payload;
+  /// Confirmations: how many channels and patterns this connection is subscribed to after it.
+  std::int64_t count = 0;
+};
+
+/// A pub/sub subscriber: SUBSCRIBE and PSUBSCRIBE on a connection of its own (a subscribed
+/// connection cannot carry other callers' commands; the client refuses these commands on its
+/// shared ones), events delivered to one handler as they arrive, with no allocation per message
+/// (the payload is a view into the receive buffer; the channel is copied into a reused string).
+///
+/// The subscriber keeps the set of channels and patterns asked for: after a reconnect (the
+/// connection's backoff and handshake, as `options` say) it subscribes to all of them again, and
+/// the server confirms each anew. Messages published while it was disconnected are lost: that is
+/// pub/sub's contract (use a stream or a list where every message must arrive).
+///
+/// RESP3 only (Redis 6 and later): its messages are pushes, told apart from replies by type, so
+/// the connection's health-check PING and the confirmations cannot be confused with messages. With
+/// `options::protocol` 2, or a server that answers HELLO 3 with an error (RESP2 only), the
+/// subscriber stops with `failed()` true and `last_error()` saying why; it subscribes to nothing.
+///
+/// Sharded pub/sub (SSUBSCRIBE) is not supported. In a cluster, plain pub/sub messages reach every
+/// node, so a subscriber connected to any node (the options' host) receives them all.
+///
+/// Loop thread only, like `connection`. Destroy it before its loop.
+class subscriber {
+ public:
+  /// Receives every event (see `pubsub_event` for the views' lifetime). It may call `subscribe`,
+  /// `unsubscribe` and their pattern forms, but not destroy the subscriber.
+  using handler_fn = void (*)(void* context, const pubsub_event& e);
+
+  /// A subscriber connecting with `opts` (its host or Unix path, credentials, database, timeouts,
+  /// reconnect policy). Not started: call `start()`.
+  subscriber(net::loop& loop, const options& opts);
+  ~subscriber();
+  subscriber(const subscriber&) = delete;
+  subscriber& operator=(const subscriber&) = delete;
+
+  /// Where events go: `fn(context, event)`. Set it before `start()`; events with no handler are dropped.
+  void set_handler(handler_fn fn, void* context) noexcept {
+    handler_ = fn;
+    context_ = context;
+  }
+  /// Where events go: `f(event)`, `f` a callable object that outlives the subscriber (or the next
+  /// `set_handler`).
+  template <class F>
+  void set_handler(F& f) noexcept {
+    set_handler([](void* c, const pubsub_event& e) { (*static_cast<F*>(c))(e); }, &f);
+  }
+
+  /// Connects, then subscribes to what was asked for so far. Idempotent.
+  void start();
+  /// Closes the connection for good (no reconnect); nothing more is delivered. From the handler
+  /// too: the connection then closes on the next loop turn.
+  void close();
+
+  /// Subscribes to `channels` (SUBSCRIBE), now if connected, else once connected; each is
+  /// confirmed by a `pubsub_kind::subscribe` event. Channels already subscribed are not sent again.
+  void subscribe(std::span<const std::string_view> channels) { change(kind::subscribe, channels); }
+  void subscribe(std::initializer_list<std::string_view> channels) { subscribe(std::span(channels.begin(), channels.size())); }
+  /// Subscribes to the glob-style `patterns` (PSUBSCRIBE: `news.*`, `h?llo`, `[ab]*`).
+  void psubscribe(std::span<const std::string_view> patterns) { change(kind::psubscribe, patterns); }
+  void psubscribe(std::initializer_list<std::string_view> patterns) { psubscribe(std::span(patterns.begin(), patterns.size())); }
+  /// Ends the subscriptions to `channels` (UNSUBSCRIBE); names not subscribed are ignored.
+  void unsubscribe(std::span<const std::string_view> channels) { change(kind::unsubscribe, channels); }
+  void unsubscribe(std::initializer_list<std::string_view> channels) { unsubscribe(std::span(channels.begin(), channels.size())); }
+  /// Ends the subscriptions to `patterns` (PUNSUBSCRIBE); patterns not subscribed are ignored.
+  void punsubscribe(std::span<const std::string_view> patterns) { change(kind::punsubscribe, patterns); }
+  void punsubscribe(std::initializer_list<std::string_view> patterns) { punsubscribe(std::span(patterns.begin(), patterns.size())); }
+
+  /// The channels asked for (subscribed, or to be once connected and confirmed).
+  [[nodiscard]] const std::set<std::string, std::less<>>& channels() const noexcept { return channels_; }
+  /// The patterns asked for.
+  [[nodiscard]] const std::set<std::string, std::less<>>& patterns() const noexcept { return patterns_; }
+  /// The count in the server's last confirmation: channels plus patterns this connection is
+  /// subscribed to. 0 while not connected, and on a new connection until its first confirmation.
+  [[nodiscard]] std::int64_t confirmed() const noexcept { return confirmed_; }
+  /// Messages received so far (message and pmessage events; none after `close()`).
+  [[nodiscard]] std::uint64_t messages() const noexcept { return messages_; }
+  /// True once the subscriber stopped because the server speaks only RESP2 (see the class comment).
+  [[nodiscard]] bool failed() const noexcept { return failed_; }
+  /// Why the subscriber failed, or why its connection last dropped ("" if neither happened).
+  [[nodiscard]] std::string last_error() const { return failed_ ? error_ : conn_->last_error(); }
+  /// The connection (state, connects, protocol).
+  [[nodiscard]] connection& conn() noexcept { return *conn_; }
+
+ private:
+  enum class kind : std::uint8_t { subscribe, psubscribe, unsubscribe, punsubscribe };
+
+  void change(kind k, std::span<const std::string_view> names);
+  void send(kind k, std::span<const std::string_view> names);
+  void send_all();
+  static void on_state(void* self, connection_state s);
+  static void on_push(void* self, const resp::node& n);
+  static void on_close_timer(net::timer* t);
+  void push_node(const resp::node& n);
+  void deliver(const pubsub_event& e);
+
+  net::loop& loop_;
+  connection::pointer conn_;
+  handler_fn handler_ = nullptr;
+  void* context_ = nullptr;
+  std::set<std::string, std::less<>> channels_;
+  std::set<std::string, std::less<>> patterns_;
+  // Names unsubscribed while not connected. A (P)SUBSCRIBE encoded just before a drop, but never
+  // sent, is sent after the next handshake (the connection keeps unsent bytes): these names are
+  // then unsubscribed again after send_all, so the server ends with exactly the sets.
+  std::set<std::string, std::less<>> dropped_channels_;
+  std::set<std::string, std::less<>> dropped_patterns_;
+  std::int64_t confirmed_ = 0;
+  std::uint64_t messages_ = 0;
+  bool failed_ = false;
+  bool closed_ = false;       // close() was called: nothing more is delivered
+  bool dispatching_ = false;  // in the handler (close() must not close the connection under it)
+  std::string error_;
+
+  // The command being encoded (a request that waits for no reply: the server answers with pushes).
+  struct command_request : request {
+    subscriber* owner = nullptr;
+  };
+  command_request command_;
+  kind sending_ = kind::subscribe;
+  std::span<const std::string_view> sending_names_;
+
+  // Closing from inside the connection's state callback would close it under its own feet: a
+  // timer due at once closes it on the next turn (a timer, unlike a turn hook, can be cancelled).
+  struct close_timer : net::timer {
+    subscriber* owner = nullptr;
+  };
+  close_timer close_timer_;
+
+  // The push being read, node by node (a push's views live during one node's call only, so the
+  // first strings are copied).
+  enum class push_kind : std::uint8_t { none, message, pmessage, subscribe, psubscribe, unsubscribe, punsubscribe };
+  push_kind push_ = push_kind::none;
+  bool reading_ = false;       // a push is being read (false: skip nodes up to the next top-level one)
+  std::uint32_t element_ = 0;  // the next element of the push (depth 1)
+  std::string first_;          // element 1: the channel or pattern
+  std::string second_;         // pmessage's element 2: the channel
+};
+
+}  // namespace redring::client
