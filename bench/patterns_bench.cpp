@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The cost of one decision of each pattern against a private redis-server on a Unix socket: every
-// limiter algorithm, an uncontended lock acquire + release, a cache hit and a cache miss. Per row:
+// limiter algorithm, an uncontended lock acquire + release, a cache hit and a cache miss, and a job
+// queue's whole cycle (enqueue, reserve, complete). Per row:
 // decisions/s, client CPU µs per decision (getrusage), and scripts per decision counted by the
 // server (EVALSHA + EVAL calls in INFO commandstats: every command these patterns send is a script;
 // each is a round trip, except a cache miss's stampede lock and second read, which leave together),
@@ -10,6 +11,7 @@
 #include "client/client.hpp"
 #include "client/detached.hpp"
 #include "patterns/cache.hpp"
+#include "patterns/job_queue.hpp"
 #include "patterns/lock.hpp"
 #include "patterns/rate_limiter.hpp"
 
@@ -195,6 +197,18 @@ int main(int argc, char** argv) {
   };
   ok = row("cache hit", loop, admin, hit, s) && ok;
   ok = row("cache miss (load, store)", loop, admin, miss, s) && ok;
+
+  // Job queue: one decision = one job's whole cycle, enqueue + reserve + complete (three scripts).
+  // Each caller reserves after its own enqueue, so a job is always ready (the reserve may take
+  // another caller's).
+  patterns::job_queue jobs(redis, "bench", {.timeout = 5s});
+  const decide_fn cycle = [&](std::size_t, std::uint64_t) -> patterns::task<bool> {
+    if (!co_await jobs.enqueue("a payload of some thirty bytes")) co_return false;
+    auto j = co_await jobs.reserve();
+    if (!j || !*j) co_return false;
+    co_return (co_await jobs.complete(**j)).value_or(false);
+  };
+  ok = row("job enqueue+reserve+complete", loop, admin, cycle, s) && ok;
   if (!ok) std::fprintf(stderr, "patterns_bench: some decisions were not \"yes\" (see the last column)\n");
   return ok ? 0 : 1;
 }
