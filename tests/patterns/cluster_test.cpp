@@ -4,6 +4,7 @@
 // shows that every script's keys are in that one slot: no CROSSSLOT, no MOVED.
 #include "client/hash_slot.hpp"
 #include "client/slot_map.hpp"
+#include "patterns/job_queue.hpp"
 #include "patterns/lock.hpp"
 #include "patterns/rate_limiter.hpp"
 #include "patterns/typed_cache.hpp"
@@ -165,7 +166,7 @@ TEST_F(OnCluster, CacheKeysTagsAndStampedeLocksShareTheNamespacesSlot) {
 }
 
 // The same patterns through a cluster-mode client seeded at one node (the client routes each
-// script by its keys): names spread over the three primaries all decide, lock and cache.
+// script by its keys): names spread over the three primaries all decide, lock, cache and queue jobs.
 TEST_F(OnCluster, ThroughAClusterModeClient) {
   client::options o;
   o.host = "127.0.0.1";
@@ -199,6 +200,18 @@ TEST_F(OnCluster, ThroughAClusterModeClient) {
     const std::string value = "w";
     ASSERT_TRUE(*run_task(loop, k.set("2", value, tags)));
     EXPECT_EQ(*run_task(loop, k.invalidate_tag("t")), 1);
+
+    job_queue q(c, tenant, {.timeout = 5s});  // keys queue:{tenant}:...
+    const auto id = run_task(loop, q.enqueue("j"));
+    ASSERT_TRUE(id) << id.error().what();
+    const auto j = run_task(loop, q.reserve());
+    ASSERT_TRUE(j && *j) << tag;
+    EXPECT_EQ((*j)->payload, "j");
+    EXPECT_TRUE(*run_task(loop, q.complete(**j)));
+    // Empty: the wait blocks in BLPOP on the queue's node (the enqueue's token first), then ends empty.
+    const auto none = run_task(loop, q.reserve(200ms));
+    ASSERT_TRUE(none) << none.error().what();
+    EXPECT_FALSE(none->has_value());
   }
   EXPECT_EQ(primaries.size(), 3u);  // the tenants' tags cover every primary
 }
