@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The cost of one decision of each pattern against a private redis-server on a Unix socket: every
-// limiter algorithm, an uncontended lock acquire + release, a cache hit and a cache miss, and a job
-// queue's whole cycle (enqueue, reserve, complete). Per row:
+// limiter algorithm, an uncontended lock acquire + release, a cache hit and a cache miss, a job
+// queue's whole cycle (enqueue, reserve, complete) and a leaderboard submit. Per row:
 // decisions/s, client CPU µs per decision (getrusage), and scripts per decision counted by the
 // server (EVALSHA + EVAL calls in INFO commandstats: every command these patterns send is a script;
 // each is a round trip, except a cache miss's stampede lock and second read, which leave together),
@@ -12,6 +12,7 @@
 #include "client/detached.hpp"
 #include "patterns/cache.hpp"
 #include "patterns/job_queue.hpp"
+#include "patterns/leaderboard.hpp"
 #include "patterns/lock.hpp"
 #include "patterns/rate_limiter.hpp"
 
@@ -209,6 +210,13 @@ int main(int argc, char** argv) {
     co_return (co_await jobs.complete(**j)).value_or(false);
   };
   ok = row("job enqueue+reserve+complete", loop, admin, cycle, s) && ok;
+
+  // Leaderboard: a best-score submit for 1,000 players in turn (the standing read in the same script).
+  patterns::leaderboard board(redis, "bench", {.timeout = 5s});
+  const decide_fn submit = [&](std::size_t, std::uint64_t i) -> patterns::task<bool> {
+    co_return static_cast<bool>(co_await board.submit(names[i % names.size()], static_cast<double>(i % 5000)));
+  };
+  ok = row("leaderboard submit", loop, admin, submit, s) && ok;
   if (!ok) std::fprintf(stderr, "patterns_bench: some decisions were not \"yes\" (see the last column)\n");
   return ok ? 0 : 1;
 }
