@@ -135,18 +135,6 @@ return {redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('Z
         redis.call('LLEN', KEYS[4])}
 )lua";
 
-template <const std::string_view& Text>
-const script& script_of() {
-  static const script s(Text);
-  return s;
-}
-
-// A reply that is not the shape a script returns: from a server that is not Redis, or a script
-// replaced by hand under the same SHA1 (impossible in practice).
-resp::error unexpected_reply(std::string_view what) {
-  return resp::error{std::make_error_code(std::errc::bad_message), std::string("job_queue: unexpected reply to ") + std::string(what)};
-}
-
 std::string ms_text(std::chrono::milliseconds d) { return std::to_string(std::max<std::int64_t>(0, d.count())); }
 
 }  // namespace
@@ -166,10 +154,10 @@ std::string job_queue::key(std::string_view part) const {
 task<resp::result<std::string>> job_queue::enqueue(std::string_view payload, std::chrono::milliseconds delay) {
   const std::array<std::string, 5> keys = {key("seq"), key("wait"), key("delayed"), key("data"), key("notify")};
   const std::array<std::string, 2> args = {std::string(payload), ms_text(delay)};
-  auto reply = co_await script_of<enqueue_lua>().run(client_, keys, args, opts_.timeout);
+  auto reply = co_await script_for<enqueue_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   if (reply->data_type != resp::type::blob_string && reply->data_type != resp::type::simple_string) {
-    co_return unexpected_reply("enqueue");
+    co_return unexpected_reply("job_queue: enqueue");
   }
   co_return std::move(reply->text);
 }
@@ -178,17 +166,17 @@ task<resp::result<std::optional<job>>> job_queue::reserve_once(std::int64_t& nex
   const std::array<std::string, 6> keys = {key("wait"), key("delayed"), key("active"), key("data"), key("attempts"), key("dead")};
   const std::array<std::string, 3> args = {ms_text(opts_.lease), std::to_string(opts_.max_attempts),
                                            std::to_string(std::max<std::int64_t>(1, opts_.max_moves))};
-  auto reply = co_await script_of<reserve_lua>().run(client_, keys, args, opts_.timeout);
+  auto reply = co_await script_for<reserve_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   const auto& e = reply->elements;
   if (reply->data_type != resp::type::array || e.empty() || e[0].data_type != resp::type::integer) {
-    co_return unexpected_reply("reserve");
+    co_return unexpected_reply("job_queue: reserve");
   }
   if (e[0].integer == 0 && e.size() == 2 && e[1].data_type == resp::type::integer) {
     next_due_ms = e[1].integer;
     co_return std::optional<job>();
   }
-  if (e[0].integer != 1 || e.size() != 4 || e[3].data_type != resp::type::integer) co_return unexpected_reply("reserve");
+  if (e[0].integer != 1 || e.size() != 4 || e[3].data_type != resp::type::integer) co_return unexpected_reply("job_queue: reserve");
   co_return std::optional<job>(job{std::move(reply->elements[1].text), std::move(reply->elements[2].text), e[3].integer});
 }
 
@@ -224,9 +212,9 @@ task<resp::result<std::optional<job>>> job_queue::reserve(std::chrono::milliseco
 task<resp::result<bool>> job_queue::complete(const job& j) {
   const std::array<std::string, 3> keys = {key("active"), key("data"), key("attempts")};
   const std::array<std::string, 2> args = {j.id, std::to_string(j.attempt)};
-  auto reply = co_await script_of<complete_lua>().run(client_, keys, args, opts_.timeout);
+  auto reply = co_await script_for<complete_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
-  if (reply->data_type != resp::type::integer) co_return unexpected_reply("complete");
+  if (reply->data_type != resp::type::integer) co_return unexpected_reply("job_queue: complete");
   co_return reply->integer == 1;
 }
 
@@ -234,29 +222,29 @@ task<resp::result<failed_job>> job_queue::fail(const job& j) {
   const std::array<std::string, 4> keys = {key("active"), key("delayed"), key("dead"), key("attempts")};
   const std::array<std::string, 5> args = {j.id, std::to_string(j.attempt), std::to_string(opts_.max_attempts),
                                            ms_text(opts_.retry_delay), ms_text(opts_.max_retry_delay)};
-  auto reply = co_await script_of<fail_lua>().run(client_, keys, args, opts_.timeout);
+  auto reply = co_await script_for<fail_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
-  if (reply->data_type != resp::type::integer || reply->integer < 0 || reply->integer > 2) co_return unexpected_reply("fail");
+  if (reply->data_type != resp::type::integer || reply->integer < 0 || reply->integer > 2) co_return unexpected_reply("job_queue: fail");
   co_return reply->integer == 1 ? failed_job::retried : reply->integer == 2 ? failed_job::dead : failed_job::lease_lost;
 }
 
 task<resp::result<bool>> job_queue::extend(const job& j) {
   const std::array<std::string, 2> keys = {key("active"), key("attempts")};
   const std::array<std::string, 3> args = {j.id, std::to_string(j.attempt), ms_text(opts_.lease)};
-  auto reply = co_await script_of<extend_lua>().run(client_, keys, args, opts_.timeout);
+  auto reply = co_await script_for<extend_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
-  if (reply->data_type != resp::type::integer) co_return unexpected_reply("extend");
+  if (reply->data_type != resp::type::integer) co_return unexpected_reply("job_queue: extend");
   co_return reply->integer == 1;
 }
 
 task<resp::result<job_counts>> job_queue::counts() {
   const std::array<std::string, 4> keys = {key("wait"), key("delayed"), key("active"), key("dead")};
-  auto reply = co_await script_of<counts_lua>().run(client_, keys, {}, opts_.timeout);
+  auto reply = co_await script_for<counts_lua>().run(client_, keys, {}, opts_.timeout);
   if (!reply) co_return reply.error();
   const auto& e = reply->elements;
   if (reply->data_type != resp::type::array || e.size() != 4 ||
       std::any_of(e.begin(), e.end(), [](const resp::value& v) { return v.data_type != resp::type::integer; })) {
-    co_return unexpected_reply("counts");
+    co_return unexpected_reply("job_queue: counts");
   }
   co_return job_counts{e[0].integer, e[1].integer, e[2].integer, e[3].integer};
 }

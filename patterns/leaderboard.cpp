@@ -52,14 +52,25 @@ else better = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. score) end
 return {score, better + 1}
 )lua";
 
-// KEYS[1] the board; ARGV[1] the first position (0-based), ARGV[2] how many, ARGV[3] order.
-// Returns {rank of the first, its position, member, score, member, score, ...}, or {0, 0}.
-// Atomic: the entries and the first one's rank come from one state (the client derives the other
-// ranks from the scores: ties are adjacent).
-constexpr std::string_view page_lua = R"lua(
+// KEYS[1] the board; ARGV[1] the first position (0-based) or a member, ARGV[2] how many or the
+// radius, ARGV[3] order, ARGV[4] "page" (positions ARGV[1] to ARGV[1] + ARGV[2] - 1) or "around"
+// (the member's position minus the radius, at least 0, to plus the radius). Returns {rank of the
+// first, its position, member, score, member, score, ...}, or {0, 0} (past the end; a member with
+// no score). Atomic: the positions, the entries and the first one's rank come from one state (the
+// client derives the other ranks from the scores: ties are adjacent).
+constexpr std::string_view list_lua = R"lua(
 local high = ARGV[3] == 'high'
-local first = tonumber(ARGV[1])
-local r = redis.call(high and 'ZREVRANGE' or 'ZRANGE', KEYS[1], first, first + tonumber(ARGV[2]) - 1, 'WITHSCORES')
+local first, last
+if ARGV[4] == 'around' then
+  local pos = redis.call(high and 'ZREVRANK' or 'ZRANK', KEYS[1], ARGV[1])
+  if not pos then return {0, 0} end
+  first = math.max(0, pos - tonumber(ARGV[2]))
+  last = pos + tonumber(ARGV[2])
+else
+  first = tonumber(ARGV[1])
+  last = first + tonumber(ARGV[2]) - 1
+end
+local r = redis.call(high and 'ZREVRANGE' or 'ZRANGE', KEYS[1], first, last, 'WITHSCORES')
 if #r == 0 then return {0, 0} end
 local better
 if high then better = redis.call('ZCOUNT', KEYS[1], '(' .. r[2], '+inf')
@@ -68,34 +79,6 @@ table.insert(r, 1, first)
 table.insert(r, 1, better + 1)
 return r
 )lua";
-
-// KEYS[1] the board; ARGV[1] member, ARGV[2] the radius, ARGV[3] order. As page_lua, for the
-// positions from the member's minus the radius (at least 0) to its plus the radius; {0, 0} if the
-// member has no score. Atomic: its position and the entries come from one state.
-constexpr std::string_view around_lua = R"lua(
-local high = ARGV[3] == 'high'
-local pos = redis.call(high and 'ZREVRANK' or 'ZRANK', KEYS[1], ARGV[1])
-if not pos then return {0, 0} end
-local radius = tonumber(ARGV[2])
-local first = math.max(0, pos - radius)
-local r = redis.call(high and 'ZREVRANGE' or 'ZRANGE', KEYS[1], first, pos + radius, 'WITHSCORES')
-local better
-if high then better = redis.call('ZCOUNT', KEYS[1], '(' .. r[2], '+inf')
-else better = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. r[2]) end
-table.insert(r, 1, first)
-table.insert(r, 1, better + 1)
-return r
-)lua";
-
-template <const std::string_view& Text>
-const script& script_of() {
-  static const script s(Text);
-  return s;
-}
-
-resp::error unexpected_reply(std::string_view what) {
-  return resp::error{std::make_error_code(std::errc::bad_message), std::string("leaderboard: unexpected reply to ") + std::string(what)};
-}
 
 constexpr std::int64_t max_position = std::int64_t{1} << 40;
 
@@ -134,12 +117,12 @@ task<resp::result<standing>> leaderboard::submit(std::string_view member, double
       opts_.mode == submit_mode::add ? "add" : opts_.mode == submit_mode::best ? "best" : "replace",
       opts_.order == score_order::high_first ? "high" : "low",
       std::to_string(std::max<std::int64_t>(0, opts_.expire_after.count()))};
-  auto reply = co_await script_of<submit_lua>().run(client_, keys, args, opts_.timeout);
+  auto reply = co_await script_for<submit_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   standing s{std::string(member), 0, 0};
   if (reply->data_type != resp::type::array || reply->elements.size() != 2 || !parse_score(reply->elements[0], s.score) ||
       reply->elements[1].data_type != resp::type::integer) {
-    co_return unexpected_reply("submit");
+    co_return unexpected_reply("leaderboard: submit");
   }
   s.rank = reply->elements[1].integer;
   co_return s;
@@ -148,13 +131,13 @@ task<resp::result<standing>> leaderboard::submit(std::string_view member, double
 task<resp::result<std::optional<standing>>> leaderboard::rank(std::string_view member) {
   const std::array<std::string, 1> keys = {key_};
   const std::array<std::string, 2> args = {std::string(member), opts_.order == score_order::high_first ? "high" : "low"};
-  auto reply = co_await script_of<rank_lua>().run(client_, keys, args, opts_.timeout);
+  auto reply = co_await script_for<rank_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   if (reply->is_null()) co_return std::optional<standing>();
   standing s{std::string(member), 0, 0};
   if (reply->data_type != resp::type::array || reply->elements.size() != 2 || !parse_score(reply->elements[0], s.score) ||
       reply->elements[1].data_type != resp::type::integer) {
-    co_return unexpected_reply("rank");
+    co_return unexpected_reply("leaderboard: rank");
   }
   s.rank = reply->elements[1].integer;
   co_return std::optional<standing>(std::move(s));
@@ -166,35 +149,35 @@ task<resp::result<std::vector<standing>>> leaderboard::page(std::int64_t first, 
   // Redis cannot read back as integers.
   if (count <= 0 || first >= max_position) co_return std::vector<standing>();
   count = std::min(count, max_position);
-  co_return co_await list(script_of<page_lua>(), std::to_string(first), count);
+  co_return co_await list("page", std::to_string(first), count);
 }
 
 task<resp::result<std::vector<standing>>> leaderboard::around(std::string_view member, std::int64_t radius) {
   if (radius < 0) co_return invalid("leaderboard: the radius must be 0 or more");
   radius = std::min(radius, max_position);
-  co_return co_await list(script_of<around_lua>(), std::string(member), radius);
+  co_return co_await list("around", std::string(member), radius);
 }
 
-// Runs page_lua or around_lua and turns {rank of the first, its position, member, score, ...} into
+// Runs list_lua and turns {rank of the first, its position, member, score, ...} into
 // standings: an entry whose score differs from the one before it is ranked by its position (every
 // member before it is strictly better); one equal to it shares its rank.
-task<resp::result<std::vector<standing>>> leaderboard::list(const script& s, std::string first_arg, std::int64_t count) {
+task<resp::result<std::vector<standing>>> leaderboard::list(std::string_view kind, std::string first_arg, std::int64_t count) {
   const std::array<std::string, 1> keys = {key_};
-  const std::array<std::string, 3> args = {std::move(first_arg), std::to_string(count),
-                                           opts_.order == score_order::high_first ? "high" : "low"};
-  auto reply = co_await s.run(client_, keys, args, opts_.timeout);
+  const std::array<std::string, 4> args = {std::move(first_arg), std::to_string(count),
+                                           opts_.order == score_order::high_first ? "high" : "low", std::string(kind)};
+  auto reply = co_await script_for<list_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   auto& e = reply->elements;
   if (reply->data_type != resp::type::array || e.size() < 2 || e.size() % 2 != 0 || e[0].data_type != resp::type::integer ||
       e[1].data_type != resp::type::integer) {
-    co_return unexpected_reply("a list");
+    co_return unexpected_reply("leaderboard: a list");
   }
   std::vector<standing> out;
   out.reserve((e.size() - 2) / 2);
   const std::int64_t first_position = e[1].integer;
   for (std::size_t i = 2; i < e.size(); i += 2) {
     standing st{std::move(e[i].text), 0, 0};
-    if (!parse_score(e[i + 1], st.score)) co_return unexpected_reply("a list");
+    if (!parse_score(e[i + 1], st.score)) co_return unexpected_reply("leaderboard: a list");
     const auto index = static_cast<std::int64_t>(out.size());
     st.rank = index == 0 ? e[0].integer : st.score == out.back().score ? out.back().rank : first_position + index + 1;
     out.push_back(std::move(st));

@@ -16,8 +16,6 @@
 
 namespace redring::patterns {
 
-class script;
-
 /// Which scores rank first.
 enum class score_order : std::uint8_t {
   high_first,  ///< Points: the highest score is rank 1.
@@ -83,8 +81,8 @@ class leaderboard {
   [[nodiscard]] const std::string& key() const noexcept { return key_; }
 
  private:
-  // Runs the page or around script (`s`) and makes standings of its reply.
-  task<resp::result<std::vector<standing>>> list(const script& s, std::string first_arg, std::int64_t count);
+  // Runs the list script for a "page" or "around" and makes standings of its reply.
+  task<resp::result<std::vector<standing>>> list(std::string_view kind, std::string first_arg, std::int64_t count);
 
   client::client& client_;
   leaderboard_options opts_;

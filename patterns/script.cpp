@@ -74,4 +74,8 @@ std::string random_hex(std::size_t bytes, bool* ok) {
   return out;
 }
 
+resp::error unexpected_reply(std::string_view what) {
+  return resp::error{std::make_error_code(std::errc::bad_message), "unexpected reply to " + std::string(what)};
+}
+
 }  // namespace redring::patterns

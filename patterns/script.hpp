@@ -39,6 +39,19 @@ class script {
   std::string sha_;
 };
 
+/// The script of `Text` (a named `constexpr std::string_view` with static storage), its SHA1
+/// computed once: `script_for<enqueue_lua>().run(...)`.
+template <const std::string_view& Text>
+[[nodiscard]] const script& script_for() {
+  static const script s(Text);
+  return s;
+}
+
+/// The error for a script's reply that is not of the shape the script returns (a server that is
+/// not Redis, or a different script loaded under the same name): `std::errc::bad_message`, naming
+/// `what` ("job_queue: reserve").
+[[nodiscard]] resp::error unexpected_reply(std::string_view what);
+
 /// `bytes` random bytes from the operating system's CSPRNG (OpenSSL RAND_bytes), as lowercase hex:
 /// lock tokens and unique members. Never fails in practice; if RAND_bytes does, the hex of a
 /// time and counter mix is returned instead and `ok` (when given) is set to false.
