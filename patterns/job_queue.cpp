@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "patterns/job_queue.hpp"
 
+#include "client/hash_slot.hpp"
 #include "patterns/script.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <stdexcept>
 #include <utility>
 
 namespace redring::patterns {
@@ -37,13 +39,16 @@ redis.call('LTRIM', KEYS[5], 0, 0)
 return id
 )lua";
 
-// KEYS[1] wait, KEYS[2] delayed, KEYS[3] active, KEYS[4] data, KEYS[5] attempts, KEYS[6] dead;
-// ARGV[1] the lease in ms, ARGV[2] max attempts, ARGV[3] max moves. First moves due delayed jobs to
-// the ready list and takes back jobs whose lease ran out (to the front of the ready list, or to the
-// dead list after their last attempt); then pops the oldest ready job, counts the attempt and
-// leases it. Returns {1, id, payload, attempt}, or {0, ms until a delayed job or a lease falls due
-// (-1: none)}. Atomic: two workers never pop the same job, and a job taken back is in exactly one
-// place. An id whose payload is gone (deleted by hand) is dropped.
+// KEYS[1] wait, KEYS[2] delayed, KEYS[3] active, KEYS[4] data, KEYS[5] attempts, KEYS[6] dead,
+// KEYS[7] notify; ARGV[1] the lease in ms, ARGV[2] max attempts, ARGV[3] max moves. First moves due
+// delayed jobs to the ready list and takes back jobs whose lease ran out (to the front of the ready
+// list, the first expired first, or to the dead list after their last attempt); then pops the
+// oldest ready job, counts the attempt and leases it. Returns {1, id, payload, attempt}, or {0, ms
+// until a delayed job or a lease falls due (-1: none)}. Atomic: two workers never pop the same job,
+// and a job taken back is in exactly one place. An id whose payload is gone (deleted by hand) is
+// dropped. While ready jobs remain after the pop, it leaves a wake-up token: the notify list holds
+// one token however many jobs an enqueue burst or this reserve made ready, so each worker woken
+// passes the wake-up on to the next waiting one.
 constexpr std::string_view reserve_lua = R"lua(
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -52,7 +57,9 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0
   redis.call('ZREM', KEYS[2], id)
   redis.call('LPUSH', KEYS[1], id)
 end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, moves)) do
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, moves)
+for i = #expired, 1, -1 do
+  local id = expired[i]
   redis.call('ZREM', KEYS[3], id)
   if tonumber(redis.call('HGET', KEYS[5], id) or '0') >= tonumber(ARGV[2]) then
     redis.call('LPUSH', KEYS[6], id)
@@ -67,6 +74,10 @@ while true do
   if payload then
     local attempt = redis.call('HINCRBY', KEYS[5], id, 1)
     redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]), id)
+    if redis.call('LLEN', KEYS[1]) > 0 then
+      redis.call('LPUSH', KEYS[7], '1')
+      redis.call('LTRIM', KEYS[7], 0, 0)
+    end
     return {1, id, payload, attempt}
   end
   redis.call('HDEL', KEYS[5], id)
@@ -95,10 +106,11 @@ end
 return 0
 )lua";
 
-// KEYS[1] active, KEYS[2] delayed, KEYS[3] dead, KEYS[4] attempts; ARGV[1] the id, ARGV[2] the
-// attempt, ARGV[3] max attempts, ARGV[4] the first retry delay in ms, ARGV[5] the largest. Returns
-// 1 (scheduled again after retry_delay * 2^(attempt - 1), capped), 2 (dead: that was the last
-// attempt) or 0 (not reserved under that attempt). Atomic like complete.
+// KEYS[1] active, KEYS[2] delayed, KEYS[3] dead, KEYS[4] attempts, KEYS[5] notify; ARGV[1] the
+// id, ARGV[2] the attempt, ARGV[3] max attempts, ARGV[4] the first retry delay in ms, ARGV[5] the
+// largest. Returns 1 (scheduled again after retry_delay * 2^(attempt - 1), capped), 2 (dead: that
+// was the last attempt) or 0 (not reserved under that attempt). Atomic like complete. A retry
+// leaves a wake-up token: a worker already waiting chose its timeout before this job was due.
 constexpr std::string_view fail_lua = R"lua(
 if not (redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('HGET', KEYS[4], ARGV[1]) == ARGV[2]) then
   return 0
@@ -112,6 +124,8 @@ end
 local delay = math.min(tonumber(ARGV[5]), tonumber(ARGV[4]) * 2 ^ math.min(attempt - 1, 62))
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000) + delay, ARGV[1])
+redis.call('LPUSH', KEYS[5], '1')
+redis.call('LTRIM', KEYS[5], 0, 0)
 return 1
 )lua";
 
@@ -135,7 +149,11 @@ return {redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('Z
         redis.call('LLEN', KEYS[4])}
 )lua";
 
-std::string ms_text(std::chrono::milliseconds d) { return std::to_string(std::max<std::int64_t>(0, d.count())); }
+// Delays and leases as the scripts take them: 0 to 10^13 ms (317 years; server times plus that stay
+// exact in Lua's doubles, and the wait the reserve script computes fits an integer).
+std::string ms_text(std::chrono::milliseconds d) {
+  return std::to_string(std::clamp<std::int64_t>(d.count(), 0, 10'000'000'000'000));
+}
 
 }  // namespace
 
@@ -143,6 +161,16 @@ job_queue::job_queue(client::client& c, std::string_view name, job_queue_options
     : client_(c), opts_(std::move(opts)) {
   base_ = opts_.prefix;
   base_.append("{").append(name).append("}:");
+  if (opts_.lease.count() < 1) throw std::invalid_argument("job_queue: the lease must be at least 1 ms");
+  if (opts_.max_attempts < 1) throw std::invalid_argument("job_queue: max_attempts must be at least 1");
+  // An empty name, or a prefix with braces of its own, would not make {name} the keys' hash tag:
+  // they would fall in different slots (CROSSSLOT on a cluster).
+  const auto slot = client::hash_slot(key("wait"));
+  for (const char* part : {"delayed", "active", "data", "attempts", "dead", "seq", "notify"}) {
+    if (client::hash_slot(key(part)) != slot) {
+      throw std::invalid_argument("job_queue: the keys of queue \"" + std::string(name) + "\" would not share a slot (an empty name, or braces in the prefix)");
+    }
+  }
 }
 
 std::string job_queue::key(std::string_view part) const {
@@ -163,7 +191,8 @@ task<resp::result<std::string>> job_queue::enqueue(std::string_view payload, std
 }
 
 task<resp::result<std::optional<job>>> job_queue::reserve_once(std::int64_t& next_due_ms) {
-  const std::array<std::string, 6> keys = {key("wait"), key("delayed"), key("active"), key("data"), key("attempts"), key("dead")};
+  const std::array<std::string, 7> keys = {key("wait"),     key("delayed"), key("active"), key("data"),
+                                           key("attempts"), key("dead"),    key("notify")};
   const std::array<std::string, 3> args = {ms_text(opts_.lease), std::to_string(opts_.max_attempts),
                                            std::to_string(std::max<std::int64_t>(1, opts_.max_moves))};
   auto reply = co_await script_for<reserve_lua>().run(client_, keys, args, opts_.timeout);
@@ -219,7 +248,7 @@ task<resp::result<bool>> job_queue::complete(const job& j) {
 }
 
 task<resp::result<failed_job>> job_queue::fail(const job& j) {
-  const std::array<std::string, 4> keys = {key("active"), key("delayed"), key("dead"), key("attempts")};
+  const std::array<std::string, 5> keys = {key("active"), key("delayed"), key("dead"), key("attempts"), key("notify")};
   const std::array<std::string, 5> args = {j.id, std::to_string(j.attempt), std::to_string(opts_.max_attempts),
                                            ms_text(opts_.retry_delay), ms_text(opts_.max_retry_delay)};
   auto reply = co_await script_for<fail_lua>().run(client_, keys, args, opts_.timeout);

@@ -71,16 +71,21 @@ struct job_counts {
 /// operation in flight. String views passed in must outlive the co_await.
 class job_queue {
  public:
+  /// Throws std::invalid_argument for a lease under 1 ms, `max_attempts` under 1, or a name and
+  /// prefix whose keys would not share a slot (an empty name; braces in the prefix that take over
+  /// the hash tag).
   job_queue(client::client& c, std::string_view name, job_queue_options opts = {});
 
-  /// Adds a job: ready now, or after `delay`. Returns its id.
+  /// Adds a job: ready now, or after `delay` (at most 10^13 ms). Returns its id.
   [[nodiscard]] task<resp::result<std::string>> enqueue(std::string_view payload, std::chrono::milliseconds delay = {});
 
   /// Reserves the oldest ready job under a lease of `options.lease`, or nullopt if none is ready.
   /// Moves due delayed jobs to the ready list, and takes back jobs whose lease ran out, first.
   [[nodiscard]] task<resp::result<std::optional<job>>> reserve();
-  /// Like `reserve()`, waiting up to `wait` for a job to become ready (an enqueue wakes a waiting
-  /// worker at once; a delayed job or an expiring lease is waited for until it falls due).
+  /// Like `reserve()`, waiting up to `wait` for a job to become ready (an enqueue or a retry wakes
+  /// a waiting worker at once; a delayed job or an expiring lease is waited for until it falls due).
+  /// Redis checks blocking timeouts on its server tick (`hz`, 10 by default): a wait may end, and a
+  /// job falling due be seen, up to about 100 ms late.
   [[nodiscard]] task<resp::result<std::optional<job>>> reserve(std::chrono::milliseconds wait);
 
   /// Removes a reserved job for good: true, or false if the job was not reserved under `j.attempt`

@@ -16,6 +16,8 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -234,6 +236,83 @@ TEST_F(JobQueue, AWaitingWorkerGetsADelayedJobWhenItFallsDue) {
   ASSERT_TRUE(j) << j.error().what();
   ASSERT_TRUE(j->has_value());
   EXPECT_EQ((*j)->payload, "soon");
+}
+
+// A retry scheduled while a worker waits: the waiting worker chose its BLPOP timeout before the
+// job existed, so the retry must wake it (a 30 s wait, the retry due after 200 ms).
+TEST_F(JobQueue, ARetryWakesAWaitingWorker) {
+  job_queue first(c, "retry-wake", {.retry_delay = 200ms});
+  ASSERT_TRUE(run_task(loop, first.enqueue("p")));
+  auto j = run_task(loop, first.reserve());
+  ASSERT_TRUE(j && *j);
+  auto other = c.open_session();
+  job_queue second(*other, "retry-wake");
+  std::optional<resp::result<std::optional<job>>> got;
+  auto waiter = [&]() -> client::detached { got.emplace(co_await second.reserve(30s)); };
+  waiter();
+  test::run_for(loop, 150ms);  // blocked in BLPOP by now
+  ASSERT_FALSE(got.has_value());
+  ASSERT_EQ(*run_task(loop, first.fail(**j)), failed_job::retried);
+  ASSERT_TRUE(test::run_until(loop, [&] { return got.has_value(); }, 10s));
+  ASSERT_TRUE(*got) << got->error().what();
+  const std::optional<job>& retried = **got;
+  ASSERT_TRUE(retried.has_value());
+  EXPECT_EQ(retried->attempt, 2);
+}
+
+// Two jobs ready behind the one token the notify list holds (what two enqueues racing two waiters
+// leave): the first worker woken passes the wake-up on, so both get a job long before their wait ends.
+TEST_F(JobQueue, TwoReadyJobsBehindOneTokenWakeTwoWaiters) {
+  constexpr int waiters = 2;
+  std::vector<std::unique_ptr<client::client>> sessions;
+  std::vector<std::unique_ptr<job_queue>> queues;
+  std::vector<std::optional<resp::result<std::optional<job>>>> got(waiters);
+  for (int w = 0; w < waiters; ++w) {
+    sessions.push_back(c.open_session());
+    queues.push_back(std::make_unique<job_queue>(*sessions.back(), "burst"));
+  }
+  auto waiter = [&](int w) -> client::detached { got[static_cast<std::size_t>(w)].emplace(co_await queues[static_cast<std::size_t>(w)]->reserve(30s)); };
+  for (int w = 0; w < waiters; ++w) waiter(w);
+  test::run_for(loop, 150ms);  // both blocked in BLPOP
+  job_queue q(c, "burst");
+  // Two ready jobs and a single token, as the enqueue script leaves them.
+  (void)admin.call({"HSET", q.key("data"), "1", "j1", "2", "j2"});
+  (void)admin.call({"LPUSH", q.key("wait"), "1", "2"});
+  (void)admin.call({"LPUSH", q.key("notify"), "1"});
+  ASSERT_TRUE(test::run_until(loop, [&] { return got[0].has_value() && got[1].has_value(); }, 10s));
+  std::set<std::string> payloads;
+  for (const auto& g : got) {
+    ASSERT_TRUE(*g) << g->error().what();
+    ASSERT_TRUE(g->value_or(std::nullopt).has_value());
+    payloads.insert((**g)->payload);
+  }
+  EXPECT_EQ(payloads, (std::set<std::string>{"j1", "j2"}));
+}
+
+TEST_F(JobQueue, JobsTakenBackRunFirstExpiredFirst) {
+  job_queue q(c, "takeback", {.lease = 100ms});
+  for (const char* p : {"a", "b", "c"}) ASSERT_TRUE(run_task(loop, q.enqueue(p)));
+  for (const char* p : {"a", "b", "c"}) {
+    auto j = run_task(loop, q.reserve());
+    ASSERT_TRUE(j && *j);
+    EXPECT_EQ((*j)->payload, p);
+    test::pause(loop, 5ms);  // distinct lease ends
+  }
+  test::pause(loop, 250ms);
+  for (const char* p : {"a", "b", "c"}) {
+    auto j = run_task(loop, q.reserve());
+    ASSERT_TRUE(j && *j);
+    EXPECT_EQ((*j)->payload, p);
+    EXPECT_EQ((*j)->attempt, 2);
+  }
+}
+
+TEST_F(JobQueue, SettingsThatCannotWorkAreRefused) {
+  EXPECT_THROW(job_queue(c, ""), std::invalid_argument);  // "{}" is no hash tag: keys in many slots
+  EXPECT_THROW(job_queue(c, "q", {.prefix = "{}"}), std::invalid_argument);
+  EXPECT_THROW(job_queue(c, "q", {.lease = 0ms}), std::invalid_argument);
+  EXPECT_THROW(job_queue(c, "q", {.max_attempts = 0}), std::invalid_argument);
+  EXPECT_NO_THROW(job_queue(c, "q", {.prefix = "app{1}"}));  // braces, but one slot still
 }
 
 TEST_F(JobQueue, AWaitWithNothingComingEndsEmpty) {
