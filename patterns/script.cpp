@@ -22,12 +22,16 @@ void append_hex(std::string& out, const unsigned char* data, std::size_t n) {
 
 }  // namespace
 
-script::script(std::string_view text) : text_(text) {
+std::string sha1_hex(std::string_view bytes) {
   unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  sha_.reserve(2 * SHA_DIGEST_LENGTH);
-  append_hex(sha_, digest, SHA_DIGEST_LENGTH);
+  SHA1(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
+  std::string hex;
+  hex.reserve(2 * SHA_DIGEST_LENGTH);
+  append_hex(hex, digest, SHA_DIGEST_LENGTH);
+  return hex;
 }
+
+script::script(std::string_view text) : text_(text), sha_(sha1_hex(text)) {}
 
 task<result<resp::value>> script::run(client::client& c, std::span<const std::string> keys,
                                       std::span<const std::string> args, std::chrono::milliseconds timeout) const {

@@ -52,6 +52,9 @@ template <const std::string_view& Text>
 /// `what` ("job_queue: reserve").
 [[nodiscard]] resp::error unexpected_reply(std::string_view what);
 
+/// The lowercase hex SHA1 of `bytes` (40 digits).
+[[nodiscard]] std::string sha1_hex(std::string_view bytes);
+
 /// `bytes` random bytes from the operating system's CSPRNG (OpenSSL RAND_bytes), as lowercase hex:
 /// lock tokens and unique members. Never fails in practice; if RAND_bytes does, the hex of a
 /// time and counter mix is returned instead and `ok` (when given) is set to false.

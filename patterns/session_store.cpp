@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MIT
+#include "patterns/session_store.hpp"
+
+#include "patterns/script.hpp"
+
+#include <algorithm>
+#include <array>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace redring::patterns {
+namespace {
+
+// A session is a hash: the application's fields, and the store's own "redring:user" (its user, ""
+// when anonymous) and "redring:expires_at" (server ms of its absolute end; 0: none). Its key's TTL
+// is the idle timeout, capped by the absolute end. A user's sessions are listed in an index set
+// in their slot ({tag}), which outlives each of them (its TTL only grows). Time is the server's.
+
+// KEYS[1] the session, KEYS[2] the index; ARGV[1] idle timeout ms, ARGV[2] max lifetime ms (0:
+// none), ARGV[3] the user, ARGV[4], ARGV[5], ... field, value pairs. Returns 1, or 0 if the key
+// exists (an id drawn twice: 2^-256). Atomic: the session appears whole, with its TTL and in its
+// user's index. Prunes up to 16 ended sessions from the index on the way.
+constexpr std::string_view create_lua = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local ttl = tonumber(ARGV[1])
+local expires = 0
+if tonumber(ARGV[2]) > 0 then
+  expires = now + tonumber(ARGV[2])
+  ttl = math.min(ttl, tonumber(ARGV[2]))
+end
+redis.call('HSET', KEYS[1], 'redring:user', ARGV[3], 'redring:expires_at', expires)
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIRE', KEYS[1], ttl)
+if ARGV[3] ~= '' then
+  for _, k in ipairs(redis.call('SRANDMEMBER', KEYS[2], 16)) do
+    if redis.call('EXISTS', k) == 0 then redis.call('SREM', KEYS[2], k) end
+  end
+  redis.call('SADD', KEYS[2], KEYS[1])
+  if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+end
+return 1
+)lua";
+
+// KEYS[1] the session, KEYS[2] the index; ARGV[1] idle timeout ms, ARGV[2] "get" or "set", ARGV[3]
+// and ARGV[4] the field and value to set. Returns nil if there is no live session (one past its
+// absolute end is deleted here), else 1 (set) or the hash's fields and values (get), after
+// restarting the idle timeout. Atomic: a session cannot end between the check and the use.
+constexpr std::string_view touch_lua = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local expires = tonumber(redis.call('HGET', KEYS[1], 'redring:expires_at') or '0') or 0
+local ttl = tonumber(ARGV[1])
+if expires > 0 then
+  if now >= expires then
+    redis.call('DEL', KEYS[1])
+    redis.call('SREM', KEYS[2], KEYS[1])
+    return false
+  end
+  ttl = math.min(ttl, expires - now)
+end
+if ARGV[2] == 'set' then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
+redis.call('PEXPIRE', KEYS[1], ttl)
+if (redis.call('HGET', KEYS[1], 'redring:user') or '') ~= '' and redis.call('PTTL', KEYS[2]) < ttl then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+if ARGV[2] == 'set' then return 1 end
+return redis.call('HGETALL', KEYS[1])
+)lua";
+
+// KEYS[1] the session, KEYS[2] the index. Returns 1 if the session existed. Atomic: it leaves
+// the index with it.
+constexpr std::string_view destroy_lua = R"lua(
+local n = redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], KEYS[1])
+return n
+)lua";
+
+// KEYS[1] the index of the user's tag; ARGV[1] the user. Deletes every live session of the user
+// listed there (others of the same tag stay) and forgets ended ones; returns how many it deleted.
+// The session keys come from the index, not KEYS: they share its {tag}, so its slot. Atomic: a
+// session created meanwhile is either deleted or created after, never half.
+constexpr std::string_view destroy_all_lua = R"lua(
+local n = 0
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local user = redis.call('HGET', k, 'redring:user')
+  if user == ARGV[1] then
+    n = n + redis.call('DEL', k)
+    redis.call('SREM', KEYS[1], k)
+  elseif not user then
+    redis.call('SREM', KEYS[1], k)
+  end
+end
+return n
+)lua";
+
+constexpr std::size_t tag_digits = 16;
+constexpr std::string_view reserved_prefix = "redring:";
+
+resp::error invalid(std::string what) { return resp::error{std::make_error_code(std::errc::invalid_argument), std::move(what)}; }
+
+std::string ms_text(std::chrono::milliseconds d) { return std::to_string(std::max<std::int64_t>(1, d.count())); }
+
+}  // namespace
+
+session_store::session_store(client::client& c, session_options opts) : client_(c), opts_(std::move(opts)) {
+  opts_.id_bytes = std::max<std::size_t>(opts_.id_bytes, 16);  // 128 bits at the least
+}
+
+bool session_store::well_formed(std::string_view id) const noexcept {
+  return id.size() == tag_digits + 2 * opts_.id_bytes &&
+         std::all_of(id.begin(), id.end(), [](char ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'); });
+}
+
+std::string session_store::key(std::string_view id) const {
+  if (!well_formed(id)) return {};
+  std::string k = opts_.prefix;
+  k.append("{").append(id.substr(0, tag_digits)).append("}:").append(id.substr(tag_digits));
+  return k;
+}
+
+std::string session_store::index_key(std::string_view tag) const {
+  std::string k = opts_.prefix;
+  k.append("{").append(tag).append("}:index");
+  return k;
+}
+
+task<resp::result<std::string>> session_store::create(std::string_view user, const session_fields& fields) {
+  for (const auto& [field, value] : fields) {
+    if (field.starts_with(reserved_prefix)) co_return invalid("session_store: field names starting with redring: are the store's");
+  }
+  // The tag puts a user's sessions in one slot with their index; an anonymous session has none to share.
+  const std::string tag = user.empty() ? random_hex(tag_digits / 2) : sha1_hex(user).substr(0, tag_digits);
+  std::vector<std::string> args = {ms_text(opts_.idle_timeout), std::to_string(std::max<std::int64_t>(0, opts_.max_lifetime.count())),
+                                   std::string(user)};
+  for (const auto& [field, value] : fields) {
+    args.push_back(field);
+    args.push_back(value);
+  }
+  for (int tries = 0; tries < 3; ++tries) {
+    std::string id = tag + random_hex(opts_.id_bytes);
+    const std::array<std::string, 2> keys = {key(id), index_key(tag)};
+    auto reply = co_await script_for<create_lua>().run(client_, keys, args, opts_.timeout);
+    if (!reply) co_return reply.error();
+    if (reply->data_type != resp::type::integer) co_return unexpected_reply("session_store: create");
+    if (reply->integer == 1) co_return id;
+  }
+  co_return unexpected_reply("session_store: create (three ids drawn were all taken)");
+}
+
+task<resp::result<std::optional<session>>> session_store::get(std::string_view id) {
+  if (!well_formed(id)) co_return std::optional<session>();
+  const std::array<std::string, 2> keys = {key(id), index_key(id.substr(0, tag_digits))};
+  const std::array<std::string, 2> args = {ms_text(opts_.idle_timeout), "get"};
+  auto reply = co_await script_for<touch_lua>().run(client_, keys, args, opts_.timeout);
+  if (!reply) co_return reply.error();
+  if (reply->is_null()) co_return std::optional<session>();
+  if (reply->data_type != resp::type::array || reply->elements.size() % 2 != 0) co_return unexpected_reply("session_store: get");
+  session s;
+  auto& e = reply->elements;
+  for (std::size_t i = 0; i < e.size(); i += 2) {
+    if (e[i].text == "redring:user") {
+      s.user = std::move(e[i + 1].text);
+    } else if (!std::string_view(e[i].text).starts_with(reserved_prefix)) {
+      s.fields.emplace(std::move(e[i].text), std::move(e[i + 1].text));
+    }
+  }
+  co_return std::optional<session>(std::move(s));
+}
+
+task<resp::result<bool>> session_store::set(std::string_view id, std::string_view field, std::string_view value) {
+  if (field.starts_with(reserved_prefix)) co_return invalid("session_store: field names starting with redring: are the store's");
+  if (!well_formed(id)) co_return false;
+  const std::array<std::string, 2> keys = {key(id), index_key(id.substr(0, tag_digits))};
+  const std::array<std::string, 4> args = {ms_text(opts_.idle_timeout), "set", std::string(field), std::string(value)};
+  auto reply = co_await script_for<touch_lua>().run(client_, keys, args, opts_.timeout);
+  if (!reply) co_return reply.error();
+  if (reply->is_null()) co_return false;
+  if (reply->data_type != resp::type::integer) co_return unexpected_reply("session_store: set");
+  co_return true;
+}
+
+task<resp::result<bool>> session_store::destroy(std::string_view id) {
+  if (!well_formed(id)) co_return false;
+  const std::array<std::string, 2> keys = {key(id), index_key(id.substr(0, tag_digits))};
+  auto reply = co_await script_for<destroy_lua>().run(client_, keys, {}, opts_.timeout);
+  if (!reply) co_return reply.error();
+  if (reply->data_type != resp::type::integer) co_return unexpected_reply("session_store: destroy");
+  co_return reply->integer == 1;
+}
+
+task<resp::result<std::int64_t>> session_store::destroy_all(std::string_view user) {
+  if (user.empty()) co_return invalid("session_store: destroy_all needs a user (anonymous sessions have no index)");
+  const std::array<std::string, 1> keys = {index_key(sha1_hex(user).substr(0, tag_digits))};
+  const std::array<std::string, 1> args = {std::string(user)};
+  auto reply = co_await script_for<destroy_all_lua>().run(client_, keys, args, opts_.timeout);
+  if (!reply) co_return reply.error();
+  if (reply->data_type != resp::type::integer) co_return unexpected_reply("session_store: destroy_all");
+  co_return reply->integer;
+}
+
+}  // namespace redring::patterns

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: MIT
+// The session store against a real redis-server: create and read back, the idle timeout sliding
+// forward, the absolute lifetime, set, destroy, "log out everywhere", forged ids, and errors as
+// values.
+#include "patterns/session_store.hpp"
+
+#include "tests/patterns/commandstats.hpp"
+#include "tests/patterns/run_task.hpp"
+#include "tests/support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace redring::patterns {
+namespace {
+
+using namespace std::chrono_literals;
+using test::options_for;
+using test::run_task;
+
+class SessionStore : public ::testing::Test {
+ protected:
+  test::redis_server server;
+  net::loop loop;
+  client::client c{loop, options_for(server)};
+  test::blocking_connection admin{server.socket_path()};
+
+  std::string create(session_store& s, std::string_view user, const session_fields& fields = {}) {
+    auto id = run_task(loop, s.create(user, fields));
+    EXPECT_TRUE(id) << id.error().what();
+    return id ? *id : std::string();
+  }
+  // True if `id` names a live session (a failed read fails the test).
+  bool live(session_store& s, std::string_view id) {
+    auto got = run_task(loop, s.get(id));
+    EXPECT_TRUE(got) << got.error().what();
+    return got && got->has_value();
+  }
+};
+
+TEST_F(SessionStore, ASessionReadsBackWithItsUserAndFields) {
+  session_store s(c);
+  const std::string id = create(s, "alice", {{"cart", "3 items"}, {"theme", "dark"}});
+  EXPECT_EQ(id.size(), 16u + 64u);
+  const auto got = run_task(loop, s.get(id));
+  ASSERT_TRUE(got && *got) << (got ? "no session" : got.error().what());
+  EXPECT_EQ((*got)->user, "alice");
+  EXPECT_EQ((*got)->fields, (session_fields{{"cart", "3 items"}, {"theme", "dark"}}));
+  ASSERT_TRUE(*run_task(loop, s.set(id, "cart", "4 items")));
+  EXPECT_EQ((*run_task(loop, s.get(id)))->fields.at("cart"), "4 items");
+  // An anonymous session: no user, no index.
+  const std::string anonymous = create(s, "");
+  const auto a = run_task(loop, s.get(anonymous));
+  ASSERT_TRUE(a && *a);
+  EXPECT_EQ((*a)->user, "");
+  EXPECT_TRUE((*a)->fields.empty());
+}
+
+TEST_F(SessionStore, IdsAreUniqueAndAUsersSessionsShareItsSlotTag) {
+  session_store s(c);
+  std::set<std::string> ids;
+  for (int i = 0; i < 200; ++i) ids.insert(create(s, "bob"));
+  EXPECT_EQ(ids.size(), 200u);
+  std::set<std::string> tags;
+  for (const std::string& id : ids) tags.insert(id.substr(0, 16));
+  EXPECT_EQ(tags.size(), 1u);  // one user, one tag
+  EXPECT_EQ(s.key(*ids.begin()), "sess:{" + ids.begin()->substr(0, 16) + "}:" + ids.begin()->substr(16));
+}
+
+TEST_F(SessionStore, UseSlidesTheIdleTimeoutForward) {
+  session_store s(c, {.idle_timeout = 60s});
+  const std::string id = create(s, "carol");
+  EXPECT_GT(admin.call({"PTTL", s.key(id)}).integer, 50'000);
+  (void)admin.call({"PEXPIRE", s.key(id), "1000"});  // as if it had sat idle for 59 s
+  ASSERT_TRUE(live(s, id));
+  EXPECT_GT(admin.call({"PTTL", s.key(id)}).integer, 50'000);  // a use restarts it
+  (void)admin.call({"PEXPIRE", s.key(id), "1000"});
+  ASSERT_TRUE(*run_task(loop, s.set(id, "k", "v")));
+  EXPECT_GT(admin.call({"PTTL", s.key(id)}).integer, 50'000);
+  // Idle past the timeout: gone.
+  (void)admin.call({"PEXPIRE", s.key(id), "1"});
+  test::pause(loop, 20ms);
+  const auto gone = run_task(loop, s.get(id));
+  ASSERT_TRUE(gone);
+  EXPECT_FALSE(gone->has_value());
+  EXPECT_FALSE(*run_task(loop, s.set(id, "k", "v")));
+}
+
+TEST_F(SessionStore, TheAbsoluteLifetimeEndsASessionHoweverMuchItIsUsed) {
+  session_store s(c, {.idle_timeout = 60s, .max_lifetime = 10s});
+  const std::string id = create(s, "dave");
+  const std::int64_t ttl = admin.call({"PTTL", s.key(id)}).integer;
+  EXPECT_GT(ttl, 5'000);
+  EXPECT_LE(ttl, 10'000);  // capped by the lifetime, not the idle timeout
+  ASSERT_TRUE(live(s, id));
+  EXPECT_LE(admin.call({"PTTL", s.key(id)}).integer, 10'000);  // a use does not reach past the end
+  // The end passes (moved into the past rather than waited for): the next use finds it over.
+  (void)admin.call({"HSET", s.key(id), "redring:expires_at", "1"});
+  const auto over = run_task(loop, s.get(id));
+  ASSERT_TRUE(over);
+  EXPECT_FALSE(over->has_value());
+  EXPECT_EQ(admin.call({"EXISTS", s.key(id)}).integer, 0);  // and deleted
+}
+
+TEST_F(SessionStore, DestroyAllLogsAUserOutEverywhereAndNobodyElse) {
+  session_store s(c);
+  const std::vector<std::string> alice = {create(s, "alice"), create(s, "alice"), create(s, "alice")};
+  const std::string bob = create(s, "bob");
+  const std::string anonymous = create(s, "");
+  ASSERT_TRUE(*run_task(loop, s.destroy(alice[0])));
+  EXPECT_FALSE(*run_task(loop, s.destroy(alice[0])));  // once
+  const auto n = run_task(loop, s.destroy_all("alice"));
+  ASSERT_TRUE(n) << n.error().what();
+  EXPECT_EQ(*n, 2);
+  for (const std::string& id : alice) EXPECT_FALSE(live(s, id));
+  EXPECT_TRUE(live(s, bob));
+  EXPECT_TRUE(live(s, anonymous));
+  EXPECT_EQ(*run_task(loop, s.destroy_all("alice")), 0);
+  EXPECT_FALSE(run_task(loop, s.destroy_all("")));  // anonymous sessions have no index
+}
+
+TEST_F(SessionStore, ForgedIdsAreNoSessionAndCostNoRoundTrip) {
+  session_store s(c);
+  const std::string real = create(s, "eve");
+  const auto before = test::read_command_counts(admin);
+  for (const std::string& forged : {std::string(), std::string("x"), real.substr(0, real.size() - 1), real + "0",
+                                    std::string(real.size(), 'g'), std::string("../../etc/passwd"),
+                                    std::string(80, '0').replace(10, 1, "}"), std::string(100000, 'a')}) {
+    const auto got = run_task(loop, s.get(forged));
+    ASSERT_TRUE(got);
+    EXPECT_FALSE(got->has_value());
+    EXPECT_FALSE(*run_task(loop, s.set(forged, "k", "v")));
+    EXPECT_FALSE(*run_task(loop, s.destroy(forged)));
+    EXPECT_EQ(s.key(forged), "");
+  }
+  EXPECT_EQ(test::read_command_counts(admin).scripts, before.scripts);
+  // A well-formed id nobody issued: no session.
+  std::string guessed = real;
+  guessed.back() = guessed.back() == '0' ? '1' : '0';
+  EXPECT_FALSE(live(s, guessed));
+}
+
+TEST_F(SessionStore, TheStoresOwnFieldsAreRefusedAndHidden) {
+  session_store s(c);
+  EXPECT_FALSE(run_task(loop, s.create("frank", {{"redring:user", "mallory"}})));
+  const std::string id = create(s, "frank", {{"redringish", "fine"}});
+  const auto set = run_task(loop, s.set(id, "redring:user", "mallory"));
+  ASSERT_FALSE(set);
+  EXPECT_EQ(set.error().code, std::errc::invalid_argument);
+  const auto got = run_task(loop, s.get(id));
+  ASSERT_TRUE(got && *got);
+  EXPECT_EQ((*got)->user, "frank");
+  EXPECT_EQ((*got)->fields, (session_fields{{"redringish", "fine"}}));  // no redring: fields shown
+}
+
+TEST_F(SessionStore, RedisGoneIsAnErrorValue) {
+  session_store s(c, {.timeout = 300ms});
+  const std::string id = create(s, "gina");
+  ::kill(server.pid(), SIGKILL);
+  EXPECT_FALSE(run_task(loop, s.get(id)));
+  EXPECT_FALSE(run_task(loop, s.create("gina")));
+  EXPECT_FALSE(run_task(loop, s.destroy_all("gina")));
+}
+
+}  // namespace
+}  // namespace redring::patterns
