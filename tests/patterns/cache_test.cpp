@@ -56,13 +56,7 @@ struct slow_source_loader {
   }
 };
 
-class Cache : public ::testing::Test {
- protected:
-  test::redis_server server;
-  net::loop loop;
-  client::client c{loop, options_for(server)};
-  test::blocking_connection admin{server.socket_path()};
-};
+class Cache : public ::testing::Test, protected test::pattern_world {};
 
 // A user type and its codec for the typed cache: the id as 8 hex digits, then the name; anything
 // shorter or not hex does not decode.

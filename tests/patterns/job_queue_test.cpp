@@ -28,12 +28,8 @@ using namespace std::chrono_literals;
 using test::options_for;
 using test::run_task;
 
-class JobQueue : public ::testing::Test {
+class JobQueue : public ::testing::Test, protected test::pattern_world {
  protected:
-  test::redis_server server;
-  net::loop loop;
-  client::client c{loop, options_for(server)};
-  test::blocking_connection admin{server.socket_path()};
 
   // Milliseconds from the server's now until `id` falls due in the delayed set.
   std::int64_t due_in_ms(job_queue& q, const std::string& id) {

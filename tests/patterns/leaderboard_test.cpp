@@ -24,12 +24,8 @@ using namespace std::chrono_literals;
 using test::options_for;
 using test::run_task;
 
-class Leaderboard : public ::testing::Test {
+class Leaderboard : public ::testing::Test, protected test::pattern_world {
  protected:
-  test::redis_server server;
-  net::loop loop;
-  client::client c{loop, options_for(server)};
-  test::blocking_connection admin{server.socket_path()};
 
   void submit_all(leaderboard& b, const std::vector<std::pair<std::string, double>>& scores) {
     for (const auto& [member, score] : scores) ASSERT_TRUE(run_task(loop, b.submit(member, score))) << member;

@@ -22,13 +22,7 @@ using namespace std::chrono_literals;
 using test::options_for;
 using test::run_task;
 
-class Lock : public ::testing::Test {
- protected:
-  test::redis_server server;
-  net::loop loop;
-  client::client c{loop, options_for(server)};
-  test::blocking_connection admin{server.socket_path()};
-};
+class Lock : public ::testing::Test, protected test::pattern_world {};
 
 // N workers x M increments of a counter read and written in two commands (a lost update without
 // mutual exclusion), each under the lock, on connections of their own: nothing is lost, and no

@@ -3,6 +3,7 @@
 // server, a pause that keeps the loop's time current, and a clock the test moves.
 #pragma once
 
+#include "client/client.hpp"
 #include "client/options.hpp"
 #include "patterns/task.hpp"
 #include "tests/support/redis_server.hpp"
@@ -52,6 +53,16 @@ struct manual_clock {
   auto function() {
     return [this] { return now_us; };
   }
+};
+
+/// What most patterns tests start from: a private server, a loop, a client of the server on it and
+/// a blocking admin connection. A fixture derives from it (`class Lock : public ::testing::Test,
+/// protected test::pattern_world`).
+struct pattern_world {
+  redis_server server;
+  net::loop loop;
+  client::client c{loop, options_for(server)};
+  blocking_connection admin{server.socket_path()};
 };
 
 }  // namespace redring::test

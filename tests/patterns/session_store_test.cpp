@@ -23,12 +23,8 @@ using namespace std::chrono_literals;
 using test::options_for;
 using test::run_task;
 
-class SessionStore : public ::testing::Test {
+class SessionStore : public ::testing::Test, protected test::pattern_world {
  protected:
-  test::redis_server server;
-  net::loop loop;
-  client::client c{loop, options_for(server)};
-  test::blocking_connection admin{server.socket_path()};
 
   std::string create(session_store& s, std::string_view user, const session_fields& fields = {}) {
     auto id = run_task(loop, s.create(user, fields));
