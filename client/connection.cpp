@@ -576,6 +576,8 @@ void connection::on_send_done(void* self, int res, std::uint32_t) {
 
 // --- Faults ---
 
+void connection::drop(std::string why) { fail(std::move(why), errc::connection_lost); }
+
 void connection::fail(std::string why, std::error_code ec) {
   if (draining_ || state_ == connection_state::closed) return;
   last_error_ = std::move(why);

@@ -76,6 +76,11 @@ class connection {
   void submit(request& r, std::string_view encoded);
   /// Closes: every queued command completes with `shutting_down`; no reconnect.
   void close();
+  /// Drops the connection as if it had failed, `why` becoming `last_error()`: sent commands
+  /// complete with `connection_lost`, unsent ones wait, and it reconnects with backoff (if
+  /// reconnecting is on). For an owner that finds the peer dead by its own means (the subscriber's
+  /// health check). Not from inside this connection's callbacks (a request's or the push handler's).
+  void drop(std::string why);
 
   [[nodiscard]] connection_state state() const noexcept { return state_; }
   /// For the owners of blocking connections: true if no blocking command can use this one again:

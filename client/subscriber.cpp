@@ -3,6 +3,7 @@
 
 #include "resp/writer.hpp"
 
+#include <algorithm>
 #include <vector>
 
 namespace redring::client {
@@ -10,7 +11,7 @@ namespace redring::client {
 namespace {
 
 constexpr std::string_view command_name(int k) noexcept {
-  constexpr std::string_view names[] = {"SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE"};
+  constexpr std::string_view names[] = {"SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "PING"};
   return names[k];
 }
 
@@ -20,21 +21,33 @@ bool is_text(const resp::node& n) noexcept {
   return (n.data_type == resp::type::blob_string && !n.streamed) || n.data_type == resp::type::simple_string;
 }
 
+// The connection's own options: its health check is the subscriber's (a PING answered by a
+// request would take a refusal's error reply for its own, see the class comment).
+options without_health_check(options o) {
+  o.health_check_interval = std::chrono::milliseconds(0);
+  return o;
+}
+
 }  // namespace
 
-subscriber::subscriber(net::loop& loop, const options& opts) : loop_(loop), conn_(connection::create(loop, opts)) {
+subscriber::subscriber(net::loop& loop, const options& opts)
+    : loop_(loop), conn_(connection::create(loop, without_health_check(opts))), health_interval_(opts.health_check_interval) {
   command_.owner = this;
   command_.replies = 0;  // the server answers (UN)SUBSCRIBE with pushes, not replies (RESP3)
   command_.encode = [](request& r, resp::writer& w) {
     subscriber& s = *static_cast<command_request&>(r).owner;
-    w.aggregate_header(resp::type::array, 1 + s.sending_names_.size());
-    w.bulk(command_name(static_cast<int>(s.sending_)));
-    for (const std::string_view name : s.sending_names_) w.bulk(name);
+    if (s.sending_ == kind::ping) {
+      w.command("PING");
+      return;
+    }
+    w.command(command_name(static_cast<int>(s.sending_)), s.sending_name_);
   };
   command_.on_node = [](request&, const resp::node&) {};
   command_.on_done = [](request&, std::error_code) {};
   close_timer_.owner = this;
   close_timer_.fn = &subscriber::on_close_timer;
+  health_timer_.owner = this;
+  health_timer_.fn = &subscriber::on_health_timer;
   conn_->on_state_change(&subscriber::on_state, this);
   conn_->set_push_handler({&subscriber::on_push, this});
   if (opts.protocol != 3) {
@@ -45,6 +58,7 @@ subscriber::subscriber(net::loop& loop, const options& opts) : loop_(loop), conn
 
 subscriber::~subscriber() {
   loop_.cancel(close_timer_);
+  loop_.cancel(health_timer_);
   conn_->on_state_change(nullptr, nullptr);
   conn_->set_push_handler({});
 }
@@ -56,6 +70,7 @@ void subscriber::start() {
 
 void subscriber::close() {
   closed_ = true;
+  loop_.cancel(health_timer_);
   if (dispatching_) {  // inside the connection's dispatch of a push: close once it has returned
     loop_.arm(close_timer_, loop_.now());
     return;
@@ -69,38 +84,45 @@ void subscriber::change(kind k, std::span<const std::string_view> names) {
   auto& set = channels ? channels_ : patterns_;
   auto& dropped = channels ? dropped_channels_ : dropped_patterns_;
   const bool connected = conn_->state() == connection_state::ready;
-  std::vector<std::string_view> changed;
+  // Copied first: `names` may view the very set entries an unsubscribe erases (a caller passing
+  // views of channels()).
+  std::vector<std::string> changed;
   for (const std::string_view name : names) {
+    const bool member = set.find(name) != set.end();
+    const bool adding = k == kind::subscribe || k == kind::psubscribe;
+    if (member != adding && std::find(changed.begin(), changed.end(), name) == changed.end()) changed.emplace_back(name);
+  }
+  for (const std::string& name : changed) {
     if (k == kind::subscribe || k == kind::psubscribe) {
-      if (set.emplace(name).second) changed.push_back(name);
+      set.emplace(name);
       if (const auto it = dropped.find(name); it != dropped.end()) dropped.erase(it);
-    } else if (const auto it = set.find(name); it != set.end()) {
-      set.erase(it);
-      changed.push_back(name);
-      if (!connected) dropped.emplace(name);
+    } else {
+      set.erase(set.find(name));
+      // Before the first connection nothing can be waiting unsent: nothing to undo later.
+      if (!connected && ever_ready_) dropped.emplace(name);
     }
   }
-  send(k, changed);
+  for (const std::string& name : changed) send(k, name);
 }
 
-void subscriber::send(kind k, std::span<const std::string_view> names) {
+// One name per command: a refusal (one error reply per command) then names exactly one name.
+void subscriber::send(kind k, std::string_view name) {
   // Not connected: the sets are sent whole once it is (send_all), nothing is queued meanwhile.
-  if (names.empty() || failed_ || closed_ || conn_->state() != connection_state::ready) return;
+  if (failed_ || closed_ || conn_->state() != connection_state::ready) return;
   sending_ = k;
-  sending_names_ = names;
+  sending_name_ = name;
+  if (k != kind::ping) unanswered_.push_back({k, std::string(name)});
   conn_->submit(command_);  // encoded during the call (no reply to wait for: it completes at once)
-  sending_names_ = {};
+  sending_name_ = {};
 }
 
 void subscriber::send_all() {
-  std::vector<std::string_view> names(channels_.begin(), channels_.end());
-  send(kind::subscribe, names);
-  names.assign(patterns_.begin(), patterns_.end());
-  send(kind::psubscribe, names);
-  names.assign(dropped_channels_.begin(), dropped_channels_.end());
-  send(kind::unsubscribe, names);
-  names.assign(dropped_patterns_.begin(), dropped_patterns_.end());
-  send(kind::punsubscribe, names);
+  // The sets may lose a refused name while this runs (never: refusals arrive on later turns), but
+  // each name is copied into unanswered_ by send anyway.
+  for (const std::string& name : channels_) send(kind::subscribe, name);
+  for (const std::string& name : patterns_) send(kind::psubscribe, name);
+  for (const std::string& name : dropped_channels_) send(kind::unsubscribe, name);
+  for (const std::string& name : dropped_patterns_) send(kind::punsubscribe, name);
   dropped_channels_.clear();
   dropped_patterns_.clear();
 }
@@ -109,33 +131,64 @@ void subscriber::on_state(void* self, connection_state s) {
   auto& sub = *static_cast<subscriber*>(self);
   sub.confirmed_ = 0;  // not connected, or a new connection: nothing subscribed on the server yet
   sub.reading_ = false;
+  sub.unanswered_.clear();  // what the last connection sent is answered there or never
+  sub.ping_outstanding_ = false;
+  sub.loop_.cancel(sub.health_timer_);
+  if (!sub.conn_->last_error().empty() && s == connection_state::backoff) sub.last_error_ = sub.conn_->last_error();
   if (s != connection_state::ready) return;
   if (sub.conn_->protocol() != 3) {
-    // The server refused HELLO 3: its messages would be arrays, indistinguishable from the replies
-    // of the health check's PING. Stop instead of misrouting them.
+    // The server refused HELLO 3: its messages would be arrays, indistinguishable from replies.
+    // Stop instead of misrouting them.
     sub.failed_ = true;
     sub.error_ = "pub/sub needs RESP3: the server answered HELLO 3 with an error (Redis 6 or later speaks it)";
     sub.loop_.arm(sub.close_timer_, sub.loop_.now());
     return;
   }
+  sub.ever_ready_ = true;
   sub.send_all();
+  if (sub.health_interval_.count() > 0 && !sub.closed_) {
+    sub.heard_since_tick_ = false;
+    sub.loop_.arm(sub.health_timer_, net::deadline_after(sub.loop_.now(), sub.health_interval_));
+  }
 }
 
-void subscriber::on_close_timer(net::timer* t) { static_cast<close_timer*>(t)->owner->conn_->close(); }
+void subscriber::on_close_timer(net::timer* t) { static_cast<owned_timer*>(t)->owner->conn_->close(); }
+
+void subscriber::on_health_timer(net::timer* t) {
+  subscriber& s = *static_cast<owned_timer*>(t)->owner;
+  if (s.conn_->state() != connection_state::ready || s.closed_) return;
+  if (s.ping_outstanding_) {
+    // A whole interval without its PONG (or anything else): the peer is gone or stalled.
+    s.conn_->drop("health check: no reply to PING within " + std::to_string(s.health_interval_.count()) + " ms");
+    return;  // on_state re-arms once ready again
+  }
+  if (!s.heard_since_tick_) {  // only a silent connection is probed: pushes flowing prove it alive
+    s.ping_outstanding_ = true;
+    s.send(kind::ping, {});
+  }
+  s.heard_since_tick_ = false;
+  s.loop_.arm(s.health_timer_, net::deadline_after(s.loop_.now(), s.health_interval_));
+}
 
 void subscriber::on_push(void* self, const resp::node& n) { static_cast<subscriber*>(self)->push_node(n); }
 
-// A pub/sub push (RESP3 `>`), element by element: [kind, channel, payload] for message,
-// [pmessage, pattern, channel, payload], and [kind, channel or pattern, count] for the
-// confirmations (redis.io/docs/latest/develop/interact/pubsub). Anything else (another push kind,
-// a malformed one) is skipped whole, never delivered in part.
+// What reaches the push handler on a subscribed RESP3 connection (no request ever waits for a
+// reply here): pub/sub pushes, element by element — [kind, channel, payload] for message,
+// [pmessage, pattern, channel, payload], [kind, channel or pattern, count] for the confirmations
+// (redis.io/docs/latest/develop/interact/pubsub) — and plain replies: +PONG for the health check,
+// an error for a refused command. Anything else (another push kind, a malformed one: a wrong
+// element count or type) is skipped whole, never delivered in part.
 void subscriber::push_node(const resp::node& n) {
+  heard_since_tick_ = true;
   if (n.depth == 0) {
     // A top-level attribute's children are skipped with it: the value it annotates comes next,
     // at depth 0 again.
     reading_ = n.data_type == resp::type::push;
+    push_size_ = n.size;
     element_ = 0;
     push_ = push_kind::none;
+    if (resp::is_error(n.data_type)) refused_one(n.value);
+    if (n.data_type == resp::type::simple_string && n.value == "PONG") ping_outstanding_ = false;
     return;
   }
   if (!reading_ || n.depth != 1 || n.data_type == resp::type::attribute) return;  // an element's annotation
@@ -149,7 +202,7 @@ void subscriber::push_node(const resp::node& n) {
             : word == "unsubscribe"  ? push_kind::unsubscribe
             : word == "punsubscribe" ? push_kind::punsubscribe
                                      : push_kind::none;
-    reading_ = push_ != push_kind::none;
+    reading_ = push_ != push_kind::none && push_size_ == (push_ == push_kind::pmessage ? 4u : 3u);
     return;
   }
   if (index == 1) {
@@ -166,9 +219,7 @@ void subscriber::push_node(const resp::node& n) {
   reading_ = false;  // unless the pmessage goes on
   switch (push_) {
     case push_kind::message:
-      if (index == 2 && is_text(n)) {
-        deliver({.kind = pubsub_kind::message, .channel = first_, .payload = n.value});
-      }
+      if (index == 2 && is_text(n)) deliver({.kind = pubsub_kind::message, .channel = first_, .payload = n.value});
       return;
     case push_kind::pmessage:
       if (index == 2 && is_text(n)) {
@@ -183,14 +234,39 @@ void subscriber::push_node(const resp::node& n) {
     default:  // a confirmation: its count
       if (index == 2 && n.data_type == resp::type::integer) {
         confirmed_ = n.integer;
-        const auto k = push_ == push_kind::subscribe     ? pubsub_kind::subscribe
-                       : push_ == push_kind::psubscribe  ? pubsub_kind::psubscribe
-                       : push_ == push_kind::unsubscribe ? pubsub_kind::unsubscribe
-                                                         : pubsub_kind::punsubscribe;
-        deliver({.kind = k, .channel = first_, .count = n.integer});
+        const auto k = push_ == push_kind::subscribe     ? kind::subscribe
+                       : push_ == push_kind::psubscribe  ? kind::psubscribe
+                       : push_ == push_kind::unsubscribe ? kind::unsubscribe
+                                                         : kind::punsubscribe;
+        confirmed_one(k, first_);
+        const auto event = k == kind::subscribe     ? pubsub_kind::subscribe
+                           : k == kind::psubscribe  ? pubsub_kind::psubscribe
+                           : k == kind::unsubscribe ? pubsub_kind::unsubscribe
+                                                    : pubsub_kind::punsubscribe;
+        deliver({.kind = event, .channel = first_, .count = n.integer});
       }
       return;
   }
+}
+
+// A confirmation answers the oldest unanswered command for that name (a name asked for twice, or
+// sent again by a reconnect's send_all, is confirmed as often).
+void subscriber::confirmed_one(kind k, std::string_view name) {
+  const auto it = std::find_if(unanswered_.begin(), unanswered_.end(),
+                               [&](const pending_command& c) { return c.what == k && c.name == name; });
+  if (it != unanswered_.end()) unanswered_.erase(it);
+}
+
+// An error reply answers the oldest unanswered command: a refused (P)SUBSCRIBE leaves the sets
+// (sending it again after each reconnect would only be refused again).
+void subscriber::refused_one(std::string_view error) {
+  last_error_.assign(error);
+  if (unanswered_.empty()) return;  // not ours to place (nothing sent waits for an answer)
+  const pending_command c = std::move(unanswered_.front());
+  unanswered_.pop_front();
+  if (c.what == kind::subscribe) channels_.erase(c.name);
+  if (c.what == kind::psubscribe) patterns_.erase(c.name);
+  deliver({.kind = pubsub_kind::refused, .channel = c.name, .payload = error});
 }
 
 void subscriber::deliver(const pubsub_event& e) {

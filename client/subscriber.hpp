@@ -6,7 +6,9 @@
 #include "client/options.hpp"
 #include "net/loop.hpp"
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <initializer_list>
 #include <set>
 #include <span>
@@ -23,17 +25,21 @@ enum class pubsub_kind : std::uint8_t {
   psubscribe,    ///< The server confirmed a pattern subscription.
   unsubscribe,   ///< The server confirmed that a channel subscription ended.
   punsubscribe,  ///< The server confirmed that a pattern subscription ended.
+  refused,       ///< The server refused a (P)SUBSCRIBE (an ACL without that channel: NOPERM): the
+                 ///< name is dropped from the subscriber's sets; `payload` is the server's error.
 };
 
 /// One pub/sub event. Every view is valid during the handler's call only: copy what you keep.
 struct pubsub_event {
   pubsub_kind kind = pubsub_kind::message;
   /// The channel (message, pmessage, subscribe, unsubscribe) or the pattern (psubscribe,
-  /// punsubscribe). Empty in an unsubscribe confirmation sent when nothing was subscribed.
+  /// punsubscribe), or the name refused. Empty in an unsubscribe confirmation sent when nothing
+  /// was subscribed.
   std::string_view channel;
   /// pmessage: the pattern that matched `channel`. Otherwise empty.
   std::string_view pattern;
-  /// message, pmessage: the payload, as published (any bytes). Otherwise empty.
+  /// message, pmessage: the payload, as published (any bytes); refused: the server's error text.
+  /// Otherwise empty.
   std::string_view payload;
   /// Confirmations: how many channels and patterns this connection is subscribed to after it.
   std::int64_t count = 0;
@@ -46,13 +52,18 @@ struct pubsub_event {
 ///
 /// The subscriber keeps the set of channels and patterns asked for: after a reconnect (the
 /// connection's backoff and handshake, as `options` say) it subscribes to all of them again, and
-/// the server confirms each anew. Messages published while it was disconnected are lost: that is
-/// pub/sub's contract (use a stream or a list where every message must arrive).
+/// the server confirms each anew (a name asked for just before a drop may be confirmed twice).
+/// Messages published while it was disconnected are lost: that is pub/sub's contract (use a
+/// stream or a list where every message must arrive). Each name goes in a command of its own, so
+/// a name the server refuses (an ACL: NOPERM) is refused alone, reported as a `refused` event and
+/// dropped from the sets, never taking the others down with it.
 ///
-/// RESP3 only (Redis 6 and later): its messages are pushes, told apart from replies by type, so
-/// the connection's health-check PING and the confirmations cannot be confused with messages. With
+/// RESP3 only (Redis 6 and later): its messages are pushes, told apart from replies by type. With
 /// `options::protocol` 2, or a server that answers HELLO 3 with an error (RESP2 only), the
 /// subscriber stops with `failed()` true and `last_error()` saying why; it subscribes to nothing.
+/// The health check (`options::health_check_interval`) is the subscriber's own: a PING sent
+/// without a request waiting for it, whose PONG arrives in the stream like the pushes; a PONG
+/// missing for a whole interval drops the connection, which reconnects.
 ///
 /// Sharded pub/sub (SSUBSCRIBE) is not supported. In a cluster, plain pub/sub messages reach every
 /// node, so a subscriber connected to any node (the options' host) receives them all.
@@ -114,21 +125,25 @@ class subscriber {
   [[nodiscard]] std::uint64_t messages() const noexcept { return messages_; }
   /// True once the subscriber stopped because the server speaks only RESP2 (see the class comment).
   [[nodiscard]] bool failed() const noexcept { return failed_; }
-  /// Why the subscriber failed, or why its connection last dropped ("" if neither happened).
-  [[nodiscard]] std::string last_error() const { return failed_ ? error_ : conn_->last_error(); }
+  /// Why the subscriber failed; else the latest of why its connection dropped and what the server
+  /// last refused ("" if none of these happened).
+  [[nodiscard]] const std::string& last_error() const noexcept { return failed_ ? error_ : last_error_; }
   /// The connection (state, connects, protocol).
   [[nodiscard]] connection& conn() noexcept { return *conn_; }
 
  private:
-  enum class kind : std::uint8_t { subscribe, psubscribe, unsubscribe, punsubscribe };
+  enum class kind : std::uint8_t { subscribe, psubscribe, unsubscribe, punsubscribe, ping };
 
   void change(kind k, std::span<const std::string_view> names);
-  void send(kind k, std::span<const std::string_view> names);
+  void send(kind k, std::string_view name);
   void send_all();
   static void on_state(void* self, connection_state s);
   static void on_push(void* self, const resp::node& n);
   static void on_close_timer(net::timer* t);
+  static void on_health_timer(net::timer* t);
   void push_node(const resp::node& n);
+  void confirmed_one(kind k, std::string_view name);
+  void refused_one(std::string_view error);
   void deliver(const pubsub_event& e);
 
   net::loop& loop_;
@@ -137,17 +152,29 @@ class subscriber {
   void* context_ = nullptr;
   std::set<std::string, std::less<>> channels_;
   std::set<std::string, std::less<>> patterns_;
-  // Names unsubscribed while not connected. A (P)SUBSCRIBE encoded just before a drop, but never
-  // sent, is sent after the next handshake (the connection keeps unsent bytes): these names are
-  // then unsubscribed again after send_all, so the server ends with exactly the sets.
+  // Names unsubscribed while not connected after having been connected once. A (P)SUBSCRIBE
+  // encoded just before a drop, but never sent, is sent after the next handshake (the connection
+  // keeps unsent bytes): these names are then unsubscribed again after send_all, so the server
+  // ends with exactly the sets.
   std::set<std::string, std::less<>> dropped_channels_;
   std::set<std::string, std::less<>> dropped_patterns_;
+  bool ever_ready_ = false;
   std::int64_t confirmed_ = 0;
   std::uint64_t messages_ = 0;
   bool failed_ = false;
   bool closed_ = false;       // close() was called: nothing more is delivered
   bool dispatching_ = false;  // in the handler (close() must not close the connection under it)
-  std::string error_;
+  std::string error_;       // why it failed
+  std::string last_error_;  // the latest drop or refusal
+
+  // The (un)subscription commands sent on this connection and not yet answered, oldest first: each
+  // is answered by one confirmation push or one error reply (a refusal), in order. A refusal names
+  // no channel: it belongs to the oldest command still unanswered.
+  struct pending_command {
+    kind what;
+    std::string name;
+  };
+  std::deque<pending_command> unanswered_;
 
   // The command being encoded (a request that waits for no reply: the server answers with pushes).
   struct command_request : request {
@@ -155,20 +182,27 @@ class subscriber {
   };
   command_request command_;
   kind sending_ = kind::subscribe;
-  std::span<const std::string_view> sending_names_;
+  std::string_view sending_name_;
 
   // Closing from inside the connection's state callback would close it under its own feet: a
   // timer due at once closes it on the next turn (a timer, unlike a turn hook, can be cancelled).
-  struct close_timer : net::timer {
+  struct owned_timer : net::timer {
     subscriber* owner = nullptr;
   };
-  close_timer close_timer_;
+  owned_timer close_timer_;
+  // The health check: every interval, a PING if nothing arrived since the last tick; a PING still
+  // unanswered at the next tick drops the connection.
+  owned_timer health_timer_;
+  std::chrono::milliseconds health_interval_{0};
+  bool ping_outstanding_ = false;
+  bool heard_since_tick_ = false;
 
   // The push being read, node by node (a push's views live during one node's call only, so the
   // first strings are copied).
   enum class push_kind : std::uint8_t { none, message, pmessage, subscribe, psubscribe, unsubscribe, punsubscribe };
   push_kind push_ = push_kind::none;
   bool reading_ = false;       // a push is being read (false: skip nodes up to the next top-level one)
+  std::uint64_t push_size_ = 0;  // its declared element count
   std::uint32_t element_ = 0;  // the next element of the push (depth 1)
   std::string first_;          // element 1: the channel or pattern
   std::string second_;         // pmessage's element 2: the channel

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <memory>
 #include <string>
@@ -120,7 +121,7 @@ TEST(Subscriber, UnsubscribingEndsDeliveryForThoseNamesOnly) {
   EXPECT_EQ(rec.events[3], (recorded{pubsub_kind::pmessage, "q.x", "q.*", "4", 0}));
 }
 
-TEST(Subscriber, ChangesWhileNotConnectedLeaveTheServerWithExactlyTheSets) {
+TEST(Subscriber, ChangesBeforeTheFirstConnectionSendOnlyTheSets) {
   test::redis_server server;
   net::loop loop;
   subscriber sub(loop, unix_options(server.socket_path()));
@@ -128,23 +129,155 @@ TEST(Subscriber, ChangesWhileNotConnectedLeaveTheServerWithExactlyTheSets) {
   sub.set_handler(rec);
   sub.subscribe({"a", "b"});
   sub.psubscribe({"p.*"});
-  sub.unsubscribe({"b"});    // asked off before it was ever sent
+  sub.unsubscribe({"b"});  // asked off before anything was sent: nothing to undo
   sub.punsubscribe({"p.*"});
   sub.psubscribe({"q.*"});
+  sub.subscribe({"a", "a"});  // already asked for, and twice in one call: one subscription
   sub.start();
-  // The sets are sent, then what was asked off while not connected is unsubscribed again (a
-  // subscription encoded before a drop but never sent reaches the next connection first).
-  ASSERT_TRUE(run_until(loop, [&] { return rec.events.size() == 4; }, 5s)) << sub.last_error();
-  const std::vector<recorded> expected{{pubsub_kind::subscribe, "a", "", "", 1},
-                                       {pubsub_kind::psubscribe, "q.*", "", "", 2},
-                                       {pubsub_kind::unsubscribe, "b", "", "", 2},
-                                       {pubsub_kind::punsubscribe, "p.*", "", "", 2}};
+  ASSERT_TRUE(run_until(loop, [&] { return sub.confirmed() == 2; }, 5s)) << sub.last_error();
+  test::run_for(loop, 50ms);
+  const std::vector<recorded> expected{{pubsub_kind::subscribe, "a", "", "", 1}, {pubsub_kind::psubscribe, "q.*", "", "", 2}};
   EXPECT_EQ(rec.events, expected);
   test::blocking_connection admin(server.socket_path());
   EXPECT_EQ(publish(admin, "a", "1"), 1);
   EXPECT_EQ(publish(admin, "b", "2"), 0);
   EXPECT_EQ(publish(admin, "p.x", "3"), 0);
   EXPECT_EQ(publish(admin, "q.x", "4"), 1);
+}
+
+// A SUBSCRIBE encoded just before the connection drops is never sent there: the connection keeps it
+// for the next one, where it goes first. A name unsubscribed meanwhile is unsubscribed again after
+// the sets, so the server ends with exactly them.
+TEST(Subscriber, ASubscriptionLeftUnsentByADropIsUndoneIfAskedOff) {
+  std::mutex m;
+  std::vector<std::string> second_connection;  // the (un)subscription commands it received, in order
+  test::fake_server fake([&](const std::vector<std::string>& cmd, int connection) -> test::fake_reply {
+    if (cmd.empty()) return {};
+    if (cmd[0] == "SUBSCRIBE" || cmd[0] == "UNSUBSCRIBE") {
+      if (connection == 0) {
+        // The confirmation and a message, then bytes that are not RESP, all in one read: the
+        // handler's SUBSCRIBE b is encoded, then the protocol error drops the connection unsent.
+        return {">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n>3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n\x01" "bad\r\n"};
+      }
+      const std::lock_guard lock(m);
+      second_connection.push_back(cmd[0] + " " + cmd.at(1));
+      return {};
+    }
+    return test::handshake_reply(cmd);
+  });
+  net::loop loop;
+  options o = unix_options(fake.socket_path());
+  o.set_lib_info = false;
+  o.reconnect.initial_delay = 200ms;  // time to unsubscribe during the backoff
+  o.reconnect.max_delay = 200ms;
+  subscriber sub(loop, o);
+  bool asked_for_b = false;
+  auto on_event = [&](const pubsub_event& e) {
+    if (e.kind == pubsub_kind::message && !asked_for_b) {
+      asked_for_b = true;
+      sub.subscribe({"b"});
+    }
+  };
+  sub.set_handler(on_event);
+  sub.subscribe({"a"});
+  sub.start();
+  ASSERT_TRUE(run_until(loop, [&] { return asked_for_b && sub.conn().state() == connection_state::backoff; }, 5s))
+      << sub.last_error();
+  EXPECT_NE(sub.last_error().find("protocol"), std::string::npos) << sub.last_error();
+  sub.unsubscribe({"b"});
+  ASSERT_TRUE(run_until(loop, [&] {
+    const std::lock_guard lock(m);
+    return second_connection.size() >= 3;
+  }, 5s));
+  test::run_for(loop, 50ms);
+  const std::lock_guard lock(m);
+  EXPECT_EQ(second_connection, (std::vector<std::string>{"SUBSCRIBE b", "SUBSCRIBE a", "UNSUBSCRIBE b"}));
+  EXPECT_EQ(sub.channels(), (std::set<std::string, std::less<>>{"a"}));
+}
+
+// Views of the subscriber's own sets passed back to it ("unsubscribe from everything"): the names
+// are copied before the sets change (ASan caught a use after free here), connected or not.
+TEST(Subscriber, UnsubscribingWithViewsOfItsOwnSetsIsSafe) {
+  test::redis_server server;
+  net::loop loop;
+  subscriber sub(loop, unix_options(server.socket_path()));
+  recorder rec;
+  sub.set_handler(rec);
+  sub.subscribe({"a", "b", "c"});
+  sub.psubscribe({"p.*"});
+  {
+    std::vector<std::string_view> all(sub.channels().begin(), sub.channels().end());
+    sub.unsubscribe(all);  // before connecting
+  }
+  EXPECT_TRUE(sub.channels().empty());
+  sub.subscribe({"a", "b", "c"});
+  sub.start();
+  ASSERT_TRUE(run_until(loop, [&] { return sub.confirmed() == 4; }, 5s)) << sub.last_error();
+  rec.events.clear();
+  std::vector<std::string_view> all(sub.channels().begin(), sub.channels().end());
+  sub.unsubscribe(all);  // connected: the commands are encoded from the copies
+  std::vector<std::string_view> patterns(sub.patterns().begin(), sub.patterns().end());
+  sub.punsubscribe(patterns);
+  ASSERT_TRUE(run_until(loop, [&] { return sub.confirmed() == 0 && rec.events.size() == 4; }, 5s));
+  const std::vector<recorded> expected{{pubsub_kind::unsubscribe, "a", "", "", 3},
+                                       {pubsub_kind::unsubscribe, "b", "", "", 2},
+                                       {pubsub_kind::unsubscribe, "c", "", "", 1},
+                                       {pubsub_kind::punsubscribe, "p.*", "", "", 0}};
+  EXPECT_EQ(rec.events, expected);
+}
+
+// An ACL that allows only some channels: the refused name is refused alone (a command per name),
+// reported, dropped from the sets, and never costs the others their subscription, also after a
+// reconnect.
+TEST(Subscriber, ARefusedChannelIsReportedAndDroppedAlone) {
+  test::redis_server server({"--user", "default", "on", "nopass", "resetchannels", "&allowed*", "~*", "+@all"});
+  net::loop loop;
+  options o = unix_options(server.socket_path());
+  o.reconnect.initial_delay = 20ms;
+  subscriber sub(loop, o);
+  recorder rec;
+  sub.set_handler(rec);
+  sub.subscribe({"allowed1"});
+  sub.start();
+  ASSERT_TRUE(run_until(loop, [&] { return sub.confirmed() == 1; }, 5s)) << sub.last_error();
+  sub.subscribe({"allowed2", "secret", "allowed3"});
+  ASSERT_TRUE(run_until(loop, [&] { return sub.confirmed() == 3 && rec.events.size() == 4; }, 5s)) << sub.last_error();
+  ASSERT_EQ(rec.events[2].kind, pubsub_kind::refused);
+  EXPECT_EQ(rec.events[2].channel, "secret");
+  EXPECT_NE(rec.events[2].payload.find("NOPERM"), std::string::npos) << rec.events[2].payload;
+  EXPECT_NE(sub.last_error().find("NOPERM"), std::string::npos) << sub.last_error();
+  EXPECT_EQ(sub.channels(), (std::set<std::string, std::less<>>{"allowed1", "allowed2", "allowed3"}));
+  test::blocking_connection admin(server.socket_path());
+  EXPECT_EQ(publish(admin, "allowed2", "x"), 1);
+  // After a reconnect every allowed channel is subscribed again.
+  (void)admin.call({"CLIENT", "KILL", "TYPE", "pubsub"});
+  ASSERT_TRUE(run_until(loop, [&] { return sub.conn().connects() == 2 && sub.confirmed() == 3; }, 5s)) << sub.last_error();
+  EXPECT_EQ(publish(admin, "allowed1", "y"), 1);
+  EXPECT_EQ(publish(admin, "allowed3", "z"), 1);
+}
+
+// The subscriber's own health check: a server that stops answering (SIGSTOP) is found dead within
+// two intervals, and the subscriber reconnects and subscribes again once it answers.
+TEST(Subscriber, AStalledServerIsFoundByTheHealthCheck) {
+  test::redis_server server;
+  net::loop loop;
+  options o = unix_options(server.socket_path());
+  o.health_check_interval = 100ms;
+  o.reconnect.initial_delay = 20ms;
+  o.reconnect.max_delay = 100ms;
+  o.connect_timeout = 300ms;
+  subscriber sub(loop, o);
+  sub.subscribe({"a"});
+  sub.start();
+  ASSERT_TRUE(run_until(loop, [&] { return sub.confirmed() == 1; }, 5s)) << sub.last_error();
+  ::kill(server.pid(), SIGSTOP);
+  ASSERT_TRUE(run_until(loop, [&] { return sub.conn().state() != connection_state::ready; }, 5s));
+  EXPECT_NE(sub.last_error().find("health check"), std::string::npos) << sub.last_error();
+  ::kill(server.pid(), SIGCONT);
+  ASSERT_TRUE(run_until(loop, [&] { return sub.conn().state() == connection_state::ready && sub.confirmed() == 1; }, 10s))
+      << sub.last_error();
+  test::blocking_connection admin(server.socket_path());
+  EXPECT_EQ(publish(admin, "a", "back"), 1);
 }
 
 TEST(Subscriber, TenThousandMessagesArriveInOrderEachOnce) {
@@ -300,6 +433,9 @@ TEST(Subscriber, MalformedPushesAreSkippedWhole) {
       ">3\r\n$7\r\nmessage\r\n_\r\n$1\r\np\r\n"                  // a null channel
       ">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n$1\r\n1\r\n"          // a count that is not an integer
       "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$5\r\nRESP2\r\n"        // an array, not a push
+      ">4\r\n$7\r\nmessage\r\n$1\r\na\r\n$4\r\npart\r\n$5\r\nextra\r\n"  // too many elements
+      ">4\r\n$9\r\nsubscribe\r\n$1\r\nz\r\n:9\r\n$5\r\nextra\r\n"      // too many elements
+      ">3\r\n$8\r\npmessage\r\n$2\r\np*\r\n$2\r\npq\r\n"              // too few for a pmessage
       ">4\r\n$8\r\npmessage\r\n$2\r\np*\r\n$2\r\npq\r\n|1\r\n+a\r\n+b\r\n$4\r\nbody\r\n"  // an annotated element
       ">3\r\n$7\r\nmessage\r\n$1\r\na\r\n$5\r\nhello\r\n";       // valid
   test::fake_server fake([&](const std::vector<std::string>& cmd, int) -> test::fake_reply {

@@ -4,6 +4,7 @@
 #include "resp/writer.hpp"
 
 #include <signal.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -77,8 +78,13 @@ redis_server::redis_server(std::vector<std::string> extra_args, std::string sock
     }
     const int fd = connect_unix(socket_);
     if (fd >= 0) {
+      // Answering, not only listening: redis-server listens before it loads its ACL users, and
+      // exits if they are invalid. Any reply will do (an error too: a password may be required).
+      char byte = 0;
+      pollfd p{fd, POLLIN, 0};
+      const bool answered = ::write(fd, "PING\r\n", 6) == 6 && ::poll(&p, 1, 1000) == 1 && ::read(fd, &byte, 1) == 1;
       ::close(fd);
-      return;
+      if (answered) return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
