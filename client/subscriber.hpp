@@ -103,15 +103,19 @@ class subscriber {
   /// Subscribes to `channels` (SUBSCRIBE), now if connected, else once connected; each is
   /// confirmed by a `pubsub_kind::subscribe` event. Channels already subscribed are not sent again.
   void subscribe(std::span<const std::string_view> channels) { change(kind::subscribe, channels); }
+  /// The same, for a braced list: `subscribe({"a", "b"})`.
   void subscribe(std::initializer_list<std::string_view> channels) { subscribe(std::span(channels.begin(), channels.size())); }
   /// Subscribes to the glob-style `patterns` (PSUBSCRIBE: `news.*`, `h?llo`, `[ab]*`).
   void psubscribe(std::span<const std::string_view> patterns) { change(kind::psubscribe, patterns); }
+  /// The same, for a braced list: `psubscribe({"a", "b"})`.
   void psubscribe(std::initializer_list<std::string_view> patterns) { psubscribe(std::span(patterns.begin(), patterns.size())); }
   /// Ends the subscriptions to `channels` (UNSUBSCRIBE); names not subscribed are ignored.
   void unsubscribe(std::span<const std::string_view> channels) { change(kind::unsubscribe, channels); }
+  /// The same, for a braced list: `unsubscribe({"a", "b"})`.
   void unsubscribe(std::initializer_list<std::string_view> channels) { unsubscribe(std::span(channels.begin(), channels.size())); }
   /// Ends the subscriptions to `patterns` (PUNSUBSCRIBE); patterns not subscribed are ignored.
   void punsubscribe(std::span<const std::string_view> patterns) { change(kind::punsubscribe, patterns); }
+  /// The same, for a braced list: `punsubscribe({"a", "b"})`.
   void punsubscribe(std::initializer_list<std::string_view> patterns) { punsubscribe(std::span(patterns.begin(), patterns.size())); }
 
   /// The channels asked for (subscribed, or to be once connected and confirmed).

@@ -33,7 +33,9 @@ enum class submit_mode : std::uint8_t {
 struct leaderboard_options {
   /// The board's key: prefix + name.
   std::string prefix = "lb:";
+  /// Which scores rank first.
   score_order order = score_order::high_first;
+  /// What a submit does with the member's score.
   submit_mode mode = submit_mode::best;
   /// If positive, every submit sets the board to expire this long after it (a daily board that
   /// disappears a while after its last score); 0: never expires.
@@ -44,7 +46,9 @@ struct leaderboard_options {
 
 /// A member's place on the board.
 struct standing {
+  /// The member's name (any bytes).
   std::string member;
+  /// Its score (exact: what Redis holds).
   double score = 0;
   /// 1-based standard competition rank ("1224"): 1 + the number of members with a strictly better
   /// score, so members with equal scores share a rank. Among equal scores, lists order members by
@@ -57,6 +61,7 @@ struct standing {
 /// operation in flight. String views passed in must outlive the co_await.
 class leaderboard {
  public:
+  /// The board `name` (key: `opts.prefix` + name) on `c`.
   leaderboard(client::client& c, std::string_view name, leaderboard_options opts = {});
 
   /// Records `score` for `member` as the mode says; returns the member's standing after it. A NaN

@@ -38,6 +38,7 @@ using session_fields = std::map<std::string, std::string, std::less<>>;
 struct session {
   /// The user it was created for ("" for an anonymous session).
   std::string user;
+  /// The application's fields (the store's own `redring:` fields left out).
   session_fields fields;
 };
 
@@ -48,6 +49,7 @@ struct session {
 /// the store and every operation in flight. String views passed in must outlive the co_await.
 class session_store {
  public:
+  /// A store on `c` (`id_bytes` below 16 counts as 16).
   session_store(client::client& c, session_options opts = {});
 
   /// Starts a session for `user` ("" for anonymous) holding `fields`; returns its id.
