@@ -116,7 +116,7 @@ task<resp::result<standing>> leaderboard::submit(std::string_view member, double
       std::string(member), score_text(score),
       opts_.mode == submit_mode::add ? "add" : opts_.mode == submit_mode::best ? "best" : "replace",
       opts_.order == score_order::high_first ? "high" : "low",
-      std::to_string(std::max<std::int64_t>(0, opts_.expire_after.count()))};
+      std::to_string(std::clamp<std::int64_t>(opts_.expire_after.count(), 0, 10'000'000'000'000))};  // PEXPIRE-safe
   auto reply = co_await script_for<submit_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   standing s{std::string(member), 0, 0};

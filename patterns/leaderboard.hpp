@@ -38,7 +38,7 @@ struct leaderboard_options {
   /// What a submit does with the member's score.
   submit_mode mode = submit_mode::best;
   /// If positive, every submit sets the board to expire this long after it (a daily board that
-  /// disappears a while after its last score); 0: never expires.
+  /// disappears a while after its last score; at most 10^13 ms); 0: never expires.
   std::chrono::milliseconds expire_after{0};
   /// Per command (0: the client's default; negative: none).
   std::chrono::milliseconds timeout{1000};
@@ -65,7 +65,8 @@ class leaderboard {
   leaderboard(client::client& c, std::string_view name, leaderboard_options opts = {});
 
   /// Records `score` for `member` as the mode says; returns the member's standing after it. A NaN
-  /// score is refused (`std::errc::invalid_argument`), as is an `add` that would make one.
+  /// score is refused (`std::errc::invalid_argument`); an `add` that would make one (inf + -inf)
+  /// is the server's error reply (`server_error`), as a value.
   [[nodiscard]] task<resp::result<standing>> submit(std::string_view member, double score);
   /// The member's standing, or nullopt if it has no score.
   [[nodiscard]] task<resp::result<std::optional<standing>>> rank(std::string_view member);

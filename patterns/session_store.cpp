@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: MIT
 #include "patterns/session_store.hpp"
 
+#include "client/hash_slot.hpp"
 #include "patterns/script.hpp"
+
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
+#include <stdexcept>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -102,12 +106,46 @@ constexpr std::string_view reserved_prefix = "redring:";
 
 resp::error invalid(std::string what) { return resp::error{std::make_error_code(std::errc::invalid_argument), std::move(what)}; }
 
-std::string ms_text(std::chrono::milliseconds d) { return std::to_string(std::max<std::int64_t>(1, d.count())); }
+// Durations as the scripts take them: whole ms up to 10^13 (317 years), which Lua's numbers, and
+// the text Redis makes of them for PEXPIRE (%.17g), keep exact (from 10^17 up it is 1e+17, which
+// PEXPIRE refuses after the hash is written: a session that never expires).
+constexpr std::int64_t max_ms = 10'000'000'000'000;
+std::string ms_text(std::chrono::milliseconds d, std::int64_t least) {
+  return std::to_string(std::clamp<std::int64_t>(d.count(), least, max_ms));
+}
+
+// The first 16 hex digits of HMAC-SHA1(key, data) (OpenSSL 3's one-shot MAC).
+std::string hmac_tag(std::string_view key, std::string_view data) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  std::size_t length = 0;
+  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA1", nullptr, key.data(), key.size(),
+                reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, sizeof mac, &length) == nullptr) {
+    return {};
+  }
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string hex;
+  for (std::size_t i = 0; i < 8 && i < length; ++i) {
+    hex.push_back(digits[mac[i] >> 4]);
+    hex.push_back(digits[mac[i] & 15]);
+  }
+  return hex;
+}
 
 }  // namespace
 
 session_store::session_store(client::client& c, session_options opts) : client_(c), opts_(std::move(opts)) {
   opts_.id_bytes = std::max<std::size_t>(opts_.id_bytes, 16);  // 128 bits at the least
+  // Braces in the prefix could make another hash tag than {tag}: a user's sessions and their
+  // index in different slots (CROSSSLOT on a cluster).
+  const std::string sample(tag_digits + 2 * opts_.id_bytes, 'a');
+  if (client::hash_slot(key(sample)) != client::hash_slot(index_key(sample.substr(0, tag_digits)))) {
+    throw std::invalid_argument("session_store: braces in the prefix would put a user's sessions and their index in different slots");
+  }
+}
+
+std::string session_store::tag_of(std::string_view user) const {
+  if (opts_.tag_secret.empty()) return sha1_hex(user).substr(0, tag_digits);
+  return hmac_tag(opts_.tag_secret, user);
 }
 
 bool session_store::well_formed(std::string_view id) const noexcept {
@@ -133,15 +171,18 @@ task<resp::result<std::string>> session_store::create(std::string_view user, con
     if (field.starts_with(reserved_prefix)) co_return invalid("session_store: field names starting with redring: are the store's");
   }
   // The tag puts a user's sessions in one slot with their index; an anonymous session has none to share.
-  const std::string tag = user.empty() ? random_hex(tag_digits / 2) : sha1_hex(user).substr(0, tag_digits);
-  std::vector<std::string> args = {ms_text(opts_.idle_timeout), std::to_string(std::max<std::int64_t>(0, opts_.max_lifetime.count())),
-                                   std::string(user)};
+  bool random_ok = true;
+  const std::string tag = user.empty() ? random_hex(tag_digits / 2, &random_ok) : tag_of(user);
+  if (tag.size() != tag_digits) co_return resp::error{std::make_error_code(std::errc::io_error), "session_store: the tag's HMAC failed"};
+  std::vector<std::string> args = {ms_text(opts_.idle_timeout, 1), ms_text(opts_.max_lifetime, 0), std::string(user)};
   for (const auto& [field, value] : fields) {
     args.push_back(field);
     args.push_back(value);
   }
   for (int tries = 0; tries < 3; ++tries) {
-    std::string id = tag + random_hex(opts_.id_bytes);
+    std::string id = tag + random_hex(opts_.id_bytes, &random_ok);
+    // An id that is not from the CSPRNG could be guessed: no session rather than a weak one.
+    if (!random_ok) co_return resp::error{std::make_error_code(std::errc::io_error), "session_store: the CSPRNG failed (RAND_bytes)"};
     const std::array<std::string, 2> keys = {key(id), index_key(tag)};
     auto reply = co_await script_for<create_lua>().run(client_, keys, args, opts_.timeout);
     if (!reply) co_return reply.error();
@@ -154,7 +195,7 @@ task<resp::result<std::string>> session_store::create(std::string_view user, con
 task<resp::result<std::optional<session>>> session_store::get(std::string_view id) {
   if (!well_formed(id)) co_return std::optional<session>();
   const std::array<std::string, 2> keys = {key(id), index_key(id.substr(0, tag_digits))};
-  const std::array<std::string, 2> args = {ms_text(opts_.idle_timeout), "get"};
+  const std::array<std::string, 2> args = {ms_text(opts_.idle_timeout, 1), "get"};
   auto reply = co_await script_for<touch_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   if (reply->is_null()) co_return std::optional<session>();
@@ -175,7 +216,7 @@ task<resp::result<bool>> session_store::set(std::string_view id, std::string_vie
   if (field.starts_with(reserved_prefix)) co_return invalid("session_store: field names starting with redring: are the store's");
   if (!well_formed(id)) co_return false;
   const std::array<std::string, 2> keys = {key(id), index_key(id.substr(0, tag_digits))};
-  const std::array<std::string, 4> args = {ms_text(opts_.idle_timeout), "set", std::string(field), std::string(value)};
+  const std::array<std::string, 4> args = {ms_text(opts_.idle_timeout, 1), "set", std::string(field), std::string(value)};
   auto reply = co_await script_for<touch_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   if (reply->is_null()) co_return false;
@@ -194,7 +235,7 @@ task<resp::result<bool>> session_store::destroy(std::string_view id) {
 
 task<resp::result<std::int64_t>> session_store::destroy_all(std::string_view user) {
   if (user.empty()) co_return invalid("session_store: destroy_all needs a user (anonymous sessions have no index)");
-  const std::array<std::string, 1> keys = {index_key(sha1_hex(user).substr(0, tag_digits))};
+  const std::array<std::string, 1> keys = {index_key(tag_of(user))};
   const std::array<std::string, 1> args = {std::string(user)};
   auto reply = co_await script_for<destroy_all_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();

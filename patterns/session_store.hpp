@@ -19,11 +19,19 @@ namespace redring::patterns {
 struct session_options {
   /// Keys: prefix + "{" + tag + "}:" + the id's random part, and prefix + "{" + tag + "}:index"
   /// (the sessions of the users whose tag it is), where tag is the first 16 hex digits of the
-  /// user's SHA1 (random for an anonymous session). A user's sessions and their index share a slot.
+  /// user's HMAC-SHA1 keyed by `tag_secret` (random for an anonymous session). A user's sessions
+  /// and their index share a slot. Braces in the prefix that would take over the hash tag are
+  /// refused (std::invalid_argument).
   std::string prefix = "sess:";
+  /// The key of the tags' HMAC: the same for every process sharing the sessions. Empty (the
+  /// default) makes the tag a plain SHA1 of the user: anyone who sees an id (a log, a proxy) can
+  /// then test a guess of whose it is, and link one user's ids. Set a secret where that matters.
+  std::string tag_secret;
   /// A session unused this long ends; each `get` or `set` starts it again (sliding expiration).
+  /// 1 ms to 10^13 ms (317 years); values outside are brought within.
   std::chrono::milliseconds idle_timeout{30 * 60 * 1000};
   /// A session ends this long after `create` however much it is used; 0: only the idle timeout.
+  /// At most 10^13 ms.
   std::chrono::milliseconds max_lifetime{0};
   /// Random bytes in an id (after its 16-digit tag): 32 gives 256 bits from the CSPRNG.
   std::size_t id_bytes = 32;
@@ -43,7 +51,7 @@ struct session {
 };
 
 /// A session store on a client. Ids are 16 hex digits of tag then `2 * id_bytes` hex digits from
-/// the CSPRNG; an id of any other shape (a forged or mangled cookie) is no session, answered
+/// the CSPRNG (OpenSSL RAND_bytes); an id of any other shape (a forged or mangled cookie) is no session, answered
 /// without a round trip. Field names starting with "redring:" are the store's own (the user, the
 /// absolute expiry) and refused. Time is the server's. Loop thread only; the client must outlive
 /// the store and every operation in flight. String views passed in must outlive the co_await.
@@ -52,7 +60,8 @@ class session_store {
   /// A store on `c` (`id_bytes` below 16 counts as 16).
   session_store(client::client& c, session_options opts = {});
 
-  /// Starts a session for `user` ("" for anonymous) holding `fields`; returns its id.
+  /// Starts a session for `user` ("" for anonymous) holding `fields`; returns its id. Fails closed
+  /// (an error, no session) if the CSPRNG fails.
   [[nodiscard]] task<resp::result<std::string>> create(std::string_view user, const session_fields& fields = {});
   /// The session, or nullopt if there is none (ended, destroyed, never existed, a malformed id).
   /// Restarts its idle timeout.
@@ -69,6 +78,7 @@ class session_store {
 
  private:
   [[nodiscard]] std::string index_key(std::string_view tag) const;
+  [[nodiscard]] std::string tag_of(std::string_view user) const;
   [[nodiscard]] bool well_formed(std::string_view id) const noexcept;
 
   client::client& client_;

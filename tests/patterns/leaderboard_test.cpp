@@ -148,6 +148,9 @@ TEST_F(Leaderboard, ASubmitKeepsTheBoardAliveForExpireAfter) {
   const std::int64_t ttl = admin.call({"PTTL", daily.key()}).integer;
   EXPECT_GT(ttl, 50'000);
   EXPECT_LE(ttl, 60'000);
+  leaderboard longest(c, "longest", {.expire_after = std::chrono::milliseconds::max()});
+  ASSERT_TRUE(run_task(loop, longest.submit("a", 1)));  // capped, not refused after the ZADD
+  EXPECT_GT(admin.call({"PTTL", longest.key()}).integer, 0);
   leaderboard forever(c, "forever");
   ASSERT_TRUE(run_task(loop, forever.submit("a", 1)));
   EXPECT_EQ(admin.call({"PTTL", forever.key()}).integer, -1);

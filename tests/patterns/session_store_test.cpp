@@ -4,17 +4,36 @@
 // values.
 #include "patterns/session_store.hpp"
 
+#include "patterns/script.hpp"
+
 #include "tests/patterns/commandstats.hpp"
 #include "tests/patterns/run_task.hpp"
 #include "tests/support/redis_server.hpp"
 
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
 #include <signal.h>
+
+#include <atomic>
+#include <limits>
+#include <stdexcept>
 
 #include <set>
 #include <string>
 #include <vector>
+
+// Fault injection: while `fail_random` is set, OpenSSL's RAND_bytes (looked up through this
+// executable first) reports failure; otherwise it is the real one.
+namespace {
+std::atomic<bool> fail_random{false};
+}  // namespace
+extern "C" int RAND_bytes(unsigned char* buf, int num) {
+  if (fail_random.load()) return 0;
+  using fn = int (*)(unsigned char*, int);
+  static const auto real = reinterpret_cast<fn>(::dlsym(RTLD_NEXT, "RAND_bytes"));
+  return real(buf, num);
+}
 
 namespace redring::patterns {
 namespace {
@@ -152,6 +171,51 @@ TEST_F(SessionStore, TheStoresOwnFieldsAreRefusedAndHidden) {
   ASSERT_TRUE(got && *got);
   EXPECT_EQ((*got)->user, "frank");
   EXPECT_EQ((*got)->fields, (session_fields{{"redringish", "fine"}}));  // no redring: fields shown
+}
+
+TEST_F(SessionStore, AFailingCsprngCreatesNoSession) {
+  session_store s(c);
+  fail_random = true;
+  const auto named = run_task(loop, s.create("kim"));
+  const auto anonymous = run_task(loop, s.create(""));
+  fail_random = false;
+  ASSERT_FALSE(named);
+  EXPECT_NE(named.error().message.find("CSPRNG"), std::string::npos) << named.error().what();
+  EXPECT_FALSE(anonymous);
+  EXPECT_EQ(admin.call({"DBSIZE"}).integer, 0);  // nothing written
+  EXPECT_TRUE(run_task(loop, s.create("kim")));  // and working again
+}
+
+TEST_F(SessionStore, HugeTimeoutsStillExpire) {
+  session_store s(c, {.idle_timeout = std::chrono::milliseconds::max(), .max_lifetime = std::chrono::milliseconds::max()});
+  const std::string id = create(s, "lee");
+  ASSERT_FALSE(id.empty());
+  const std::int64_t ttl = admin.call({"PTTL", s.key(id)}).integer;
+  EXPECT_GT(ttl, 0);  // an expiry, not -1
+  EXPECT_LE(ttl, 10'000'000'000'000);
+  ASSERT_TRUE(live(s, id));
+  EXPECT_GT(admin.call({"PTTL", s.key(id)}).integer, 0);
+}
+
+TEST_F(SessionStore, ASecretKeysTheTagAndEveryStoreSharingItAgrees) {
+  session_store plain(c);
+  session_store keyed(c, {.tag_secret = "s3cret"});
+  session_store same_secret(c, {.tag_secret = "s3cret"});
+  session_store other_secret(c, {.tag_secret = "another"});
+  const std::string a = create(plain, "mia"), b = create(keyed, "mia"), d = create(other_secret, "mia");
+  EXPECT_EQ(a.substr(0, 16), sha1_hex("mia").substr(0, 16));
+  EXPECT_NE(b.substr(0, 16), a.substr(0, 16));  // not the plain SHA1 any more
+  EXPECT_NE(d.substr(0, 16), b.substr(0, 16));
+  EXPECT_TRUE(live(same_secret, b));
+  EXPECT_EQ(*run_task(loop, same_secret.destroy_all("mia")), 1);  // finds the keyed index
+  EXPECT_FALSE(live(keyed, b));
+  EXPECT_TRUE(live(plain, a));
+  EXPECT_TRUE(live(other_secret, d));
+}
+
+TEST_F(SessionStore, APrefixWhoseBracesSplitTheSlotsIsRefused) {
+  EXPECT_THROW(session_store(c, {.prefix = "x{}:"}), std::invalid_argument);
+  EXPECT_NO_THROW(session_store(c, {.prefix = "app:"}));
 }
 
 TEST_F(SessionStore, RedisGoneIsAnErrorValue) {
