@@ -117,8 +117,7 @@ void subscriber::send(kind k, std::string_view name) {
 }
 
 void subscriber::send_all() {
-  // The sets may lose a refused name while this runs (never: refusals arrive on later turns), but
-  // each name is copied into unanswered_ by send anyway.
+  // Refusals arrive on later turns, so the sets do not change under these loops.
   for (const std::string& name : channels_) send(kind::subscribe, name);
   for (const std::string& name : patterns_) send(kind::psubscribe, name);
   for (const std::string& name : dropped_channels_) send(kind::unsubscribe, name);

@@ -149,11 +149,6 @@ return {redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('Z
         redis.call('LLEN', KEYS[4])}
 )lua";
 
-// Delays and leases as the scripts take them: 0 to 10^13 ms (317 years; server times plus that stay
-// exact in Lua's doubles, and the wait the reserve script computes fits an integer).
-std::string ms_text(std::chrono::milliseconds d) {
-  return std::to_string(std::clamp<std::int64_t>(d.count(), 0, 10'000'000'000'000));
-}
 
 }  // namespace
 
@@ -181,7 +176,7 @@ std::string job_queue::key(std::string_view part) const {
 
 task<resp::result<std::string>> job_queue::enqueue(std::string_view payload, std::chrono::milliseconds delay) {
   const std::array<std::string, 5> keys = {key("seq"), key("wait"), key("delayed"), key("data"), key("notify")};
-  const std::array<std::string, 2> args = {std::string(payload), ms_text(delay)};
+  const std::array<std::string, 2> args = {std::string(payload), ms_argument(delay)};
   auto reply = co_await script_for<enqueue_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   if (reply->data_type != resp::type::blob_string && reply->data_type != resp::type::simple_string) {
@@ -193,7 +188,7 @@ task<resp::result<std::string>> job_queue::enqueue(std::string_view payload, std
 task<resp::result<std::optional<job>>> job_queue::reserve_once(std::int64_t& next_due_ms) {
   const std::array<std::string, 7> keys = {key("wait"),     key("delayed"), key("active"), key("data"),
                                            key("attempts"), key("dead"),    key("notify")};
-  const std::array<std::string, 3> args = {ms_text(opts_.lease), std::to_string(opts_.max_attempts),
+  const std::array<std::string, 3> args = {ms_argument(opts_.lease), std::to_string(opts_.max_attempts),
                                            std::to_string(std::max<std::int64_t>(1, opts_.max_moves))};
   auto reply = co_await script_for<reserve_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
@@ -250,7 +245,7 @@ task<resp::result<bool>> job_queue::complete(const job& j) {
 task<resp::result<failed_job>> job_queue::fail(const job& j) {
   const std::array<std::string, 5> keys = {key("active"), key("delayed"), key("dead"), key("attempts"), key("notify")};
   const std::array<std::string, 5> args = {j.id, std::to_string(j.attempt), std::to_string(opts_.max_attempts),
-                                           ms_text(opts_.retry_delay), ms_text(opts_.max_retry_delay)};
+                                           ms_argument(opts_.retry_delay), ms_argument(opts_.max_retry_delay)};
   auto reply = co_await script_for<fail_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   if (reply->data_type != resp::type::integer || reply->integer < 0 || reply->integer > 2) co_return unexpected_reply("job_queue: fail");
@@ -259,7 +254,7 @@ task<resp::result<failed_job>> job_queue::fail(const job& j) {
 
 task<resp::result<bool>> job_queue::extend(const job& j) {
   const std::array<std::string, 2> keys = {key("active"), key("attempts")};
-  const std::array<std::string, 3> args = {j.id, std::to_string(j.attempt), ms_text(opts_.lease)};
+  const std::array<std::string, 3> args = {j.id, std::to_string(j.attempt), ms_argument(opts_.lease)};
   auto reply = co_await script_for<extend_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   if (reply->data_type != resp::type::integer) co_return unexpected_reply("job_queue: extend");

@@ -82,7 +82,6 @@ return r
 
 constexpr std::int64_t max_position = std::int64_t{1} << 40;
 
-resp::error invalid(std::string what) { return resp::error{std::make_error_code(std::errc::invalid_argument), std::move(what)}; }
 
 // A score as Redis writes it ("12", "1.5", "inf", "-inf"); false for anything else.
 bool parse_score(const resp::value& v, double& out) {
@@ -110,13 +109,13 @@ leaderboard::leaderboard(client::client& c, std::string_view name, leaderboard_o
 }
 
 task<resp::result<standing>> leaderboard::submit(std::string_view member, double score) {
-  if (std::isnan(score)) co_return invalid("leaderboard: a score must be a number (NaN given)");
+  if (std::isnan(score)) co_return refused_argument("leaderboard: a score must be a number (NaN given)");
   const std::array<std::string, 1> keys = {key_};
   const std::array<std::string, 5> args = {
       std::string(member), score_text(score),
       opts_.mode == submit_mode::add ? "add" : opts_.mode == submit_mode::best ? "best" : "replace",
       opts_.order == score_order::high_first ? "high" : "low",
-      std::to_string(std::clamp<std::int64_t>(opts_.expire_after.count(), 0, 10'000'000'000'000))};  // PEXPIRE-safe
+      ms_argument(opts_.expire_after)};
   auto reply = co_await script_for<submit_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   standing s{std::string(member), 0, 0};
@@ -144,7 +143,7 @@ task<resp::result<std::optional<standing>>> leaderboard::rank(std::string_view m
 }
 
 task<resp::result<std::vector<standing>>> leaderboard::page(std::int64_t first, std::int64_t count) {
-  if (first < 0) co_return invalid("leaderboard: a page starts at position 0 or later");
+  if (first < 0) co_return refused_argument("leaderboard: a page starts at position 0 or later");
   // A sorted set holds fewer than 2^32 members; larger figures would reach Lua as doubles that
   // Redis cannot read back as integers.
   if (count <= 0 || first >= max_position) co_return std::vector<standing>();
@@ -153,7 +152,7 @@ task<resp::result<std::vector<standing>>> leaderboard::page(std::int64_t first, 
 }
 
 task<resp::result<std::vector<standing>>> leaderboard::around(std::string_view member, std::int64_t radius) {
-  if (radius < 0) co_return invalid("leaderboard: the radius must be 0 or more");
+  if (radius < 0) co_return refused_argument("leaderboard: the radius must be 0 or more");
   radius = std::min(radius, max_position);
   co_return co_await list("around", std::string(member), radius);
 }

@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -76,6 +77,14 @@ std::string random_hex(std::size_t bytes, bool* ok) {
   out.reserve(2 * bytes);
   append_hex(out, raw.data(), raw.size());
   return out;
+}
+
+std::string ms_argument(std::chrono::milliseconds d, std::int64_t least) {
+  return std::to_string(std::clamp<std::int64_t>(d.count(), least, max_script_ms));
+}
+
+resp::error refused_argument(std::string what) {
+  return resp::error{std::make_error_code(std::errc::invalid_argument), std::move(what)};
 }
 
 resp::error unexpected_reply(std::string_view what) {

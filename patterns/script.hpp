@@ -7,6 +7,7 @@
 #include "patterns/task.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -51,6 +52,17 @@ template <const std::string_view& Text>
 /// not Redis, or a different script loaded under the same name): `std::errc::bad_message`, naming
 /// `what` ("job_queue: reserve").
 [[nodiscard]] resp::error unexpected_reply(std::string_view what);
+
+/// The longest duration a pattern's script takes, in ms (10^13: 317 years). Below it, server times
+/// plus a duration stay exact in Lua's numbers, and so does the text Redis makes of them for
+/// PEXPIRE (%.17g; from 10^17 up it is `1e+17`, which PEXPIRE refuses, after earlier writes).
+inline constexpr std::int64_t max_script_ms = 10'000'000'000'000;
+
+/// `d` in whole ms, brought within [`least`, `max_script_ms`], as a script argument.
+[[nodiscard]] std::string ms_argument(std::chrono::milliseconds d, std::int64_t least = 0);
+
+/// The error value for an argument a pattern refuses (`std::errc::invalid_argument`, `what` says why).
+[[nodiscard]] resp::error refused_argument(std::string what);
 
 /// The lowercase hex SHA1 of `bytes` (40 digits).
 [[nodiscard]] std::string sha1_hex(std::string_view bytes);

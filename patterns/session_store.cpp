@@ -104,15 +104,6 @@ return n
 constexpr std::size_t tag_digits = 16;
 constexpr std::string_view reserved_prefix = "redring:";
 
-resp::error invalid(std::string what) { return resp::error{std::make_error_code(std::errc::invalid_argument), std::move(what)}; }
-
-// Durations as the scripts take them: whole ms up to 10^13 (317 years), which Lua's numbers, and
-// the text Redis makes of them for PEXPIRE (%.17g), keep exact (from 10^17 up it is 1e+17, which
-// PEXPIRE refuses after the hash is written: a session that never expires).
-constexpr std::int64_t max_ms = 10'000'000'000'000;
-std::string ms_text(std::chrono::milliseconds d, std::int64_t least) {
-  return std::to_string(std::clamp<std::int64_t>(d.count(), least, max_ms));
-}
 
 // The first 16 hex digits of HMAC-SHA1(key, data) (OpenSSL 3's one-shot MAC).
 std::string hmac_tag(std::string_view key, std::string_view data) {
@@ -168,13 +159,13 @@ std::string session_store::index_key(std::string_view tag) const {
 
 task<resp::result<std::string>> session_store::create(std::string_view user, const session_fields& fields) {
   for (const auto& [field, value] : fields) {
-    if (field.starts_with(reserved_prefix)) co_return invalid("session_store: field names starting with redring: are the store's");
+    if (field.starts_with(reserved_prefix)) co_return refused_argument("session_store: field names starting with redring: are the store's");
   }
   // The tag puts a user's sessions in one slot with their index; an anonymous session has none to share.
   bool random_ok = true;
   const std::string tag = user.empty() ? random_hex(tag_digits / 2, &random_ok) : tag_of(user);
   if (tag.size() != tag_digits) co_return resp::error{std::make_error_code(std::errc::io_error), "session_store: the tag's HMAC failed"};
-  std::vector<std::string> args = {ms_text(opts_.idle_timeout, 1), ms_text(opts_.max_lifetime, 0), std::string(user)};
+  std::vector<std::string> args = {ms_argument(opts_.idle_timeout, 1), ms_argument(opts_.max_lifetime, 0), std::string(user)};
   for (const auto& [field, value] : fields) {
     args.push_back(field);
     args.push_back(value);
@@ -195,7 +186,7 @@ task<resp::result<std::string>> session_store::create(std::string_view user, con
 task<resp::result<std::optional<session>>> session_store::get(std::string_view id) {
   if (!well_formed(id)) co_return std::optional<session>();
   const std::array<std::string, 2> keys = {key(id), index_key(id.substr(0, tag_digits))};
-  const std::array<std::string, 2> args = {ms_text(opts_.idle_timeout, 1), "get"};
+  const std::array<std::string, 2> args = {ms_argument(opts_.idle_timeout, 1), "get"};
   auto reply = co_await script_for<touch_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   if (reply->is_null()) co_return std::optional<session>();
@@ -213,10 +204,10 @@ task<resp::result<std::optional<session>>> session_store::get(std::string_view i
 }
 
 task<resp::result<bool>> session_store::set(std::string_view id, std::string_view field, std::string_view value) {
-  if (field.starts_with(reserved_prefix)) co_return invalid("session_store: field names starting with redring: are the store's");
+  if (field.starts_with(reserved_prefix)) co_return refused_argument("session_store: field names starting with redring: are the store's");
   if (!well_formed(id)) co_return false;
   const std::array<std::string, 2> keys = {key(id), index_key(id.substr(0, tag_digits))};
-  const std::array<std::string, 4> args = {ms_text(opts_.idle_timeout, 1), "set", std::string(field), std::string(value)};
+  const std::array<std::string, 4> args = {ms_argument(opts_.idle_timeout, 1), "set", std::string(field), std::string(value)};
   auto reply = co_await script_for<touch_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   if (reply->is_null()) co_return false;
@@ -234,7 +225,7 @@ task<resp::result<bool>> session_store::destroy(std::string_view id) {
 }
 
 task<resp::result<std::int64_t>> session_store::destroy_all(std::string_view user) {
-  if (user.empty()) co_return invalid("session_store: destroy_all needs a user (anonymous sessions have no index)");
+  if (user.empty()) co_return refused_argument("session_store: destroy_all needs a user (anonymous sessions have no index)");
   const std::array<std::string, 1> keys = {index_key(tag_of(user))};
   const std::array<std::string, 1> args = {std::string(user)};
   auto reply = co_await script_for<destroy_all_lua>().run(client_, keys, args, opts_.timeout);
