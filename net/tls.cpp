@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: MIT
+#include "net/tls.hpp"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <climits>
+
+namespace redring::net {
+namespace {
+
+// OpenSSL's error queue (thread-local) as one line, emptied; `fallback` if it holds nothing.
+std::string take_openssl_errors(std::string fallback) {
+  std::string text;
+  while (const unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!text.empty()) text += "; ";
+    text += buf;
+  }
+  return text.empty() ? fallback : text;
+}
+
+bool is_ip_address(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+}  // namespace
+
+std::shared_ptr<tls_context> tls_context::create(const tls_options& o, std::string& error) {
+  ERR_clear_error();
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == nullptr) {
+    error = take_openssl_errors("cannot create a TLS context");
+    return nullptr;
+  }
+  auto fail = [&](std::string what) {
+    error = what + ": " + take_openssl_errors("unknown error");
+    SSL_CTX_free(ctx);
+    return nullptr;
+  };
+  // TLS 1.0 and 1.1 are deprecated (RFC 8996); Redis 6+ speaks 1.2 and 1.3.
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) return fail("cannot require TLS 1.2");
+  if (o.verify_peer) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    if (!o.ca_file.empty() || !o.ca_path.empty()) {
+      if (SSL_CTX_load_verify_locations(ctx, o.ca_file.empty() ? nullptr : o.ca_file.c_str(),
+                                        o.ca_path.empty() ? nullptr : o.ca_path.c_str()) != 1) {
+        return fail("cannot load the CA certificates (" + (o.ca_file.empty() ? o.ca_path : o.ca_file) + ")");
+      }
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+      return fail("cannot load the system's CA certificates");
+    }
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  }
+  if (!o.cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, o.cert_file.c_str()) != 1) {
+      return fail("cannot load the client certificate " + o.cert_file);
+    }
+    const std::string& key = o.key_file.empty() ? o.cert_file : o.key_file;
+    if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+      return fail("cannot load the client key " + key);
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) return fail("the client key " + key + " does not match its certificate");
+  } else if (!o.key_file.empty()) {
+    error = "a client key (" + o.key_file + ") without a client certificate";
+    SSL_CTX_free(ctx);
+    return nullptr;
+  }
+  return std::shared_ptr<tls_context>(new tls_context(ctx, o));
+}
+
+tls_context::~tls_context() { SSL_CTX_free(ctx_); }
+
+tls_stream::tls_stream(const tls_context& ctx, const std::string& host) {
+  ERR_clear_error();
+  ssl_ = SSL_new(ctx.native());
+  if (ssl_ == nullptr) {
+    error_ = take_openssl_errors("cannot create a TLS session");
+    return;
+  }
+  in_ = BIO_new(BIO_s_mem());
+  out_ = BIO_new(BIO_s_mem());
+  if (in_ == nullptr || out_ == nullptr) {
+    BIO_free(in_);
+    BIO_free(out_);
+    in_ = out_ = nullptr;
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+    error_ = "out of memory for a TLS session";
+    return;
+  }
+  // Empty: "retry later" (want_input), not end of stream.
+  BIO_set_mem_eof_return(in_, -1);
+  BIO_set_mem_eof_return(out_, -1);
+  SSL_set_bio(ssl_, in_, out_);  // ssl_ owns both now
+  SSL_set_connect_state(ssl_);
+  const tls_options& o = ctx.options();
+  const std::string& name = o.server_name.empty() ? host : o.server_name;
+  if (name.empty()) return;  // a Unix socket without server_name: the chain alone is verified
+  bool ok = true;
+  if (is_ip_address(name)) {
+    // An address is matched against the certificate's IP entries (RFC 6125 6.2.1) and is no SNI
+    // (RFC 6066 3: literal addresses are not permitted in "HostName").
+    if (o.verify_peer) ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str()) == 1;
+  } else {
+    ok = SSL_set_tlsext_host_name(ssl_, name.c_str()) == 1;
+    if (ok && o.verify_peer) ok = SSL_set1_host(ssl_, name.c_str()) == 1;
+  }
+  if (!ok) {
+    error_ = take_openssl_errors("cannot set the server name '" + name + "'");
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+  }
+}
+
+tls_stream::~tls_stream() { SSL_free(ssl_); }
+
+tls_stream::result tls_stream::failed(int ssl_result) {
+  switch (SSL_get_error(ssl_, ssl_result)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:  // memory BIOs grow: only if the session wants input first
+      return result::want_input;
+    case SSL_ERROR_ZERO_RETURN:
+      error_ = "the server closed the TLS session";
+      return result::closed;
+    default:
+      break;
+  }
+  const long verify = SSL_get_verify_result(ssl_);
+  if (!established_ && verify != X509_V_OK) {
+    ERR_clear_error();
+    error_ = std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
+  } else {
+    error_ = take_openssl_errors("TLS error");
+  }
+  return result::error;
+}
+
+tls_stream::result tls_stream::handshake() {
+  if (ssl_ == nullptr) return result::error;  // error_ says why
+  if (established_) return result::done;
+  ERR_clear_error();
+  const int r = SSL_do_handshake(ssl_);
+  if (r == 1) {
+    established_ = true;
+    return result::done;
+  }
+  return failed(r);
+}
+
+void tls_stream::received(std::string_view bytes) {
+  if (in_ == nullptr) return;
+  while (!bytes.empty()) {
+    const int n = BIO_write(in_, bytes.data(), static_cast<int>(std::min<std::size_t>(bytes.size(), INT_MAX)));
+    if (n <= 0) return;  // out of memory: the session then wants input for ever; the owner's timeout ends it
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+tls_stream::result tls_stream::read(std::span<char> out, std::size_t& n) {
+  n = 0;
+  if (ssl_ == nullptr || !established_) return result::error;
+  ERR_clear_error();
+  const int r = SSL_read_ex(ssl_, out.data(), out.size(), &n);
+  return r == 1 ? result::ok : failed(r);
+}
+
+std::size_t tls_stream::write(std::span<const iovec> pieces, std::size_t budget) {
+  if (ssl_ == nullptr || !established_) return 0;
+  std::size_t total = 0;
+  for (const iovec& piece : pieces) {
+    std::size_t done = 0;
+    while (done < piece.iov_len && total < budget) {
+      const std::size_t want = std::min<std::size_t>({piece.iov_len - done, budget - total, INT_MAX});
+      std::size_t n = 0;
+      ERR_clear_error();
+      // A memory BIO takes every record: the whole of `want` is written, unless memory runs out.
+      if (SSL_write_ex(ssl_, static_cast<const char*>(piece.iov_base) + done, want, &n) != 1) {
+        failed(0);
+        return total;
+      }
+      done += n;
+      total += n;
+    }
+    if (total >= budget) break;
+  }
+  return total;
+}
+
+std::size_t tls_stream::take_output(std::string& out) {
+  if (out_ == nullptr) return 0;
+  // Read out, not BIO_reset: a memory BIO's reset zeroes its whole allocation (OpenSSL 3.0
+  // mem_ctrl), 256 KiB and more after a large send, on every flush.
+  const std::size_t pending = BIO_ctrl_pending(out_);
+  if (pending == 0) return 0;
+  const std::size_t at = out.size();
+  out.resize(at + pending);
+  std::size_t n = 0;
+  if (BIO_read_ex(out_, out.data() + at, pending, &n) != 1) n = 0;
+  out.resize(at + n);
+  return n;
+}
+
+bool tls_stream::has_output() const noexcept { return out_ != nullptr && BIO_ctrl_pending(out_) > 0; }
+
+}  // namespace redring::net
