@@ -1125,7 +1125,7 @@ void cluster_router::topology_received(bootstrap_request& b, std::error_code ec)
     ec = errc::cluster_topology;
   }
   if (!ec) {
-    auto map = use_shards_ ? slot_map::from_shards(b.reply) : slot_map::from_slots(b.reply);
+    auto map = use_shards_ ? slot_map::from_shards(b.reply, opts_.tls.enabled) : slot_map::from_slots(b.reply);
     if (map) {
       apply(std::move(*map));
       return;

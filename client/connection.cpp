@@ -25,6 +25,10 @@ constexpr std::size_t kQuietSendBytes = 64 * 1024;
 // The most one send or receive asks for: a submission's length is 32 bits, and the kernel moves at
 // most about 2 GiB per call anyway (MAX_RW_COUNT).
 constexpr std::size_t kMaxOperationBytes = std::size_t{1} << 30;
+// TLS: plaintext encrypted per send (a 64 MiB SET is not held twice, as plaintext and ciphertext),
+// and the plain-recv ciphertext buffer (several 16 KiB records per receive).
+constexpr std::size_t kTlsSendBudget = 256 * 1024;
+constexpr std::size_t kTlsReceiveBytes = 64 * 1024;
 
 }  // namespace
 
@@ -51,6 +55,8 @@ connection::connection(net::loop& loop, const options& opts)
   health_timer_.owner = this;
   lookup_timer_.fn = &connection::on_lookup_timeout;
   lookup_timer_.owner = this;
+  tls_timer_.fn = &connection::on_tls_timeout;
+  tls_timer_.owner = this;
   (void)resolve_locally();  // a Unix path or a numeric address; a name is looked up when connecting
   host_is_name_ = opts_.unix_path.empty() && addresses_.empty();
   if (opts_.use_buffer_ring) {
@@ -107,6 +113,7 @@ connection::~connection() {
   loop_.cancel(deadline_timer_);
   loop_.cancel(reconnect_timer_);
   loop_.cancel(health_timer_);
+  loop_.cancel(tls_timer_);
 }
 
 void connection::set_state(connection_state s) {
@@ -245,18 +252,144 @@ void connection::on_connect_done(void* self, int res, std::uint32_t) {
   }
   ++c->connects_;
   c->attempt_ = 0;
-  c->set_state(connection_state::handshaking);
-  c->submit_recv();
-  if (c->opts_.protocol == 3) {
-    std::vector<std::string> args = {"HELLO", "3"};
-    if (c->opts_.password) {
-      args.insert(args.end(), {"AUTH", c->opts_.user.empty() ? "default" : c->opts_.user, *c->opts_.password});
-    }
-    if (!c->opts_.client_name.empty()) args.insert(args.end(), {"SETNAME", c->opts_.client_name});
-    c->send_step(c->hello_, std::move(args), &connection::on_hello);
+  if (c->opts_.tls.enabled) {
+    c->begin_tls();
   } else {
-    c->begin_resp2();
+    c->begin_handshake();
   }
+}
+
+// The Redis handshake, once the stream is up (after TLS's, with TLS).
+void connection::begin_handshake() {
+  set_state(connection_state::handshaking);
+  submit_recv();
+  if (opts_.protocol == 3) {
+    std::vector<std::string> args = {"HELLO", "3"};
+    if (opts_.password) {
+      args.insert(args.end(), {"AUTH", opts_.user.empty() ? "default" : opts_.user, *opts_.password});
+    }
+    if (!opts_.client_name.empty()) args.insert(args.end(), {"SETNAME", opts_.client_name});
+    send_step(hello_, std::move(args), &connection::on_hello);
+  } else {
+    begin_resp2();
+  }
+}
+
+// --- TLS ---
+// The session moves no bytes itself (net::tls_stream): ciphertext arrives by the same receive as
+// plaintext would (copied into the session, the kernel's buffer recycled at once), is decrypted into
+// the multiplexer's receive buffer, and leaves from tls_out_ by the same send.
+
+void connection::begin_tls() {
+  if (!tls_context_) {
+    std::string why;
+    tls_context_ = net::tls_context::create(opts_.tls, why);
+    if (!tls_context_) {  // the files will not load better on a retry
+      refuse("TLS: " + why, errc::tls_failed);
+      return;
+    }
+  }
+  tls_ = std::make_unique<net::tls_stream>(*tls_context_, opts_.unix_path.empty() ? opts_.host : std::string());
+  if (buffers_ == nullptr && !tls_in_) tls_in_ = std::make_unique<char[]>(kTlsReceiveBytes);
+  if (opts_.connect_timeout.count() > 0) loop_.arm(tls_timer_, net::deadline_after(loop_.now(), opts_.connect_timeout));
+  submit_recv();
+  advance_tls_handshake();
+}
+
+void connection::advance_tls_handshake() {
+  switch (tls_->handshake()) {
+    case net::tls_stream::result::done:
+      loop_.cancel(tls_timer_);
+      flush_tls();  // the client's last handshake message
+      begin_handshake();
+      return;
+    case net::tls_stream::result::want_input:
+      flush_tls();
+      return;
+    case net::tls_stream::result::closed:
+      fail("the server closed the TLS session during the handshake", errc::connect_failed);
+      return;
+    default:
+      // A certificate that fails verification or an alert (no common version, a client certificate
+      // required): not better on an immediate retry.
+      refuse("TLS handshake with " + current_address_.to_string() + " failed: " + tls_->error(), errc::tls_failed);
+      return;
+  }
+}
+
+void connection::on_tls_timeout(net::timer* t) {
+  auto* c = static_cast<owned_timer*>(t)->owner;
+  if (c->tls_ == nullptr || c->tls_->established() || !c->live()) return;
+  c->fail("TLS handshake with " + c->current_address_.to_string() + " timed out", errc::connect_failed);
+}
+
+// Ciphertext arrived (tls_->received): the handshake goes on, or plaintext is decrypted and parsed
+// until the session wants more. May fail the connection.
+void connection::receive_tls() {
+  if (!tls_->established()) {
+    advance_tls_handshake();
+    if (!live() || !tls_->established()) return;
+  }
+  for (;;) {
+    std::size_t n = 0;
+    const auto r = tls_->read(mux_.read_space(), n);
+    if (r == net::tls_stream::result::ok) {
+      if (mux_.commit_read(n)) {
+        fail("protocol error: the server sent invalid RESP", errc::protocol_error);
+        return;
+      }
+      if (!live()) return;  // a completion closed it
+      continue;
+    }
+    if (r == net::tls_stream::result::want_input) break;
+    if (r == net::tls_stream::result::error && state_ == connection_state::handshaking) {
+      // In TLS 1.3 the server checks a client certificate after the client's handshake is done:
+      // its refusal (an alert) arrives here, before HELLO's reply. Not better on a retry either.
+      refuse("TLS session with " + current_address_.to_string() + " refused: " + tls_->error(), errc::tls_failed);
+      return;
+    }
+    fail(r == net::tls_stream::result::closed ? std::string("the server closed the TLS session")
+                                              : "TLS error: " + tls_->error(),
+         errc::connection_lost);
+    return;
+  }
+  flush_tls();  // the session may answer the server (a TLS 1.3 key update)
+}
+
+// Encrypts what is to send (the handshake's commands first, as flush() takes them), within
+// kTlsSendBudget, and sends it with whatever the session wrote, unless a send is in flight (its
+// completion comes back here).
+void connection::flush_tls() {
+  if (tls_sending_ || fd_ < 0 || !tls_ || !live()) return;
+  if (tls_->established() && (state_ == connection_state::ready || state_ == connection_state::handshaking)) {
+    const bool user = state_ == connection_state::ready;
+    if (send_iov_.empty() && mux_.has_output(user)) send_iov_ = mux_.take_output(user);
+    if (!send_iov_.empty()) {
+      std::size_t asked = 0;
+      for (const iovec& v : send_iov_) asked += v.iov_len;
+      asked = std::min(asked, kTlsSendBudget);
+      const std::size_t n = tls_->write(send_iov_, kTlsSendBudget);
+      send_iov_ = mux_.output_written(n);
+      if (n < asked) {
+        fail("TLS error: " + tls_->error(), errc::connection_lost);
+        return;
+      }
+    }
+  }
+  tls_out_.clear();
+  tls_out_sent_ = 0;
+  if (tls_->take_output(tls_out_) == 0) return;
+  send_tls();
+}
+
+// Sends the rest of tls_out_.
+void connection::send_tls() {
+  const std::size_t left = tls_out_.size() - tls_out_sent_;
+  io_uring_sqe* s = left <= kQuietSendBytes ? loop_.quiet_sqe() : loop_.sqe();
+  io_uring_prep_send(s, fd_, tls_out_.data() + tls_out_sent_, std::min(left, kMaxOperationBytes), MSG_NOSIGNAL | MSG_WAITALL);
+  io_uring_sqe_set_data64(s, send_op_);
+  ++inflight_ops_;
+  tls_sending_ = true;
 }
 
 void connection::begin_resp2() {
@@ -344,6 +477,7 @@ void connection::on_resp2_auth(step& s, std::error_code ec) {
 // retries at the longest backoff delay until a handshake succeeds.
 void connection::refuse(std::string why, std::error_code ec) {
   refused_ = ec;
+  last_error_ = why;  // already when the commands complete: their callers may ask why
   mux_.fail_all(ec);
   fail(std::move(why), ec);
 }
@@ -469,6 +603,8 @@ void connection::submit_recv() {
     io_uring_prep_recv_multishot(s, fd_, nullptr, 0, 0);
     s->flags |= IOSQE_BUFFER_SELECT;
     s->buf_group = buffers_->group();
+  } else if (tls_) {
+    io_uring_prep_recv(s, fd_, tls_in_.get(), kTlsReceiveBytes, 0);  // ciphertext, for the session
   } else {
     const std::span<char> space = mux_.read_space();
     // A submission's length is 32 bits: 4 GiB would be a 0-byte receive, read as the peer closing.
@@ -487,20 +623,36 @@ void connection::on_recv_done(void* self, int res, std::uint32_t flags) {
     c->recv_armed_ = false;
   }
   std::error_code ec;
+  bool ciphertext = false;  // TLS: handed to the session, decrypted below
   if ((flags & IORING_CQE_F_BUFFER) != 0) {
     // Parse in the kernel's buffer, then give it back at once, whatever state we are in (a buffer
     // the kernel picked comes back even with no bytes: not recycled, the ring would lose it).
     const std::uint16_t id = net::buffer_ring::id_of(flags);
     if (res > 0 && !c->draining_) {
       c->last_read_ = c->loop_.now();
-      ec = c->mux_.feed_in_place(c->buffers_->data(id, static_cast<std::size_t>(res)));
+      const std::string_view bytes = c->buffers_->data(id, static_cast<std::size_t>(res));
+      if (c->tls_) {
+        c->tls_->received(bytes);
+        ciphertext = true;
+      } else {
+        ec = c->mux_.feed_in_place(bytes);
+      }
     }
     c->buffers_->recycle(id);
   } else if (res > 0 && !c->draining_) {
     c->last_read_ = c->loop_.now();
-    ec = c->mux_.commit_read(static_cast<std::size_t>(res));
+    if (c->tls_) {
+      c->tls_->received(std::string_view(c->tls_in_.get(), static_cast<std::size_t>(res)));
+      ciphertext = true;
+    } else {
+      ec = c->mux_.commit_read(static_cast<std::size_t>(res));
+    }
   }
   if (c->settle_if_draining()) return;
+  if (ciphertext) {
+    c->receive_tls();
+    if (!c->live()) return;  // failed (and draining, or closed already), or closed by a completion
+  }
   if (ec) {
     c->fail("protocol error: the server sent invalid RESP", errc::protocol_error);
     return;
@@ -524,6 +676,10 @@ void connection::on_recv_done(void* self, int res, std::uint32_t flags) {
 void connection::on_flush_hook(net::turn_hook* h) { static_cast<owned_hook*>(h)->owner->flush(); }
 
 void connection::flush() {
+  if (tls_) {
+    flush_tls();
+    return;
+  }
   if (draining_ || fd_ < 0 || mux_.sending()) return;
   const bool user = state_ == connection_state::ready;
   if (state_ != connection_state::ready && state_ != connection_state::handshaking) return;
@@ -561,9 +717,19 @@ void connection::send_pending() {
 void connection::on_send_done(void* self, int res, std::uint32_t) {
   auto* c = static_cast<connection*>(self);
   --c->inflight_ops_;
+  c->tls_sending_ = false;
   if (c->settle_if_draining()) return;
   if (res < 0) {
     c->fail(std::string("send failed: ") + std::strerror(-res), errc::connection_lost);
+    return;
+  }
+  if (c->tls_) {
+    c->tls_out_sent_ += static_cast<std::size_t>(res);
+    if (c->tls_out_sent_ < c->tls_out_.size()) {
+      c->send_tls();  // short write
+    } else {
+      c->flush_tls();  // what was encrypted, or was written, meanwhile
+    }
     return;
   }
   c->send_iov_ = c->mux_.output_written(static_cast<std::size_t>(res));
@@ -584,6 +750,7 @@ void connection::fail(std::string why, std::error_code ec) {
   drop_reason_ = ec;
   log(ec == errc::connect_failed ? SPDLOG_LEVEL_WARN : SPDLOG_LEVEL_ERROR, "redring: connection lost: {}", last_error_);
   loop_.cancel(health_timer_);
+  loop_.cancel(tls_timer_);
   draining_ = true;
   set_state(connection_state::backoff);
   // Shut down before any command completes: a send still in the kernel may reference a command's
@@ -612,6 +779,12 @@ void connection::finish_close() {
   delete_when_idle();
   draining_ = false;
   recv_armed_ = false;
+  // The kernel is done with our buffers: the next connection starts a session of its own.
+  tls_.reset();
+  tls_out_.clear();
+  tls_out_sent_ = 0;
+  tls_sending_ = false;
+  send_iov_ = {};
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
@@ -655,6 +828,7 @@ void connection::close() {
   loop_.cancel(reconnect_timer_);
   loop_.cancel(deadline_timer_);
   loop_.cancel(health_timer_);
+  loop_.cancel(tls_timer_);
   const bool was_open = fd_ >= 0 && !draining_;
   set_state(connection_state::closed);
   if (was_open) ::shutdown(fd_, SHUT_RDWR);  // first, as in fail(): no send reads a completed command's bytes

@@ -9,6 +9,7 @@
 #include "net/address.hpp"
 #include "net/loop.hpp"
 #include "net/resolver.hpp"
+#include "net/tls.hpp"
 
 #include <sys/socket.h>
 
@@ -165,6 +166,18 @@ class connection {
   void begin_resp2();
   bool is_auth_error(const std::string& text) const;
 
+  void begin_handshake();
+  void begin_tls();
+  void advance_tls_handshake();
+  void receive_tls();
+  void flush_tls();
+  void send_tls();
+  [[nodiscard]] bool live() const noexcept {
+    return !draining_ && (state_ == connection_state::connecting || state_ == connection_state::handshaking ||
+                          state_ == connection_state::ready);
+  }
+  static void on_tls_timeout(net::timer* t);
+
   static void on_connect_done(void* self, int res, std::uint32_t flags);
   static void on_recv_done(void* self, int res, std::uint32_t flags);
   static void on_send_done(void* self, int res, std::uint32_t flags);
@@ -217,7 +230,16 @@ class connection {
   };
   owned_hook flush_hook_, delete_hook_;
   bool released_ = false;
-  owned_timer deadline_timer_, reconnect_timer_, health_timer_, lookup_timer_;
+  owned_timer deadline_timer_, reconnect_timer_, health_timer_, lookup_timer_, tls_timer_;
+  // TLS (opts_.tls.enabled): the context, loaded at the first connect and kept for the reconnects;
+  // the session of the current socket; the ciphertext to send, which the send in flight points into
+  // (what the session writes meanwhile waits in it); with plain recv, the buffer ciphertext arrives in.
+  std::shared_ptr<net::tls_context> tls_context_;
+  std::unique_ptr<net::tls_stream> tls_;
+  std::string tls_out_;
+  std::size_t tls_out_sent_ = 0;
+  bool tls_sending_ = false;
+  std::unique_ptr<char[]> tls_in_;
   struct health_ping : request {
     connection* owner = nullptr;
     bool in_flight = false;

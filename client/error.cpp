@@ -19,7 +19,7 @@ class category final : public std::error_category {
       case errc::handshake_failed: return "connection handshake failed";
       case errc::shutting_down: return "client is shutting down";
       case errc::invalid_url: return "invalid URL";
-      case errc::tls_unsupported: return "TLS (rediss://) is not supported yet";
+      case errc::tls_failed: return "TLS could not be set up";
       case errc::connect_failed: return "cannot connect to the server";
       case errc::transaction_aborted: return "transaction aborted: a watched key changed";
       case errc::cross_slot: return "CROSSSLOT: the keys of this command are in different hash slots (not sent)";

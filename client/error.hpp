@@ -17,7 +17,7 @@ enum class errc : int {
   handshake_failed,      ///< HELLO/SELECT/SETNAME failed for another reason.
   shutting_down,         ///< The client is closing; the command was not sent.
   invalid_url,           ///< A URL could not be parsed; the message names the bad part.
-  tls_unsupported,       ///< `rediss://`: TLS comes in a later version.
+  tls_failed,            ///< TLS could not be set up: a certificate or key file that does not load, a server certificate that fails verification, a TLS alert (the message says which).
   connect_failed,        ///< The server could not be reached (the message says why).
   transaction_aborted,   ///< EXEC returned null: a WATCHed key changed, nothing ran.
   cross_slot,            ///< Cluster: the command's keys are in different slots and it cannot be split; not sent.

@@ -2,6 +2,7 @@
 // Client configuration: where the server is, how to greet it, and the client-side limits.
 #pragma once
 
+#include "net/tls.hpp"
 #include "resp/limits.hpp"
 
 #include <chrono>
@@ -66,6 +67,10 @@ struct options {
   int protocol = 3;                 ///< 3: HELLO 3, falling back to RESP2 when the server lacks HELLO. 2: RESP2.
   bool set_lib_info = true;         ///< CLIENT SETINFO lib-name/lib-ver (ignored if the server lacks it).
   bool read_only = false;           ///< READONLY after the handshake (cluster replica reads; set by the cluster client).
+  /// TLS (`rediss://`): the TLS handshake runs after the TCP connect, within `connect_timeout`, and
+  /// before HELLO. A failed certificate check or TLS alert is `errc::tls_failed` for every waiting
+  /// command and is retried only at `reconnect.max_delay`, as a refused AUTH is.
+  net::tls_options tls;
 
   // --- Time ---
   milliseconds connect_timeout{2000};

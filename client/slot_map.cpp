@@ -49,7 +49,7 @@ std::size_t slot_map::unassigned_slots() const noexcept {
   return static_cast<std::size_t>(std::count(slot_to_shard_.begin(), slot_to_shard_.end(), none));
 }
 
-resp::result<slot_map> slot_map::from_shards(const resp::value& reply) {
+resp::result<slot_map> slot_map::from_shards(const resp::value& reply, bool tls) {
   if (reply.is_error()) return resp::error{resp::errc::server_error, reply.text};
   if (reply.data_type != resp::type::array) return bad_shape("CLUSTER SHARDS reply is not an array");
   slot_map m;
@@ -70,12 +70,12 @@ resp::result<slot_map> slot_map::from_shards(const resp::value& reply) {
     for (const resp::value& node : nodes->elements) {
       cluster_node n;
       const resp::value* id = node.find("id");
-      const resp::value* port = node.find("port");
+      const resp::value* port = tls ? node.find("tls-port") : node.find("port");
       const resp::value* endpoint = node.find("endpoint");
       const resp::value* ip = node.find("ip");
       const resp::value* role = node.find("role");
       const resp::value* health = node.find("health");
-      if (port == nullptr) port = node.find("tls-port");
+      if (port == nullptr) port = tls ? node.find("port") : node.find("tls-port");
       if (id == nullptr || port == nullptr || role == nullptr || !port_number(*port, n.port)) {
         return bad_shape("CLUSTER SHARDS node without id/port/role");
       }

@@ -36,8 +36,10 @@ struct cluster_shard {
 class slot_map {
  public:
   /// From a `CLUSTER SHARDS` reply (RESP2 or RESP3). An error if its shape is not that of SHARDS, or
-  /// if it names two owners for a slot.
-  [[nodiscard]] static resp::result<slot_map> from_shards(const resp::value& reply);
+  /// if it names two owners for a slot. A node's `tls-port` is taken over its `port` with `tls` (a
+  /// TLS client; a node with only one of them has that one). (CLUSTER SLOTS needs no such choice:
+  /// the server answers a TLS connection with its TLS ports.)
+  [[nodiscard]] static resp::result<slot_map> from_shards(const resp::value& reply, bool tls = false);
   /// From a `CLUSTER SLOTS` reply. An error if its shape is not that of SLOTS, or if it names two
   /// owners for a slot.
   [[nodiscard]] static resp::result<slot_map> from_slots(const resp::value& reply);

@@ -40,7 +40,15 @@ bool parse_number(std::string_view s, T& out) {
   return ec == std::errc{} && p == s.data() + s.size();
 }
 
-std::error_code apply_query(std::string_view query, options& out, std::string* message) {
+bool parse_yes_no(const std::string& value, bool& out) {
+  if (value == "yes" || value == "true" || value == "1") out = true;
+  else if (value == "no" || value == "false" || value == "0") out = false;
+  else return false;
+  return true;
+}
+
+// `tls_options` is set to true if the query names a tls_* option (which only rediss:// takes).
+std::error_code apply_query(std::string_view query, options& out, std::string* message, bool& tls_option) {
   while (!query.empty()) {
     const auto amp = query.find('&');
     const std::string_view pair = query.substr(0, amp);
@@ -71,10 +79,19 @@ std::error_code apply_query(std::string_view query, options& out, std::string* m
     } else if (key == "user" || key == "username") {
       out.user = value;
     } else if (key == "cluster") {
-      if (value != "yes" && value != "no" && value != "true" && value != "false" && value != "1" && value != "0") {
-        return bad(message, "cluster must be yes or no, not '" + value + "'");
+      if (!parse_yes_no(value, out.cluster.enabled)) return bad(message, "cluster must be yes or no, not '" + value + "'");
+    } else if (key.starts_with("tls_")) {
+      tls_option = true;
+      if (key == "tls_ca_file") out.tls.ca_file = value;
+      else if (key == "tls_ca_path") out.tls.ca_path = value;
+      else if (key == "tls_cert_file") out.tls.cert_file = value;
+      else if (key == "tls_key_file") out.tls.key_file = value;
+      else if (key == "tls_server_name") out.tls.server_name = value;
+      else if (key == "tls_verify") {
+        if (!parse_yes_no(value, out.tls.verify_peer)) return bad(message, "tls_verify must be yes or no, not '" + value + "'");
+      } else {
+        return bad(message, "unknown option '" + std::string(key) + "'");
       }
-      out.cluster.enabled = value == "yes" || value == "true" || value == "1";
     } else if (key == "read_from") {
       if (value == "primary") out.cluster.reads = read_from::primary;
       else if (value == "prefer_replica") out.cluster.reads = read_from::prefer_replica;
@@ -113,7 +130,7 @@ namespace {
 std::error_code parse_url_into(std::string_view url, options& out, std::string* message) {
   const auto scheme_end = url.find("://");
   // Not quoted: without a scheme nothing says where a password would be (`host?password=...`).
-  if (scheme_end == std::string_view::npos) return bad(message, "missing scheme (redis://, unix://)");
+  if (scheme_end == std::string_view::npos) return bad(message, "missing scheme (redis://, rediss://, unix://)");
   std::string scheme(url.substr(0, scheme_end));
   for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));  // RFC 3986: case-insensitive
   std::string_view rest = url.substr(scheme_end + 3);
@@ -123,10 +140,7 @@ std::error_code parse_url_into(std::string_view url, options& out, std::string* 
     rest = rest.substr(0, q);
   }
 
-  if (scheme == "rediss") {
-    if (message != nullptr) *message = "rediss:// needs TLS, which comes in a later version of redring";
-    return errc::tls_unsupported;
-  }
+  bool tls_option = false;
   if (scheme == "unix") {
     if (auto ec = take_userinfo(rest, "/", out, message)) return ec;
     if (rest.empty() || rest[0] != '/') return bad(message, "unix:// needs an absolute socket path, as unix:///path");
@@ -135,9 +149,12 @@ std::error_code parse_url_into(std::string_view url, options& out, std::string* 
       return bad(message, "unix socket path longer than " + std::to_string(max_unix_path) + " bytes");
     }
     out.unix_path = std::string(rest);
-    return apply_query(query, out, message);
+    out.tls.enabled = false;
+    if (auto ec = apply_query(query, out, message, tls_option)) return ec;
+    return tls_option ? bad(message, "tls_* options need a rediss:// URL (Redis speaks TLS over TCP only)") : std::error_code();
   }
-  if (scheme != "redis") return bad(message, "unknown scheme '" + scheme + "' (redis://, unix://)");
+  if (scheme != "redis" && scheme != "rediss") return bad(message, "unknown scheme '" + scheme + "' (redis://, rediss://, unix://)");
+  out.tls.enabled = scheme == "rediss";
 
   if (auto ec = take_userinfo(rest, "/", out, message)) return ec;
   // In the host, the path or the query (where it would be glued to the last value: a password
@@ -179,7 +196,9 @@ std::error_code parse_url_into(std::string_view url, options& out, std::string* 
     if (!parse_number(d, db) || db < 0 || db > 1000000) return bad(message, "database must be a number, not '" + std::string(d) + "'");
     out.database = static_cast<int>(db);
   }
-  return apply_query(query, out, message);
+  if (auto ec = apply_query(query, out, message, tls_option)) return ec;
+  if (tls_option && !out.tls.enabled) return bad(message, "tls_* options need a rediss:// URL");
+  return {};
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Configuration from URLs: redis://, unix://, rediss:// (refused until TLS exists), and REDIS_URL.
+// Configuration from URLs: redis://, rediss:// (TLS), unix://, and REDIS_URL.
 #pragma once
 
 #include "client/options.hpp"
@@ -12,11 +12,13 @@ namespace redring::client {
 /// Parses `url` into `out` (other fields of `out` are kept as defaults to build on):
 /// - `redis://[user[:password]@]host[:port][/db][?option=value&...]`; host may be `[v6]`.
 /// - `unix:///path/to/socket[?db=N&...]`, also with `user[:password]@` before the path.
-/// - `rediss://...`: `errc::tls_unsupported`.
+/// - `rediss://...`: as redis://, over TLS (`options::tls`); redis:// and unix:// turn TLS off.
 /// Options: `db`; `timeout` or `command_timeout`, and `connect_timeout` (milliseconds); `name` or
 /// `client_name`; `protocol` or `resp` (2 or 3); `user` or `username`, and `password` (both override
 /// the userinfo); `cluster` (`yes`, `no`, `true`, `false`, `1`, `0`: `cluster.enabled`); `read_from`
-/// (`primary`, `prefer_replica`, `any`: `cluster.reads`). User, password and option values are
+/// (`primary`, `prefer_replica`, `any`: `cluster.reads`); with rediss:// only, `tls_ca_file`,
+/// `tls_ca_path`, `tls_cert_file`, `tls_key_file`, `tls_server_name` and `tls_verify` (`yes`/`no`),
+/// the fields of `net::tls_options`. User, password and option values are
 /// percent-decoded.
 /// The scheme is case-insensitive. A unix socket path may be up to `max_unix_path` bytes.
 /// Errors: `errc::invalid_url` (an unknown option or a bad value included, an empty `[]` host, a

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  liburing-dev libssl-dev libfmt-dev libspdlog-dev
+  liburing-dev libssl-dev openssl libfmt-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   redis-server redis-tools

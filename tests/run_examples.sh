@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Runs every example against a private redis-server on a Unix socket; fails if any exits non-zero.
+# Runs every example against a private redis-server on a Unix socket, and the TLS example also
+# against a private TLS port with certificates made here; fails if any exits non-zero.
 set -euo pipefail
 examples_dir=$1
 dir=$(mktemp -d /tmp/redring-examples-XXXXXX)
 redis-server --port 0 --unixsocket "$dir/s.sock" --dir "$dir" --save "" --appendonly no \
   --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
-trap 'kill "$(cat "$dir/redis.pid")" 2>/dev/null; sleep 0.2; rm -rf "$dir"' EXIT
+trap 'kill "$(cat "$dir/redis.pid")" "$(cat "$dir/tls.pid" 2>/dev/null)" 2>/dev/null; sleep 0.2; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do [ -S "$dir/s.sock" ] && break; sleep 0.05; done
 failed=0
 for example in "$examples_dir"/example_*; do
@@ -16,4 +17,26 @@ for example in "$examples_dir"/example_*; do
     echo "FAIL $(basename "$example")"; cat "$dir/out"; failed=1
   fi
 done
+
+# TLS: a CA and a server certificate for 127.0.0.1, then a TLS-only server on a free port.
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+openssl req -x509 "${ec[@]}" -keyout "$dir/ca.key" -out "$dir/ca.crt" -days 2 -subj "/CN=redring example CA" 2>/dev/null
+openssl req "${ec[@]}" -keyout "$dir/server.key" -out "$dir/server.csr" -subj "/CN=localhost" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$dir/san.ext"
+openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+  -out "$dir/server.crt" -days 2 -extfile "$dir/san.ext" 2>/dev/null
+port=0
+for p in $(shuf -i 20000-60000 -n 50); do
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+done
+redis-server --port 0 --tls-port "$port" --tls-cert-file "$dir/server.crt" --tls-key-file "$dir/server.key" \
+  --tls-ca-cert-file "$dir/ca.crt" --tls-auth-clients no --dir "$dir" --save "" --appendonly no \
+  --daemonize yes --pidfile "$dir/tls.pid" --logfile "$dir/tls.log"
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+if timeout 20 "$examples_dir/example_tls" "rediss://127.0.0.1:$port?tls_ca_file=$dir/ca.crt" >"$dir/out" 2>&1 &&
+  grep -q "over = tls" "$dir/out"; then
+  echo "ok   example_tls over TLS"
+else
+  echo "FAIL example_tls over TLS"; cat "$dir/out" "$dir/tls.log"; failed=1
+fi
 exit $failed

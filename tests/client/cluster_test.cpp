@@ -266,6 +266,18 @@ TEST(SlotMap, MalformedRepliesAreErrors) {
   ASSERT_TRUE(slot_map::from_shards(array({shard({integer(0), integer(9)}, 7000), shard({integer(10), integer(19)}, 7001)})));
   EXPECT_FALSE(slot_map::from_shards(array({shard({integer(0), integer(10)}, 7000), shard({integer(10), integer(19)}, 7001)})));
   EXPECT_FALSE(slot_map::from_shards(array({shard({integer(0), integer(10), integer(3), integer(4)}, 7000)})));
+  // A node with a plain and a TLS port: a TLS client takes the TLS one; one with only one port has it.
+  const auto two_ports = [&](std::vector<resp::value> fields) {
+    return array({array({text("slots"), array({integer(0), integer(slot_count - 1)}), text("nodes"), array({array(std::move(fields))})})});
+  };
+  const auto both = two_ports({text("id"), text("n"), text("port"), integer(7000), text("tls-port"), integer(7100), text("ip"),
+                               text("h"), text("role"), text("master")});
+  EXPECT_EQ(slot_map::from_shards(both)->primary_of(0)->port, 7000);
+  EXPECT_EQ(slot_map::from_shards(both, /*tls=*/true)->primary_of(0)->port, 7100);
+  const auto tls_only = two_ports({text("id"), text("n"), text("tls-port"), integer(7100), text("ip"), text("h"), text("role"), text("master")});
+  EXPECT_EQ(slot_map::from_shards(tls_only)->primary_of(0)->port, 7100);
+  const auto plain_only = two_ports({text("id"), text("n"), text("port"), integer(7000), text("ip"), text("h"), text("role"), text("master")});
+  EXPECT_EQ(slot_map::from_shards(plain_only, /*tls=*/true)->primary_of(0)->port, 7000);
   // A hostile reply of more ranges than slots, each over every slot, is refused before a slot is
   // filled (it was accepted before, the last range winning, after 20000 x 16384 slot writes).
   std::vector<resp::value> everything(20000, array({integer(0), integer(slot_count - 1), node_at(7000)}));

@@ -68,11 +68,44 @@ TEST(Url, UnixUrls) {
   EXPECT_EQ(auth.password, "pw");
 }
 
-TEST(Url, TlsIsRefusedClearly) {
+TEST(Url, RedissTurnsTlsOnWithItsOptions) {
   options o;
+  ASSERT_FALSE(parse_url("rediss://u:pw@host:6380/2?tls_ca_file=%2Fetc%2Fca.pem&tls_cert_file=/c.pem&tls_key_file=/k.pem"
+                         "&tls_server_name=redis.example&tls_ca_path=/certs",
+                         o));
+  EXPECT_TRUE(o.tls.enabled);
+  EXPECT_TRUE(o.tls.verify_peer);
+  EXPECT_EQ(o.host, "host");
+  EXPECT_EQ(o.port, 6380);
+  EXPECT_EQ(o.database, 2);
+  EXPECT_EQ(o.password, "pw");
+  EXPECT_EQ(o.tls.ca_file, "/etc/ca.pem");
+  EXPECT_EQ(o.tls.ca_path, "/certs");
+  EXPECT_EQ(o.tls.cert_file, "/c.pem");
+  EXPECT_EQ(o.tls.key_file, "/k.pem");
+  EXPECT_EQ(o.tls.server_name, "redis.example");
+  ASSERT_FALSE(parse_url("rediss://h?tls_verify=no", o));
+  EXPECT_FALSE(o.tls.verify_peer);
+  // redis:// and unix:// on options that had TLS on turn it off.
+  ASSERT_FALSE(parse_url("redis://h", o));
+  EXPECT_FALSE(o.tls.enabled);
+  o.tls.enabled = true;
+  ASSERT_FALSE(parse_url("unix:///tmp/r.sock", o));
+  EXPECT_FALSE(o.tls.enabled);
+}
+
+TEST(Url, TlsOptionsNeedRediss) {
   std::string why;
-  EXPECT_EQ(parse_url("rediss://host:6380", o, &why), errc::tls_unsupported);
-  EXPECT_NE(why.find("TLS"), std::string::npos);
+  options o;
+  EXPECT_EQ(parse_url("redis://h?tls_ca_file=/ca.pem", o, &why), errc::invalid_url);
+  EXPECT_NE(why.find("rediss://"), std::string::npos) << why;
+  EXPECT_EQ(parse_url("unix:///tmp/r.sock?tls_verify=no", o, &why), errc::invalid_url);
+  EXPECT_NE(why.find("rediss://"), std::string::npos) << why;
+  EXPECT_EQ(parse_url("rediss://h?tls_verify=maybe", o, &why), errc::invalid_url);
+  EXPECT_NE(why.find("tls_verify"), std::string::npos) << why;
+  EXPECT_EQ(parse_url("rediss://h?tls_cipher=x", o, &why), errc::invalid_url);
+  EXPECT_NE(why.find("unknown option 'tls_cipher'"), std::string::npos) << why;
+  EXPECT_FALSE(o.tls.enabled);  // refused URLs changed nothing
 }
 
 TEST(Url, BadUrlsNameTheBadPart) {
@@ -122,7 +155,8 @@ TEST(Url, SchemesAreCaseInsensitive) {
   ASSERT_FALSE(parse_url("Unix:///tmp/r.sock", u));
   EXPECT_EQ(u.unix_path, "/tmp/r.sock");
   options tls;
-  EXPECT_EQ(parse_url("REDISS://h", tls), errc::tls_unsupported);
+  ASSERT_FALSE(parse_url("REDISS://h", tls));
+  EXPECT_TRUE(tls.tls.enabled);
 }
 
 // A refused URL leaves the options as they were: nothing of its valid parts is applied.

@@ -85,7 +85,7 @@ TEST(BenchOptions, EveryBadInputNamesTheOption) {
       {{"-h"}, "-h needs"},
       {{"-s"}, "-s needs"},
       {{"-u", "http://x"}, "-u: unknown scheme"},
-      {{"-u", "rediss://x"}, "-u: rediss://"},
+      {{"-u", "rediss://x?tls_verify=maybe"}, "-u: tls_verify must be yes or no"},
       {{"-c", "0"}, "-c must be 1-10000"},
       {{"-t", "-1"}, "-t must be"},
       {{"-P", "abc"}, "-P must be"},

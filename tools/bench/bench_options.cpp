@@ -24,7 +24,7 @@ const char* usage() noexcept {
          "  -h, --host HOST          server host (port 6379 unless -p)\n"
          "  -p, --port PORT          server port\n"
          "  -s, --socket PATH        server Unix socket\n"
-         "  -u, --uri URL            redis://[user[:pass]@]host[:port][/db] or unix:///path\n"
+         "  -u, --uri URL            redis://[user[:pass]@]host[:port][/db], rediss://... (TLS) or unix:///path\n"
          "  -a, --password PASS      AUTH password\n"
          "      --user USER          ACL user\n"
          "  -t, --threads N          io_uring loops, one per thread (default 1)\n"
