@@ -251,7 +251,6 @@ void connection::on_connect_done(void* self, int res, std::uint32_t) {
     return;
   }
   ++c->connects_;
-  c->attempt_ = 0;
   if (c->opts_.tls.enabled) {
     c->begin_tls();
   } else {
@@ -283,7 +282,7 @@ void connection::begin_handshake() {
 void connection::begin_tls() {
   if (!tls_context_) {
     std::string why;
-    tls_context_ = net::tls_context::create(opts_.tls, why);
+    tls_context_ = net::tls_context::shared(opts_.tls, why);
     if (!tls_context_) {  // the files will not load better on a retry
       refuse("TLS: " + why, errc::tls_failed);
       return;
@@ -506,6 +505,9 @@ void connection::begin_setup() {
 
 void connection::become_ready() {
   refused_ = {};
+  // The backoff starts over only now: a server that accepts connections and drops them before the
+  // handshake completes (or its TLS handshake) is not redialled at the first delay for ever.
+  attempt_ = 0;
   // Commands that timed out while the connection was down were told so: they are not sent now.
   mux_.drop_unsent_timeouts();
   ready_since_lookup_ = true;

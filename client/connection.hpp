@@ -204,7 +204,7 @@ class connection {
   bool closed_by_drop_ = false;   // closed because the connection dropped with reconnecting off
   int protocol_ = 3;
   int setup_pending_ = 0;
-  std::uint32_t attempt_ = 0;     // reconnect attempts since the last success
+  std::uint32_t attempt_ = 0;     // reconnect attempts since the connection was last ready
   std::uint64_t connects_ = 0;
   std::uint64_t buffer_shortages_ = 0;
   std::string last_error_;

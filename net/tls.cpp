@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <mutex>
+#include <vector>
 
 namespace redring::net {
 namespace {
@@ -24,9 +26,18 @@ std::string take_openssl_errors(std::string fallback) {
   return text.empty() ? fallback : text;
 }
 
-bool is_ip_address(const std::string& host) {
+// `host` without an IPv6 zone ("fe80::1%eth0": the zone is local, not in any certificate) if it is an
+// IP address, else "".
+std::string ip_address(const std::string& host) {
+  const std::string address = host.substr(0, host.find('%'));
   unsigned char buf[sizeof(in6_addr)];
-  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+  if (inet_pton(AF_INET, address.c_str(), buf) == 1 || inet_pton(AF_INET6, address.c_str(), buf) == 1) return address;
+  return {};
+}
+
+bool same_settings(const tls_options& a, const tls_options& b) {
+  return a.ca_file == b.ca_file && a.ca_path == b.ca_path && a.cert_file == b.cert_file && a.key_file == b.key_file &&
+         a.verify_peer == b.verify_peer && a.server_name == b.server_name;
 }
 
 }  // namespace
@@ -45,6 +56,9 @@ std::shared_ptr<tls_context> tls_context::create(const tls_options& o, std::stri
   };
   // TLS 1.0 and 1.1 are deprecated (RFC 8996); Redis 6+ speaks 1.2 and 1.3.
   if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) return fail("cannot require TLS 1.2");
+  // A TLS 1.2 server (or a proxy) asking to renegotiate would make a write wait for the peer, which
+  // a session over memory buffers cannot; Redis never asks. Refused (RFC 5746 allows it).
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
   if (o.verify_peer) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     if (!o.ca_file.empty() || !o.ca_path.empty()) {
@@ -75,6 +89,21 @@ std::shared_ptr<tls_context> tls_context::create(const tls_options& o, std::stri
   return std::shared_ptr<tls_context>(new tls_context(ctx, o));
 }
 
+std::shared_ptr<tls_context> tls_context::shared(const tls_options& o, std::string& error) {
+  // Loading a trust store takes ~20 ms (the system's: 140+ CAs parsed): once per option set, not per
+  // connection (a cluster's nodes, a client's pool, its blocking connections and subscriber).
+  static std::mutex mutex;
+  static std::vector<std::weak_ptr<tls_context>> contexts;
+  const std::lock_guard<std::mutex> lock(mutex);
+  std::erase_if(contexts, [](const std::weak_ptr<tls_context>& w) { return w.expired(); });
+  for (const auto& w : contexts) {
+    if (auto c = w.lock(); c && same_settings(c->options(), o)) return c;
+  }
+  auto c = create(o, error);
+  if (c) contexts.push_back(c);
+  return c;
+}
+
 tls_context::~tls_context() { SSL_CTX_free(ctx_); }
 
 tls_stream::tls_stream(const tls_context& ctx, const std::string& host) {
@@ -101,13 +130,14 @@ tls_stream::tls_stream(const tls_context& ctx, const std::string& host) {
   SSL_set_bio(ssl_, in_, out_);  // ssl_ owns both now
   SSL_set_connect_state(ssl_);
   const tls_options& o = ctx.options();
+  verify_ = o.verify_peer;
   const std::string& name = o.server_name.empty() ? host : o.server_name;
   if (name.empty()) return;  // a Unix socket without server_name: the chain alone is verified
   bool ok = true;
-  if (is_ip_address(name)) {
+  if (const std::string ip = ip_address(name); !ip.empty()) {
     // An address is matched against the certificate's IP entries (RFC 6125 6.2.1) and is no SNI
     // (RFC 6066 3: literal addresses are not permitted in "HostName").
-    if (o.verify_peer) ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str()) == 1;
+    if (o.verify_peer) ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), ip.c_str()) == 1;
   } else {
     ok = SSL_set_tlsext_host_name(ssl_, name.c_str()) == 1;
     if (ok && o.verify_peer) ok = SSL_set1_host(ssl_, name.c_str()) == 1;
@@ -132,8 +162,9 @@ tls_stream::result tls_stream::failed(int ssl_result) {
     default:
       break;
   }
+  // Without verification OpenSSL still records the chain's check: not the reason for anything then.
   const long verify = SSL_get_verify_result(ssl_);
-  if (!established_ && verify != X509_V_OK) {
+  if (verify_ && !established_ && verify != X509_V_OK) {
     ERR_clear_error();
     error_ = std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
   } else {
@@ -182,7 +213,7 @@ std::size_t tls_stream::write(std::span<const iovec> pieces, std::size_t budget)
       ERR_clear_error();
       // A memory BIO takes every record: the whole of `want` is written, unless memory runs out.
       if (SSL_write_ex(ssl_, static_cast<const char*>(piece.iov_base) + done, want, &n) != 1) {
-        failed(0);
+        if (failed(0) == result::want_input) error_ = "the TLS session cannot write before it receives";
         return total;
       }
       done += n;

@@ -5,6 +5,7 @@
 #include "client/client.hpp"
 #include "client/detached.hpp"
 
+#include "tests/support/redis_cluster.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/run_until.hpp"
 #include "tests/support/tls_files.hpp"
@@ -130,6 +131,22 @@ TEST(Tls, UntrustedOrMisnamedServersAreRefused) {
   EXPECT_NE(wrong_name.find("mismatch"), std::string::npos) << wrong_name;
 }
 
+// With verification off, a failure is not blamed on the certificate it did not check (OpenSSL
+// still records the chain's result): here TLS 1.2 and a server that wants a client certificate.
+TEST(Tls, WithoutVerificationTheRealReasonIsGiven) {
+  const test::tls_files files;
+  const int port = test::free_loopback_port();
+  auto args = files.server_args(port, /*client_auth=*/true, files.other_server_cert, files.other_server_key);
+  args.insert(args.end(), {"--tls-protocols", "TLSv1.2"});
+  const test::redis_server server(args);
+  options o = tls_options_for("rediss://127.0.0.1:" + std::to_string(port) + "?tls_verify=no", files);
+  o.reconnect.max_delay = 60000ms;
+  const std::string r = ping_with(o);
+  EXPECT_NE(r.find("TLS could not be set up"), std::string::npos) << r;
+  EXPECT_EQ(r.find("certificate verification failed"), std::string::npos) << r;
+  EXPECT_NE(r.find("alert"), std::string::npos) << r;
+}
+
 TEST(Tls, FilesThatDoNotLoadAreNamed) {
   const test::tls_files files;
   const tls_server s(files);
@@ -187,6 +204,36 @@ TEST(Tls, ReconnectsWithANewSession) {
   body();
   ASSERT_TRUE(run_until(loop, [&] { return finished; }, 20s));
   EXPECT_EQ(c.conn().connects(), 2u);
+}
+
+// A cluster client seeded with a TLS port reaches every node on its TLS port (CLUSTER SHARDS lists
+// both: the TLS one is taken), verified by the IP entry of the nodes' certificate.
+TEST(Tls, ClusterNodesAreReachedOverTls) {
+  const test::tls_files files;
+  test::redis_cluster cluster(3, 0, 2000, &files);
+  const options o = tls_options_for("rediss://127.0.0.1:" + std::to_string(cluster.tls_port(0)) + "?cluster=yes", files);
+  net::loop loop;
+  client c(loop, o);
+  bool finished = false;
+  auto body = [&]() -> detached {
+    for (int i = 0; i < 60; ++i) {
+      const auto r = co_await c.set("key:" + std::to_string(i), std::to_string(i * i));
+      EXPECT_TRUE(r) << (r ? std::string() : r.error().what());
+    }
+    for (int i = 0; i < 60; ++i) {
+      const auto v = co_await c.get("key:" + std::to_string(i));
+      EXPECT_TRUE(v && *v == std::optional<std::string>(std::to_string(i * i))) << (v ? "nil" : v.error().what());
+    }
+    finished = true;
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return finished; }, 30s));
+  for (std::size_t i = 0; i < cluster.size(); ++i) {
+    test::blocking_connection admin(cluster.node(i).socket_path());
+    const std::string clients = admin.call({"CLIENT", "LIST"}).text;
+    EXPECT_NE(clients.find("laddr=127.0.0.1:" + std::to_string(cluster.tls_port(i)) + " "), std::string::npos) << clients;
+    EXPECT_EQ(clients.find("laddr=127.0.0.1:" + std::to_string(cluster.port(i)) + " "), std::string::npos) << clients;
+  }
 }
 
 }  // namespace

@@ -61,17 +61,27 @@ int free_cluster_port() {
   throw std::runtime_error("no free port pair for a cluster node");
 }
 
-redis_cluster::redis_cluster(int primaries, int replicas, int node_timeout_ms) {
+redis_cluster::redis_cluster(int primaries, int replicas, int node_timeout_ms, const tls_files* tls) {
   const int total = primaries * (1 + replicas);
   for (int i = 0; i < total; ++i) {
     const int p = free_cluster_port();
     ports_.push_back(p);
-    nodes_.push_back(std::make_unique<redis_server>(std::vector<std::string>{
-        "--port", std::to_string(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file",
-        "nodes.conf", "--cluster-node-timeout", std::to_string(node_timeout_ms)}));
+    std::vector<std::string> args = {"--port", std::to_string(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                                     "--cluster-config-file", "nodes.conf", "--cluster-node-timeout",
+                                     std::to_string(node_timeout_ms)};
+    if (tls != nullptr) {
+      tls_ports_.push_back(free_cluster_port());
+      const auto tls_args = tls->server_args(tls_ports_.back());
+      args.insert(args.end(), tls_args.begin(), tls_args.end());
+      // Nodes learn each other's TLS ports (what CLUSTER SHARDS and SLOTS tell clients) only when
+      // they speak TLS to each other: the bus is then TLS too, on the TLS port + 10000.
+      args.insert(args.end(), {"--tls-cluster", "yes", "--tls-replication", "yes"});
+    }
+    nodes_.push_back(std::make_unique<redis_server>(std::move(args)));
   }
   std::vector<std::string> create = {"redis-cli", "--cluster", "create"};
-  for (const int p : ports_) create.push_back("127.0.0.1:" + std::to_string(p));
+  for (const int p : tls != nullptr ? tls_ports_ : ports_) create.push_back("127.0.0.1:" + std::to_string(p));
+  if (tls != nullptr) create.insert(create.end(), {"--tls", "--cacert", tls->ca_cert});
   create.insert(create.end(), {"--cluster-replicas", std::to_string(replicas), "--cluster-yes"});
   if (run(create) != 0) throw std::runtime_error("redis-cli --cluster create failed");
   // Wait until every node sees a healthy cluster with every node in it.

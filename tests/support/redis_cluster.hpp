@@ -4,6 +4,7 @@
 #pragma once
 
 #include "tests/support/redis_server.hpp"
+#include "tests/support/tls_files.hpp"
 
 #include <memory>
 #include <string>
@@ -17,7 +18,10 @@ namespace redring::test {
 class redis_cluster {
  public:
   /// `node_timeout_ms` is `cluster-node-timeout`: how long until a silent node is failed over.
-  explicit redis_cluster(int primaries = 3, int replicas = 1, int node_timeout_ms = 2000);
+  /// With `tls`, each node also serves TLS on a port of its own (`tls_port(i)`) with its files, and
+  /// the nodes speak TLS to each other (`tls-cluster yes`: only then do they know each other's TLS
+  /// ports), on a bus at the TLS port + 10000.
+  explicit redis_cluster(int primaries = 3, int replicas = 1, int node_timeout_ms = 2000, const tls_files* tls = nullptr);
   ~redis_cluster();
   redis_cluster(const redis_cluster&) = delete;
   redis_cluster& operator=(const redis_cluster&) = delete;
@@ -26,6 +30,8 @@ class redis_cluster {
   [[nodiscard]] std::size_t size() const noexcept { return nodes_.size(); }
   /// Node i's TCP port.
   [[nodiscard]] int port(std::size_t i) const { return ports_[i]; }
+  /// Node i's TLS port (made with `tls` only).
+  [[nodiscard]] int tls_port(std::size_t i) const { return tls_ports_.at(i); }
   /// Node i's server (its Unix socket, pid, dir).
   [[nodiscard]] redis_server& node(std::size_t i) { return *nodes_[i]; }
   /// The index of the node listening on `port` (throws if none).
@@ -34,6 +40,7 @@ class redis_cluster {
  private:
   std::vector<std::unique_ptr<redis_server>> nodes_;
   std::vector<int> ports_;
+  std::vector<int> tls_ports_;
 };
 
 /// A port p on 127.0.0.1 such that p and p + 10000 (its cluster bus) were both free a moment ago.
