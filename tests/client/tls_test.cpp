@@ -5,12 +5,18 @@
 #include "client/client.hpp"
 #include "client/detached.hpp"
 
+#include "tests/support/alloc_counter.hpp"
 #include "tests/support/redis_cluster.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/run_until.hpp"
 #include "tests/support/tls_files.hpp"
 
+#include <openssl/crypto.h>
+
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
 
 #include <chrono>
 #include <cstdio>
@@ -23,6 +29,19 @@ namespace {
 using namespace std::chrono_literals;
 
 using test::run_until;
+
+// OpenSSL's own allocations (it calls malloc, not operator new), counted from before its first use.
+std::atomic<std::uint64_t> openssl_allocations{0};
+void* counting_malloc(std::size_t n, const char*, int) {
+  openssl_allocations.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(n);
+}
+void* counting_realloc(void* p, std::size_t n, const char*, int) {
+  openssl_allocations.fetch_add(1, std::memory_order_relaxed);
+  return std::realloc(p, n);
+}
+void counting_free(void* p, const char*, int) { std::free(p); }
+const bool counting_openssl = CRYPTO_set_mem_functions(counting_malloc, counting_realloc, counting_free) == 1;
 
 // A redis-server with a TLS port (and its Unix socket, for the fixture's own checks).
 struct tls_server {
@@ -89,6 +108,48 @@ TEST(Tls, CommandsPipelinesAndLargeValues) {
     ASSERT_TRUE(run_until(loop, [&] { return finished; }, 60s));
     EXPECT_EQ(c.conn().protocol(), 3);
     EXPECT_EQ(c.conn().connects(), 1u);
+  }
+}
+
+// In steady state a command over TLS allocates nothing of ours (operator new: the memory BIOs,
+// tls_out_ and the receive buffers keep their size). OpenSSL 3.0 allocates a few bookkeeping
+// structs per record it writes (WPACKET, crypto/packet.c: 40 bytes, freed at once); bounded here so
+// that anything per command beyond them (a session, a context, a growing buffer) shows.
+TEST(Tls, SteadyStateAllocatesNothing) {
+  ASSERT_TRUE(counting_openssl);
+  const test::tls_files files;
+  const tls_server s(files);
+  for (const bool ring : {true, false}) {
+    SCOPED_TRACE(ring ? "buffer ring" : "plain recv");
+    options o = tls_options_for(s.url(), files);
+    o.use_buffer_ring = ring;
+    net::loop loop;
+    client c(loop, o);
+    bool finished = false;
+    std::uint64_t ours = ~std::uint64_t{0}, openssl = ~std::uint64_t{0};
+    int right = 0;
+    auto body = [&]() -> detached {
+      for (int pass = 0; pass < 2; ++pass) {  // the first warms the buffers up
+        const std::uint64_t before = test::allocations();
+        const std::uint64_t before_openssl = openssl_allocations.load();
+        right = 0;
+        for (int i = 0; i < 200; ++i) {
+          const auto set = co_await c.set("k", "v");
+          right += set && *set ? 1 : 0;
+          const auto got = co_await c.get("k");
+          right += got && *got == std::optional<std::string>("v") ? 1 : 0;
+        }
+        ours = test::allocations() - before;
+        openssl = openssl_allocations.load() - before_openssl;
+      }
+      finished = true;
+    };
+    body();
+    ASSERT_TRUE(run_until(loop, [&] { return finished; }));
+    EXPECT_EQ(right, 400);
+    EXPECT_EQ(ours, 0u);
+    EXPECT_LE(openssl, 8u * 400) << "OpenSSL allocations over 400 commands";
+    std::printf("  OpenSSL allocations per command: %.1f\n", static_cast<double>(openssl) / 400);
   }
 }
 
