@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Web sessions: log in (create), read on each request (which keeps an active session alive), update
-// a field, and log a user out everywhere.
+// Web sessions: a visitor's anonymous session rotated to a new id on login, sessions on two devices,
+// a read on each request (which keeps an active session alive), a field update, and "log out
+// everywhere".
 // Usage: patterns_sessions [redis://host:port | unix:///path]
 #include "client/client.hpp"
 #include "client/detached.hpp"
@@ -29,22 +30,33 @@ int main(int argc, char** argv) {
   const std::string user = "user-" + patterns::random_hex(4);  // a fresh user per run
   int status = 1;
   auto work = [&]() -> client::detached {
-    // Log in from a laptop and a phone: two sessions, each id for its cookie.
+    // A visitor shops on the laptop before logging in: an anonymous session. Logging in rotates it
+    // to a new id for the user (the cart moves with it); the anonymous id, which someone may have
+    // planted or seen, stops working (session fixation).
     const patterns::session_fields on_laptop = {{"device", "laptop"}, {"cart", "0"}};
-    const patterns::session_fields on_phone = {{"device", "phone"}};
-    const auto laptop = co_await sessions.create(user, on_laptop);
-    const auto phone = co_await sessions.create(user, on_phone);
-    if (!laptop || !phone) {
-      std::fprintf(stderr, "create failed\n");
+    const auto visitor = co_await sessions.create("", on_laptop);
+    if (!visitor) {
+      std::fprintf(stderr, "create failed: %s\n", visitor.error().what().c_str());
       loop.stop();
       co_return;
     }
-    std::printf("laptop session id: %.12s... (%zu hex digits)\n", laptop->c_str(), laptop->size());
+    const auto laptop = co_await sessions.rotate(*visitor, user);  // the new id for the cookie
+    const patterns::session_fields on_phone = {{"device", "phone"}};
+    const auto phone = co_await sessions.create(user, on_phone);
+    if (!laptop || !*laptop || !phone) {
+      std::fprintf(stderr, "rotate or create failed\n");
+      loop.stop();
+      co_return;
+    }
+    const std::string& laptop_id = **laptop;
+    const auto old = co_await sessions.get(*visitor);
+    std::printf("logged in: session id %.12s... (%zu hex digits); the visitor's id is %s\n", laptop_id.c_str(),
+                laptop_id.size(), old && !*old ? "no session now" : "still a session?");
     // A request with the laptop's cookie: read the session, then change a field.
-    if (const auto s = co_await sessions.get(*laptop); s && *s) {
+    if (const auto s = co_await sessions.get(laptop_id); s && *s) {
       std::printf("request from %s on %s\n", (*s)->user.c_str(), (*s)->fields.at("device").c_str());
     }
-    (void)co_await sessions.set(*laptop, "cart", "2");
+    (void)co_await sessions.set(laptop_id, "cart", "2");
     // A forged cookie is no session (and costs no round trip).
     const auto forged = co_await sessions.get("0123456789abcdef-not-a-session");
     std::printf("forged cookie: %s\n", forged && !*forged ? "no session" : "?");

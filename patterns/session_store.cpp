@@ -22,21 +22,26 @@ namespace {
 // in their slot ({tag}), which outlives each of them (its TTL only grows). Time is the server's.
 
 // KEYS[1] the session, KEYS[2] the index; ARGV[1] idle timeout ms, ARGV[2] max lifetime ms (0:
-// none), ARGV[3] the user, ARGV[4], ARGV[5], ... field, value pairs. Returns 1, or 0 if the key
-// exists (an id drawn twice: 2^-256). Atomic: the session appears whole, with its TTL and in its
-// user's index. Prunes up to 16 ended sessions from the index on the way.
+// none), ARGV[3] the user, ARGV[4] the absolute end in server ms if it is already set (a rotated
+// session's; 0: ARGV[2] from now), ARGV[5], ARGV[6], ... field, value pairs. Returns 1, 0 if the key
+// exists (an id drawn twice: 2^-256), or -1 if ARGV[4] has passed. Atomic: the session appears
+// whole, with its TTL and in its user's index. Prunes up to 16 ended sessions from the index on
+// the way.
 constexpr std::string_view create_lua = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local ttl = tonumber(ARGV[1])
-local expires = 0
-if tonumber(ARGV[2]) > 0 then
+local expires = tonumber(ARGV[4])
+if expires > 0 then
+  if now >= expires then return -1 end
+  ttl = math.min(ttl, expires - now)
+elseif tonumber(ARGV[2]) > 0 then
   expires = now + tonumber(ARGV[2])
   ttl = math.min(ttl, tonumber(ARGV[2]))
 end
 redis.call('HSET', KEYS[1], 'redring:user', ARGV[3], 'redring:expires_at', expires)
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIRE', KEYS[1], ttl)
 if ARGV[3] ~= '' then
   for _, k in ipairs(redis.call('SRANDMEMBER', KEYS[2], 16)) do
@@ -73,6 +78,21 @@ if (redis.call('HGET', KEYS[1], 'redring:user') or '') ~= '' and redis.call('PTT
 end
 if ARGV[2] == 'set' then return 1 end
 return redis.call('HGETALL', KEYS[1])
+)lua";
+
+// KEYS[1] the session, KEYS[2] the index. Returns nil if there is no live session, else its fields
+// and values, having deleted it. Atomic: no use of the id succeeds after this (a rotation's first
+// half: the new id may be in another slot, so it is created by create_lua, after).
+constexpr std::string_view take_lua = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local expires = tonumber(redis.call('HGET', KEYS[1], 'redring:expires_at') or '0') or 0
+local fields = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], KEYS[1])
+if expires > 0 and now >= expires then return false end
+return fields
 )lua";
 
 // KEYS[1] the session, KEYS[2] the index. Returns 1 if the session existed. Atomic: it leaves
@@ -161,11 +181,22 @@ task<resp::result<std::string>> session_store::create(std::string_view user, con
   for (const auto& [field, value] : fields) {
     if (field.starts_with(reserved_prefix)) co_return refused_argument("session_store: field names starting with redring: are the store's");
   }
+  auto id = co_await start(user, fields, "0");
+  if (!id) co_return id.error();
+  if (!*id) co_return unexpected_reply("session_store: create");  // only a rotation passes an end
+  co_return std::move(**id);
+}
+
+// A new session of `user` with `fields` and the absolute end `expires_at` (server ms; "0": the
+// max lifetime from now). Its id, or nullopt if that end has passed.
+task<resp::result<std::optional<std::string>>> session_store::start(std::string_view user, const session_fields& fields,
+                                                                    std::string expires_at) {
   // The tag puts a user's sessions in one slot with their index; an anonymous session has none to share.
   bool random_ok = true;
   const std::string tag = user.empty() ? random_hex(tag_digits / 2, &random_ok) : tag_of(user);
   if (tag.size() != tag_digits) co_return resp::error{std::make_error_code(std::errc::io_error), "session_store: the tag's HMAC failed"};
-  std::vector<std::string> args = {ms_argument(opts_.idle_timeout, 1), ms_argument(opts_.max_lifetime, 0), std::string(user)};
+  std::vector<std::string> args = {ms_argument(opts_.idle_timeout, 1), ms_argument(opts_.max_lifetime, 0), std::string(user),
+                                   std::move(expires_at)};
   for (const auto& [field, value] : fields) {
     args.push_back(field);
     args.push_back(value);
@@ -178,9 +209,39 @@ task<resp::result<std::string>> session_store::create(std::string_view user, con
     auto reply = co_await script_for<create_lua>().run(client_, keys, args, opts_.timeout);
     if (!reply) co_return reply.error();
     if (reply->data_type != resp::type::integer) co_return unexpected_reply("session_store: create");
-    if (reply->integer == 1) co_return id;
+    if (reply->integer == 1) co_return std::optional<std::string>(std::move(id));
+    if (reply->integer == -1) co_return std::optional<std::string>();
   }
   co_return unexpected_reply("session_store: create (three ids drawn were all taken)");
+}
+
+task<resp::result<std::optional<std::string>>> session_store::rotate(std::string_view id, std::optional<std::string_view> user) {
+  if (!well_formed(id)) co_return std::optional<std::string>();
+  // Copied: `user` is used after the first round trip.
+  const std::optional<std::string> new_user = user ? std::optional<std::string>(*user) : std::nullopt;
+  const std::array<std::string, 2> keys = {key(id), index_key(id.substr(0, tag_digits))};
+  auto reply = co_await script_for<take_lua>().run(client_, keys, {}, opts_.timeout);
+  if (!reply) co_return reply.error();
+  if (reply->is_null()) co_return std::optional<std::string>();
+  if (reply->data_type != resp::type::array || reply->elements.size() % 2 != 0) co_return unexpected_reply("session_store: rotate");
+  std::string old_user, expires_at = "0";
+  session_fields fields;
+  auto& e = reply->elements;
+  for (std::size_t i = 0; i < e.size(); i += 2) {
+    if (e[i].text == "redring:user") old_user = std::move(e[i + 1].text);
+    else if (e[i].text == "redring:expires_at") expires_at = std::move(e[i + 1].text);
+    else if (!std::string_view(e[i].text).starts_with(reserved_prefix)) fields.emplace(std::move(e[i].text), std::move(e[i + 1].text));
+  }
+  // The same user keeps the session's absolute end (rotating must not extend it); another user
+  // (a login) starts a session of their own, with a whole lifetime. The old id is gone either way:
+  // if this second step fails, the caller has no session, never two.
+  const bool same_user = !new_user || *new_user == old_user;
+  // Named, not conditional expressions in the co_await's operands: GCC 12 destroys such a temporary
+  // twice in a coroutine (free(): invalid pointer).
+  const std::string_view user_after = same_user ? std::string_view(old_user) : std::string_view(*new_user);
+  if (!same_user) expires_at = "0";
+  auto started = co_await start(user_after, fields, std::move(expires_at));
+  co_return started;
 }
 
 task<resp::result<std::optional<session>>> session_store::get(std::string_view id) {

@@ -68,6 +68,15 @@ class session_store {
   [[nodiscard]] task<resp::result<std::optional<session>>> get(std::string_view id);
   /// Sets one field: true, or false if there is no such session. Restarts its idle timeout.
   [[nodiscard]] task<resp::result<bool>> set(std::string_view id, std::string_view field, std::string_view value);
+  /// Gives the session a new id and ends the old one (on login or a privilege change, against session
+  /// fixation: an id someone planted or saw before stops working). The fields move to the new id;
+  /// `user` makes it that user's session (an anonymous one logging in), with a whole lifetime of its
+  /// own, while the same user (or none given) keeps the session's absolute end. Returns the new id,
+  /// or nullopt if there was no live session. Two steps (the new id may be in another slot): the
+  /// old session is taken atomically, then the new one created; if that fails the error is returned
+  /// and no session is left, never two.
+  [[nodiscard]] task<resp::result<std::optional<std::string>>> rotate(std::string_view id,
+                                                                     std::optional<std::string_view> user = std::nullopt);
   /// Ends the session: true if it existed.
   [[nodiscard]] task<resp::result<bool>> destroy(std::string_view id);
   /// Ends every session of `user` (not ""): "log out everywhere". Returns how many there were.
@@ -78,6 +87,7 @@ class session_store {
 
  private:
   [[nodiscard]] std::string index_key(std::string_view tag) const;
+  task<resp::result<std::optional<std::string>>> start(std::string_view user, const session_fields& fields, std::string expires_at);
   [[nodiscard]] std::string tag_of(std::string_view user) const;
   [[nodiscard]] bool well_formed(std::string_view id) const noexcept;
 

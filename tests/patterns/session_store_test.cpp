@@ -122,6 +122,54 @@ TEST_F(SessionStore, TheAbsoluteLifetimeEndsASessionHoweverMuchItIsUsed) {
   EXPECT_EQ(admin.call({"EXISTS", s.key(id)}).integer, 0);  // and deleted
 }
 
+// Rotation: the fields move to a new id, the old one stops working; logging in makes the anonymous
+// session the user's (in their index, with a whole lifetime); the same user keeps the absolute end.
+TEST_F(SessionStore, RotationMovesTheSessionToANewIdAndEndsTheOld) {
+  session_store s(c, {.idle_timeout = 60s, .max_lifetime = 10s});
+  const std::string anonymous = create(s, "", {{"cart", "3 items"}});
+  // Make the anonymous session's end near: a login must not inherit it.
+  const resp::value now = admin.call({"TIME"});
+  const std::int64_t now_ms = std::stoll(now.elements[0].text) * 1000 + std::stoll(now.elements[1].text) / 1000;
+  (void)admin.call({"HSET", s.key(anonymous), "redring:expires_at", std::to_string(now_ms + 2000)});
+  const auto logged_in = run_task(loop, s.rotate(anonymous, "erin"));
+  ASSERT_TRUE(logged_in) << logged_in.error().what();
+  ASSERT_TRUE(logged_in->has_value());
+  const std::string id = **logged_in;
+  EXPECT_NE(id, anonymous);
+  EXPECT_FALSE(live(s, anonymous));  // the planted or seen id is over
+  EXPECT_EQ(admin.call({"EXISTS", s.key(anonymous)}).integer, 0);
+  const auto got = run_task(loop, s.get(id));
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_EQ((*got)->user, "erin");
+  EXPECT_EQ((*got)->fields, (session_fields{{"cart", "3 items"}}));
+  EXPECT_GT(admin.call({"PTTL", s.key(id)}).integer, 5'000);  // a lifetime of its own, not the 2 s left
+  EXPECT_EQ(admin.call({"SISMEMBER", s.key(id).substr(0, s.key(id).find("}:") + 2) + "index", s.key(id)}).integer, 1);
+
+  // The same user: a new id, the same absolute end.
+  const std::string end_before = admin.call({"HGET", s.key(id), "redring:expires_at"}).text;
+  const auto again = run_task(loop, s.rotate(id));
+  ASSERT_TRUE(again && again->has_value());
+  EXPECT_FALSE(live(s, id));
+  EXPECT_EQ(admin.call({"HGET", s.key(**again), "redring:expires_at"}).text, end_before);
+  EXPECT_EQ((*run_task(loop, s.get(**again)))->user, "erin");
+  const auto explicit_same = run_task(loop, s.rotate(**again, "erin"));
+  ASSERT_TRUE(explicit_same && explicit_same->has_value());
+  EXPECT_EQ(admin.call({"HGET", s.key(**explicit_same), "redring:expires_at"}).text, end_before);
+  // destroy_all finds the rotated session in the index.
+  EXPECT_EQ(*run_task(loop, s.destroy_all("erin")), 1);
+  EXPECT_FALSE(live(s, **explicit_same));
+
+  // No session: a missing, ended or malformed id rotates to nothing.
+  const auto missing = run_task(loop, s.rotate(**explicit_same));
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(missing->has_value());
+  EXPECT_FALSE(run_task(loop, s.rotate("not-an-id"))->has_value());
+  const std::string ended = create(s, "fred");
+  (void)admin.call({"HSET", s.key(ended), "redring:expires_at", "1"});
+  EXPECT_FALSE(run_task(loop, s.rotate(ended))->has_value());
+  EXPECT_EQ(admin.call({"EXISTS", s.key(ended)}).integer, 0);
+}
+
 TEST_F(SessionStore, DestroyAllLogsAUserOutEverywhereAndNobodyElse) {
   session_store s(c);
   const std::vector<std::string> alice = {create(s, "alice"), create(s, "alice"), create(s, "alice")};
