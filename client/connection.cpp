@@ -288,7 +288,7 @@ void connection::begin_tls() {
       return;
     }
   }
-  tls_ = std::make_unique<net::tls_stream>(*tls_context_, opts_.unix_path.empty() ? opts_.host : std::string());
+  tls_ = std::make_unique<net::tls_stream>(*tls_context_, opts_.unix_path.empty() ? opts_.host : std::string(), tls_resume_);
   if (buffers_ == nullptr && !tls_in_) tls_in_ = std::make_unique<char[]>(kTlsReceiveBytes);
   if (opts_.connect_timeout.count() > 0) loop_.arm(tls_timer_, net::deadline_after(loop_.now(), opts_.connect_timeout));
   submit_recv();
@@ -340,7 +340,11 @@ void connection::receive_tls() {
       if (!live()) return;  // a completion closed it
       continue;
     }
-    if (r == net::tls_stream::result::want_input) break;
+    if (r == net::tls_stream::result::want_input) {
+      // A TLS 1.3 server's tickets arrive after the handshake: the newest is resumed on reconnect.
+      if (auto fresh = tls_->take_new_session()) tls_resume_ = std::move(fresh);
+      break;
+    }
     if (r == net::tls_stream::result::error && state_ == connection_state::handshaking) {
       // In TLS 1.3 the server checks a client certificate after the client's handshake is done:
       // its refusal (an alert) arrives here, before HELLO's reply. Not better on a retry either.

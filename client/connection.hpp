@@ -119,6 +119,9 @@ class connection {
   }
   /// Where out-of-band replies (RESP3 pushes) go.
   void set_push_handler(push_handler h) { mux_.set_push_handler(h); }
+  /// With TLS: true if the current connection's handshake resumed the previous one's session (the
+  /// server's ticket, kept across reconnects: no certificate exchange).
+  [[nodiscard]] bool tls_resumed() const noexcept { return tls_ && tls_->resumed(); }
   /// True if this connection receives with multishot recv into provided buffers.
   [[nodiscard]] bool uses_buffer_ring() const noexcept { return buffers_ != nullptr; }
   /// The multiplexer (for tests and statistics).
@@ -236,6 +239,7 @@ class connection {
   // (what the session writes meanwhile waits in it); with plain recv, the buffer ciphertext arrives in.
   std::shared_ptr<net::tls_context> tls_context_;
   std::unique_ptr<net::tls_stream> tls_;
+  net::tls_session tls_resume_;  // the newest session the server gave, for the next connect
   std::string tls_out_;
   std::size_t tls_out_sent_ = 0;
   bool tls_sending_ = false;

@@ -42,6 +42,37 @@ bool same_settings(const tls_options& a, const tls_options& b) {
 
 }  // namespace
 
+// OpenSSL's new-session callback (SSL_SESS_CACHE_CLIENT): the stream keeps the newest. Returning 1
+// keeps the reference OpenSSL passed.
+int on_new_tls_session(SSL* ssl, SSL_SESSION* session) {
+  auto* stream = static_cast<tls_stream*>(SSL_get_app_data(ssl));
+  if (stream == nullptr || SSL_SESSION_is_resumable(session) != 1) return 0;
+  stream->new_session_ = tls_session(session);
+  return 1;
+}
+
+tls_session::tls_session(const tls_session& o) noexcept : s_(o.s_) {
+  if (s_ != nullptr) SSL_SESSION_up_ref(s_);
+}
+
+tls_session& tls_session::operator=(const tls_session& o) noexcept {
+  if (o.s_ != nullptr) SSL_SESSION_up_ref(o.s_);
+  SSL_SESSION_free(s_);
+  s_ = o.s_;
+  return *this;
+}
+
+tls_session& tls_session::operator=(tls_session&& o) noexcept {
+  if (this != &o) {
+    SSL_SESSION_free(s_);
+    s_ = o.s_;
+    o.s_ = nullptr;
+  }
+  return *this;
+}
+
+tls_session::~tls_session() { SSL_SESSION_free(s_); }
+
 std::shared_ptr<tls_context> tls_context::create(const tls_options& o, std::string& error) {
   ERR_clear_error();
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
@@ -59,6 +90,10 @@ std::shared_ptr<tls_context> tls_context::create(const tls_options& o, std::stri
   // A TLS 1.2 server (or a proxy) asking to renegotiate would make a write wait for the peer, which
   // a session over memory buffers cannot; Redis never asks. Refused (RFC 5746 allows it).
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  // Sessions are kept by their connection for its reconnects (tls_session), not in an internal
+  // cache: the callback hands each new one to its stream.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, on_new_tls_session);
   if (o.verify_peer) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     if (!o.ca_file.empty() || !o.ca_path.empty()) {
@@ -106,7 +141,7 @@ std::shared_ptr<tls_context> tls_context::shared(const tls_options& o, std::stri
 
 tls_context::~tls_context() { SSL_CTX_free(ctx_); }
 
-tls_stream::tls_stream(const tls_context& ctx, const std::string& host) {
+tls_stream::tls_stream(const tls_context& ctx, const std::string& host, const tls_session& resume) {
   ERR_clear_error();
   ssl_ = SSL_new(ctx.native());
   if (ssl_ == nullptr) {
@@ -129,6 +164,8 @@ tls_stream::tls_stream(const tls_context& ctx, const std::string& host) {
   BIO_set_mem_eof_return(out_, -1);
   SSL_set_bio(ssl_, in_, out_);  // ssl_ owns both now
   SSL_set_connect_state(ssl_);
+  SSL_set_app_data(ssl_, this);
+  if (resume) (void)SSL_set_session(ssl_, resume.native());  // a session it refuses: a full handshake
   const tls_options& o = ctx.options();
   verify_ = o.verify_peer;
   const std::string& name = o.server_name.empty() ? host : o.server_name;
@@ -149,7 +186,15 @@ tls_stream::tls_stream(const tls_context& ctx, const std::string& host) {
   }
 }
 
-tls_stream::~tls_stream() { SSL_free(ssl_); }
+tls_stream::~tls_stream() {
+  // A connection is mostly closed without close_notify (the peer gone, a reconnect): marked shut
+  // down, SSL_free keeps its session resumable, as TLS 1.1+ allows (RFC 5246 7.2.1: failure to close
+  // properly no longer forbids resumption). A fatal alert has already made it non-resumable.
+  if (ssl_ != nullptr) SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  SSL_free(ssl_);
+}
+
+bool tls_stream::resumed() const noexcept { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
 
 tls_stream::result tls_stream::failed(int ssl_result) {
   switch (SSL_get_error(ssl_, ssl_result)) {

@@ -16,6 +16,7 @@
 // OpenSSL's types, declared so that this header does not pull in <openssl/ssl.h>.
 struct ssl_st;
 struct ssl_ctx_st;
+struct ssl_session_st;
 struct bio_st;
 
 namespace redring::net {
@@ -64,6 +65,28 @@ class tls_context {
   tls_options options_;
 };
 
+/// A TLS session's resumption state (a TLS 1.3 ticket or a 1.2 session), shared (reference counted
+/// by OpenSSL): given to the next `tls_stream` to the same server, its handshake skips the
+/// certificate exchange. Empty by default.
+class tls_session {
+ public:
+  tls_session() = default;
+  /// Takes over one reference to `s` (may be null).
+  explicit tls_session(ssl_session_st* s) noexcept : s_(s) {}
+  tls_session(const tls_session& o) noexcept;
+  tls_session& operator=(const tls_session& o) noexcept;
+  tls_session(tls_session&& o) noexcept : s_(o.s_) { o.s_ = nullptr; }
+  tls_session& operator=(tls_session&& o) noexcept;
+  ~tls_session();
+  /// True if it holds a session.
+  explicit operator bool() const noexcept { return s_ != nullptr; }
+  /// The OpenSSL session (valid while this holds it).
+  [[nodiscard]] ssl_session_st* native() const noexcept { return s_; }
+
+ private:
+  ssl_session_st* s_ = nullptr;
+};
+
 /// One TLS client session over a stream the owner carries (sans I/O):
 /// - ciphertext from the peer goes in with `received`; ciphertext for the peer comes out of
 ///   `take_output`, which the owner sends (after `handshake`, `write`, and `read`: a session may answer
@@ -82,8 +105,10 @@ class tls_stream {
   };
 
   /// A session on `ctx` to `host` (the name or numeric address connected to; see
-  /// `tls_options::server_name`). Failure to set it up is reported by the first `handshake`.
-  tls_stream(const tls_context& ctx, const std::string& host);
+  /// `tls_options::server_name`), resuming `resume` if it holds one (from an earlier stream to the
+  /// same server and name; a server that no longer knows it makes a full handshake). Failure to set
+  /// it up is reported by the first `handshake`.
+  tls_stream(const tls_context& ctx, const std::string& host, const tls_session& resume = {});
   ~tls_stream();
   tls_stream(const tls_stream&) = delete;
   tls_stream& operator=(const tls_stream&) = delete;
@@ -92,6 +117,11 @@ class tls_stream {
   [[nodiscard]] result handshake();
   /// True once `handshake` returned `done`.
   [[nodiscard]] bool established() const noexcept { return established_; }
+  /// True if the handshake resumed the session given at construction.
+  [[nodiscard]] bool resumed() const noexcept;
+  /// The newest resumable session the server gave (a TLS 1.3 server sends its tickets after the
+  /// handshake, read by `read`), handed over once: empty if none came since the last call.
+  [[nodiscard]] tls_session take_new_session() noexcept { return std::move(new_session_); }
   /// Ciphertext from the peer (copied: `bytes` may be released when this returns).
   void received(std::string_view bytes);
   /// Decrypts into `out` (not empty); `n` gets the bytes written. `ok` with n > 0, or why none.
@@ -110,11 +140,14 @@ class tls_stream {
  private:
   result failed(int ssl_result);
 
+  friend int on_new_tls_session(ssl_st* ssl, ssl_session_st* session);
+
   ssl_st* ssl_ = nullptr;
   bio_st* in_ = nullptr;   // ciphertext received, read by the session (owned by ssl_)
   bio_st* out_ = nullptr;  // ciphertext written by the session, to send (owned by ssl_)
   bool established_ = false;
   bool verify_ = true;     // the context verifies the server (else its verify result means nothing)
+  tls_session new_session_;  // set by the context's new-session callback
   std::string error_;
 };
 

@@ -108,6 +108,7 @@ TEST(Tls, CommandsPipelinesAndLargeValues) {
     ASSERT_TRUE(run_until(loop, [&] { return finished; }, 60s));
     EXPECT_EQ(c.conn().protocol(), 3);
     EXPECT_EQ(c.conn().connects(), 1u);
+    EXPECT_FALSE(c.conn().tls_resumed());  // a first connection has nothing to resume
   }
 }
 
@@ -265,6 +266,7 @@ TEST(Tls, ReconnectsWithANewSession) {
   body();
   ASSERT_TRUE(run_until(loop, [&] { return finished; }, 20s));
   EXPECT_EQ(c.conn().connects(), 2u);
+  EXPECT_TRUE(c.conn().tls_resumed());  // the first session's ticket: no certificate exchange
 }
 
 // A cluster client seeded with a TLS port reaches every node on its TLS port (CLUSTER SHARDS lists
