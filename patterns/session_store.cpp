@@ -17,7 +17,9 @@ namespace redring::patterns {
 namespace {
 
 // A session is a hash: the application's fields, and the store's own "redring:user" (its user, ""
-// when anonymous) and "redring:expires_at" (server ms of its absolute end; 0: none). Its key's TTL
+// when anonymous) and "redring:expires_at" (server ms of its absolute end; 0: none). Every script
+// reads that end as an integer (floored; not a number: none), so a TTL it computes is one PEXPIRE
+// takes (a fractional one was refused after the hash was written: a key that never expired). Its key's TTL
 // is the idle timeout, capped by the absolute end. A user's sessions are listed in an index set
 // in their slot ({tag}), which outlives each of them (its TTL only grows). Time is the server's.
 
@@ -32,7 +34,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local ttl = tonumber(ARGV[1])
-local expires = tonumber(ARGV[4])
+local expires = math.floor(tonumber(ARGV[4]) or 0)
 if expires > 0 then
   if now >= expires then return -1 end
   ttl = math.min(ttl, expires - now)
@@ -61,7 +63,7 @@ constexpr std::string_view touch_lua = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local expires = tonumber(redis.call('HGET', KEYS[1], 'redring:expires_at') or '0') or 0
+local expires = math.floor(tonumber(redis.call('HGET', KEYS[1], 'redring:expires_at') or '0') or 0)
 local ttl = tonumber(ARGV[1])
 if expires > 0 then
   if now >= expires then
@@ -80,14 +82,44 @@ if ARGV[2] == 'set' then return 1 end
 return redis.call('HGETALL', KEYS[1])
 )lua";
 
+// KEYS[1] the session, KEYS[2] its new key (the same {tag}), KEYS[3] the index; ARGV[1] idle timeout
+// ms, ARGV[2] the user the session must have, if ARGV[3] is "check". Returns 1 (moved), 0 (no live
+// session), -1 (the new key exists: an id drawn twice) or -2 (another user's session). Atomic: no use
+// of the old id, and no destroy_all, sees the session anywhere but under one of its ids; the TTL
+// moves with RENAME and restarts, within the absolute end, as any use.
+constexpr std::string_view rename_lua = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if ARGV[3] == 'check' and (redis.call('HGET', KEYS[1], 'redring:user') or '') ~= ARGV[2] then return -2 end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local expires = math.floor(tonumber(redis.call('HGET', KEYS[1], 'redring:expires_at') or '0') or 0)
+local ttl = tonumber(ARGV[1])
+if expires > 0 then
+  if now >= expires then
+    redis.call('DEL', KEYS[1])
+    redis.call('SREM', KEYS[3], KEYS[1])
+    return 0
+  end
+  ttl = math.min(ttl, expires - now)
+end
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ttl)
+if redis.call('SREM', KEYS[3], KEYS[1]) == 1 then
+  redis.call('SADD', KEYS[3], KEYS[2])
+  if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+end
+return 1
+)lua";
+
 // KEYS[1] the session, KEYS[2] the index. Returns nil if there is no live session, else its fields
-// and values, having deleted it. Atomic: no use of the id succeeds after this (a rotation's first
-// half: the new id may be in another slot, so it is created by create_lua, after).
+// and values, having deleted it. Atomic: no use of the id succeeds after this (the first half of a
+// rotation to another user, whose id is in another slot: created by create_lua, after).
 constexpr std::string_view take_lua = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local expires = tonumber(redis.call('HGET', KEYS[1], 'redring:expires_at') or '0') or 0
+local expires = math.floor(tonumber(redis.call('HGET', KEYS[1], 'redring:expires_at') or '0') or 0)
 local fields = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], KEYS[1])
@@ -219,7 +251,30 @@ task<resp::result<std::optional<std::string>>> session_store::rotate(std::string
   if (!well_formed(id)) co_return std::optional<std::string>();
   // Copied: `user` is used after the first round trip.
   const std::optional<std::string> new_user = user ? std::optional<std::string>(*user) : std::nullopt;
-  const std::array<std::string, 2> keys = {key(id), index_key(id.substr(0, tag_digits))};
+  const std::string tag(id.substr(0, tag_digits));
+  // The same user (or none named): a new id with the same tag, in the same slot, moved in one
+  // script, so a concurrent destroy_all finds the session under one id or the other.
+  if (!new_user || tag_of(*new_user) == tag) {
+    const std::array<std::string, 3> args = {ms_argument(opts_.idle_timeout, 1), new_user.value_or(std::string()),
+                                             new_user ? "check" : "any"};
+    bool random_ok = true;
+    for (int tries = 0; tries < 3; ++tries) {
+      std::string fresh = tag + random_hex(opts_.id_bytes, &random_ok);
+      if (!random_ok) co_return resp::error{std::make_error_code(std::errc::io_error), "session_store: the CSPRNG failed (RAND_bytes)"};
+      const std::array<std::string, 3> keys = {key(id), key(fresh), index_key(tag)};
+      auto reply = co_await script_for<rename_lua>().run(client_, keys, args, opts_.timeout);
+      if (!reply) co_return reply.error();
+      if (reply->data_type != resp::type::integer) co_return unexpected_reply("session_store: rotate");
+      if (reply->integer == 1) co_return std::optional<std::string>(std::move(fresh));
+      if (reply->integer == 0) co_return std::optional<std::string>();
+      if (reply->integer == -2) break;  // another user's (a tag shared by chance): a login, below
+    }
+  }
+  // Another user (a login): the new id is in that user's slot. Two scripts: the old session is taken
+  // atomically, then the new one created; if the second fails no session is left, never two. A
+  // destroy_all of the new user running between them does not see the session being created: as
+  // for any login racing a "log out everywhere", the login comes after.
+  const std::array<std::string, 2> keys = {key(id), index_key(tag)};
   auto reply = co_await script_for<take_lua>().run(client_, keys, {}, opts_.timeout);
   if (!reply) co_return reply.error();
   if (reply->is_null()) co_return std::optional<std::string>();
@@ -232,9 +287,8 @@ task<resp::result<std::optional<std::string>>> session_store::rotate(std::string
     else if (e[i].text == "redring:expires_at") expires_at = std::move(e[i + 1].text);
     else if (!std::string_view(e[i].text).starts_with(reserved_prefix)) fields.emplace(std::move(e[i].text), std::move(e[i + 1].text));
   }
-  // The same user keeps the session's absolute end (rotating must not extend it); another user
-  // (a login) starts a session of their own, with a whole lifetime. The old id is gone either way:
-  // if this second step fails, the caller has no session, never two.
+  // A login starts a session of the user's own, with a whole lifetime; the same user (a tag the
+  // secret no longer gives) keeps the absolute end: rotating never extends a session.
   const bool same_user = !new_user || *new_user == old_user;
   // Named, not conditional expressions in the co_await's operands: GCC 12 destroys such a temporary
   // twice in a coroutine (free(): invalid pointer).

@@ -72,9 +72,11 @@ class session_store {
   /// fixation: an id someone planted or saw before stops working). The fields move to the new id;
   /// `user` makes it that user's session (an anonymous one logging in), with a whole lifetime of its
   /// own, while the same user (or none given) keeps the session's absolute end. Returns the new id,
-  /// or nullopt if there was no live session. Two steps (the new id may be in another slot): the
-  /// old session is taken atomically, then the new one created; if that fails the error is returned
-  /// and no session is left, never two.
+  /// or nullopt if there was no live session. The same user's rotation is one atomic script (the
+  /// new id keeps the tag: one slot). A login is two (the new id is in the user's slot): the old
+  /// session is taken atomically, then the new one created; if that fails the error is returned and
+  /// no session is left, never two. The fields move as they are: on a login, fields an anonymous
+  /// visitor could write are the application's to check.
   [[nodiscard]] task<resp::result<std::optional<std::string>>> rotate(std::string_view id,
                                                                      std::optional<std::string_view> user = std::nullopt);
   /// Ends the session: true if it existed.

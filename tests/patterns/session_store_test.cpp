@@ -145,8 +145,9 @@ TEST_F(SessionStore, RotationMovesTheSessionToANewIdAndEndsTheOld) {
   EXPECT_GT(admin.call({"PTTL", s.key(id)}).integer, 5'000);  // a lifetime of its own, not the 2 s left
   EXPECT_EQ(admin.call({"SISMEMBER", s.key(id).substr(0, s.key(id).find("}:") + 2) + "index", s.key(id)}).integer, 1);
 
-  // The same user: a new id, the same absolute end.
-  const std::string end_before = admin.call({"HGET", s.key(id), "redring:expires_at"}).text;
+  // The same user: a new id, the same absolute end (set to a value no fresh lifetime would give).
+  const std::string end_before = std::to_string(now_ms + 7'777);
+  (void)admin.call({"HSET", s.key(id), "redring:expires_at", end_before});
   const auto again = run_task(loop, s.rotate(id));
   ASSERT_TRUE(again && again->has_value());
   EXPECT_FALSE(live(s, id));
@@ -168,6 +169,62 @@ TEST_F(SessionStore, RotationMovesTheSessionToANewIdAndEndsTheOld) {
   (void)admin.call({"HSET", s.key(ended), "redring:expires_at", "1"});
   EXPECT_FALSE(run_task(loop, s.rotate(ended))->has_value());
   EXPECT_EQ(admin.call({"EXISTS", s.key(ended)}).integer, 0);
+}
+
+// A rotation racing "log out everywhere" cannot leave the session alive under its new id (the same
+// user's rotation moves it in one script: destroy_all sees it under one id or the other). Before,
+// the session was taken, destroy_all found nothing, and the new id was created after it.
+TEST_F(SessionStore, ARotationRacingDestroyAllLeavesNoSession) {
+  session_store s(c, {.idle_timeout = 60s});
+  for (int round = 0; round < 20; ++round) {
+    const std::string id = create(s, "gina");
+    std::optional<resp::result<std::optional<std::string>>> rotated;
+    std::optional<resp::result<std::int64_t>> ended;
+    // Both issued in the same loop turn, in both orders: they leave in one write, run back to back.
+    if (round % 2 == 0) {
+      patterns::spawn(s.rotate(id), [&](auto v) { rotated.emplace(std::move(v)); });
+      patterns::spawn(s.destroy_all("gina"), [&](auto v) { ended.emplace(std::move(v)); });
+    } else {
+      patterns::spawn(s.destroy_all("gina"), [&](auto v) { ended.emplace(std::move(v)); });
+      patterns::spawn(s.rotate(id), [&](auto v) { rotated.emplace(std::move(v)); });
+    }
+    ASSERT_TRUE(test::run_until(loop, [&] { return rotated.has_value() && ended.has_value(); }));
+    ASSERT_TRUE(*rotated && *ended);
+    EXPECT_EQ(**ended, 1) << "round " << round;  // it found the session, under one id or the other
+    if (**rotated) EXPECT_FALSE(live(s, ***rotated)) << "round " << round;
+    EXPECT_FALSE(live(s, id));
+  }
+}
+
+// An absolute end someone else wrote as a fraction or not as a number: read as the other scripts
+// read it (floored; not a number: none), and the rotated session has a TTL. Before, a fractional
+// end made PEXPIRE fail after the hash was written (a key that never expired), and text failed the
+// rotation after the old session was taken.
+TEST_F(SessionStore, RotationReadsAnOddAbsoluteEndAsGetDoes) {
+  session_store s(c, {.idle_timeout = 60s});
+  const std::string id = create(s, "hank");
+  const resp::value now = admin.call({"TIME"});
+  const std::int64_t now_ms = std::stoll(now.elements[0].text) * 1000 + std::stoll(now.elements[1].text) / 1000;
+  (void)admin.call({"HSET", s.key(id), "redring:expires_at", std::to_string(now_ms + 30'000) + ".5"});
+  ASSERT_TRUE(live(s, id));
+  const auto fractional = run_task(loop, s.rotate(id));
+  ASSERT_TRUE(fractional && *fractional) << (fractional ? "no session" : fractional.error().what());
+  const std::int64_t ttl = admin.call({"PTTL", s.key(**fractional)}).integer;
+  EXPECT_GT(ttl, 20'000);
+  EXPECT_LE(ttl, 30'000);
+  (void)admin.call({"HSET", s.key(**fractional), "redring:expires_at", "never"});
+  ASSERT_TRUE(live(s, **fractional));
+  const auto text = run_task(loop, s.rotate(**fractional));
+  ASSERT_TRUE(text && *text) << (text ? "no session" : text.error().what());
+  EXPECT_GT(admin.call({"PTTL", s.key(**text)}).integer, 50'000);  // no end: the idle timeout
+  // The login path (take, then create) with the same odd end: a whole lifetime, a TTL.
+  (void)admin.call({"HSET", s.key(**text), "redring:expires_at", "1e400"});
+  const auto login = run_task(loop, s.rotate(**text, "ivan"));
+  ASSERT_TRUE(login && *login) << (login ? "no session" : login.error().what());
+  EXPECT_GT(admin.call({"PTTL", s.key(**login)}).integer, 50'000);
+  EXPECT_EQ(admin.call({"EVAL", "local n = 0 for _, k in ipairs(redis.call('KEYS', 'sess:*')) do "
+                                "if redis.call('PTTL', k) == -1 then n = n + 1 end end return n", "0"}).integer,
+            0);  // no key without a TTL
 }
 
 TEST_F(SessionStore, DestroyAllLogsAUserOutEverywhereAndNobodyElse) {
