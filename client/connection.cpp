@@ -289,6 +289,9 @@ void connection::begin_tls() {
     }
   }
   tls_ = std::make_unique<net::tls_stream>(*tls_context_, opts_.unix_path.empty() ? opts_.host : std::string(), tls_resume_);
+  // Each ticket once (RFC 8446 C.4): this connection's own tickets replace it. So a connection that
+  // fails (an alert included) before its server sent one leaves nothing to resume.
+  tls_resume_ = {};
   if (buffers_ == nullptr && !tls_in_) tls_in_ = std::make_unique<char[]>(kTlsReceiveBytes);
   if (opts_.connect_timeout.count() > 0) loop_.arm(tls_timer_, net::deadline_after(loop_.now(), opts_.connect_timeout));
   submit_recv();
@@ -299,6 +302,7 @@ void connection::advance_tls_handshake() {
   switch (tls_->handshake()) {
     case net::tls_stream::result::done:
       loop_.cancel(tls_timer_);
+      if (auto fresh = tls_->take_new_session()) tls_resume_ = std::move(fresh);  // TLS 1.2's
       flush_tls();  // the client's last handshake message
       begin_handshake();
       return;

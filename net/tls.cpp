@@ -225,6 +225,14 @@ tls_stream::result tls_stream::handshake() {
   const int r = SSL_do_handshake(ssl_);
   if (r == 1) {
     established_ = true;
+    // TLS 1.2: the session is known now, and a resumed handshake whose ticket the server renewed
+    // does not call the new-session callback (OpenSSL 3.0 ssl_update_cache), while the renewal
+    // makes the old session non-resumable: hand over the one in use. (TLS 1.3 tickets come later.)
+    if (SSL_version(ssl_) < TLS1_3_VERSION && !new_session_) {
+      SSL_SESSION* current = SSL_get1_session(ssl_);
+      if (current != nullptr && SSL_SESSION_is_resumable(current) == 1) new_session_ = tls_session(current);
+      else SSL_SESSION_free(current);
+    }
     return result::done;
   }
   return failed(r);

@@ -119,8 +119,9 @@ class tls_stream {
   [[nodiscard]] bool established() const noexcept { return established_; }
   /// True if the handshake resumed the session given at construction.
   [[nodiscard]] bool resumed() const noexcept;
-  /// The newest resumable session the server gave (a TLS 1.3 server sends its tickets after the
-  /// handshake, read by `read`), handed over once: empty if none came since the last call.
+  /// The newest resumable session the server gave (TLS 1.2: at the end of the handshake; TLS 1.3:
+  /// its tickets, sent after the handshake and read by `read`), handed over once: empty if none came
+  /// since the last call.
   [[nodiscard]] tls_session take_new_session() noexcept { return std::move(new_session_); }
   /// Ciphertext from the peer (copied: `bytes` may be released when this returns).
   void received(std::string_view bytes);

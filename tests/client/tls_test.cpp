@@ -269,6 +269,39 @@ TEST(Tls, ReconnectsWithANewSession) {
   EXPECT_TRUE(c.conn().tls_resumed());  // the first session's ticket: no certificate exchange
 }
 
+// Each ticket is used once (RFC 8446 C.4), and each connection's own tickets resume the next, in
+// TLS 1.3 and in TLS 1.2 (whose session comes with the handshake).
+TEST(Tls, EveryReconnectResumesWithTheLastConnectionsTicket) {
+  const test::tls_files files;
+  for (const char* protocols : {"TLSv1.3", "TLSv1.2"}) {
+    SCOPED_TRACE(protocols);
+    const int port = test::free_loopback_port();
+    auto args = files.server_args(port);
+    args.insert(args.end(), {"--tls-protocols", protocols});
+    const test::redis_server server(args);
+    options o = tls_options_for("rediss://127.0.0.1:" + std::to_string(port), files);
+    o.reconnect.initial_delay = 10ms;
+    net::loop loop;
+    client c(loop, o);
+    test::blocking_connection admin(server.socket_path());
+    int resumed = 0;
+    bool finished = false;
+    auto body = [&]() -> detached {
+      for (int round = 0; round < 4; ++round) {
+        for (int i = 0; i < 200; ++i) {
+          if (co_await c.ping()) break;  // the first after a kill may fail: retried
+        }
+        resumed += c.conn().tls_resumed() ? 1 : 0;
+        (void)admin.call({"CLIENT", "KILL", "TYPE", "normal"});
+      }
+      finished = true;
+    };
+    body();
+    ASSERT_TRUE(run_until(loop, [&] { return finished; }, 20s));
+    EXPECT_EQ(resumed, 3);  // every connection but the first
+  }
+}
+
 // A cluster client seeded with a TLS port reaches every node on its TLS port (CLUSTER SHARDS lists
 // both: the TLS one is taken), verified by the IP entry of the nodes' certificate.
 TEST(Tls, ClusterNodesAreReachedOverTls) {
