@@ -270,13 +270,16 @@ TEST(Fault, TheHealthPingStaysWithItsConnection) {
   net::loop loop;
   options o;
   o.unix_path = server.socket_path();
-  o.health_check_interval = 200ms;  // also the PING's timeout: it must not expire before the take
+  // Also the PING's timeout: it must not expire before the take. Long enough that the SET below
+  // leaves before the first PING is due, even on a loaded machine under ASan (at 200 ms, a CI run
+  // once sent both in one batch, leaving nothing unsent).
+  o.health_check_interval = 1000ms;
   o.reconnect.initial_delay = o.reconnect.max_delay = 10s;
+  static const std::string big(16u << 20, 'x');  // more than the socket buffers hold; made before the clock runs
   auto c = connection::create(loop, o);
   c->start();
   ASSERT_TRUE(run_until(loop, [&] { return c->state() == connection_state::ready; }, 5s));
   ASSERT_EQ(::kill(server.pid(), SIGSTOP), 0);  // from now on it reads nothing
-  static const std::string big(16u << 20, 'x');  // more than the socket buffers hold
   struct set_request : request {
     bool done = false;
   } stalled;
