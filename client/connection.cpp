@@ -346,7 +346,7 @@ void connection::receive_tls() {
     }
     if (r == net::tls_stream::result::want_input) {
       // A TLS 1.3 server's tickets arrive after the handshake: the newest is resumed on reconnect.
-      if (auto fresh = tls_->take_new_session()) tls_resume_ = std::move(fresh);
+      if (tls_->has_new_session()) tls_resume_ = tls_->take_new_session();
       break;
     }
     if (r == net::tls_stream::result::error && state_ == connection_state::handshaking) {

@@ -123,6 +123,8 @@ class tls_stream {
   /// its tickets, sent after the handshake and read by `read`), handed over once: empty if none came
   /// since the last call.
   [[nodiscard]] tls_session take_new_session() noexcept { return std::move(new_session_); }
+  /// True if `take_new_session` has one to give (inline: asked after every receive).
+  [[nodiscard]] bool has_new_session() const noexcept { return static_cast<bool>(new_session_); }
   /// Ciphertext from the peer (copied: `bytes` may be released when this returns).
   void received(std::string_view bytes);
   /// Decrypts into `out` (not empty); `n` gets the bytes written. `ok` with n > 0, or why none.
