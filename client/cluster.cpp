@@ -466,6 +466,7 @@ struct cluster_router::bootstrap_request : request {
 
 cluster_router::cluster_router(net::loop& loop, const options& opts) : loop_(loop), opts_(opts), scratch_(0) {
   opts_.cluster.enabled = false;  // node connections are plain connections
+  opts_.sentinel = {};           // the cluster says where its nodes are
   shard_.fill(no_shard);
   block_shard_.fill(no_shard);
   replica_reads_ = opts_.cluster.reads != read_from::primary;

@@ -2,6 +2,7 @@
 #include "client/connection.hpp"
 
 #include "client/error.hpp"
+#include "client/sentinel.hpp"
 #include "net/error.hpp"
 #include "net/socket.hpp"
 #include "resp/error.hpp"
@@ -57,7 +58,13 @@ connection::connection(net::loop& loop, const options& opts)
   lookup_timer_.owner = this;
   tls_timer_.fn = &connection::on_tls_timeout;
   tls_timer_.owner = this;
-  (void)resolve_locally();  // a Unix path or a numeric address; a name is looked up when connecting
+  if (!opts_.sentinel.master_name.empty()) {
+    // The sentinels say where the server is, before each connect (on_sentinel_answer).
+    opts_.host.clear();
+    opts_.unix_path.clear();
+  } else {
+    (void)resolve_locally();  // a Unix path or a numeric address; a name is looked up when connecting
+  }
   host_is_name_ = opts_.unix_path.empty() && addresses_.empty();
   if (opts_.use_buffer_ring) {
     buffers_ = loop_.receive_buffers();
@@ -105,6 +112,8 @@ void connection::on_delete_hook(net::turn_hook* h) {
 }
 
 connection::~connection() {
+  watch_.reset();
+  sentinel_.reset();
   cancel_lookup();
   if (fd_ >= 0) ::close(fd_);
   loop_.release(connect_op_);
@@ -142,6 +151,37 @@ std::error_code connection::resolve_locally() {
 void connection::begin_connect() {
   set_state(connection_state::connecting);
   if (state_ != connection_state::connecting) return;  // the state callback closed it: no connect
+  if (!opts_.sentinel.master_name.empty()) {
+    // Asked again before every connect, as the Sentinel client spec says: after a failover the
+    // old master may be back as a replica (or stay reachable on the wrong side of a partition).
+    if (!sentinel_) sentinel_ = std::make_unique<sentinel_lookup>(loop_, opts_, &connection::on_sentinel_answer, this);
+    sentinel_->start();
+    return;
+  }
+  connect_to_server();
+}
+
+void connection::on_sentinel_answer(void* self, std::error_code ec, const sentinel_answer& where, const std::string& why) {
+  auto* c = static_cast<connection*>(self);
+  if (c->state_ != connection_state::connecting) return;
+  if (ec) {
+    c->fail(why, ec);  // retried with backoff, and the sentinels asked again
+    return;
+  }
+  if (where.host != c->opts_.host || where.port != c->opts_.port) {
+    c->opts_.host = where.host;
+    c->opts_.port = where.port;
+    (void)c->resolve_locally();
+    c->host_is_name_ = c->addresses_.empty();  // a sentinel with announce-hostnames names hosts
+    c->address_index_ = 0;
+    c->attempts_since_lookup_ = 0;
+    c->ready_since_lookup_ = false;
+  }
+  c->connect_to_server();
+}
+
+// The server's addresses (looked up if need be), then a connect.
+void connection::connect_to_server() {
   std::error_code ec;
   if (addresses_.empty() && !host_is_name_) ec = resolve_locally();
   if (ec) {
@@ -416,6 +456,8 @@ void connection::begin_resp2() {
 void connection::send_step(step& s, std::vector<std::string> args, void (connection::*then)(step&, std::error_code)) {
   s.owner = this;
   s.error.clear();
+  s.head.clear();
+  s.head_seen = false;
   s.args = std::move(args);
   s.then = then;
   s.replies = 1;
@@ -425,7 +467,13 @@ void connection::send_step(step& s, std::vector<std::string> args, void (connect
     w.command(std::span<const std::string_view>(views));
   };
   s.on_node = [](request& r, const resp::node& n) {
-    if (n.depth == 0 && resp::is_error(n.data_type)) static_cast<step&>(r).error.assign(n.value);
+    auto& st = static_cast<step&>(r);
+    if (n.depth == 0 && resp::is_error(n.data_type)) {
+      st.error.assign(n.value);
+    } else if (n.depth == 1 && !st.head_seen) {
+      st.head_seen = true;
+      st.head.assign(n.value);
+    }
   };
   s.on_done = [](request& r, std::error_code ec) {
     auto& st = static_cast<step&>(r);
@@ -503,6 +551,10 @@ void connection::begin_setup() {
     ++setup_pending_;
     send_step(readonly_, {"READONLY"}, &connection::on_setup);
   }
+  if (!opts_.sentinel.master_name.empty()) {
+    ++setup_pending_;
+    send_step(role_, {"ROLE"}, &connection::on_role);
+  }
   if (opts_.set_lib_info) {
     setup_pending_ += 2;
     send_step(lib_name_, {"CLIENT", "SETINFO", "LIB-NAME", "redring"}, &connection::on_setup);
@@ -527,6 +579,22 @@ void connection::become_ready() {
   if (opts_.health_check_interval.count() > 0) {
     loop_.arm(health_timer_, net::deadline_after(loop_.now(), opts_.health_check_interval));
   }
+  if (sentinel_ && opts_.sentinel.role == sentinel_role::master) {
+    if (!watch_) watch_ = std::make_unique<sentinel_watch>(loop_, opts_, &connection::on_master_switch, this);
+    watch_->start(sentinel_->order());  // kept across reconnects
+  }
+}
+
+// A sentinel announced a failover: a connection to anything but the new master leaves now, before
+// more writes reach the old one (which Sentinel turns into a replica only later, see sentinel_watch).
+void connection::on_master_switch(void* self, const sentinel_answer& from, const sentinel_answer& to) {
+  auto* c = static_cast<connection*>(self);
+  if (c->state_ != connection_state::ready && c->state_ != connection_state::handshaking) return;
+  if (to.host == c->opts_.host && to.port == c->opts_.port) return;
+  const std::string name = "'" + c->opts_.sentinel.master_name + "'";
+  const std::string now = to.host + ":" + std::to_string(to.port);
+  c->drop(from.host.empty() ? "sentinel: the master of " + name + " is now " + now
+                            : "sentinel: " + name + " failed over from " + from.host + ":" + std::to_string(from.port) + " to " + now);
 }
 
 void connection::on_health_timer(net::timer* t) {
@@ -541,6 +609,24 @@ void connection::on_health_timer(net::timer* t) {
     c->submit(c->ping_);
   }
   c->loop_.arm(c->health_timer_, net::deadline_after(c->loop_.now(), interval));
+}
+
+// Sentinel mode: the spec's last step. A sentinel's view may be stale (a failover under way, or the
+// old master back before it is turned into a replica): a server of the other role is left, and the
+// sentinels are asked again after the backoff delay.
+void connection::on_role(step& s, std::error_code ec) {
+  if (ec) return;
+  const char* const expected = opts_.sentinel.role == sentinel_role::master ? "master" : "slave";
+  if (!s.error.empty()) {
+    // ROLE denied (an ACL without it): the sentinels' word is all there is.
+    log(SPDLOG_LEVEL_WARN, "redring: cannot check the role of {}: {}", current_address_.to_string(), s.error);
+  } else if (s.head != expected) {
+    fail("sentinel: " + current_address_.to_string() + " is a " + (s.head.empty() ? "server of unknown role" : s.head) +
+             ", not a " + expected + " of '" + opts_.sentinel.master_name + "'",
+         errc::connect_failed);
+    return;
+  }
+  if (--setup_pending_ == 0) become_ready();
 }
 
 void connection::on_setup(step& s, std::error_code ec) {
@@ -834,6 +920,8 @@ void connection::on_reconnect(net::timer* t) {
 
 void connection::close() {
   if (state_ == connection_state::closed) return;
+  if (sentinel_) sentinel_->cancel();
+  if (watch_) watch_->stop();
   cancel_lookup();
   loop_.cancel(reconnect_timer_);
   loop_.cancel(deadline_timer_);

@@ -22,6 +22,10 @@
 
 namespace redring::client {
 
+class sentinel_lookup;
+class sentinel_watch;
+struct sentinel_answer;
+
 /// Where a connection is in its life.
 enum class connection_state : std::uint8_t {
   idle,         ///< Not started.
@@ -38,6 +42,9 @@ enum class connection_state : std::uint8_t {
 ///    `connect_timeout`, and again before a reconnect once a connection to its addresses was up, or
 ///    each of them was tried (a DNS failover moves the name). A failed lookup keeps the addresses
 ///    of the last one that succeeded; with none, the connect fails and is retried with backoff.
+///    In Sentinel mode (`options::sentinel`), the sentinels are asked first, before every connect,
+///    and ROLE is checked in the handshake; a master connection leaves its server as soon as a
+///    sentinel announces a failover (see client/sentinel.hpp).
 /// 2. Commands submitted before `ready` wait in the multiplexer (at most `offline_queue_limit`).
 /// 3. On any I/O error, EOF or protocol error: sent commands complete with `connection_lost` (or
 ///    `protocol_error`), in-flight operations are cancelled and drained (the kernel must be done with
@@ -140,6 +147,8 @@ class connection {
   struct step : request {
     connection* owner = nullptr;
     std::string error;  // server error text, empty if OK
+    std::string head;   // the reply's first element (ROLE's role), if it is an aggregate
+    bool head_seen = false;
     std::vector<std::string> args;
     void (connection::*then)(step&, std::error_code) = nullptr;
   };
@@ -147,6 +156,10 @@ class connection {
   void set_state(connection_state s);
   std::error_code resolve_locally();
   void begin_connect();
+  void connect_to_server();
+  static void on_sentinel_answer(void* self, std::error_code ec, const sentinel_answer& where, const std::string& why);
+  void on_role(step& s, std::error_code ec);
+  static void on_master_switch(void* self, const sentinel_answer& from, const sentinel_answer& to);
   void connect_next();
   static void on_lookup_done(void* self, std::error_code ec, std::vector<net::address>& addresses);
   static void on_lookup_timeout(net::timer* t);
@@ -253,7 +266,9 @@ class connection {
   net::clock::time_point last_read_{};
   std::minstd_rand rng_;
 
-  step hello_, auth_, setname_, select_, lib_name_, lib_ver_, readonly_;
+  std::unique_ptr<sentinel_lookup> sentinel_;  // Sentinel mode: where to connect, asked before each connect
+  std::unique_ptr<sentinel_watch> watch_;      // Sentinel mode, master: failovers, while connected
+  step hello_, auth_, setname_, select_, lib_name_, lib_ver_, readonly_, role_;
   void (*state_fn_)(void*, connection_state) = nullptr;
   void* state_ctx_ = nullptr;
 };

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace spdlog {
 class logger;
@@ -50,6 +51,34 @@ struct cluster_options {
   milliseconds refresh_interval{30000};  ///< Periodic topology refresh (0: only on MOVED and node failures).
   milliseconds min_refresh_gap{100};     ///< At most one topology refresh per this interval.
   read_from reads = read_from::primary;  ///< Replica reads (URL option `read_from=primary|prefer_replica|any`).
+};
+
+/// What a Sentinel client connects to: the master, or one of its replicas.
+enum class sentinel_role : std::uint8_t {
+  master,   ///< The master (the default); checked with ROLE after each connect.
+  replica,  ///< A healthy replica, chosen at random among those the sentinel lists (reads only).
+};
+
+/// A sentinel's address.
+struct sentinel_address {
+  std::string host;            ///< Host name or numeric address.
+  std::uint16_t port = 26379;  ///< Sentinel's default port.
+};
+
+/// Redis Sentinel: before every connect and reconnect, the client asks the sentinels where the
+/// master `master_name` is (or a replica of it), connects there, and checks with ROLE that the server
+/// has that role (else it reconnects with backoff and asks again). `host`, `port` and `unix_path`
+/// are then ignored; everything else (credentials, database, TLS) applies to the server found. A
+/// failover reaches the client as a dropped connection (Sentinel closes the clients of the servers
+/// it reconfigures): commands sent by then complete with `connection_lost`, unsent ones wait for the
+/// new master. Not with `cluster` (a cluster client ignores it). See client/sentinel.hpp.
+struct sentinel_options {
+  std::string master_name;                 ///< The name the sentinels monitor; non-empty turns Sentinel mode on.
+  std::vector<sentinel_address> sentinels;  ///< Tried in order; the one that answers moves to the front.
+  sentinel_role role = sentinel_role::master;
+  std::string user;                        ///< The sentinels' ACL user ("" = default), not the servers'.
+  std::optional<std::string> password;     ///< The sentinels' password (their `requirepass`), if any. Never logged.
+  milliseconds timeout{500};               ///< Per sentinel: connect, handshake and answer (0: connect_timeout's only).
 };
 
 /// Everything a client needs to know. Build it by hand or with `parse_url`.
@@ -103,6 +132,9 @@ struct options {
 
   // --- Cluster ---
   cluster_options cluster;                   ///< Redis Cluster routing (off by default).
+
+  // --- Sentinel ---
+  sentinel_options sentinel;                 ///< Redis Sentinel discovery (off by default).
 };
 
 }  // namespace redring::client

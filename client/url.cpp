@@ -7,6 +7,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
+#include <vector>
 
 namespace redring::client {
 namespace {
@@ -47,8 +48,10 @@ bool parse_yes_no(const std::string& value, bool& out) {
   return true;
 }
 
-// `tls_options` is set to true if the query names a tls_* option (which only rediss:// takes).
-std::error_code apply_query(std::string_view query, options& out, std::string* message, bool& tls_option) {
+// `tls_option` is set to true if the query names a tls_* option (which only rediss:// takes), and
+// `sentinel_option` for a sentinel_* option (redis+sentinel:// only).
+std::error_code apply_query(std::string_view query, options& out, std::string* message, bool& tls_option,
+                            bool& sentinel_option) {
   while (!query.empty()) {
     const auto amp = query.find('&');
     const std::string_view pair = query.substr(0, amp);
@@ -92,6 +95,22 @@ std::error_code apply_query(std::string_view query, options& out, std::string* m
       } else {
         return bad(message, "unknown option '" + std::string(key) + "'");
       }
+    } else if (key.starts_with("sentinel_")) {
+      sentinel_option = true;
+      if (key == "sentinel_role") {
+        if (value == "master") out.sentinel.role = sentinel_role::master;
+        else if (value == "replica" || value == "slave") out.sentinel.role = sentinel_role::replica;
+        else return bad(message, "sentinel_role must be master or replica, not '" + value + "'");
+      } else if (key == "sentinel_user" || key == "sentinel_username") {
+        out.sentinel.user = value;
+      } else if (key == "sentinel_password") {
+        out.sentinel.password = value;
+      } else if (key == "sentinel_timeout") {
+        if (!parse_number(value, n) || n < 0) return bad(message, "sentinel_timeout must be milliseconds, not '" + value + "'");
+        out.sentinel.timeout = milliseconds(n);
+      } else {
+        return bad(message, "unknown option '" + std::string(key) + "'");
+      }
     } else if (key == "read_from") {
       if (value == "primary") out.cluster.reads = read_from::primary;
       else if (value == "prefer_replica") out.cluster.reads = read_from::prefer_replica;
@@ -123,6 +142,39 @@ std::error_code take_userinfo(std::string_view& rest, std::string_view end_chars
   return {};
 }
 
+// `host[:port]` or `[v6][:port]`: `host` set to the host (may be empty), `port` only if given.
+std::error_code parse_host_port(std::string_view authority, std::string& host_out, std::uint16_t& port_out, std::string* message) {
+  std::string_view host, port;
+  bool port_given = false;
+  if (!authority.empty() && authority[0] == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) return bad(message, "unclosed '[' in IPv6 host");
+    host = authority.substr(1, close - 1);
+    if (host.empty()) return bad(message, "empty IPv6 host '[]'");
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return bad(message, "unexpected text after IPv6 host: '" + std::string(after) + "'");
+      port = after.substr(1);
+      port_given = true;
+    }
+  } else {
+    const auto colon = authority.find(':');
+    host = authority.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      port_given = true;
+    }
+  }
+  if (port_given) {
+    if (port.empty()) return bad(message, "empty port");
+    unsigned p = 0;
+    if (!parse_number(port, p) || p == 0 || p > 65535) return bad(message, "port must be 1-65535, not '" + std::string(port) + "'");
+    port_out = static_cast<std::uint16_t>(p);
+  }
+  host_out = std::string(host);
+  return {};
+}
+
 }  // namespace
 
 namespace {
@@ -140,7 +192,7 @@ std::error_code parse_url_into(std::string_view url, options& out, std::string* 
     rest = rest.substr(0, q);
   }
 
-  bool tls_option = false;
+  bool tls_option = false, sentinel_option = false;
   if (scheme == "unix") {
     if (auto ec = take_userinfo(rest, "/", out, message)) return ec;
     if (rest.empty() || rest[0] != '/') return bad(message, "unix:// needs an absolute socket path, as unix:///path");
@@ -150,11 +202,17 @@ std::error_code parse_url_into(std::string_view url, options& out, std::string* 
     }
     out.unix_path = std::string(rest);
     out.tls.enabled = false;
-    if (auto ec = apply_query(query, out, message, tls_option)) return ec;
+    out.sentinel.master_name.clear();
+    if (auto ec = apply_query(query, out, message, tls_option, sentinel_option)) return ec;
+    if (sentinel_option) return bad(message, "sentinel_* options need a redis+sentinel:// URL");
     return tls_option ? bad(message, "tls_* options need a rediss:// URL (Redis speaks TLS over TCP only)") : std::error_code();
   }
-  if (scheme != "redis" && scheme != "rediss") return bad(message, "unknown scheme '" + scheme + "' (redis://, rediss://, unix://)");
-  out.tls.enabled = scheme == "rediss";
+  const bool sentinel = scheme == "redis+sentinel" || scheme == "rediss+sentinel";
+  if (scheme != "redis" && scheme != "rediss" && !sentinel) {
+    return bad(message, "unknown scheme '" + scheme + "' (redis://, rediss://, unix://, redis+sentinel://)");
+  }
+  out.tls.enabled = scheme == "rediss" || scheme == "rediss+sentinel";
+  if (!sentinel) out.sentinel.master_name.clear();
 
   if (auto ec = take_userinfo(rest, "/", out, message)) return ec;
   // In the host, the path or the query (where it would be glued to the last value: a password
@@ -164,31 +222,29 @@ std::error_code parse_url_into(std::string_view url, options& out, std::string* 
   }
   std::string_view authority = rest.substr(0, rest.find('/'));
   std::string_view path = rest.substr(authority.size());
-  std::string_view host, port;
-  if (!authority.empty() && authority[0] == '[') {
-    const auto close = authority.find(']');
-    if (close == std::string_view::npos) return bad(message, "unclosed '[' in IPv6 host");
-    host = authority.substr(1, close - 1);
-    if (host.empty()) return bad(message, "empty IPv6 host '[]'");
-    const std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') return bad(message, "unexpected text after IPv6 host: '" + std::string(after) + "'");
-      port = after.substr(1);
-      if (port.empty()) return bad(message, "empty port");
+  if (sentinel) {
+    // host[:port][,host[:port]...]/master_name[/db]
+    if (authority.empty()) return bad(message, "no sentinel address before the master name");
+    std::vector<sentinel_address> sentinels;
+    while (true) {
+      const auto comma = authority.find(',');
+      sentinel_address a;
+      if (auto ec = parse_host_port(authority.substr(0, comma), a.host, a.port, message)) return ec;
+      if (a.host.empty()) return bad(message, "empty sentinel host");
+      sentinels.push_back(std::move(a));
+      if (comma == std::string_view::npos) break;
+      authority.remove_prefix(comma + 1);
     }
+    path.remove_prefix(path.empty() ? 0 : 1);
+    const std::string_view name = path.substr(0, path.find('/'));
+    if (name.empty()) return bad(message, "no master name after the sentinels (redis+sentinel://host:port/master_name)");
+    if (!percent_decode(name, out.sentinel.master_name)) return bad(message, "bad percent-encoding in the master name");
+    out.sentinel.sentinels = std::move(sentinels);
+    path.remove_prefix(name.size());
   } else {
-    const auto colon = authority.find(':');
-    host = authority.substr(0, colon);
-    if (colon != std::string_view::npos) {
-      port = authority.substr(colon + 1);
-      if (port.empty()) return bad(message, "empty port");
-    }
-  }
-  if (!host.empty()) out.host = std::string(host);
-  if (!port.empty()) {
-    unsigned p = 0;
-    if (!parse_number(port, p) || p == 0 || p > 65535) return bad(message, "port must be 1-65535, not '" + std::string(port) + "'");
-    out.port = static_cast<std::uint16_t>(p);
+    std::string host;
+    if (auto ec = parse_host_port(authority, host, out.port, message)) return ec;
+    if (!host.empty()) out.host = std::move(host);
   }
   if (path.size() > 1) {
     long long db = 0;
@@ -196,8 +252,10 @@ std::error_code parse_url_into(std::string_view url, options& out, std::string* 
     if (!parse_number(d, db) || db < 0 || db > 1000000) return bad(message, "database must be a number, not '" + std::string(d) + "'");
     out.database = static_cast<int>(db);
   }
-  if (auto ec = apply_query(query, out, message, tls_option)) return ec;
+  if (auto ec = apply_query(query, out, message, tls_option, sentinel_option)) return ec;
   if (tls_option && !out.tls.enabled) return bad(message, "tls_* options need a rediss:// URL");
+  if (sentinel_option && !sentinel) return bad(message, "sentinel_* options need a redis+sentinel:// URL");
+  if (sentinel && out.cluster.enabled) return bad(message, "cluster=yes with redis+sentinel:// (a cluster has no sentinels)");
   return {};
 }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Configuration from URLs: redis://, rediss:// (TLS), unix://, and REDIS_URL.
+// Configuration from URLs: redis://, rediss:// (TLS), unix://, redis+sentinel://, and REDIS_URL.
 #pragma once
 
 #include "client/options.hpp"
@@ -13,6 +13,11 @@ namespace redring::client {
 /// - `redis://[user[:password]@]host[:port][/db][?option=value&...]`; host may be `[v6]`.
 /// - `unix:///path/to/socket[?db=N&...]`, also with `user[:password]@` before the path.
 /// - `rediss://...`: as redis://, over TLS (`options::tls`); redis:// and unix:// turn TLS off.
+/// - `redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/master_name[/db][?...]`: Sentinel
+///   mode (`options::sentinel`): the hosts are sentinels (port 26379 by default), the userinfo and db
+///   are the servers'; `rediss+sentinel://` speaks TLS to both. Its own options: `sentinel_role`
+///   (`master`, `replica`), `sentinel_user`, `sentinel_password` and `sentinel_timeout` (milliseconds).
+///   Not with `cluster=yes`. The other schemes turn Sentinel mode off.
 /// Options: `db`; `timeout` or `command_timeout`, and `connect_timeout` (milliseconds); `name` or
 /// `client_name`; `protocol` or `resp` (2 or 3); `user` or `username`, and `password` (both override
 /// the userinfo); `cluster` (`yes`, `no`, `true`, `false`, `1`, `0`: `cluster.enabled`); `read_from`

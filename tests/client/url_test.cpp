@@ -146,6 +146,59 @@ TEST(Url, EmptyHostsFragmentsAndLongSocketPathsAreRefused) {
   EXPECT_EQ(longest.unix_path, path);
 }
 
+TEST(Url, SentinelUrls) {
+  options o;
+  ASSERT_FALSE(parse_url("redis+sentinel://app:pw@10.0.0.1,sentinel-b:26380,[::1]:26381/my%20master/2"
+                         "?sentinel_role=replica&sentinel_password=s%40cret&sentinel_user=watcher&sentinel_timeout=150",
+                         o));
+  EXPECT_EQ(o.sentinel.master_name, "my master");
+  ASSERT_EQ(o.sentinel.sentinels.size(), 3u);
+  EXPECT_EQ(o.sentinel.sentinels[0].host, "10.0.0.1");
+  EXPECT_EQ(o.sentinel.sentinels[0].port, 26379);  // Sentinel's default port
+  EXPECT_EQ(o.sentinel.sentinels[1].host, "sentinel-b");
+  EXPECT_EQ(o.sentinel.sentinels[1].port, 26380);
+  EXPECT_EQ(o.sentinel.sentinels[2].host, "::1");
+  EXPECT_EQ(o.sentinel.sentinels[2].port, 26381);
+  EXPECT_EQ(o.sentinel.role, sentinel_role::replica);
+  EXPECT_EQ(o.sentinel.user, "watcher");
+  EXPECT_EQ(o.sentinel.password, "s@cret");
+  EXPECT_EQ(o.sentinel.timeout.count(), 150);
+  EXPECT_EQ(o.user, "app");  // the userinfo and db are the servers'
+  EXPECT_EQ(o.password, "pw");
+  EXPECT_EQ(o.database, 2);
+  EXPECT_FALSE(o.tls.enabled);
+  options tls;
+  ASSERT_FALSE(parse_url("rediss+sentinel://h/m?tls_ca_file=/ca.pem", tls));
+  EXPECT_TRUE(tls.tls.enabled);
+  EXPECT_EQ(tls.tls.ca_file, "/ca.pem");
+  EXPECT_EQ(tls.sentinel.master_name, "m");
+  EXPECT_EQ(tls.sentinel.role, sentinel_role::master);
+  // Another scheme turns Sentinel mode off.
+  ASSERT_FALSE(parse_url("redis://localhost", tls));
+  EXPECT_TRUE(tls.sentinel.master_name.empty());
+
+  const std::pair<std::string, const char*> bad[] = {
+      {"redis+sentinel://h1,h2", "no master name"},
+      {"redis+sentinel://h1/", "no master name"},
+      {"redis+sentinel:///m", "no sentinel address"},
+      {"redis+sentinel://h1,,h2/m", "empty sentinel host"},
+      {"redis+sentinel://h1:0/m", "port must be 1-65535"},
+      {"redis+sentinel://h1/m/x", "database must be a number"},
+      {"redis+sentinel://h1/m?sentinel_role=leader", "sentinel_role must be master or replica"},
+      {"redis+sentinel://h1/m?sentinel_timeout=soon", "sentinel_timeout"},
+      {"redis+sentinel://h1/m?sentinel_bogus=1", "unknown option 'sentinel_bogus'"},
+      {"redis+sentinel://h1/m?cluster=yes", "a cluster has no sentinels"},
+      {"redis://h1?sentinel_role=replica", "need a redis+sentinel:// URL"},
+      {"unix:///tmp/s.sock?sentinel_password=x", "need a redis+sentinel:// URL"},
+  };
+  for (const auto& [url, part] : bad) {
+    options b;
+    std::string why;
+    EXPECT_EQ(parse_url(url, b, &why), errc::invalid_url) << url;
+    EXPECT_NE(why.find(part), std::string::npos) << url << " -> " << why;
+  }
+}
+
 TEST(Url, SchemesAreCaseInsensitive) {
   options o;
   ASSERT_FALSE(parse_url("REDIS://h:7001", o));

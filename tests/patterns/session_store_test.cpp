@@ -191,7 +191,9 @@ TEST_F(SessionStore, ARotationRacingDestroyAllLeavesNoSession) {
     ASSERT_TRUE(test::run_until(loop, [&] { return rotated.has_value() && ended.has_value(); }));
     ASSERT_TRUE(*rotated && *ended);
     EXPECT_EQ(**ended, 1) << "round " << round;  // it found the session, under one id or the other
-    if (**rotated) EXPECT_FALSE(live(s, ***rotated)) << "round " << round;
+    if (**rotated) {
+      EXPECT_FALSE(live(s, ***rotated)) << "round " << round;
+    }
     EXPECT_FALSE(live(s, id));
   }
 }

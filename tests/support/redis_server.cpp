@@ -51,7 +51,7 @@ std::string log_tail(const std::string& path) {
 
 }  // namespace
 
-redis_server::redis_server(std::vector<std::string> extra_args, std::string socket_path) {
+redis_server::redis_server(std::vector<std::string> extra_args, std::string socket_path, std::string config_text) {
   char tmpl[] = "/tmp/redring-test-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
@@ -60,6 +60,11 @@ redis_server::redis_server(std::vector<std::string> extra_args, std::string sock
                                    "--dir",        dir_,        "--save", "",             "--appendonly",
                                    "no",           "--logfile", dir_ + "/redis.log"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
+  if (!config_text.empty()) {
+    const std::string config = dir_ + "/redis.conf";
+    std::ofstream(config) << config_text;
+    args.insert(args.begin() + 1, config);  // the config file comes first
+  }
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {

@@ -21,7 +21,9 @@ class redis_server {
  public:
   /// `extra_args` are appended to the command line, e.g. {"--enable-debug-command", "yes"}.
   /// `socket_path`, if given, is used instead of one in the temp dir (to restart on the same path).
-  explicit redis_server(std::vector<std::string> extra_args = {}, std::string socket_path = {});
+  /// `config_text`, if given, is written to `redis.conf` in the temp dir and passed as the config
+  /// file (a sentinel, `--sentinel` in `extra_args`, needs one it can rewrite).
+  explicit redis_server(std::vector<std::string> extra_args = {}, std::string socket_path = {}, std::string config_text = {});
   ~redis_server();
   redis_server(const redis_server&) = delete;
   redis_server& operator=(const redis_server&) = delete;

@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: MIT
+// Sentinel mode against a real deployment (a master, a replica, two sentinels, all private
+// redis-servers on loopback ports): the master or a replica found through the sentinels, dead and
+// ignorant sentinels skipped, sentinel credentials, a failover followed, and, with a fake sentinel
+// (a real one does not lie), a server of the wrong role left.
+#include "client/client.hpp"
+#include "client/detached.hpp"
+#include "client/url.hpp"
+
+#include "tests/support/fake_server.hpp"
+#include "tests/support/redis_sentinel.hpp"
+#include "tests/support/run_until.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace redring::client {
+namespace {
+
+using namespace std::chrono_literals;
+using test::run_until;
+
+std::string sentinel_url(test::redis_sentinel& d, std::string_view query = {}, std::string_view name = "mymaster") {
+  std::string url = "redis+sentinel://";
+  for (std::size_t i = 0; i < d.sentinels(); ++i) url += (i ? ",127.0.0.1:" : "127.0.0.1:") + std::to_string(d.sentinel_port(i));
+  url += "/" + std::string(name);
+  if (!query.empty()) url += "?" + std::string(query);
+  return url;
+}
+
+options options_of(const std::string& url) {
+  options o;
+  std::string why;
+  EXPECT_FALSE(parse_url(url, o, &why)) << why;
+  o.command_timeout = 3000ms;
+  o.reconnect.initial_delay = 20ms;
+  o.reconnect.max_delay = 200ms;
+  return o;
+}
+
+// The port of the server a client's commands reach (CONFIG GET port), or the error.
+std::string served_by(net::loop& loop, client& c) {
+  std::optional<std::string> out;
+  auto body = [&]() -> detached {
+    const auto r = co_await c.command<std::vector<std::string>>("CONFIG", "GET", "port");
+    out = r ? (r->size() == 2 ? (*r)[1] : "bad reply") : r.error().what() + " / " + c.conn().last_error();
+  };
+  body();
+  if (!run_until(loop, [&] { return out.has_value(); })) return "no reply";
+  return *out;
+}
+
+TEST(Sentinel, FindsTheMasterAndChecksItsRole) {
+  test::redis_sentinel d(0, 2);
+  net::loop loop;
+  client c(loop, options_of(sentinel_url(d)));
+  EXPECT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
+  std::optional<std::string> got;
+  auto body = [&]() -> detached {
+    const auto set = co_await c.set("k", "v");
+    const auto role = co_await c.command<resp::value>("ROLE");
+    got = std::string(set ? "set" : set.error().what()) + " " + (role && !role->elements.empty() ? role->elements[0].text : "?");
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }));
+  EXPECT_EQ(*got, "set master");
+  // On the master itself, and replicated.
+  test::blocking_connection master(d.server(0).socket_path());
+  EXPECT_EQ(master.call({"GET", "k"}).text, "v");
+}
+
+TEST(Sentinel, ReplicaRoleReadsFromAReplica) {
+  test::redis_sentinel d(1, 1);
+  test::blocking_connection master(d.server(0).socket_path());
+  (void)master.call({"SET", "k", "replicated"});
+  (void)master.call({"WAIT", "1", "2000"});
+  net::loop loop;
+  client c(loop, options_of(sentinel_url(d, "sentinel_role=replica")));
+  EXPECT_EQ(served_by(loop, c), std::to_string(d.server_port(1)));
+  std::optional<std::string> got;
+  auto body = [&]() -> detached {
+    const auto get = co_await c.get("k");
+    const auto set = co_await c.set("k", "v");  // a replica refuses writes
+    got = (get && *get ? **get : std::string("?")) + " / " + (set ? std::string("written") : std::string(set.error().code_word()));
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return got.has_value(); }));
+  EXPECT_EQ(*got, "replicated / READONLY");
+}
+
+// A sentinel that is down and one that does not know the name are skipped; the one that answered is
+// asked first at the next connect (the spec's rule), so the others are not asked again.
+TEST(Sentinel, SkipsSentinelsThatAreDownOrDoNotKnowAndAsksTheOneThatAnsweredFirst) {
+  test::redis_sentinel d(0, 1);
+  const int dead = test::free_loopback_port();  // nobody listens there
+  test::fake_server ignorant(
+      [](const std::vector<std::string>& cmd, int) -> test::fake_reply {
+        if (!cmd.empty() && cmd[0] == "SENTINEL") return {"*-1\r\n"};  // RESP2's null: no such master
+        return test::handshake_reply(cmd);
+      },
+      /*tcp=*/true);
+  options o = options_of("redis+sentinel://127.0.0.1:" + std::to_string(dead) + ",127.0.0.1:" + std::to_string(ignorant.port()) +
+                         ",127.0.0.1:" + std::to_string(d.sentinel_port(0)) + "/mymaster");
+  net::loop loop;
+  client c(loop, o);
+  EXPECT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
+  EXPECT_EQ(ignorant.connections(), 1);
+  // Dropped by the server: the reconnect asks the sentinel that answered, first.
+  test::blocking_connection master(d.server(0).socket_path());
+  EXPECT_GE(master.call({"CLIENT", "KILL", "TYPE", "normal"}).integer, 1);  // ours and the sentinel's
+  ASSERT_TRUE(run_until(loop, [&] { return c.conn().connects() == 2 && c.conn().state() == connection_state::ready; }));
+  EXPECT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
+  EXPECT_EQ(ignorant.connections(), 1);
+}
+
+// Answers a real sentinel never gives (a fake sentinel for each): skipped, each with its reason.
+TEST(Sentinel, OddAnswersAreSkipped) {
+  test::redis_sentinel d(0, 1);
+  const auto answering = [](std::string reply) {
+    return std::make_unique<test::fake_server>(
+        [reply](const std::vector<std::string>& cmd, int) -> test::fake_reply {
+          if (!cmd.empty() && cmd[0] == "SENTINEL") return {reply};
+          return test::handshake_reply(cmd);
+        },
+        /*tcp=*/true);
+  };
+  std::vector<std::unique_ptr<test::fake_server>> odd;
+  odd.push_back(answering(":5\r\n"));                                            // not an address
+  odd.push_back(answering("*2\r\n$9\r\n127.0.0.1\r\n$5\r\n99999\r\n"));          // no such port
+  odd.push_back(answering("*1\r\n$9\r\n127.0.0.1\r\n"));                          // no port
+  odd.push_back(answering("-NOPERM this user has no permissions\r\n"));          // refused
+  odd.push_back(answering("$x\r\n"));                                            // not RESP
+  std::string url = "redis+sentinel://";
+  for (const auto& f : odd) url += "127.0.0.1:" + std::to_string(f->port()) + ",";
+  url += "127.0.0.1:" + std::to_string(d.sentinel_port(0)) + "/mymaster";
+  net::loop loop;
+  client c(loop, options_of(url));
+  EXPECT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
+  for (const auto& f : odd) EXPECT_EQ(f->commands(), 2) << f->port();  // HELLO and the question
+  // The same sentinels without the real one: the reasons, in order.
+  options o = options_of(url.substr(0, url.rfind(',')) + "/mymaster");
+  o.command_timeout = 500ms;
+  client alone(loop, o);
+  (void)served_by(loop, alone);
+  const std::string& why = alone.conn().last_error();
+  std::size_t at = 0;
+  for (const char* reason : {"unexpected reply to SENTINEL", "unexpected reply to SENTINEL GET-MASTER-ADDR-BY-NAME",
+                             "unexpected reply to SENTINEL GET-MASTER-ADDR-BY-NAME", "NOPERM this user has no permissions",
+                             "protocol"}) {
+    const auto found = why.find(reason, at);
+    ASSERT_NE(found, std::string::npos) << reason << " in " << why;
+    at = found + 1;
+  }
+}
+
+TEST(Sentinel, NoSentinelAnsweringIsAClearErrorNamingEach) {
+  test::redis_sentinel d(0, 1);
+  const int dead = test::free_loopback_port();
+  options o = options_of("redis+sentinel://127.0.0.1:" + std::to_string(dead) + ",127.0.0.1:" +
+                         std::to_string(d.sentinel_port(0)) + "/nosuchmaster");
+  o.command_timeout = 500ms;
+  net::loop loop;
+  client c(loop, o);
+  const std::string r = served_by(loop, c);
+  EXPECT_NE(r.find("timed out"), std::string::npos) << r;  // the command waited for a connection in vain
+  const std::string& why = c.conn().last_error();
+  EXPECT_NE(why.find("no sentinel gave the master of 'nosuchmaster'"), std::string::npos) << why;
+  EXPECT_NE(why.find("sentinel 127.0.0.1:" + std::to_string(dead) + ": cannot connect"), std::string::npos) << why;
+  EXPECT_NE(why.find("sentinel 127.0.0.1:" + std::to_string(d.sentinel_port(0)) + ": does not know master 'nosuchmaster'"),
+            std::string::npos)
+      << why;
+}
+
+TEST(Sentinel, SentinelCredentialsAreTheSentinels) {
+  test::redis_sentinel d(0, 1, "requirepass sentinel-secret\n");
+  {
+    net::loop loop;
+    client c(loop, options_of(sentinel_url(d, "sentinel_password=sentinel-secret")));
+    EXPECT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
+  }
+  options o = options_of(sentinel_url(d, "sentinel_password=wrong"));
+  o.command_timeout = 500ms;
+  net::loop loop;
+  client c(loop, o);
+  (void)served_by(loop, c);
+  const std::string& why = c.conn().last_error();
+  EXPECT_NE(why.find("authentication failed"), std::string::npos) << why;
+  EXPECT_EQ(why.find("sentinel-secret"), std::string::npos) << why;
+}
+
+TEST(Sentinel, AServerOfTheWrongRoleIsLeftAndTheSentinelsAskedAgain) {
+  // A stale sentinel: it names the replica as the master for its first two answers, then the master.
+  test::redis_sentinel d(1, 0);
+  std::atomic<int> asked{0};
+  test::fake_server stale(
+      [&](const std::vector<std::string>& cmd, int) -> test::fake_reply {
+        if (cmd.size() == 3 && cmd[0] == "SENTINEL") {
+          const int port = ++asked <= 2 ? d.server_port(1) : d.server_port(0);
+          const std::string p = std::to_string(port);
+          return {"*2\r\n$9\r\n127.0.0.1\r\n$" + std::to_string(p.size()) + "\r\n" + p + "\r\n"};
+        }
+        return test::handshake_reply(cmd);
+      },
+      /*tcp=*/true);
+  options o = options_of("redis+sentinel://127.0.0.1:" + std::to_string(stale.port()) + "/mymaster");
+  net::loop loop;
+  client c(loop, o);
+  EXPECT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
+  EXPECT_EQ(asked.load(), 3);
+  EXPECT_EQ(c.conn().connects(), 3u);  // the replica twice, then the master
+  EXPECT_NE(c.conn().last_error().find("is a slave, not a master of 'mymaster'"), std::string::npos) << c.conn().last_error();
+}
+
+TEST(Sentinel, FollowsAFailover) {
+  test::redis_sentinel d(1, 2);
+  net::loop loop;
+  options o = options_of(sentinel_url(d));
+  client c(loop, o);
+  ASSERT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
+  const auto failover_start = std::chrono::steady_clock::now();
+  const std::size_t next = d.failover();
+  ASSERT_EQ(next, 1u);
+  // Commands keep going; each completes exactly once, with a reply or an error that says why, and
+  // within a few seconds they reach the new master.
+  int issued = 0, completed = 0;
+  std::optional<std::string> on;
+  auto body = [&]() -> detached {
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < until) {
+      ++issued;
+      const auto r = co_await c.command<std::vector<std::string>>("CONFIG", "GET", "port");
+      ++completed;
+      if (r && r->size() == 2 && (*r)[1] == std::to_string(d.server_port(next))) {
+        const auto w = co_await c.incr("after-failover");
+        if (w) {
+          on = (*r)[1];
+          co_return;
+        }
+      }
+    }
+    on = "still on the old master: " + c.conn().last_error();
+  };
+  body();
+  ASSERT_TRUE(run_until(loop, [&] { return on.has_value(); }, 30s));
+  EXPECT_EQ(*on, std::to_string(d.server_port(next)));
+  std::printf("on the new master %lld ms after SENTINEL FAILOVER\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - failover_start)
+                                         .count()));
+  EXPECT_EQ(issued, completed);
+  test::blocking_connection now(d.server(next).socket_path());
+  EXPECT_EQ(now.call({"GET", "after-failover"}).text, "1");
+  // Left at the sentinel's word (+switch-master), not seconds later when Sentinel turns the old
+  // master into a replica and closes its clients.
+  EXPECT_NE(c.conn().last_error().find("'mymaster' failed over from 127.0.0.1:" + std::to_string(d.server_port(0)) +
+                                       " to 127.0.0.1:" + std::to_string(d.server_port(next))),
+            std::string::npos)
+      << c.conn().last_error();
+}
+
+}  // namespace
+}  // namespace redring::client
