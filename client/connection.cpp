@@ -165,6 +165,10 @@ void connection::on_sentinel_answer(void* self, std::error_code ec, const sentin
   auto* c = static_cast<connection*>(self);
   if (c->state_ != connection_state::connecting) return;
   if (ec) {
+    if (c->opts_.sentinel.sentinels.empty()) {
+      c->refuse(why, ec);  // nothing to ask: commands fail fast, not after their timeouts
+      return;
+    }
     c->fail(why, ec);  // retried with backoff, and the sentinels asked again
     return;
   }
@@ -893,6 +897,9 @@ void connection::schedule_reconnect() {
     // Closed first: a completion that submits again is then refused at once, instead of being
     // queued on a connection still in backoff that fail_all fails again, for ever.
     closed_by_drop_ = true;
+    // Closed for good: nothing to look up or watch for any more (close() is not called for this).
+    if (sentinel_) sentinel_->cancel();
+    if (watch_) watch_->stop();
     set_state(connection_state::closed);
     mux_.fail_all(errc::connection_lost);
     return;

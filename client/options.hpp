@@ -78,7 +78,7 @@ struct sentinel_options {
   sentinel_role role = sentinel_role::master;
   std::string user;                        ///< The sentinels' ACL user ("" = default), not the servers'.
   std::optional<std::string> password;     ///< The sentinels' password (their `requirepass`), if any. Never logged.
-  milliseconds timeout{500};               ///< Per sentinel: connect, handshake and answer (0: connect_timeout's only).
+  milliseconds timeout{500};               ///< Per sentinel: connect, handshake and answer (0: connect_timeout, or 500 ms if that is 0 too).
 };
 
 /// Everything a client needs to know. Build it by hand or with `parse_url`.

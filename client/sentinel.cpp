@@ -13,6 +13,8 @@ namespace {
 
 // Replica entries of SENTINEL REPLICAS looked at; later ones are ignored.
 constexpr std::size_t kMaxReplicas = 1024;
+// The longest string a sentinel's reply may hold (a host name is at most 255 bytes).
+constexpr std::uint64_t kMaxSentinelString = 4096;
 
 bool parse_port(std::string_view text, std::uint16_t& out) {
   unsigned p = 0;
@@ -52,6 +54,13 @@ options sentinel_connection_options(const options& server) {
   o.offline_queue_limit = 4;
   o.read_buffer_bytes = 8 * 1024;
   o.use_buffer_ring = false;  // the loop's shared buffers are for the servers' replies
+  // Small replies only (an address, a few replicas' fields): a hostile sentinel's 512 MiB string
+  // or 2^29-element array is a protocol error, not memory held.
+  o.protocol_limits.max_bulk_length = kMaxSentinelString;
+  o.protocol_limits.max_line_length = kMaxSentinelString;
+  o.protocol_limits.max_aggregate_size = 4096;
+  o.protocol_limits.max_depth = 8;
+  o.protocol_limits.max_held_attribute_bytes = kMaxSentinelString;
   o.cluster = {};
   o.sentinel = {};
   return o;
@@ -118,9 +127,10 @@ void sentinel_lookup::ask(std::size_t index) {
   o.port = order_[index].port;
   conn_ = connection::create(loop_, o);
   conn_->start();
-  // The whole question (connect, handshake, answer) within the timeout: a sentinel that accepts and
-  // stays silent is skipped as one that refuses.
-  query_.timeout = settings_.timeout.count() > 0 ? settings_.timeout : milliseconds(-1);
+  // The whole question (connect, handshake, answer) within the timeout (0: connect_timeout, else
+  // 500 ms): a sentinel that accepts and stays silent is skipped as one that refuses.
+  const milliseconds limit = settings_.timeout.count() > 0 ? settings_.timeout : sentinel_options_.connect_timeout;
+  query_.timeout = limit.count() > 0 ? limit : milliseconds(500);
   conn_->submit(query_);
 }
 
@@ -198,6 +208,8 @@ void sentinel_lookup::settle() {
     why = answer_from_reply(answer);
   }
   conn_.reset();
+  std::vector<replica_entry>().swap(replicas_);  // not held between lookups
+  master_fields_.clear();
   if (why.empty()) {
     // The spec: the sentinel that answered is asked first next time.
     std::rotate(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(index_),
@@ -254,7 +266,7 @@ sentinel_watch::sentinel_watch(net::loop& loop, const options& server, switch_fn
     sentinel_answer to;
     if (ec || !w->running_ || c.fields.size() != 2 || c.fields[0].empty() || !parse_port(c.fields[1], to.port)) return;
     to.host = c.fields[0];
-    w->on_switch_(w->context_, {}, to);
+    w->report({}, to);
   };
 }
 
@@ -271,12 +283,23 @@ void sentinel_watch::start(const std::vector<sentinel_address>& order) {
 void sentinel_watch::stop() noexcept {
   running_ = false;
   subscribed_ = false;
-  loop_.cancel(retry_timer_);
-  if (conn_) {
-    conn_->on_state_change(nullptr, nullptr);
-    conn_->set_push_handler({});
-    conn_.reset();
+  if (!conn_) return;
+  conn_->on_state_change(nullptr, nullptr);
+  conn_->set_push_handler({});
+  if (reporting_) {
+    // Inside this connection's dispatch (the owner stopped on our report): released on the next
+    // turn (on_retry), not inside its own callback.
+    loop_.arm(retry_timer_, loop_.now());
+    return;
   }
+  loop_.cancel(retry_timer_);
+  conn_.reset();
+}
+
+void sentinel_watch::report(const sentinel_answer& from, const sentinel_answer& to) {
+  reporting_ = true;
+  on_switch_(context_, from, to);
+  reporting_ = false;
 }
 
 void sentinel_watch::open() {
@@ -309,9 +332,9 @@ void sentinel_watch::on_state(void* self, connection_state s) {
 
 void sentinel_watch::on_retry(net::timer* t) {
   auto* w = static_cast<retry_timer*>(t)->owner;
-  if (!w->running_) return;
   w->conn_->set_push_handler({});
   w->conn_.reset();
+  if (!w->running_) return;  // stopped while reporting
   w->index_ = (w->index_ + 1) % w->order_.size();
   w->open();
 }
@@ -348,7 +371,7 @@ void sentinel_watch::on_event(std::string_view payload) {
   }
   from.host = parts[1];
   to.host = parts[3];
-  on_switch_(context_, from, to);
+  report(from, to);
 }
 
 }  // namespace redring::client

@@ -145,6 +145,7 @@ class sentinel_watch {
   static void on_push(void* self, const resp::node& n);
   static void on_retry(net::timer* t);
   void on_event(std::string_view payload);
+  void report(const sentinel_answer& from, const sentinel_answer& to);
 
   net::loop& loop_;
   std::string master_name_;
@@ -159,6 +160,7 @@ class sentinel_watch {
   subscribe_request subscribe_;
   check_request check_;
   bool check_in_flight_ = false;
+  bool reporting_ = false;  // inside on_switch_ (called from the connection's dispatch)
   retry_timer retry_timer_;
   std::vector<std::string> push_;  // the strings of the push being received
 };

@@ -43,11 +43,11 @@ options options_of(const std::string& url) {
   return o;
 }
 
-// The port of the server a client's commands reach (CONFIG GET port), or the error.
-std::string served_by(net::loop& loop, client& c) {
+// The port of the server a client's commands reach (CONFIG GET port, or tls-port), or the error.
+std::string served_by(net::loop& loop, client& c, const char* port_setting = "port") {
   std::optional<std::string> out;
   auto body = [&]() -> detached {
-    const auto r = co_await c.command<std::vector<std::string>>("CONFIG", "GET", "port");
+    const auto r = co_await c.command<std::vector<std::string>>("CONFIG", "GET", port_setting);
     out = r ? (r->size() == 2 ? (*r)[1] : "bad reply") : r.error().what() + " / " + c.conn().last_error();
   };
   body();
@@ -135,6 +135,7 @@ TEST(Sentinel, OddAnswersAreSkipped) {
   odd.push_back(answering("*1\r\n$9\r\n127.0.0.1\r\n"));                          // no port
   odd.push_back(answering("-NOPERM this user has no permissions\r\n"));          // refused
   odd.push_back(answering("$x\r\n"));                                            // not RESP
+  odd.push_back(answering("*1\r\n$1048576\r\n"));  // 1 MiB claimed: over a sentinel connection's limits
   std::string url = "redis+sentinel://";
   for (const auto& f : odd) url += "127.0.0.1:" + std::to_string(f->port()) + ",";
   url += "127.0.0.1:" + std::to_string(d.sentinel_port(0)) + "/mymaster";
@@ -151,10 +152,54 @@ TEST(Sentinel, OddAnswersAreSkipped) {
   std::size_t at = 0;
   for (const char* reason : {"unexpected reply to SENTINEL", "unexpected reply to SENTINEL GET-MASTER-ADDR-BY-NAME",
                              "unexpected reply to SENTINEL GET-MASTER-ADDR-BY-NAME", "NOPERM this user has no permissions",
-                             "protocol"}) {
+                             "protocol", "protocol"}) {
     const auto found = why.find(reason, at);
     ASSERT_NE(found, std::string::npos) << reason << " in " << why;
     at = found + 1;
+  }
+}
+
+// A sentinel that completes the handshake and never answers the question is skipped after the
+// timeout, also with sentinel_timeout=0 (then connect_timeout bounds the whole question).
+TEST(Sentinel, ASilentSentinelIsSkipped) {
+  test::redis_sentinel d(0, 1);
+  test::fake_server silent([](const std::vector<std::string>& cmd, int) { return test::handshake_reply(cmd); }, /*tcp=*/true);
+  for (const char* timeout : {"150", "0"}) {
+    options o = options_of("redis+sentinel://127.0.0.1:" + std::to_string(silent.port()) + ",127.0.0.1:" +
+                           std::to_string(d.sentinel_port(0)) + "/mymaster?sentinel_timeout=" + timeout);
+    o.connect_timeout = 300ms;
+    net::loop loop;
+    client c(loop, o);
+    EXPECT_EQ(served_by(loop, c), std::to_string(d.server_port(0))) << timeout;
+  }
+  EXPECT_EQ(silent.connections(), 2);
+}
+
+// With reconnecting off, a connection closed for good asks and watches nothing any more.
+TEST(Sentinel, AConnectionClosedForGoodLeavesNoWatch) {
+  test::redis_sentinel d(0, 1);
+  options o = options_of(sentinel_url(d));
+  o.reconnect.enabled = false;
+  net::loop loop;
+  client c(loop, o);
+  ASSERT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
+  const auto watching = [&] { return d.call_sentinel(0, {"CLIENT", "LIST"}).text.find(" sub=1 ") != std::string::npos; };
+  ASSERT_TRUE(run_until(loop, watching));
+  test::blocking_connection master(d.server(0).socket_path());
+  EXPECT_GE(master.call({"CLIENT", "KILL", "TYPE", "normal"}).integer, 1);
+  ASSERT_TRUE(run_until(loop, [&] { return c.conn().state() == connection_state::closed; }));
+  EXPECT_TRUE(run_until(loop, [&] { return !watching(); }));
+}
+
+// rediss+sentinel://: TLS to the sentinels and to the servers they name (their TLS ports).
+TEST(Sentinel, OverTls) {
+  const test::tls_files files;
+  test::redis_sentinel d(1, 1, {}, &files);
+  for (const char* role : {"master", "replica"}) {
+    net::loop loop;
+    client c(loop, options_of("rediss+sentinel://127.0.0.1:" + std::to_string(d.sentinel_port(0)) +
+                              "/mymaster?sentinel_role=" + role + "&tls_ca_file=" + files.ca_cert));
+    EXPECT_EQ(served_by(loop, c, "tls-port"), std::to_string(d.server_port(role[0] == 'm' ? 0 : 1))) << role;
   }
 }
 
@@ -222,6 +267,10 @@ TEST(Sentinel, FollowsAFailover) {
   options o = options_of(sentinel_url(d));
   client c(loop, o);
   ASSERT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
+  // The connection's watch subscribed on the sentinel that answered (the first) before the failover.
+  ASSERT_TRUE(run_until(loop, [&] {
+    return d.call_sentinel(0, {"CLIENT", "LIST"}).text.find(" sub=1 ") != std::string::npos;
+  }));
   const auto failover_start = std::chrono::steady_clock::now();
   const std::size_t next = d.failover();
   ASSERT_EQ(next, 1u);

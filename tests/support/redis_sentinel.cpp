@@ -21,11 +21,19 @@ std::string field_of(const resp::value& entry, std::string_view field) {
 
 }  // namespace
 
-redis_sentinel::redis_sentinel(int replicas, int sentinels, std::string sentinel_config) {
+redis_sentinel::redis_sentinel(int replicas, int sentinels, std::string sentinel_config, const tls_files* tls) {
+  // The port: plain, or TLS only (the default arguments' --port 0 then stays).
+  const auto listen_on = [tls](int port) {
+    if (tls == nullptr) return std::vector<std::string>{"--port", std::to_string(port), "--bind", "127.0.0.1"};
+    std::vector<std::string> args = tls->server_args(port);
+    args.insert(args.end(), {"--bind", "127.0.0.1", "--tls-replication", "yes"});
+    return args;
+  };
   for (int i = 0; i <= replicas; ++i) {
     const int port = free_loopback_port();
     // No delay before a full sync (7.0's default waits 5 s for more replicas to share it).
-    std::vector<std::string> args = {"--port", std::to_string(port), "--bind", "127.0.0.1", "--repl-diskless-sync-delay", "0"};
+    std::vector<std::string> args = listen_on(port);
+    args.insert(args.end(), {"--repl-diskless-sync-delay", "0"});
     if (i > 0) args.insert(args.end(), {"--replicaof", "127.0.0.1", std::to_string(server_ports_[0])});
     servers_.push_back(std::make_unique<redis_server>(std::move(args)));
     server_ports_.push_back(port);
@@ -48,13 +56,14 @@ redis_sentinel::redis_sentinel(int replicas, int sentinels, std::string sentinel
                              " 1000\nsentinel failover-timeout " + master_name() + " 5000\n" + sentinel_config;
   for (int i = 0; i < sentinels; ++i) {
     const int port = free_loopback_port();
-    sentinels_.push_back(std::make_unique<redis_server>(
-        std::vector<std::string>{"--port", std::to_string(port), "--bind", "127.0.0.1", "--sentinel"}, std::string(), config));
+    std::vector<std::string> args = listen_on(port);
+    args.push_back("--sentinel");
+    sentinels_.push_back(std::make_unique<redis_server>(std::move(args), std::string(), config));
     sentinel_ports_.push_back(port);
   }
   for (std::size_t s = 0; s < sentinels_.size(); ++s) {
     while (true) {
-      const resp::value list = ask_sentinel(s, {"SENTINEL", "REPLICAS", master_name()});
+      const resp::value list = call_sentinel(s, {"SENTINEL", "REPLICAS", master_name()});
       std::size_t up = 0;
       for (const auto& r : list.elements) up += field_of(r, "master-link-status") == "ok" ? 1 : 0;
       if (up == static_cast<std::size_t>(replicas)) break;
@@ -65,7 +74,7 @@ redis_sentinel::redis_sentinel(int replicas, int sentinels, std::string sentinel
 
 redis_sentinel::~redis_sentinel() = default;
 
-resp::value redis_sentinel::ask_sentinel(std::size_t s, const std::vector<std::string_view>& args) {
+resp::value redis_sentinel::call_sentinel(std::size_t s, const std::vector<std::string_view>& args) {
   blocking_connection c(sentinels_.at(s)->socket_path());
   if (!password_.empty()) (void)c.call({"AUTH", password_});
   return c.call(args);
@@ -79,14 +88,14 @@ std::size_t redis_sentinel::index_of_port(int port) const {
 }
 
 std::size_t redis_sentinel::master_index(std::size_t s) {
-  const resp::value addr = ask_sentinel(s, {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", master_name()});
+  const resp::value addr = call_sentinel(s, {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", master_name()});
   if (addr.elements.size() != 2) throw std::runtime_error("the sentinel names no master");
   return index_of_port(std::stoi(addr.elements[1].text));
 }
 
 std::size_t redis_sentinel::failover() {
   const std::size_t old = master_index(0);
-  const resp::value r = ask_sentinel(0, {"SENTINEL", "FAILOVER", master_name()});
+  const resp::value r = call_sentinel(0, {"SENTINEL", "FAILOVER", master_name()});
   if (r.text != "OK") throw std::runtime_error("SENTINEL FAILOVER: " + r.text);
   const auto deadline = std::chrono::steady_clock::now() + 30s;
   for (std::size_t s = 0; s < sentinels_.size();) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "tests/support/redis_server.hpp"
+#include "tests/support/tls_files.hpp"
 
 #include <memory>
 #include <string>
@@ -18,7 +19,9 @@ namespace redring::test {
 class redis_sentinel {
  public:
   /// `sentinel_config` is appended to each sentinel's config file (e.g. "requirepass secret\n").
-  explicit redis_sentinel(int replicas = 1, int sentinels = 2, std::string sentinel_config = {});
+  /// With `tls`, every server and sentinel serves TLS only (with tls's files) on its port, and they
+  /// speak TLS to each other (`tls-replication yes`): the sentinels name the TLS ports.
+  explicit redis_sentinel(int replicas = 1, int sentinels = 2, std::string sentinel_config = {}, const tls_files* tls = nullptr);
   ~redis_sentinel();
   redis_sentinel(const redis_sentinel&) = delete;
   redis_sentinel& operator=(const redis_sentinel&) = delete;
@@ -38,11 +41,10 @@ class redis_sentinel {
   /// Forces a failover (SENTINEL FAILOVER on sentinel 0, no agreement needed) and returns the new
   /// master's index once every sentinel names it and it reports the master role.
   std::size_t failover();
+  /// A command to sentinel `s` (authenticated if the sentinels require a password).
+  resp::value call_sentinel(std::size_t s, const std::vector<std::string_view>& args);
 
  private:
-  // A command to sentinel `s` (the sentinels may require a password: `auth_`).
-  resp::value ask_sentinel(std::size_t s, const std::vector<std::string_view>& args);
-
   std::vector<std::unique_ptr<redis_server>> servers_;
   std::vector<int> server_ports_;
   std::vector<std::unique_ptr<redis_server>> sentinels_;
