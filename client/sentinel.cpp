@@ -238,12 +238,17 @@ void sentinel_lookup::finish(std::error_code ec, const sentinel_answer& where, c
 namespace {
 constexpr std::string_view kSwitchChannel = "+switch-master";
 constexpr auto kWatchRetry = std::chrono::seconds(1);
+constexpr auto kWatchHealth = std::chrono::seconds(1);
 }  // namespace
 
 sentinel_watch::sentinel_watch(net::loop& loop, const options& server, switch_fn on_switch, void* context)
     : loop_(loop), master_name_(server.sentinel.master_name), sentinel_options_(sentinel_connection_options(server)),
       on_switch_(on_switch), context_(context) {
   sentinel_options_.protocol = 3;  // the events arrive as pushes
+  // A sentinel that freezes (stopped, cut off without a close) must not hold the watch: idle, the
+  // connection PINGs (answered as a reply in RESP3, also while subscribed) and drops if no PONG
+  // comes within the interval; the next sentinel is watched a second later.
+  sentinel_options_.health_check_interval = kWatchHealth;
   retry_timer_.fn = &sentinel_watch::on_retry;
   retry_timer_.owner = this;
   subscribe_.owner = this;

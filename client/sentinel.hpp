@@ -109,7 +109,8 @@ class sentinel_lookup {
 /// Once subscribed, it also asks that sentinel where the master is and reports that address as a
 /// switch from an unknown `from` (the failover may have happened before the subscription: the
 /// owner compares it with where it is). Needs RESP3 on the sentinel (pushes); a sentinel that lacks
-/// it, or a watch that drops, moves on to the next sentinel after a second. Loop thread only.
+/// it, or a watch that drops or leaves a PING unanswered for a second (a frozen sentinel), moves on to
+/// the next sentinel a second later. Loop thread only.
 class sentinel_watch {
  public:
   /// Called on the loop thread for each failover of the watched master, with the old and new master

@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -201,6 +203,30 @@ TEST(Sentinel, OverTls) {
                               "/mymaster?sentinel_role=" + role + "&tls_ca_file=" + files.ca_cert));
     EXPECT_EQ(served_by(loop, c, "tls-port"), std::to_string(d.server_port(role[0] == 'm' ? 0 : 1))) << role;
   }
+}
+
+// The watched sentinel freezes (SIGSTOP): the watch's PING goes unanswered, it moves to the other
+// sentinel, and from there learns of the failover that one ran; the client leaves the old master at
+// the watch's word, not when Sentinel turns the old master into a replica.
+TEST(Sentinel, TheWatchMovesOnFromAFrozenSentinel) {
+  test::redis_sentinel d(1, 2);
+  net::loop loop;
+  client c(loop, options_of(sentinel_url(d)));
+  ASSERT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
+  ASSERT_TRUE(run_until(loop, [&] {
+    return d.call_sentinel(0, {"CLIENT", "LIST"}).text.find(" sub=1 ") != std::string::npos;
+  }));
+  ASSERT_EQ(::kill(d.sentinel(0).pid(), SIGSTOP), 0);
+  struct resume {
+    pid_t pid;
+    ~resume() { ::kill(pid, SIGCONT); }
+  } resume_at_exit{d.sentinel(0).pid()};
+  const std::size_t next = d.failover(1, /*only_via=*/true);
+  const std::string now = std::to_string(d.server_port(next));
+  EXPECT_TRUE(run_until(loop, [&] { return c.conn().last_error().find("sentinel: ") != std::string::npos; }, 8s))
+      << c.conn().last_error();
+  EXPECT_NE(c.conn().last_error().find("127.0.0.1:" + now), std::string::npos) << c.conn().last_error();
+  EXPECT_EQ(served_by(loop, c), now);
 }
 
 TEST(Sentinel, NoSentinelAnsweringIsAClearErrorNamingEach) {

@@ -93,18 +93,19 @@ std::size_t redis_sentinel::master_index(std::size_t s) {
   return index_of_port(std::stoi(addr.elements[1].text));
 }
 
-std::size_t redis_sentinel::failover() {
-  const std::size_t old = master_index(0);
-  const resp::value r = call_sentinel(0, {"SENTINEL", "FAILOVER", master_name()});
+std::size_t redis_sentinel::failover(std::size_t via, bool only_via) {
+  const std::size_t old = master_index(via);
+  const resp::value r = call_sentinel(via, {"SENTINEL", "FAILOVER", master_name()});
   if (r.text != "OK") throw std::runtime_error("SENTINEL FAILOVER: " + r.text);
   const auto deadline = std::chrono::steady_clock::now() + 30s;
-  for (std::size_t s = 0; s < sentinels_.size();) {
-    const std::size_t now = master_index(s);
+  const std::size_t first = only_via ? via : 0, last = only_via ? via : sentinels_.size() - 1;
+  std::size_t now = old;
+  for (std::size_t s = first; s <= last;) {
+    now = master_index(s);
     if (now != old) {
       blocking_connection c(servers_[now]->socket_path());
       const resp::value role = c.call({"ROLE"});
       if (!role.elements.empty() && role.elements[0].text == "master") {
-        if (s + 1 == sentinels_.size()) return now;
         ++s;
         continue;
       }
@@ -112,7 +113,7 @@ std::size_t redis_sentinel::failover() {
     if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("the failover did not complete within 30 s");
     std::this_thread::sleep_for(20ms);
   }
-  return master_index(0);
+  return now;
 }
 
 }  // namespace redring::test

@@ -38,9 +38,10 @@ class redis_sentinel {
   [[nodiscard]] int sentinel_port(std::size_t i) const { return sentinel_ports_.at(i); }
   /// The index of the server sentinel `s` names as the master.
   [[nodiscard]] std::size_t master_index(std::size_t s = 0);
-  /// Forces a failover (SENTINEL FAILOVER on sentinel 0, no agreement needed) and returns the new
-  /// master's index once every sentinel names it and it reports the master role.
-  std::size_t failover();
+  /// Forces a failover (SENTINEL FAILOVER on sentinel `via`, no agreement needed) and returns the
+  /// new master's index once it reports the master role and every sentinel names it (with
+  /// `only_via`, sentinel `via`: the others may be stopped).
+  std::size_t failover(std::size_t via = 0, bool only_via = false);
   /// A command to sentinel `s` (authenticated if the sentinels require a password).
   resp::value call_sentinel(std::size_t s, const std::vector<std::string_view>& args);
 
