@@ -5,6 +5,7 @@
 // (a real one does not lie), a server of the wrong role left.
 #include "client/client.hpp"
 #include "client/detached.hpp"
+#include "client/subscriber.hpp"
 #include "client/url.hpp"
 
 #include "tests/support/fake_server.hpp"
@@ -227,6 +228,62 @@ TEST(Sentinel, TheWatchMovesOnFromAFrozenSentinel) {
       << c.conn().last_error();
   EXPECT_NE(c.conn().last_error().find("127.0.0.1:" + now), std::string::npos) << c.conn().last_error();
   EXPECT_EQ(served_by(loop, c), now);
+}
+
+// Pub/sub and blocking commands have connections of their own; each asks the sentinels too, and
+// follows the failover: the subscription is renewed on the new master, a blocking command waiting
+// on the old one completes once with the reason, and the next one blocks on the new master.
+TEST(Sentinel, SubscriptionsAndBlockingCommandsFollowAFailover) {
+  test::redis_sentinel d(1, 2);
+  net::loop loop;
+  const options o = options_of(sentinel_url(d));
+  client c(loop, o);
+  subscriber sub(loop, o);
+  std::vector<std::string> messages;
+  auto on_event = [&](const pubsub_event& e) {
+    if (e.kind == pubsub_kind::message) messages.emplace_back(e.payload);
+  };
+  sub.set_handler(on_event);
+  sub.subscribe({"news"});
+  sub.start();
+  int blpop_done = 0;
+  std::string blpop_result;
+  auto wait_for_job = [&]() -> detached {
+    const auto r = co_await c.command<std::optional<std::vector<std::string>>>("BLPOP", "jobs", "0");
+    ++blpop_done;
+    blpop_result = r ? (*r && r->value().size() == 2 ? r->value()[1] : "nil") : r.error().what();
+  };
+  wait_for_job();
+  ASSERT_TRUE(run_until(loop, [&] { return sub.confirmed() == 1; }));
+  ASSERT_TRUE(run_until(loop, [&] {  // the BLPOP is blocked on the master
+    test::blocking_connection m(d.server(0).socket_path());
+    return m.call({"INFO", "clients"}).text.find("blocked_clients:1") != std::string::npos;
+  }));
+  const std::size_t next = d.failover();
+  ASSERT_TRUE(run_until(loop, [&] { return blpop_done == 1; }));
+  EXPECT_NE(blpop_result.find("connection"), std::string::npos) << blpop_result;  // lost with it, once
+  // The subscription is renewed on the new master; publish there until it is.
+  bool published = false;
+  auto publish = [&]() -> detached {
+    for (int i = 0; i < 200 && messages.empty(); ++i) {
+      const auto n = co_await c.publish("news", "after the failover");
+      if (n && *n > 0) break;
+      co_await c.command<std::string>("PING");
+    }
+    published = true;
+  };
+  publish();
+  ASSERT_TRUE(run_until(loop, [&] { return published && !messages.empty(); }));
+  EXPECT_EQ(messages[0], "after the failover");
+  // A new blocking command waits on the new master, and gets what is pushed there.
+  wait_for_job();
+  test::blocking_connection now(d.server(next).socket_path());
+  ASSERT_TRUE(run_until(loop, [&] {
+    return now.call({"INFO", "clients"}).text.find("blocked_clients:1") != std::string::npos;
+  }));
+  (void)now.call({"LPUSH", "jobs", "job-1"});
+  ASSERT_TRUE(run_until(loop, [&] { return blpop_done == 2; }));
+  EXPECT_EQ(blpop_result, "job-1");
 }
 
 TEST(Sentinel, NoSentinelAnsweringIsAClearErrorNamingEach) {
