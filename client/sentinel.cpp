@@ -13,6 +13,8 @@ namespace {
 
 // Replica entries of SENTINEL REPLICAS looked at; later ones are ignored.
 constexpr std::size_t kMaxReplicas = 1024;
+// The most sentinels a lookup keeps in its list (those configured and those learned).
+constexpr std::size_t kMaxSentinels = 64;
 // The longest string a sentinel's reply may hold (a host name is at most 255 bytes).
 constexpr std::uint64_t kMaxSentinelString = 4096;
 
@@ -88,8 +90,41 @@ sentinel_lookup::sentinel_lookup(net::loop& loop, const options& server, done_fn
     if (!self->running_) return;  // cancelled: the connection's close completed it
     self->query_error_ = ec;
     // Settled on the next turn: the sentinel's connection is released there, not inside its own callback.
-    self->loop_.arm(self->settle_timer_, self->loop_.now());
+    if (--self->outstanding_ == 0) self->loop_.arm(self->settle_timer_, self->loop_.now());
   };
+  peers_.owner = this;
+  peers_.encode = [](request& r, resp::writer& w) {
+    w.command("SENTINEL", "SENTINELS", static_cast<peers_query&>(r).owner->settings_.master_name);
+  };
+  // An array of maps (RESP3) or of flat field/value arrays (RESP2), as REPLICAS; errors ignored.
+  peers_.on_node = [](request& r, const resp::node& n) {
+    auto& q = static_cast<peers_query&>(r);
+    if (n.depth == 1) {
+      q.end_entry();
+      q.key_next = true;
+    } else if (n.depth == 2) {
+      if (q.key_next) q.key.assign(n.value);
+      else if (q.key == "ip") q.ip.assign(n.value);
+      else if (q.key == "port") q.port.assign(n.value);
+      q.key_next = !q.key_next;
+    }
+    if (n.ends_reply) q.end_entry();
+  };
+  peers_.on_done = [](request& r, std::error_code) {
+    sentinel_lookup* self = static_cast<peers_query&>(r).owner;
+    if (!self->running_) return;
+    if (--self->outstanding_ == 0) self->loop_.arm(self->settle_timer_, self->loop_.now());
+  };
+}
+
+void sentinel_lookup::peers_query::end_entry() {
+  sentinel_address a;
+  if (!ip.empty() && found.size() < kMaxSentinels && parse_port(port, a.port)) {
+    a.host = ip;
+    found.push_back(std::move(a));
+  }
+  ip.clear();
+  port.clear();
 }
 
 sentinel_lookup::~sentinel_lookup() { cancel(); }
@@ -131,7 +166,13 @@ void sentinel_lookup::ask(std::size_t index) {
   // 500 ms): a sentinel that accepts and stays silent is skipped as one that refuses.
   const milliseconds limit = settings_.timeout.count() > 0 ? settings_.timeout : sentinel_options_.connect_timeout;
   query_.timeout = limit.count() > 0 ? limit : milliseconds(500);
+  peers_.timeout = query_.timeout;
+  peers_.found.clear();
+  peers_.ip.clear();
+  peers_.port.clear();
+  outstanding_ = 2;
   conn_->submit(query_);
+  conn_->submit(peers_);  // in the same write
 }
 
 void sentinel_lookup::on_reply_node(const resp::node& n) {
@@ -214,6 +255,12 @@ void sentinel_lookup::settle() {
     // The spec: the sentinel that answered is asked first next time.
     std::rotate(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(index_),
                 order_.begin() + static_cast<std::ptrdiff_t>(index_) + 1);
+    for (sentinel_address& peer : peers_.found) {
+      const bool known = std::any_of(order_.begin(), order_.end(), [&peer](const sentinel_address& a) {
+        return a.host == peer.host && a.port == peer.port;
+      });
+      if (!known && order_.size() < kMaxSentinels) order_.push_back(std::move(peer));
+    }
     finish({}, answer, {});
     return;
   }

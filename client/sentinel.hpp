@@ -33,7 +33,9 @@ struct sentinel_answer {
 /// no reconnect) and one command, `SENTINEL GET-MASTER-ADDR-BY-NAME <name>` or, for
 /// `sentinel_role::replica`, `SENTINEL REPLICAS <name>` (a replica chosen at random among those
 /// with no `s_down`, `o_down` or `disconnected` flag and a master link `ok`), all within
-/// `sentinel_options::timeout`. A sentinel that cannot be reached, refuses, does not know the name
+/// `sentinel_options::timeout`. With it goes `SENTINEL SENTINELS <name>`: after an answer, the
+/// sentinels that one knows and the list lacks are added to its end (the spec's optional refresh;
+/// at most 64 sentinels in all). A sentinel that cannot be reached, refuses, does not know the name
 /// or knows no healthy replica is skipped for the next; the connection is closed either way.
 class sentinel_lookup {
  public:
@@ -61,6 +63,14 @@ class sentinel_lookup {
   struct query : request {
     sentinel_lookup* owner = nullptr;
   };
+  // SENTINEL SENTINELS <name>, sent with the question: the other sentinels this one knows.
+  struct peers_query : request {
+    sentinel_lookup* owner = nullptr;
+    std::vector<sentinel_address> found;
+    std::string key, ip, port;  // the entry being read
+    bool key_next = true;
+    void end_entry();
+  };
   struct settle_timer : net::timer {
     sentinel_lookup* owner = nullptr;
   };
@@ -86,6 +96,8 @@ class sentinel_lookup {
   bool running_ = false;
   connection::pointer conn_;
   query query_;
+  peers_query peers_;
+  int outstanding_ = 0;  // of query_ and peers_
   settle_timer settle_timer_;
   std::error_code query_error_;  // how the query completed (connection lost, timeout ...)
   // The reply to the current query.

@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 namespace redring::client {
 namespace {
@@ -44,6 +45,17 @@ options options_of(const std::string& url) {
   o.reconnect.initial_delay = 20ms;
   o.reconnect.max_delay = 200ms;
   return o;
+}
+
+// Polls `pred` for up to 10 s.
+template <class Pred>
+bool run_until_true(Pred pred) {
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(50ms);
+  }
+  return true;
 }
 
 // The port of the server a client's commands reach (CONFIG GET port, or tls-port), or the error.
@@ -145,7 +157,7 @@ TEST(Sentinel, OddAnswersAreSkipped) {
   net::loop loop;
   client c(loop, options_of(url));
   EXPECT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
-  for (const auto& f : odd) EXPECT_EQ(f->commands(), 2) << f->port();  // HELLO and the question
+  for (const auto& f : odd) EXPECT_EQ(f->commands(), 3) << f->port();  // HELLO, the question, SENTINELS
   // The same sentinels without the real one: the reasons, in order.
   options o = options_of(url.substr(0, url.rfind(',')) + "/mymaster");
   o.command_timeout = 500ms;
@@ -286,6 +298,26 @@ TEST(Sentinel, SubscriptionsAndBlockingCommandsFollowAFailover) {
   EXPECT_EQ(blpop_result, "job-1");
 }
 
+// Given one sentinel, the client learns the others from it (SENTINEL SENTINELS) and asks them when
+// that one is gone.
+TEST(Sentinel, LearnsTheOtherSentinels) {
+  test::redis_sentinel d(0, 2);
+  // The sentinels find each other through the master's hello channel (every 2 s).
+  ASSERT_TRUE(run_until_true([&] { return d.call_sentinel(0, {"SENTINEL", "SENTINELS", "mymaster"}).elements.size() == 1; }));
+  net::loop loop;
+  client c(loop, options_of("redis+sentinel://127.0.0.1:" + std::to_string(d.sentinel_port(0)) + "/mymaster"));
+  ASSERT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
+  ASSERT_EQ(::kill(d.sentinel(0).pid(), SIGSTOP), 0);
+  struct resume {
+    pid_t pid;
+    ~resume() { ::kill(pid, SIGCONT); }
+  } resume_at_exit{d.sentinel(0).pid()};
+  test::blocking_connection master(d.server(0).socket_path());
+  EXPECT_GE(master.call({"CLIENT", "KILL", "TYPE", "normal"}).integer, 1);
+  ASSERT_TRUE(run_until(loop, [&] { return c.conn().connects() == 2 && c.conn().state() == connection_state::ready; }));
+  EXPECT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
+}
+
 TEST(Sentinel, NoSentinelAnsweringIsAClearErrorNamingEach) {
   test::redis_sentinel d(0, 1);
   const int dead = test::free_loopback_port();
@@ -327,6 +359,7 @@ TEST(Sentinel, AServerOfTheWrongRoleIsLeftAndTheSentinelsAskedAgain) {
   std::atomic<int> asked{0};
   test::fake_server stale(
       [&](const std::vector<std::string>& cmd, int) -> test::fake_reply {
+        if (cmd.size() == 3 && cmd[0] == "SENTINEL" && cmd[1] == "SENTINELS") return {"*0\r\n"};  // knows no other
         if (cmd.size() == 3 && cmd[0] == "SENTINEL") {
           const int port = ++asked <= 2 ? d.server_port(1) : d.server_port(0);
           const std::string p = std::to_string(port);
