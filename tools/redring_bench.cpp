@@ -149,7 +149,14 @@ int run(int argc, char** argv) {
   const auto counters = [&](std::string* why) { return o.cluster ? read_cluster_counters(target, why) : read_counters(target, why); };
   std::string why;
   r.before = counters(&why);
-  const std::string where = target.unix_path.empty() ? target.host + ":" + std::to_string(target.port) : "unix:" + target.unix_path;
+  std::string where = target.unix_path.empty() ? target.host + ":" + std::to_string(target.port) : "unix:" + target.unix_path;
+  if (!target.sentinel.master_name.empty()) {  // redis+sentinel://: the sentinels say where
+    where = std::string(target.sentinel.role == client::sentinel_role::master ? "master" : "a replica") + " of '" +
+            target.sentinel.master_name + "' via sentinel";
+    for (std::size_t i = 0; i < target.sentinel.sentinels.size(); ++i) {
+      where += (i == 0 ? " " : ",") + target.sentinel.sentinels[i].host + ":" + std::to_string(target.sentinel.sentinels[i].port);
+    }
+  }
   if (!r.before) {
     std::fprintf(stderr, "redring-bench: cannot reach the %s at %s: %s\n", o.cluster ? "cluster" : "server", where.c_str(), why.c_str());
     return 1;

@@ -9,6 +9,7 @@
 #include "tools/bench/workload.hpp"
 
 #include "tests/support/no_io_uring.hpp"
+#include "tests/support/redis_sentinel.hpp"
 #include "tests/support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -501,6 +502,18 @@ TEST(BenchEndToEnd, ExternalServerByUrlAndTimedRun) {
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("ops/s"), std::string::npos);
   EXPECT_EQ(r.out.find("p99.9"), std::string::npos);  // --quiet: the summary line only
+}
+
+// redis+sentinel://: the requests go to the master the sentinel names, and the report says so.
+TEST(BenchEndToEnd, ThroughASentinel) {
+  test::redis_sentinel d(0, 1);
+  const std::string sentinel = "127.0.0.1:" + std::to_string(d.sentinel_port(0));
+  const auto r = run_bench("-u redis+sentinel://" + sentinel + "/mymaster -n 2000 --quiet");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("2000 requests"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("at master of 'mymaster' via sentinel " + sentinel), std::string::npos) << r.out;
+  test::blocking_connection master(d.server(0).socket_path());
+  EXPECT_GT(master.call({"DBSIZE"}).integer, 0);  // the SETs landed there
 }
 
 // Reads the whole file and removes it.

@@ -88,6 +88,8 @@ TEST(FuzzOptions, EveryBadInputNamesTheOption) {
       {{"server", "-p"}, "-p needs"},
       {{"server", "-p", "0"}, "-p must be a port"},
       {{"server", "-u", "http://x"}, "-u: unknown scheme"},
+      {{"server", "-u", "rediss://127.0.0.1:6380"}, "-u: rediss:// and redis+sentinel:// are not supported"},
+      {{"server", "-u", "redis+sentinel://127.0.0.1/mymaster"}, "-u: rediss:// and redis+sentinel:// are not supported"},
       {{"server", "--seed", "x"}, "--seed must be"},
       {{"server", "--time", "0"}, "--time must be seconds"},
       {{"server", "--time", "nan"}, "--time must be seconds"},       // once 0 cases, "findings: none", exit 0

@@ -176,6 +176,10 @@ std::optional<std::string> parse_options(const std::vector<std::string>& args, f
         client::options probe;
         std::string why;
         if (client::parse_url(out.uri, probe, &why)) return a + ": " + why;
+        // The fuzzer's own sockets speak plain RESP to one address.
+        if (probe.tls.enabled || !probe.sentinel.master_name.empty()) {
+          return a + ": rediss:// and redis+sentinel:// are not supported (give the server's plain address)";
+        }
       }
     } else if (a == "-p" || a == "--port") {
       if (!c.value(v)) return c.need("a port");
