@@ -318,6 +318,44 @@ TEST(Sentinel, LearnsTheOtherSentinels) {
   EXPECT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
 }
 
+// The master dies (kill -9) with commands in flight: the sentinels agree it is down (1 s) and fail
+// over on their own; every command completes exactly once (a reply, or an error that says why) and
+// the client recovers on the promoted replica.
+TEST(Sentinel, SurvivesTheMastersDeath) {
+  test::redis_sentinel d(1, 2);
+  net::loop loop;
+  options o = options_of(sentinel_url(d));
+  o.command_timeout = 2000ms;
+  client c(loop, o);
+  ASSERT_EQ(served_by(loop, c), std::to_string(d.server_port(0)));
+  constexpr int kWorkers = 50;
+  int issued = 0, completed = 0, failed = 0, ok_after_kill = 0;
+  bool killed = false, stop = false;
+  auto worker = [&](int id) -> detached {
+    while (!stop) {
+      ++issued;
+      const auto r = co_await c.incr("counter:" + std::to_string(id));
+      ++completed;
+      if (!r) {
+        ++failed;
+        co_await c.command<std::string>("PING");  // not a tight loop while there is no master
+      } else if (killed) {
+        ++ok_after_kill;
+      }
+    }
+  };
+  for (int i = 0; i < kWorkers; ++i) worker(i);
+  ASSERT_TRUE(run_until(loop, [&] { return completed > 1000; }));
+  ASSERT_EQ(::kill(d.server(0).pid(), SIGKILL), 0);
+  killed = true;
+  // More successes than the dead master could have had in flight: the promoted replica answers.
+  EXPECT_TRUE(run_until(loop, [&] { return ok_after_kill > 1000; }, 25s)) << c.conn().last_error();
+  stop = true;
+  ASSERT_TRUE(run_until(loop, [&] { return completed == issued; }));  // each once: none lost, none twice
+  EXPECT_GT(failed, 0);  // those in flight when it died said so
+  EXPECT_EQ(served_by(loop, c), std::to_string(d.server_port(1)));
+}
+
 TEST(Sentinel, NoSentinelAnsweringIsAClearErrorNamingEach) {
   test::redis_sentinel d(0, 1);
   const int dead = test::free_loopback_port();
