@@ -349,7 +349,7 @@ TEST(Sentinel, SurvivesTheMastersDeath) {
   ASSERT_EQ(::kill(d.server(0).pid(), SIGKILL), 0);
   killed = true;
   // More successes than the dead master could have had in flight: the promoted replica answers.
-  EXPECT_TRUE(run_until(loop, [&] { return ok_after_kill > 1000; }, 25s)) << c.conn().last_error();
+  EXPECT_TRUE(run_until(loop, [&] { return ok_after_kill > 1000; }, 40s)) << c.conn().last_error();
   stop = true;
   ASSERT_TRUE(run_until(loop, [&] { return completed == issued; }));  // each once: none lost, none twice
   EXPECT_GT(failed, 0);  // those in flight when it died said so

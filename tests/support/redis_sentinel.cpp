@@ -51,9 +51,11 @@ redis_sentinel::redis_sentinel(int replicas, int sentinels, std::string sentinel
   if (const auto at = sentinel_config.find("requirepass "); at != std::string::npos) {
     password_ = sentinel_config.substr(at + 12, sentinel_config.find('\n', at) - at - 12);
   }
+  // Down after 1 s of silence; a failover whose election split the votes is tried again after twice
+  // the failover timeout (4 s, not the default's 6 minutes).
   const std::string config = std::string("sentinel monitor ") + master_name() + " 127.0.0.1 " + std::to_string(server_ports_[0]) +
                              " 1\nsentinel down-after-milliseconds " + master_name() +
-                             " 1000\nsentinel failover-timeout " + master_name() + " 5000\n" + sentinel_config;
+                             " 1000\nsentinel failover-timeout " + master_name() + " 2000\n" + sentinel_config;
   for (int i = 0; i < sentinels; ++i) {
     const int port = free_loopback_port();
     std::vector<std::string> args = listen_on(port);
