@@ -26,6 +26,13 @@ bool parse_port(std::string_view text, std::uint16_t& out) {
   return true;
 }
 
+// GET-MASTER-ADDR-BY-NAME's [ip, port] into `out`; false if it is not that.
+bool address_of(const std::vector<std::string>& fields, sentinel_answer& out) {
+  if (fields.size() != 2 || fields[0].empty() || !parse_port(fields[1], out.port)) return false;
+  out.host = fields[0];
+  return true;
+}
+
 // A flag in Sentinel's comma-separated list ("slave,s_down,disconnected").
 bool has_flag(std::string_view flags, std::string_view flag) {
   while (!flags.empty()) {
@@ -96,20 +103,7 @@ sentinel_lookup::sentinel_lookup(net::loop& loop, const options& server, done_fn
   peers_.encode = [](request& r, resp::writer& w) {
     w.command("SENTINEL", "SENTINELS", static_cast<peers_query&>(r).owner->settings_.master_name);
   };
-  // An array of maps (RESP3) or of flat field/value arrays (RESP2), as REPLICAS; errors ignored.
-  peers_.on_node = [](request& r, const resp::node& n) {
-    auto& q = static_cast<peers_query&>(r);
-    if (n.depth == 1) {
-      q.end_entry();
-      q.key_next = true;
-    } else if (n.depth == 2) {
-      if (q.key_next) q.key.assign(n.value);
-      else if (q.key == "ip") q.ip.assign(n.value);
-      else if (q.key == "port") q.port.assign(n.value);
-      q.key_next = !q.key_next;
-    }
-    if (n.ends_reply) q.end_entry();
-  };
+  peers_.on_node = [](request& r, const resp::node& n) { static_cast<peers_query&>(r).peers.add(n, kMaxSentinels); };
   peers_.on_done = [](request& r, std::error_code) {
     sentinel_lookup* self = static_cast<peers_query&>(r).owner;
     if (!self->running_) return;
@@ -117,14 +111,30 @@ sentinel_lookup::sentinel_lookup(net::loop& loop, const options& server, done_fn
   };
 }
 
-void sentinel_lookup::peers_query::end_entry() {
-  sentinel_address a;
-  if (!ip.empty() && found.size() < kMaxSentinels && parse_port(port, a.port)) {
-    a.host = ip;
-    found.push_back(std::move(a));
+void sentinel_lookup::entry_list::add(const resp::node& n, std::size_t max) {
+  if (n.depth == 1) {
+    if (++seen <= max) entries.emplace_back();
+    key_next = true;
+    return;
   }
-  ip.clear();
-  port.clear();
+  if (n.depth != 2 || entries.empty() || seen > max) return;
+  if (key_next) {
+    key.assign(n.value);
+  } else {
+    entry& e = entries.back();
+    if (key == "ip") e.ip.assign(n.value);
+    else if (key == "port") e.port.assign(n.value);
+    else if (key == "flags") e.flags.assign(n.value);
+    else if (key == "master-link-status") e.link.assign(n.value);
+  }
+  key_next = !key_next;
+}
+
+void sentinel_lookup::entry_list::clear() noexcept {
+  std::vector<entry>().swap(entries);  // not held between lookups
+  seen = 0;
+  key.clear();
+  key_next = true;
 }
 
 sentinel_lookup::~sentinel_lookup() { cancel(); }
@@ -154,9 +164,7 @@ void sentinel_lookup::ask(std::size_t index) {
   reply_aggregate_ = false;
   master_fields_.clear();
   replicas_.clear();
-  entries_ = 0;
-  key_.clear();
-  key_next_ = true;
+  peers_.peers.clear();
   options o = sentinel_options_;
   o.host = order_[index].host;
   o.port = order_[index].port;
@@ -167,9 +175,6 @@ void sentinel_lookup::ask(std::size_t index) {
   const milliseconds limit = settings_.timeout.count() > 0 ? settings_.timeout : sentinel_options_.connect_timeout;
   query_.timeout = limit.count() > 0 ? limit : milliseconds(500);
   peers_.timeout = query_.timeout;
-  peers_.found.clear();
-  peers_.ip.clear();
-  peers_.port.clear();
   outstanding_ = 2;
   conn_->submit(query_);
   conn_->submit(peers_);  // in the same write
@@ -186,25 +191,7 @@ void sentinel_lookup::on_reply_node(const resp::node& n) {
     if (n.depth == 1 && master_fields_.size() < 2) master_fields_.emplace_back(n.value);
     return;
   }
-  // REPLICAS: an array of maps (RESP3) or of flat field/value arrays (RESP2); both arrive as an
-  // aggregate at depth 1 followed by its fields and values, alternating, at depth 2.
-  if (n.depth == 1) {
-    // At most kMaxReplicas kept: a hostile sentinel's 4-byte entries must not cost 100 bytes each.
-    if (++entries_ <= kMaxReplicas) replicas_.emplace_back();
-    key_next_ = true;
-    return;
-  }
-  if (n.depth != 2 || replicas_.empty() || entries_ > kMaxReplicas) return;
-  if (key_next_) {
-    key_.assign(n.value);
-  } else {
-    replica_entry& e = replicas_.back();
-    if (key_ == "ip") e.ip.assign(n.value);
-    else if (key_ == "port") e.port.assign(n.value);
-    else if (key_ == "flags") e.flags.assign(n.value);
-    else if (key_ == "master-link-status") e.link.assign(n.value);
-  }
-  key_next_ = !key_next_;
+  replicas_.add(n, kMaxReplicas);
 }
 
 void sentinel_lookup::on_settle(net::timer* t) { static_cast<settle_timer*>(t)->owner->settle(); }
@@ -216,23 +203,19 @@ std::string sentinel_lookup::answer_from_reply(sentinel_answer& out) {
   if (reply_null_) return "does not know master " + master;
   if (!reply_aggregate_) return "unexpected reply to SENTINEL";
   if (settings_.role == sentinel_role::master) {
-    if (master_fields_.size() != 2 || master_fields_[0].empty() || !parse_port(master_fields_[1], out.port)) {
-      return "unexpected reply to SENTINEL GET-MASTER-ADDR-BY-NAME";
-    }
-    out.host = master_fields_[0];
-    return {};
+    return address_of(master_fields_, out) ? std::string() : "unexpected reply to SENTINEL GET-MASTER-ADDR-BY-NAME";
   }
-  std::vector<const replica_entry*> healthy;
-  for (const replica_entry& e : replicas_) {
+  std::vector<const entry_list::entry*> healthy;
+  for (const entry_list::entry& e : replicas_.entries) {
     std::uint16_t port = 0;
     if (e.ip.empty() || !parse_port(e.port, port)) continue;
     if (has_flag(e.flags, "s_down") || has_flag(e.flags, "o_down") || has_flag(e.flags, "disconnected")) continue;
     if (!e.link.empty() && e.link != "ok") continue;  // still syncing from a new master, or cut off
     healthy.push_back(&e);
   }
-  if (healthy.empty()) return "knows no healthy replica of " + master + " (" + std::to_string(replicas_.size()) + " listed)";
+  if (healthy.empty()) return "knows no healthy replica of " + master + " (" + std::to_string(replicas_.entries.size()) + " listed)";
   // At random: the clients of a service spread over its replicas.
-  const replica_entry& pick = *healthy[std::uniform_int_distribution<std::size_t>(0, healthy.size() - 1)(rng_)];
+  const entry_list::entry& pick = *healthy[std::uniform_int_distribution<std::size_t>(0, healthy.size() - 1)(rng_)];
   out.host = pick.ip;
   (void)parse_port(pick.port, out.port);
   return {};
@@ -249,18 +232,21 @@ void sentinel_lookup::settle() {
     why = answer_from_reply(answer);
   }
   conn_.reset();
-  std::vector<replica_entry>().swap(replicas_);  // not held between lookups
+  replicas_.clear();
   master_fields_.clear();
   if (why.empty()) {
     // The spec: the sentinel that answered is asked first next time.
     std::rotate(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(index_),
                 order_.begin() + static_cast<std::ptrdiff_t>(index_) + 1);
-    for (sentinel_address& peer : peers_.found) {
+    for (const entry_list::entry& e : peers_.peers.entries) {
+      sentinel_address peer{e.ip, 0};
+      if (peer.host.empty() || !parse_port(e.port, peer.port) || order_.size() >= kMaxSentinels) continue;
       const bool known = std::any_of(order_.begin(), order_.end(), [&peer](const sentinel_address& a) {
         return a.host == peer.host && a.port == peer.port;
       });
-      if (!known && order_.size() < kMaxSentinels) order_.push_back(std::move(peer));
+      if (!known) order_.push_back(std::move(peer));
     }
+    peers_.peers.clear();
     finish({}, answer, {});
     return;
   }
@@ -316,9 +302,7 @@ sentinel_watch::sentinel_watch(net::loop& loop, const options& server, switch_fn
     sentinel_watch* w = c.owner;
     w->check_in_flight_ = false;
     sentinel_answer to;
-    if (ec || !w->running_ || c.fields.size() != 2 || c.fields[0].empty() || !parse_port(c.fields[1], to.port)) return;
-    to.host = c.fields[0];
-    w->report({}, to);
+    if (!ec && w->running_ && address_of(c.fields, to)) w->report({}, to);
   };
 }
 

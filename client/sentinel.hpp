@@ -63,20 +63,28 @@ class sentinel_lookup {
   struct query : request {
     sentinel_lookup* owner = nullptr;
   };
+  // SENTINEL REPLICAS and SENTINEL SENTINELS answer alike: an array of maps (RESP3) or of flat
+  // field/value arrays (RESP2), each an aggregate at depth 1 with its fields and values alternating
+  // at depth 2. Keeps the fields a client uses, of the first `max` entries (a hostile sentinel's
+  // 4-byte entries must not cost 100 bytes each).
+  struct entry_list {
+    struct entry {
+      std::string ip, port, flags, link;  // link: master-link-status
+    };
+    std::vector<entry> entries;
+    std::size_t seen = 0;
+    std::string key;  // the field whose value comes next
+    bool key_next = true;
+    void add(const resp::node& n, std::size_t max);
+    void clear() noexcept;
+  };
   // SENTINEL SENTINELS <name>, sent with the question: the other sentinels this one knows.
   struct peers_query : request {
     sentinel_lookup* owner = nullptr;
-    std::vector<sentinel_address> found;
-    std::string key, ip, port;  // the entry being read
-    bool key_next = true;
-    void end_entry();
+    entry_list peers;
   };
   struct settle_timer : net::timer {
     sentinel_lookup* owner = nullptr;
-  };
-  // What one replica entry of SENTINEL REPLICAS said.
-  struct replica_entry {
-    std::string ip, port, flags, link;
   };
 
   void ask(std::size_t index);
@@ -105,10 +113,7 @@ class sentinel_lookup {
   bool reply_null_ = false;
   bool reply_aggregate_ = false;
   std::vector<std::string> master_fields_;  // GET-MASTER-ADDR-BY-NAME: ip, port
-  std::vector<replica_entry> replicas_;     // REPLICAS (the first kMaxReplicas)
-  std::size_t entries_ = 0;                 // REPLICAS: entries seen
-  std::string key_;                         // REPLICAS: the field whose value comes next
-  bool key_next_ = true;
+  entry_list replicas_;                     // REPLICAS
   std::string reasons_;  // why each sentinel asked so far did not answer
   std::minstd_rand rng_;
 };
