@@ -6,23 +6,13 @@
 #include "client/detached.hpp"
 
 #include "tests/support/fake_server.hpp"
+#include "tests/support/redis_server.hpp"
 #include "tests/support/run_until.hpp"
 
 #include <gtest/gtest.h>
 
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
-#include <cstring>
-#include <map>
-#include <stdexcept>
-#include <thread>
 
 namespace redring::client {
 namespace {
@@ -31,82 +21,6 @@ using namespace std::chrono_literals;
 using test::fake_reply;
 using test::fake_server;
 using test::run_until;
-
-// A TCP port on loopback whose connections are relayed to the fake server's Unix socket: topology
-// nodes are "host:port", and the fake server listens on a Unix socket only.
-class tcp_relay {
- public:
-  explicit tcp_relay(std::string unix_path) : path_(std::move(unix_path)) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 16) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      throw std::runtime_error("relay cannot listen");
-    }
-    port_ = ntohs(a.sin_port);
-    stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
-    thread_ = std::thread([this] { run(); });
-  }
-  ~tcp_relay() {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto ignored = ::write(stop_fd_, &one, sizeof one);
-    thread_.join();
-    ::close(listen_fd_);
-    ::close(stop_fd_);
-  }
-  tcp_relay(const tcp_relay&) = delete;
-  tcp_relay& operator=(const tcp_relay&) = delete;
-  [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
-
- private:
-  void run() {
-    std::map<int, int> peer;  // both directions: fd -> the other end
-    for (;;) {
-      std::vector<pollfd> fds = {{stop_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
-      for (const auto& [fd, other] : peer) fds.push_back({fd, POLLIN, 0});
-      if (::poll(fds.data(), fds.size(), 1000) < 0) continue;
-      if (fds[0].revents != 0) break;
-      if (fds[1].revents & POLLIN) {
-        const int in = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        const int out = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_un u{};
-        u.sun_family = AF_UNIX;
-        std::strncpy(u.sun_path, path_.c_str(), sizeof(u.sun_path) - 1);
-        if (in >= 0 && ::connect(out, reinterpret_cast<sockaddr*>(&u), sizeof u) == 0) {
-          peer[in] = out, peer[out] = in;
-        } else {
-          if (in >= 0) ::close(in);
-          ::close(out);
-        }
-      }
-      for (std::size_t i = 2; i < fds.size(); ++i) {
-        if (fds[i].revents == 0 || !peer.contains(fds[i].fd)) continue;
-        const int from = fds[i].fd, to = peer[from];
-        char buf[65536];
-        const ssize_t n = ::read(from, buf, sizeof buf);
-        bool ok = n > 0;
-        for (ssize_t off = 0; ok && off < n;) {
-          const ssize_t w = ::send(to, buf + off, static_cast<std::size_t>(n - off), MSG_NOSIGNAL);
-          ok = w > 0;
-          off += std::max<ssize_t>(w, 0);
-        }
-        if (!ok) {  // one end closed: close both, as a node going away would
-          ::close(from), ::close(to);
-          peer.erase(from), peer.erase(to);
-        }
-      }
-    }
-    for (const auto& [fd, other] : peer) ::close(fd);
-  }
-
-  std::string path_;
-  int listen_fd_ = -1, stop_fd_ = -1;
-  std::uint16_t port_ = 0;
-  std::thread thread_;
-};
 
 std::string bulk(std::string_view s) { return "$" + std::to_string(s.size()) + "\r\n" + std::string(s) + "\r\n"; }
 
@@ -137,8 +51,8 @@ struct fake_cluster {
           }
           if (cmd[0] == "GET") return on_get(gets++);
           return {"-ERR unexpected " + cmd[0] + "\r\n"};
-        }),
-        relay(server.socket_path()) {}
+        },
+        /*tcp=*/true) {}
 
   options client_options() const {
     options o;
@@ -153,8 +67,8 @@ struct fake_cluster {
   }
 
   std::atomic<int> fetches{0}, gets{0};
-  fake_server server;
-  tcp_relay relay;
+  fake_server server;  // the seed on its Unix socket, the topology's node on its TCP port
+  [[nodiscard]] std::uint16_t port() const noexcept { return static_cast<std::uint16_t>(server.port()); }
 };
 
 using get_result = result<std::optional<std::string>>;
@@ -190,12 +104,12 @@ void expect_values(const std::vector<get_result>& results, std::size_t count) {
 
 TEST(ClusterFault, WellFormedTopologyRoutesThroughTheRelay) {
   // The baseline the other tests break: a value comes back from the node the topology names.
-  fake_cluster f([&](int, int) { return fake_reply{shards_reply(f.relay.port())}; },
+  fake_cluster f([&](int, int) { return fake_reply{shards_reply(f.port())}; },
                  [](int) { return fake_reply{bulk("v")}; });
   net::loop loop;
   client c(loop, f.client_options());
   expect_values(run_gets(loop, c, 3), 3);
-  EXPECT_EQ(c.cluster()->nodes(true), std::vector<std::string>{"127.0.0.1:" + std::to_string(f.relay.port())});
+  EXPECT_EQ(c.cluster()->nodes(true), std::vector<std::string>{"127.0.0.1:" + std::to_string(f.port())});
 }
 
 TEST(ClusterFault, MalformedRedirectionsAreReturnedAsTheServerSentThem) {
@@ -213,7 +127,7 @@ TEST(ClusterFault, MalformedRedirectionsAreReturnedAsTheServerSentThem) {
   };
   for (const std::string& text : texts) {
     SCOPED_TRACE("'" + text + "'");
-    fake_cluster f([&](int, int) { return fake_reply{shards_reply(f.relay.port())}; },
+    fake_cluster f([&](int, int) { return fake_reply{shards_reply(f.port())}; },
                    [&](int) { return fake_reply{"-" + text + "\r\n"}; });
     net::loop loop;
     client c(loop, f.client_options());
@@ -235,9 +149,9 @@ TEST(ClusterFault, MalformedRedirectionsAreReturnedAsTheServerSentThem) {
 void expect_redirections_end(const std::string& kind, int to, std::uint8_t bound) {
   SCOPED_TRACE(kind);
   std::string text;
-  fake_cluster f([&](int, int) { return fake_reply{shards_reply(f.relay.port())}; },
+  fake_cluster f([&](int, int) { return fake_reply{shards_reply(f.port())}; },
                  [&](int) { return fake_reply{"-" + text + "\r\n"}; });
-  text = kind + " 3999 127.0.0.1:" + std::to_string(to != 0 ? to : f.relay.port());
+  text = kind + " 3999 127.0.0.1:" + std::to_string(to != 0 ? to : f.port());
   net::loop loop;
   options o = f.client_options();
   o.cluster.max_redirects = bound;
@@ -264,8 +178,7 @@ TEST(ClusterFault, RedirectionToANodeThatIsNotThereEnds) {
   // when the node is forgotten).
   int dead_port = 0;
   {
-    tcp_relay closed_soon("/nonexistent");  // a free port, then closed
-    dead_port = closed_soon.port();
+    dead_port = test::free_loopback_port();  // a free port, nobody listening
   }
   expect_redirections_end("MOVED", dead_port, 3);
   expect_redirections_end("ASK", dead_port, 3);
@@ -357,8 +270,8 @@ void expect_topology_error(fake_cluster& f, std::size_t gets_expected) {
 }
 
 TEST(ClusterFault, MalformedClusterShardsIsAClearError) {
-  tcp_relay probe("/nonexistent");
-  for (const auto& bad : bad_shards(probe.port())) {
+  const auto probe_port = static_cast<std::uint16_t>(test::free_loopback_port());
+  for (const auto& bad : bad_shards(probe_port)) {
     SCOPED_TRACE(bad.what);
     fake_cluster f([&](int, int) { return fake_reply{bad.bytes}; }, [](int) { return fake_reply{bulk("v")}; });
     expect_topology_error(f, 0);
@@ -367,8 +280,8 @@ TEST(ClusterFault, MalformedClusterShardsIsAClearError) {
 
 TEST(ClusterFault, MalformedClusterSlotsIsAClearError) {
   // A server before Redis 7 (no SHARDS), whose SLOTS reply is malformed.
-  tcp_relay probe("/nonexistent");
-  for (const auto& bad : bad_slots(probe.port())) {
+  const auto probe_port = static_cast<std::uint16_t>(test::free_loopback_port());
+  for (const auto& bad : bad_slots(probe_port)) {
     SCOPED_TRACE(bad.what);
     std::atomic<bool> asked_slots{false};
     fake_cluster f(
@@ -386,7 +299,7 @@ TEST(ClusterFault, MalformedClusterSlotsIsAClearError) {
 TEST(ClusterFault, AReadableTopologyAfterAMalformedOneClearsTheError) {
   std::atomic<bool> good{false};
   fake_cluster f(
-      [&](int, int) { return fake_reply{good ? shards_reply(f.relay.port()) : std::string(":1\r\n")}; },
+      [&](int, int) { return fake_reply{good ? shards_reply(f.port()) : std::string(":1\r\n")}; },
       [](int) { return fake_reply{bulk("v")}; });
   net::loop loop;
   client c(loop, f.client_options());
@@ -402,7 +315,7 @@ TEST(ClusterFault, AReadableTopologyAfterAMalformedOneClearsTheError) {
 TEST(ClusterFault, MalformedRefreshKeepsTheTopologyInUse) {
   // After a good topology, a refresh whose reply is malformed changes nothing: commands keep going
   // to the node they went to.
-  fake_cluster f([&](int fetch, int) { return fake_reply{fetch == 0 ? shards_reply(f.relay.port()) : "*1\r\n:7\r\n"}; },
+  fake_cluster f([&](int fetch, int) { return fake_reply{fetch == 0 ? shards_reply(f.port()) : "*1\r\n:7\r\n"}; },
                  [](int) { return fake_reply{bulk("v")}; });
   net::loop loop;
   client c(loop, f.client_options());
@@ -421,7 +334,7 @@ TEST(ClusterFault, NodeVanishingMidTopologyFetchIsRiddenOut) {
     SCOPED_TRACE(half ? "cut mid-reply" : "closed before replying");
     fake_cluster f(
         [&](int fetch, int) {
-          const std::string whole = shards_reply(f.relay.port());
+          const std::string whole = shards_reply(f.port());
           if (fetch == 0) return fake_reply{half ? whole.substr(0, whole.size() / 2) : std::string(), true};
           return fake_reply{whole};
         },
@@ -440,7 +353,7 @@ TEST(ClusterFault, NodeVanishingMidRefreshLosesNothing) {
   // with values; none is lost, none completes twice; once a refresh is answered all is well.
   fake_cluster f(
       [&](int fetch, int) {
-        const std::string whole = shards_reply(f.relay.port());
+        const std::string whole = shards_reply(f.port());
         return fetch >= 1 && fetch <= 3 ? fake_reply{whole.substr(0, 20), true} : fake_reply{whole};
       },
       [](int) { return fake_reply{bulk("v")}; });

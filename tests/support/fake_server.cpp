@@ -23,26 +23,25 @@ fake_server::fake_server(script s, bool tcp) : script_(std::move(s)) {
   char tmpl[] = "/tmp/redring-fake-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
+  path_ = dir_ + "/fake.sock";
+  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 16) != 0) {
+    throw std::runtime_error("fake server cannot listen");
+  }
   if (tcp) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 16) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      throw std::runtime_error("fake server cannot listen");
+    tcp_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof in;
+    if (::bind(tcp_fd_, reinterpret_cast<sockaddr*>(&in), sizeof in) != 0 || ::listen(tcp_fd_, 16) != 0 ||
+        ::getsockname(tcp_fd_, reinterpret_cast<sockaddr*>(&in), &len) != 0) {
+      throw std::runtime_error("fake server cannot listen on TCP");
     }
-    port_ = ntohs(addr.sin_port);
-  } else {
-    path_ = dir_ + "/fake.sock";
-    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 16) != 0) {
-      throw std::runtime_error("fake server cannot listen");
-    }
+    port_ = ntohs(in.sin_port);
   }
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
   thread_ = std::thread([this] { run(); });
@@ -53,6 +52,7 @@ fake_server::~fake_server() {
   [[maybe_unused]] auto ignored = ::write(stop_fd_, &one, sizeof one);
   thread_.join();
   ::close(listen_fd_);
+  if (tcp_fd_ >= 0) ::close(tcp_fd_);
   ::close(stop_fd_);
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
@@ -68,15 +68,17 @@ void fake_server::run() {
   };
   std::map<int, client> clients;
   for (;;) {
-    std::vector<pollfd> fds = {{stop_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
+    // The listeners first (a negative fd, no TCP listener, is ignored by poll), then the clients.
+    std::vector<pollfd> fds = {{stop_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}, {tcp_fd_, POLLIN, 0}};
     for (auto& [fd, c] : clients) fds.push_back({fd, POLLIN, 0});
     if (::poll(fds.data(), fds.size(), 1000) < 0) continue;
     if (fds[0].revents != 0) break;
-    if (fds[1].revents & POLLIN) {
-      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    for (std::size_t i = 1; i <= 2; ++i) {
+      if ((fds[i].revents & POLLIN) == 0) continue;
+      const int fd = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd >= 0) clients[fd].number = accepted_++;
     }
-    for (std::size_t i = 2; i < fds.size(); ++i) {
+    for (std::size_t i = 3; i < fds.size(); ++i) {
       if (fds[i].revents == 0) continue;
       const int fd = fds[i].fd;
       client& c = clients[fd];

@@ -22,14 +22,14 @@ struct fake_reply {
 class fake_server {
  public:
   using script = std::function<fake_reply(const std::vector<std::string>& command, int connection)>;
-  /// On a Unix socket in a temp dir, or with `tcp` on 127.0.0.1 at a free port (`port()`).
+  /// On a Unix socket in a temp dir and, with `tcp`, also on 127.0.0.1 at a free port (`port()`).
   explicit fake_server(script s, bool tcp = false);
   ~fake_server();
   fake_server(const fake_server&) = delete;
   fake_server& operator=(const fake_server&) = delete;
 
   [[nodiscard]] const std::string& socket_path() const noexcept { return path_; }
-  /// With `tcp`: the port on 127.0.0.1.
+  /// With `tcp`: the port on 127.0.0.1 (0 without).
   [[nodiscard]] int port() const noexcept { return port_; }
   /// Connections accepted so far.
   [[nodiscard]] int connections() const noexcept { return accepted_.load(); }
@@ -41,6 +41,7 @@ class fake_server {
   script script_;
   std::string dir_, path_;
   int listen_fd_ = -1;
+  int tcp_fd_ = -1;
   int port_ = 0;
   int stop_fd_ = -1;
   std::atomic<int> accepted_{0}, commands_{0};
