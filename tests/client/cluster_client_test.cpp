@@ -9,6 +9,7 @@
 #include "net/error.hpp"
 
 #include "tests/support/redis_cluster.hpp"
+#include "tests/support/run_program.hpp"
 #include "tests/support/run_until.hpp"
 
 #include <gtest/gtest.h>
@@ -59,11 +60,6 @@ std::vector<std::size_t> owners(test::redis_cluster& cl, std::size_t ask = 0) {
 }
 
 std::size_t owner_of(test::redis_cluster& cl, std::uint16_t slot) { return owners(cl)[slot]; }
-
-std::string node_id(test::redis_cluster& cl, std::size_t i) {
-  test::blocking_connection c(cl.node(i).socket_path());
-  return c.call({"CLUSTER", "MYID"}).text;
-}
 
 class ClusterClient : public ::testing::Test {
  protected:
@@ -400,38 +396,13 @@ TEST_F(ClusterClient, ReplicaReadsWhenAsked) {
   EXPECT_GE(to_primaries, 1u);
 }
 
-// Moves `slot` (with its keys) from node `from` to node `to` the way redis-cli --cluster reshard does;
-// `step` runs between the keys' migrations (to interleave with load).
-void migrate_slot(test::redis_cluster& cl, std::uint16_t slot, std::size_t from, std::size_t to,
-                  const std::function<void()>& step = [] {}) {
-  const std::string from_id = node_id(cl, from), to_id = node_id(cl, to), s = std::to_string(slot);
-  test::blocking_connection src(cl.node(from).socket_path()), dst(cl.node(to).socket_path());
-  dst.call({"CLUSTER", "SETSLOT", s, "IMPORTING", from_id});
-  src.call({"CLUSTER", "SETSLOT", s, "MIGRATING", to_id});
-  for (;;) {
-    const resp::value keys = src.call({"CLUSTER", "GETKEYSINSLOT", s, "5"});
-    if (keys.elements.empty()) break;
-    std::vector<std::string_view> migrate = {"MIGRATE", "127.0.0.1", "", "", "0", "5000", "KEYS"};
-    const std::string port = std::to_string(cl.port(to));
-    migrate[2] = port;
-    for (const auto& k : keys.elements) migrate.push_back(k.text);
-    const resp::value r = src.call(migrate);
-    if (r.is_error()) throw std::runtime_error("MIGRATE: " + r.text);
-    step();
-  }
-  for (std::size_t i = 0; i < cl.size(); ++i) {
-    test::blocking_connection n(cl.node(i).socket_path());
-    n.call({"CLUSTER", "SETSLOT", s, "NODE", to_id});
-  }
-}
-
 TEST_F(ClusterClient, FollowsMovedAfterASlotMoved) {
   const std::string key = "moved:key";
   const std::uint16_t slot = hash_slot(key);
   warm(key, "before");  // the client now knows the old owner
   const std::size_t from = owner_of(cluster(), slot);
   const std::size_t to = (from + 1) % 3;  // another primary (the first three nodes are the primaries)
-  migrate_slot(cluster(), slot, from, to);
+  cluster().migrate_slot(slot, from, to);
   auto after = [&]() -> detached {
     const auto v = co_await c.get(key);
     EXPECT_TRUE(v && *v == "before");
@@ -454,7 +425,7 @@ TEST_F(ClusterClient, TransactionsFollowASlotThatMoved) {
   const std::uint16_t slot = hash_slot(key);
   warm(key, "0");  // the client now knows the old owner
   const std::size_t from = owner_of(cluster(), slot);
-  migrate_slot(cluster(), slot, from, (from + 1) % 3);
+  cluster().migrate_slot(slot, from, (from + 1) % 3);
   int ok = 0, attempts = 0;
   std::string last;
   for (; attempts < 10 && ok == 0; ++attempts) {
@@ -486,7 +457,7 @@ TEST_F(ClusterClient, TransactionsFollowAskWhileTheirSlotMigrates) {
   const std::size_t from = owner_of(cluster(), slot), to = (from + 1) % 3;
   int transactions = 0;
   std::string got, error;
-  migrate_slot(cluster(), slot, from, to, [&] {
+  cluster().migrate_slot(slot, from, to, [&] {
     // The key is on the importing node now; the slot is still the source's (MIGRATING).
     auto once = [&]() -> detached {
       transaction t;
@@ -512,8 +483,8 @@ TEST_F(ClusterClient, TransactionsFollowAskWhileTheirSlotMigrates) {
 void begin_migration(test::redis_cluster& cl, std::uint16_t slot, std::size_t from, std::size_t to) {
   const std::string s = std::to_string(slot);
   test::blocking_connection src(cl.node(from).socket_path()), dst(cl.node(to).socket_path());
-  dst.call({"CLUSTER", "SETSLOT", s, "IMPORTING", node_id(cl, from)});
-  src.call({"CLUSTER", "SETSLOT", s, "MIGRATING", node_id(cl, to)});
+  dst.call({"CLUSTER", "SETSLOT", s, "IMPORTING", cl.node_id(from)});
+  src.call({"CLUSTER", "SETSLOT", s, "MIGRATING", cl.node_id(to)});
 }
 void end_migration(test::redis_cluster& cl, std::uint16_t slot, std::size_t from, std::size_t to,
                    const std::vector<std::string>& keys) {
@@ -577,7 +548,7 @@ TEST_F(ClusterClient, AWatchedTransactionIsNotSentWhereItsWatchIsNot) {
     test::blocking_connection src(cluster().node(from).socket_path());
     EXPECT_EQ(src.call({"SET", key, "theirs"}).text, "OK");  // breaks the WATCH
   }
-  migrate_slot(cluster(), slot, from, to);
+  cluster().migrate_slot(slot, from, to);
   std::optional<result<std::vector<resp::value>>> got;
   auto once = [&]() -> detached {
     transaction t;
@@ -618,7 +589,7 @@ TEST_F(ClusterClient, ASlotMigratedUnderLoadLosesNothing) {
     --workers;
   };
   std::thread mover([&] {
-    migrate_slot(cluster(), slot, from, to, [] { std::this_thread::sleep_for(2ms); });
+    cluster().migrate_slot(slot, from, to, [] { std::this_thread::sleep_for(2ms); });
     migrated = true;
   });
   for (int w = 0; w < 16; ++w) worker(w);
@@ -689,14 +660,9 @@ TEST_F(ClusterClient, LargeValuesAreRoutedWithoutCopiesOfTheirPayload) {
 
 #ifdef REDRING_CLUSTER_EXAMPLE
 TEST_F(ClusterClient, TheExampleRunsAgainstTheCluster) {
-  const std::string command = std::string(REDRING_CLUSTER_EXAMPLE) + " redis://127.0.0.1:" +
-                              std::to_string(cluster().port(2)) + " 2>&1";
-  FILE* p = ::popen(command.c_str(), "r");
-  ASSERT_NE(p, nullptr);
   std::string out;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  EXPECT_EQ(::pclose(p), 0) << out;
+  EXPECT_EQ(test::run_program(std::string(REDRING_CLUSTER_EXAMPLE) + " redis://127.0.0.1:" + std::to_string(cluster().port(2)), out), 0)
+      << out;
   EXPECT_NE(out.find("MGET across slots: 1 2 3 4 (nil)"), std::string::npos) << out;
   EXPECT_NE(out.find("HINCRBY routed by its key: "), std::string::npos) << out;
   EXPECT_NE(out.find("pipeline: 6 replies in order"), std::string::npos) << out;

@@ -112,4 +112,48 @@ std::size_t redis_cluster::index_of_port(int port) const {
   throw std::runtime_error("no cluster node on port " + std::to_string(port));
 }
 
+std::string redis_cluster::node_id(std::size_t i) {
+  blocking_connection c(nodes_.at(i)->socket_path());
+  return c.call({"CLUSTER", "MYID"}).text;
+}
+
+std::size_t redis_cluster::owner_of_key(std::string_view key) {
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    std::unique_ptr<blocking_connection> c;
+    try {
+      c = std::make_unique<blocking_connection>(nodes_[i]->socket_path());
+    } catch (const std::runtime_error&) {
+      continue;  // a node the test killed
+    }
+    const resp::value r = c->call({"EXISTS", key});
+    if (!r.is_error()) return i;
+    // "MOVED <slot> <host>:<port>"; a replica answers so too
+    const std::size_t colon = r.text.rfind(':');
+    if (r.text.rfind("MOVED ", 0) != 0 || colon == std::string::npos) throw std::runtime_error("EXISTS: " + r.text);
+    return index_of_port(std::stoi(r.text.substr(colon + 1)));
+  }
+  throw std::runtime_error("no cluster node answers");
+}
+
+void redis_cluster::migrate_slot(std::uint16_t slot, std::size_t from, std::size_t to, const std::function<void()>& step) {
+  const std::string from_id = node_id(from), to_id = node_id(to), s = std::to_string(slot);
+  blocking_connection src(nodes_.at(from)->socket_path()), dst(nodes_.at(to)->socket_path());
+  dst.call({"CLUSTER", "SETSLOT", s, "IMPORTING", from_id});
+  src.call({"CLUSTER", "SETSLOT", s, "MIGRATING", to_id});
+  const std::string port = std::to_string(ports_.at(to));
+  for (;;) {
+    const resp::value keys = src.call({"CLUSTER", "GETKEYSINSLOT", s, "5"});
+    if (keys.elements.empty()) break;
+    std::vector<std::string_view> migrate = {"MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS"};
+    for (const auto& k : keys.elements) migrate.push_back(k.text);
+    const resp::value r = src.call(migrate);
+    if (r.is_error()) throw std::runtime_error("MIGRATE: " + r.text);
+    step();
+  }
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    blocking_connection n(nodes_[i]->socket_path());
+    n.call({"CLUSTER", "SETSLOT", s, "NODE", to_id});
+  }
+}
+
 }  // namespace redring::test

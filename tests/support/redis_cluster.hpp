@@ -6,8 +6,11 @@
 #include "tests/support/redis_server.hpp"
 #include "tests/support/tls_files.hpp"
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace redring::test {
@@ -36,6 +39,15 @@ class redis_cluster {
   [[nodiscard]] redis_server& node(std::size_t i) { return *nodes_[i]; }
   /// The index of the node listening on `port` (throws if none).
   [[nodiscard]] std::size_t index_of_port(int port) const;
+  /// Node i's id (CLUSTER MYID).
+  [[nodiscard]] std::string node_id(std::size_t i);
+  /// The index of the primary serving `key`'s slot (or a sharded channel's: they hash alike), as
+  /// the first node that answers sees it: that node itself, or the node its MOVED names.
+  [[nodiscard]] std::size_t owner_of_key(std::string_view key);
+  /// Moves `slot` (with its keys) from node `from` to node `to` the way `redis-cli --cluster
+  /// reshard` does (IMPORTING, MIGRATING, MIGRATE of each batch of keys, then SETSLOT NODE on every
+  /// node); `step` runs after each batch (to interleave with load).
+  void migrate_slot(std::uint16_t slot, std::size_t from, std::size_t to, const std::function<void()>& step = [] {});
 
  private:
   std::vector<std::unique_ptr<redis_server>> nodes_;

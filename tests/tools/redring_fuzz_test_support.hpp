@@ -4,6 +4,7 @@
 
 #include "tests/support/fake_server.hpp"
 #include "tests/support/redis_server.hpp"
+#include "tests/support/run_program.hpp"
 #include "tools/fuzz/command_table.hpp"
 #include "tools/fuzz/generator.hpp"
 #include "tools/fuzz/options.hpp"
@@ -40,13 +41,7 @@ struct temp_dir {
 /// Runs `redring-fuzz <args>` (through the shell) and returns its exit status; stdout and stderr
 /// go to `output`.
 inline int run_tool(const std::string& args, std::string& output) {
-  const std::string cmd = std::string(REDRING_FUZZ_PATH) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  output.clear();
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) output.append(buf, n);
-  const int status = ::pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return test::run_program(std::string(REDRING_FUZZ_PATH) + " " + args, output);
 }
 
 /// The command table of a real redis-server (from PATH), read once.
