@@ -11,7 +11,8 @@ namespace redring::client {
 namespace {
 
 constexpr std::string_view command_name(int k) noexcept {
-  constexpr std::string_view names[] = {"SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "PING"};
+  constexpr std::string_view names[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE", "UNSUBSCRIBE",
+                                         "PUNSUBSCRIBE", "SUNSUBSCRIBE", "PING"};
   return names[k];
 }
 
@@ -79,21 +80,40 @@ void subscriber::close() {
   conn_->close();
 }
 
+std::set<std::string, std::less<>>& subscriber::set_of(kind k) noexcept {
+  switch (k) {
+    case kind::subscribe:
+    case kind::unsubscribe: return channels_;
+    case kind::ssubscribe:
+    case kind::sunsubscribe: return shard_channels_;
+    default: return patterns_;
+  }
+}
+
+std::set<std::string, std::less<>>& subscriber::dropped_of(kind k) noexcept {
+  switch (k) {
+    case kind::subscribe:
+    case kind::unsubscribe: return dropped_channels_;
+    case kind::ssubscribe:
+    case kind::sunsubscribe: return dropped_shard_channels_;
+    default: return dropped_patterns_;
+  }
+}
+
 void subscriber::change(kind k, std::span<const std::string_view> names) {
-  const bool channels = k == kind::subscribe || k == kind::unsubscribe;
-  auto& set = channels ? channels_ : patterns_;
-  auto& dropped = channels ? dropped_channels_ : dropped_patterns_;
+  auto& set = set_of(k);
+  auto& dropped = dropped_of(k);
+  const bool adding = k == kind::subscribe || k == kind::psubscribe || k == kind::ssubscribe;
   const bool connected = conn_->state() == connection_state::ready;
   // Copied first: `names` may view the very set entries an unsubscribe erases (a caller passing
   // views of channels()).
   std::vector<std::string> changed;
   for (const std::string_view name : names) {
     const bool member = set.find(name) != set.end();
-    const bool adding = k == kind::subscribe || k == kind::psubscribe;
     if (member != adding && std::find(changed.begin(), changed.end(), name) == changed.end()) changed.emplace_back(name);
   }
   for (const std::string& name : changed) {
-    if (k == kind::subscribe || k == kind::psubscribe) {
+    if (adding) {
       set.emplace(name);
       if (const auto it = dropped.find(name); it != dropped.end()) dropped.erase(it);
     } else {
@@ -120,15 +140,19 @@ void subscriber::send_all() {
   // Refusals arrive on later turns, so the sets do not change under these loops.
   for (const std::string& name : channels_) send(kind::subscribe, name);
   for (const std::string& name : patterns_) send(kind::psubscribe, name);
+  for (const std::string& name : shard_channels_) send(kind::ssubscribe, name);
   for (const std::string& name : dropped_channels_) send(kind::unsubscribe, name);
   for (const std::string& name : dropped_patterns_) send(kind::punsubscribe, name);
+  for (const std::string& name : dropped_shard_channels_) send(kind::sunsubscribe, name);
   dropped_channels_.clear();
   dropped_patterns_.clear();
+  dropped_shard_channels_.clear();
 }
 
 void subscriber::on_state(void* self, connection_state s) {
   auto& sub = *static_cast<subscriber*>(self);
   sub.confirmed_ = 0;  // not connected, or a new connection: nothing subscribed on the server yet
+  sub.shard_confirmed_ = 0;
   sub.reading_ = false;
   sub.unanswered_.clear();  // what the last connection sent is answered there or never
   sub.ping_outstanding_ = false;
@@ -172,9 +196,9 @@ void subscriber::on_health_timer(net::timer* t) {
 void subscriber::on_push(void* self, const resp::node& n) { static_cast<subscriber*>(self)->push_node(n); }
 
 // What reaches the push handler on a subscribed RESP3 connection (no request ever waits for a
-// reply here): pub/sub pushes, element by element — [kind, channel, payload] for message,
-// [pmessage, pattern, channel, payload], [kind, channel or pattern, count] for the confirmations
-// (redis.io/docs/latest/develop/interact/pubsub) — and plain replies: +PONG for the health check,
+// reply here): pub/sub pushes, element by element — [kind, channel, payload] for message and
+// smessage, [pmessage, pattern, channel, payload], [kind, channel or pattern, count] for the
+// confirmations (redis.io/docs/latest/develop/interact/pubsub) — and plain replies: +PONG for the health check,
 // an error for a refused command. Anything else (another push kind, a malformed one: a wrong
 // element count or type) is skipped whole, never delivered in part.
 void subscriber::push_node(const resp::node& n) {
@@ -195,11 +219,14 @@ void subscriber::push_node(const resp::node& n) {
   if (index == 0) {
     const std::string_view word = is_text(n) ? n.value : std::string_view();
     push_ = word == "message"        ? push_kind::message
+            : word == "smessage"     ? push_kind::smessage
             : word == "pmessage"     ? push_kind::pmessage
             : word == "subscribe"    ? push_kind::subscribe
             : word == "psubscribe"   ? push_kind::psubscribe
+            : word == "ssubscribe"   ? push_kind::ssubscribe
             : word == "unsubscribe"  ? push_kind::unsubscribe
             : word == "punsubscribe" ? push_kind::punsubscribe
+            : word == "sunsubscribe" ? push_kind::sunsubscribe
                                      : push_kind::none;
     reading_ = push_ != push_kind::none && push_size_ == (push_ == push_kind::pmessage ? 4u : 3u);
     return;
@@ -208,7 +235,8 @@ void subscriber::push_node(const resp::node& n) {
     // An unsubscribe with nothing subscribed names no channel: null.
     if (is_text(n)) {
       first_.assign(n.value);
-    } else if (n.data_type == resp::type::null && push_ != push_kind::message && push_ != push_kind::pmessage) {
+    } else if (n.data_type == resp::type::null && push_ != push_kind::message && push_ != push_kind::smessage &&
+               push_ != push_kind::pmessage) {
       first_.clear();
     } else {
       reading_ = false;
@@ -218,7 +246,11 @@ void subscriber::push_node(const resp::node& n) {
   reading_ = false;  // unless the pmessage goes on
   switch (push_) {
     case push_kind::message:
-      if (index == 2 && is_text(n)) deliver({.kind = pubsub_kind::message, .channel = first_, .payload = n.value});
+    case push_kind::smessage:
+      if (index == 2 && is_text(n)) {
+        const auto event = push_ == push_kind::message ? pubsub_kind::message : pubsub_kind::smessage;
+        deliver({.kind = event, .channel = first_, .payload = n.value});
+      }
       return;
     case push_kind::pmessage:
       if (index == 2 && is_text(n)) {
@@ -232,16 +264,31 @@ void subscriber::push_node(const resp::node& n) {
       return;
     default:  // a confirmation: its count
       if (index == 2 && n.data_type == resp::type::integer) {
-        confirmed_ = n.integer;
         const auto k = push_ == push_kind::subscribe     ? kind::subscribe
                        : push_ == push_kind::psubscribe  ? kind::psubscribe
+                       : push_ == push_kind::ssubscribe  ? kind::ssubscribe
                        : push_ == push_kind::unsubscribe ? kind::unsubscribe
-                                                         : kind::punsubscribe;
-        confirmed_one(k, first_);
-        const auto event = k == kind::subscribe     ? pubsub_kind::subscribe
-                           : k == kind::psubscribe  ? pubsub_kind::psubscribe
-                           : k == kind::unsubscribe ? pubsub_kind::unsubscribe
-                                                    : pubsub_kind::punsubscribe;
+                       : push_ == push_kind::sunsubscribe ? kind::sunsubscribe
+                                                          : kind::punsubscribe;
+        // Redis counts sharded channels apart from channels and patterns (pubsub.c).
+        (k == kind::ssubscribe || k == kind::sunsubscribe ? shard_confirmed_ : confirmed_) = n.integer;
+        if (k == kind::sunsubscribe && !confirmed_one(k, first_)) {
+          // Asked by nobody: the node ended it because the channel's slot left it (Redis 7
+          // cluster.c, clusterDelSlot -> removeChannelsInSlot). Sending it again here would be
+          // refused with MOVED: it leaves the set.
+          if (const auto it = shard_channels_.find(first_); it != shard_channels_.end()) {
+            shard_channels_.erase(it);
+            deliver({.kind = pubsub_kind::slot_moved, .channel = first_, .count = n.integer});
+            return;
+          }
+        }
+        if (k != kind::sunsubscribe) confirmed_one(k, first_);
+        const auto event = k == kind::subscribe      ? pubsub_kind::subscribe
+                           : k == kind::psubscribe   ? pubsub_kind::psubscribe
+                           : k == kind::ssubscribe   ? pubsub_kind::ssubscribe
+                           : k == kind::unsubscribe  ? pubsub_kind::unsubscribe
+                           : k == kind::sunsubscribe ? pubsub_kind::sunsubscribe
+                                                     : pubsub_kind::punsubscribe;
         deliver({.kind = event, .channel = first_, .count = n.integer});
       }
       return;
@@ -250,10 +297,12 @@ void subscriber::push_node(const resp::node& n) {
 
 // A confirmation answers the oldest unanswered command for that name (a name asked for twice, or
 // sent again by a reconnect's send_all, is confirmed as often).
-void subscriber::confirmed_one(kind k, std::string_view name) {
+bool subscriber::confirmed_one(kind k, std::string_view name) {
   const auto it = std::find_if(unanswered_.begin(), unanswered_.end(),
                                [&](const pending_command& c) { return c.what == k && c.name == name; });
-  if (it != unanswered_.end()) unanswered_.erase(it);
+  if (it == unanswered_.end()) return false;
+  unanswered_.erase(it);
+  return true;
 }
 
 // An error reply answers the oldest unanswered command: a refused (P)SUBSCRIBE leaves the sets
@@ -263,14 +312,13 @@ void subscriber::refused_one(std::string_view error) {
   if (unanswered_.empty()) return;  // not ours to place (nothing sent waits for an answer)
   const pending_command c = std::move(unanswered_.front());
   unanswered_.pop_front();
-  if (c.what == kind::subscribe) channels_.erase(c.name);
-  if (c.what == kind::psubscribe) patterns_.erase(c.name);
+  if (c.what == kind::subscribe || c.what == kind::psubscribe || c.what == kind::ssubscribe) set_of(c.what).erase(c.name);
   deliver({.kind = pubsub_kind::refused, .channel = c.name, .payload = error});
 }
 
 void subscriber::deliver(const pubsub_event& e) {
   if (closed_) return;
-  if (e.kind == pubsub_kind::message || e.kind == pubsub_kind::pmessage) ++messages_;
+  if (e.kind == pubsub_kind::message || e.kind == pubsub_kind::smessage || e.kind == pubsub_kind::pmessage) ++messages_;
   if (handler_ == nullptr) return;
   dispatching_ = true;
   handler_(context_, e);

@@ -25,20 +25,28 @@ enum class pubsub_kind : std::uint8_t {
   psubscribe,    ///< The server confirmed a pattern subscription.
   unsubscribe,   ///< The server confirmed that a channel subscription ended.
   punsubscribe,  ///< The server confirmed that a pattern subscription ended.
-  refused,       ///< The server refused a (P)SUBSCRIBE (an ACL without that channel: NOPERM): the
-                 ///< name is dropped from the subscriber's sets; `payload` is the server's error.
+  refused,       ///< The server refused a (P|S)SUBSCRIBE (an ACL without that channel: NOPERM; a
+                 ///< sharded channel whose slot another node serves: MOVED): the name is dropped
+                 ///< from the subscriber's sets; `payload` is the server's error.
+  smessage,      ///< A message published (SPUBLISH) to a subscribed sharded channel.
+  ssubscribe,    ///< The server confirmed a sharded channel subscription.
+  sunsubscribe,  ///< The server confirmed that a sharded channel subscription ended, as asked.
+  slot_moved,    ///< The server ended a sharded subscription on its own: the channel's hash slot
+                 ///< left the node (a resharding, or a failover that made it a replica). The name
+                 ///< is dropped from `shard_channels()`; a `cluster_subscriber` subscribes it again
+                 ///< on the slot's new primary. `count` as in a confirmation.
 };
 
 /// One pub/sub event. Every view is valid during the handler's call only: copy what you keep.
 struct pubsub_event {
   pubsub_kind kind = pubsub_kind::message;
-  /// The channel (message, pmessage, subscribe, unsubscribe) or the pattern (psubscribe,
-  /// punsubscribe), or the name refused. Empty in an unsubscribe confirmation sent when nothing
+  /// The channel (message, smessage, pmessage, and the channel confirmations) or the pattern
+  /// (psubscribe, punsubscribe), or the name refused or moved. Empty in an unsubscribe confirmation sent when nothing
   /// was subscribed.
   std::string_view channel;
   /// pmessage: the pattern that matched `channel`. Otherwise empty.
   std::string_view pattern;
-  /// message, pmessage: the payload, as published (any bytes); refused: the server's error text.
+  /// message, smessage, pmessage: the payload, as published (any bytes); refused: the server's error text.
   /// Otherwise empty.
   std::string_view payload;
   /// Confirmations: how many channels and patterns this connection is subscribed to after it.
@@ -65,8 +73,11 @@ struct pubsub_event {
 /// without a request waiting for it, whose PONG arrives in the stream like the pushes; a PONG
 /// missing for a whole interval drops the connection, which reconnects.
 ///
-/// Sharded pub/sub (SSUBSCRIBE) is not supported. In a cluster, plain pub/sub messages reach every
-/// node, so a subscriber connected to any node (the options' host) receives them all.
+/// Sharded channels (SSUBSCRIBE, Redis 7) are kept in a set of their own. A server outside a cluster
+/// serves them all; a cluster node serves only those of its slots (others are refused with MOVED) and
+/// ends their subscriptions itself when a slot leaves it (`pubsub_kind::slot_moved`): in a cluster,
+/// use `cluster_subscriber`, which places each on its slot's primary and follows the moves. Classic
+/// messages reach every node of a cluster, so a subscriber connected to any node receives them all.
 ///
 /// Loop thread only, like `connection`. Destroy it before its loop.
 class subscriber {
@@ -109,6 +120,16 @@ class subscriber {
   void psubscribe(std::span<const std::string_view> patterns) { change(kind::psubscribe, patterns); }
   /// The same, for a braced list: `psubscribe({"a", "b"})`.
   void psubscribe(std::initializer_list<std::string_view> patterns) { psubscribe(std::span(patterns.begin(), patterns.size())); }
+  /// Subscribes to the sharded `channels` (SSUBSCRIBE, Redis 7; one command per name, so names of
+  /// different slots are fine). Each is confirmed by a `pubsub_kind::ssubscribe` event; messages
+  /// arrive as `pubsub_kind::smessage`.
+  void ssubscribe(std::span<const std::string_view> channels) { change(kind::ssubscribe, channels); }
+  /// The same, for a braced list: `ssubscribe({"a", "b"})`.
+  void ssubscribe(std::initializer_list<std::string_view> channels) { ssubscribe(std::span(channels.begin(), channels.size())); }
+  /// Ends the subscriptions to the sharded `channels` (SUNSUBSCRIBE); names not subscribed are ignored.
+  void sunsubscribe(std::span<const std::string_view> channels) { change(kind::sunsubscribe, channels); }
+  /// The same, for a braced list: `sunsubscribe({"a", "b"})`.
+  void sunsubscribe(std::initializer_list<std::string_view> channels) { sunsubscribe(std::span(channels.begin(), channels.size())); }
   /// Ends the subscriptions to `channels` (UNSUBSCRIBE); names not subscribed are ignored.
   void unsubscribe(std::span<const std::string_view> channels) { change(kind::unsubscribe, channels); }
   /// The same, for a braced list: `unsubscribe({"a", "b"})`.
@@ -122,10 +143,14 @@ class subscriber {
   [[nodiscard]] const std::set<std::string, std::less<>>& channels() const noexcept { return channels_; }
   /// The patterns asked for.
   [[nodiscard]] const std::set<std::string, std::less<>>& patterns() const noexcept { return patterns_; }
-  /// The count in the server's last confirmation: channels plus patterns this connection is
-  /// subscribed to. 0 while not connected, and on a new connection until its first confirmation.
-  [[nodiscard]] std::int64_t confirmed() const noexcept { return confirmed_; }
-  /// Messages received so far (message and pmessage events; none after `close()`).
+  /// The sharded channels asked for.
+  [[nodiscard]] const std::set<std::string, std::less<>>& shard_channels() const noexcept { return shard_channels_; }
+  /// What this connection is subscribed to, as the server's confirmations count it: the count in
+  /// the last channel or pattern confirmation (channels plus patterns) plus the count in the last
+  /// sharded one (the server counts sharded channels apart). 0 while not connected, and on a new
+  /// connection until its first confirmation.
+  [[nodiscard]] std::int64_t confirmed() const noexcept { return confirmed_ + shard_confirmed_; }
+  /// Messages received so far (message, smessage and pmessage events; none after `close()`).
   [[nodiscard]] std::uint64_t messages() const noexcept { return messages_; }
   /// True once the subscriber stopped because the server speaks only RESP2 (see the class comment).
   [[nodiscard]] bool failed() const noexcept { return failed_; }
@@ -136,7 +161,10 @@ class subscriber {
   [[nodiscard]] connection& conn() noexcept { return *conn_; }
 
  private:
-  enum class kind : std::uint8_t { subscribe, psubscribe, unsubscribe, punsubscribe, ping };
+  enum class kind : std::uint8_t { subscribe, psubscribe, ssubscribe, unsubscribe, punsubscribe, sunsubscribe, ping };
+  // The set a kind changes, and the names taken out of it while disconnected.
+  std::set<std::string, std::less<>>& set_of(kind k) noexcept;
+  std::set<std::string, std::less<>>& dropped_of(kind k) noexcept;
 
   void change(kind k, std::span<const std::string_view> names);
   void send(kind k, std::string_view name);
@@ -146,7 +174,7 @@ class subscriber {
   static void on_close_timer(net::timer* t);
   static void on_health_timer(net::timer* t);
   void push_node(const resp::node& n);
-  void confirmed_one(kind k, std::string_view name);
+  bool confirmed_one(kind k, std::string_view name);  // false: no command of ours waited for it
   void refused_one(std::string_view error);
   void deliver(const pubsub_event& e);
 
@@ -156,14 +184,17 @@ class subscriber {
   void* context_ = nullptr;
   std::set<std::string, std::less<>> channels_;
   std::set<std::string, std::less<>> patterns_;
+  std::set<std::string, std::less<>> shard_channels_;
   // Names unsubscribed while not connected after having been connected once. A (P)SUBSCRIBE
   // encoded just before a drop, but never sent, is sent after the next handshake (the connection
   // keeps unsent bytes): these names are then unsubscribed again after send_all, so the server
   // ends with exactly the sets.
   std::set<std::string, std::less<>> dropped_channels_;
   std::set<std::string, std::less<>> dropped_patterns_;
+  std::set<std::string, std::less<>> dropped_shard_channels_;
   bool ever_ready_ = false;
-  std::int64_t confirmed_ = 0;
+  std::int64_t confirmed_ = 0;        // the last channel or pattern confirmation's count
+  std::int64_t shard_confirmed_ = 0;  // the last sharded channel confirmation's count
   std::uint64_t messages_ = 0;
   bool failed_ = false;
   bool closed_ = false;       // close() was called: nothing more is delivered
@@ -203,7 +234,7 @@ class subscriber {
 
   // The push being read, node by node (a push's views live during one node's call only, so the
   // first strings are copied).
-  enum class push_kind : std::uint8_t { none, message, pmessage, subscribe, psubscribe, unsubscribe, punsubscribe };
+  enum class push_kind : std::uint8_t { none, message, smessage, pmessage, subscribe, psubscribe, ssubscribe, unsubscribe, punsubscribe, sunsubscribe };
   push_kind push_ = push_kind::none;
   bool reading_ = false;       // a push is being read (false: skip nodes up to the next top-level one)
   std::uint64_t push_size_ = 0;  // its declared element count

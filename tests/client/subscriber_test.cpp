@@ -3,6 +3,7 @@
 // restart, RESP2 refused) and a fake one for malformed pushes.
 #include "client/subscriber.hpp"
 
+#include "tests/client/pubsub_recorder.hpp"
 #include "tests/patterns/commandstats.hpp"
 #include "tests/support/fake_server.hpp"
 #include "tests/support/redis_server.hpp"
@@ -28,25 +29,8 @@ namespace {
 using namespace std::chrono_literals;
 using test::run_until;
 
-// Every event, copied (the views live during the handler's call only).
-struct recorded {
-  pubsub_kind kind;
-  std::string channel, pattern, payload;
-  std::int64_t count;
-  bool operator==(const recorded&) const = default;
-};
-
-std::ostream& operator<<(std::ostream& os, const recorded& r) {
-  return os << "{kind " << static_cast<int>(r.kind) << ", channel " << r.channel << ", pattern " << r.pattern
-            << ", payload " << r.payload.size() << " bytes, count " << r.count << "}";
-}
-
-struct recorder {
-  std::vector<recorded> events;
-  void operator()(const pubsub_event& e) {
-    events.push_back({e.kind, std::string(e.channel), std::string(e.pattern), std::string(e.payload), e.count});
-  }
-};
+using test_pubsub::recorded;
+using test_pubsub::recorder;
 
 options unix_options(const std::string& path) {
   options o;
@@ -119,6 +103,70 @@ TEST(Subscriber, UnsubscribingEndsDeliveryForThoseNamesOnly) {
   ASSERT_EQ(rec.events.size(), 4u);
   EXPECT_EQ(rec.events[2], (recorded{pubsub_kind::message, "b", "", "3", 0}));
   EXPECT_EQ(rec.events[3], (recorded{pubsub_kind::pmessage, "q.x", "q.*", "4", 0}));
+}
+
+// Sharded channels (SSUBSCRIBE, Redis 7) on a server outside a cluster, which serves them all,
+// beside a classic channel: the server counts them apart, confirmed() adds the two counts.
+TEST(Subscriber, ShardedChannelsBesideClassicOnes) {
+  test::redis_server server;
+  net::loop loop;
+  subscriber sub(loop, unix_options(server.socket_path()));
+  recorder rec;
+  sub.set_handler(rec);
+  sub.ssubscribe({"s1", "{tag}s2"});
+  sub.subscribe({"c"});
+  sub.start();
+  ASSERT_TRUE(run_until(loop, [&] { return rec.events.size() == 3; }, 5s)) << sub.last_error();
+  const std::vector<recorded> confirmations{{pubsub_kind::subscribe, "c", "", "", 1},
+                                            {pubsub_kind::ssubscribe, "s1", "", "", 1},
+                                            {pubsub_kind::ssubscribe, "{tag}s2", "", "", 2}};
+  EXPECT_EQ(rec.events, confirmations);
+  EXPECT_EQ(sub.confirmed(), 3);
+  rec.events.clear();
+  test::blocking_connection admin(server.socket_path());
+  EXPECT_EQ(admin.call({"SPUBLISH", "s1", "one"}).integer, 1);
+  EXPECT_EQ(publish(admin, "s1", "classic, to nobody"), 0);  // a sharded channel is not a classic one
+  EXPECT_EQ(admin.call({"SPUBLISH", "{tag}s2", "two"}).integer, 1);
+  ASSERT_TRUE(run_until(loop, [&] { return sub.messages() == 2; }, 5s));
+  sub.sunsubscribe({"s1", "never"});
+  ASSERT_TRUE(run_until(loop, [&] { return sub.confirmed() == 2; }, 5s));
+  const std::vector<recorded> later{{pubsub_kind::smessage, "s1", "", "one", 0},
+                                    {pubsub_kind::smessage, "{tag}s2", "", "two", 0},
+                                    {pubsub_kind::sunsubscribe, "s1", "", "", 1}};
+  EXPECT_EQ(rec.events, later);
+  EXPECT_EQ(sub.shard_channels(), (std::set<std::string, std::less<>>{"{tag}s2"}));
+  EXPECT_EQ(admin.call({"SPUBLISH", "s1", "gone"}).integer, 0);
+}
+
+// What a cluster node does that a lone server never does: it refuses a sharded channel of a slot it
+// does not serve (MOVED), and ends one itself when its slot leaves it. Both leave the set; neither
+// drops the connection.
+TEST(Subscriber, AShardedChannelRefusedOrEndedByTheServerLeavesTheSet) {
+  test::fake_server fake([&](const std::vector<std::string>& cmd, int) -> test::fake_reply {
+    if (cmd.size() == 2 && cmd[0] == "SSUBSCRIBE" && cmd[1] == "a") return {">3\r\n$10\r\nssubscribe\r\n$1\r\na\r\n:1\r\n"};
+    if (cmd.size() == 2 && cmd[0] == "SSUBSCRIBE") {
+      return {"-MOVED 15495 127.0.0.1:7002\r\n"
+              ">3\r\n$12\r\nsunsubscribe\r\n$1\r\na\r\n:0\r\n"};  // slot of "a" gone: the server ends it
+    }
+    return test::handshake_reply(cmd);
+  });
+  net::loop loop;
+  options o = unix_options(fake.socket_path());
+  o.set_lib_info = false;
+  subscriber sub(loop, o);
+  recorder rec;
+  sub.set_handler(rec);
+  sub.ssubscribe({"a", "b"});
+  sub.start();
+  ASSERT_TRUE(run_until(loop, [&] { return rec.events.size() == 3; }, 5s)) << sub.last_error();
+  const std::vector<recorded> expected{{pubsub_kind::ssubscribe, "a", "", "", 1},
+                                       {pubsub_kind::refused, "b", "", "MOVED 15495 127.0.0.1:7002", 0},
+                                       {pubsub_kind::slot_moved, "a", "", "", 0}};
+  EXPECT_EQ(rec.events, expected);
+  EXPECT_TRUE(sub.shard_channels().empty());
+  EXPECT_EQ(sub.confirmed(), 0);
+  EXPECT_EQ(sub.conn().connects(), 1u);
+  EXPECT_EQ(sub.conn().state(), connection_state::ready);
 }
 
 TEST(Subscriber, ChangesBeforeTheFirstConnectionSendOnlyTheSets) {
@@ -324,21 +372,24 @@ TEST(Subscriber, SubscribesAgainAfterTheServerRestarts) {
   sub.set_handler(rec);
   sub.subscribe({"a"});
   sub.psubscribe({"p.*"});
+  sub.ssubscribe({"s"});
   sub.start();
-  ASSERT_TRUE(run_until(loop, [&] { return sub.confirmed() == 2; }, 5s)) << sub.last_error();
+  ASSERT_TRUE(run_until(loop, [&] { return sub.confirmed() == 3; }, 5s)) << sub.last_error();
   ::kill(server->pid(), SIGKILL);
   ASSERT_TRUE(run_until(loop, [&] { return sub.conn().state() != connection_state::ready; }, 5s));
   EXPECT_EQ(sub.confirmed(), 0);  // nothing subscribed while disconnected
   server.reset();
   test::redis_server restarted({}, path);
-  ASSERT_TRUE(run_until(loop, [&] { return sub.conn().connects() == 2 && sub.confirmed() == 2; }, 10s)) << sub.last_error();
+  ASSERT_TRUE(run_until(loop, [&] { return sub.conn().connects() == 2 && sub.confirmed() == 3; }, 10s)) << sub.last_error();
   test::blocking_connection admin(path);
   EXPECT_EQ(publish(admin, "a", "after"), 1);
   EXPECT_EQ(publish(admin, "p.1", "after too"), 1);
-  ASSERT_TRUE(run_until(loop, [&] { return sub.messages() == 2; }, 5s));
-  ASSERT_GE(rec.events.size(), 2u);
-  EXPECT_EQ(rec.events[rec.events.size() - 2], (recorded{pubsub_kind::message, "a", "", "after", 0}));
-  EXPECT_EQ(rec.events.back(), (recorded{pubsub_kind::pmessage, "p.1", "p.*", "after too", 0}));
+  EXPECT_EQ(admin.call({"SPUBLISH", "s", "sharded"}).integer, 1);
+  ASSERT_TRUE(run_until(loop, [&] { return sub.messages() == 3; }, 5s));
+  ASSERT_GE(rec.events.size(), 3u);
+  EXPECT_EQ(rec.events[rec.events.size() - 3], (recorded{pubsub_kind::message, "a", "", "after", 0}));
+  EXPECT_EQ(rec.events[rec.events.size() - 2], (recorded{pubsub_kind::pmessage, "p.1", "p.*", "after too", 0}));
+  EXPECT_EQ(rec.events.back(), (recorded{pubsub_kind::smessage, "s", "", "sharded", 0}));
   std::filesystem::remove_all(dir);
 }
 
