@@ -3,6 +3,7 @@
 
 #include "client/hash_slot.hpp"
 #include "patterns/script.hpp"
+#include "patterns/watchdog.hpp"
 
 #include <algorithm>
 #include <array>
@@ -69,33 +70,11 @@ struct lease::state {
   std::chrono::milliseconds ttl{};
   net::clock::time_point valid_until{};
   bool lost = false;
-  bool stopped = false;   // released or lease destroyed: the watchdog ends
   bool watching = false;
   net::loop* loop = nullptr;
-  struct wake_timer : net::timer {
-    std::coroutine_handle<> handle;
-  } wake;
+  detail::watchdog_pause dog;  // stopped: released or lease destroyed, the watchdog ends
 
-  // The watchdog's pause, which `stop` cuts short.
-  struct pause {
-    state& s;
-    std::chrono::milliseconds d;
-    bool await_ready() const noexcept { return s.stopped; }
-    void await_suspend(std::coroutine_handle<> h) {
-      s.wake.handle = h;
-      s.wake.fn = [](net::timer* t) { static_cast<wake_timer*>(t)->handle.resume(); };
-      s.loop->arm(s.wake, net::deadline_after(s.loop->now(), d));
-    }
-    void await_resume() const noexcept {}
-  };
-
-  void stop() {
-    stopped = true;
-    if (wake.armed()) {
-      loop->cancel(wake);
-      wake.handle.resume();  // the watchdog sees `stopped` and ends
-    }
-  }
+  void stop() noexcept { dog.stop(); }
 };
 
 lease::~lease() {
@@ -140,6 +119,7 @@ task<resp::result<lease>> lock::acquire(std::string_view name) {
   s->token = random_hex(16);
   s->ttl = opts_.ttl;
   s->loop = &servers_.front()->loop();
+  s->dog.attach(*s->loop);
   const auto deadline = net::deadline_after(net::clock::now(), opts_.wait);  // milliseconds::max(): no end
   auto delay = opts_.retry_delay;
   for (;;) {
@@ -244,7 +224,7 @@ task<resp::result<bool>> lock::extend(lease& l, std::chrono::milliseconds ttl) {
 }
 
 void lock::start_watchdog(lease& l, std::function<void()> on_lost) {
-  if (l.state_->watching || l.state_->stopped) return;
+  if (l.state_->watching || l.state_->dog.stopped()) return;
   l.state_->watching = true;
   watchdog(l.state_, std::move(on_lost));
 }
@@ -259,13 +239,13 @@ client::detached lock::watchdog(std::shared_ptr<lease::state> s, std::function<v
   const auto left = [&s] {
     return std::chrono::ceil<std::chrono::milliseconds>(s->valid_until - net::clock::now());
   };
-  while (!s->stopped) {
+  while (!s->dog.stopped()) {
     if (left().count() <= 0) {
       s->lost = true;
       break;
     }
-    co_await lease::state::pause{*s, std::min(interval, left())};
-    if (s->stopped) break;
+    co_await s->dog.pause(std::min(interval, left()));
+    if (s->dog.stopped()) break;
     const auto budget = left();
     if (budget.count() <= 0) {
       s->lost = true;
@@ -273,7 +253,7 @@ client::detached lock::watchdog(std::shared_ptr<lease::state> s, std::function<v
     }
     const auto per_command = opts_.timeout.count() > 0 ? std::min(opts_.timeout, budget) : budget;
     const auto extended = co_await on_all(s, true, s->ttl, per_command);
-    if (s->stopped) break;
+    if (s->dog.stopped()) break;
     if (extended && *extended) continue;
     if (!extended && extended.error().code == client::errc::shutting_down) break;
     if (extended || net::clock::now() >= s->valid_until) {
