@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // A job queue: a producer enqueues jobs (one delayed), two workers wait for them, run them under a
-// lease, complete them, and fail one that then retries once and succeeds.
+// lease kept alive while they run, complete them, and fail one that then retries once and succeeds.
 // Usage: patterns_job_queue [redis://host:port | unix:///path]
 #include "client/client.hpp"
 #include "client/url.hpp"
@@ -50,6 +50,11 @@ int main(int argc, char** argv) {
         ++failed_once;
         continue;
       }
+      // A real job might outlast its lease: keep it alive while it runs (renewed every lease/3).
+      patterns::job_lease kept = queue.keep_alive(job);
+      co_await patterns::sleep_for(loop, 10ms);  // the work
+      kept.stop();  // before complete: a renewal racing it would find the job gone
+      if (kept.lost()) std::printf("worker %d: %s lost its lease while running\n", id, job.payload.c_str());
       auto ok = co_await queue.complete(job);
       std::printf("worker %d: %s done on attempt %lld%s\n", id, job.payload.c_str(), static_cast<long long>(job.attempt),
                   ok && *ok ? "" : " (but the lease was lost: it runs again)");

@@ -3,6 +3,7 @@
 
 #include "client/hash_slot.hpp"
 #include "patterns/script.hpp"
+#include "patterns/watchdog.hpp"
 
 #include <algorithm>
 #include <array>
@@ -150,7 +151,79 @@ return {redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('Z
 )lua";
 
 
+// One run of extend_lua: true if the job was still reserved under that attempt.
+task<resp::result<bool>> extend_once(client::client& c, std::array<std::string, 2> keys, std::array<std::string, 3> args,
+                                     std::chrono::milliseconds timeout) {
+  auto reply = co_await script_for<extend_lua>().run(c, keys, args, timeout);
+  if (!reply) co_return reply.error();
+  if (reply->data_type != resp::type::integer) co_return unexpected_reply("job_queue: extend");
+  co_return reply->integer == 1;
+}
+
 }  // namespace
+
+// What a job_lease and its renewals share. Holds all a renewal needs, so the queue may go first.
+struct job_lease::state {
+  client::client* client = nullptr;
+  std::array<std::string, 2> keys;  // active, attempts
+  std::array<std::string, 3> args;  // id, attempt, lease in ms
+  std::chrono::milliseconds lease{};
+  std::chrono::milliseconds timeout{};
+  net::clock::time_point valid_until{};
+  std::uint64_t renewals = 0;
+  bool lost = false;
+  detail::watchdog_pause dog;  // stopped: stop() or the handle destroyed
+};
+
+job_lease& job_lease::operator=(job_lease&& other) noexcept {
+  if (this != &other) {
+    stop();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+job_lease::~job_lease() { stop(); }
+void job_lease::stop() noexcept {
+  if (state_) state_->dog.stop();
+}
+bool job_lease::lost() const noexcept { return state_->lost; }
+net::clock::time_point job_lease::valid_until() const noexcept { return state_->valid_until; }
+std::uint64_t job_lease::renewals() const noexcept { return state_->renewals; }
+
+// Renews every lease/3; a renewal without a reply is tried again at the next beat while the lease
+// still runs (one slow reply does not lose the job), and a lease past valid_until is lost. The
+// pause never outlasts valid_until, and a renewal's timeout is cut to what is left of it.
+client::detached job_queue::keep_renewing(std::shared_ptr<job_lease::state> s, std::function<void()> on_lost) {
+  const auto beat = std::max(s->lease / 3, std::chrono::milliseconds(1));
+  const auto left = [&s] { return std::chrono::ceil<std::chrono::milliseconds>(s->valid_until - net::clock::now()); };
+  while (!s->dog.stopped()) {
+    if (left().count() <= 0) {
+      s->lost = true;
+      break;
+    }
+    co_await s->dog.pause(std::min(beat, left()));
+    if (s->dog.stopped()) break;
+    const auto budget = left();
+    if (budget.count() <= 0) {
+      s->lost = true;
+      break;
+    }
+    const auto sent = net::clock::now();
+    auto renewed = co_await extend_once(*s->client, s->keys, s->args, s->timeout.count() > 0 ? std::min(s->timeout, budget) : budget);
+    if (s->dog.stopped()) break;
+    if (renewed && *renewed) {
+      s->valid_until = sent + s->lease;
+      ++s->renewals;
+      continue;
+    }
+    if (!renewed && renewed.error().code == client::errc::shutting_down) break;
+    if (renewed || net::clock::now() >= s->valid_until) {  // gone, or no renewal in time
+      s->lost = true;
+      break;
+    }
+  }
+  if (s->lost && on_lost) on_lost();
+}
 
 job_queue::job_queue(client::client& c, std::string_view name, job_queue_options opts)
     : client_(c), opts_(std::move(opts)) {
@@ -190,6 +263,7 @@ task<resp::result<std::optional<job>>> job_queue::reserve_once(std::int64_t& nex
                                            key("attempts"), key("dead"),    key("notify")};
   const std::array<std::string, 3> args = {ms_argument(opts_.lease), std::to_string(opts_.max_attempts),
                                            std::to_string(std::max<std::int64_t>(1, opts_.max_moves))};
+  const auto sent = net::clock::now();
   auto reply = co_await script_for<reserve_lua>().run(client_, keys, args, opts_.timeout);
   if (!reply) co_return reply.error();
   const auto& e = reply->elements;
@@ -201,7 +275,7 @@ task<resp::result<std::optional<job>>> job_queue::reserve_once(std::int64_t& nex
     co_return std::optional<job>();
   }
   if (e[0].integer != 1 || e.size() != 4 || e[3].data_type != resp::type::integer) co_return unexpected_reply("job_queue: reserve");
-  co_return std::optional<job>(job{std::move(reply->elements[1].text), std::move(reply->elements[2].text), e[3].integer});
+  co_return std::optional<job>(job{std::move(reply->elements[1].text), std::move(reply->elements[2].text), e[3].integer, sent});
 }
 
 task<resp::result<std::optional<job>>> job_queue::reserve() {
@@ -253,12 +327,21 @@ task<resp::result<failed_job>> job_queue::fail(const job& j) {
 }
 
 task<resp::result<bool>> job_queue::extend(const job& j) {
-  const std::array<std::string, 2> keys = {key("active"), key("attempts")};
-  const std::array<std::string, 3> args = {j.id, std::to_string(j.attempt), ms_argument(opts_.lease)};
-  auto reply = co_await script_for<extend_lua>().run(client_, keys, args, opts_.timeout);
-  if (!reply) co_return reply.error();
-  if (reply->data_type != resp::type::integer) co_return unexpected_reply("job_queue: extend");
-  co_return reply->integer == 1;
+  return extend_once(client_, {key("active"), key("attempts")}, {j.id, std::to_string(j.attempt), ms_argument(opts_.lease)}, opts_.timeout);
+}
+
+job_lease job_queue::keep_alive(const job& j, std::function<void()> on_lost) {
+  auto s = std::make_shared<job_lease::state>();
+  s->client = &client_;
+  s->keys = {key("active"), key("attempts")};
+  s->args = {j.id, std::to_string(j.attempt), ms_argument(opts_.lease)};
+  s->lease = opts_.lease;
+  s->timeout = opts_.timeout;
+  // A job built by hand has no reservation time: its lease is taken to start now.
+  s->valid_until = (j.leased_at == net::clock::time_point{} ? net::clock::now() : j.leased_at) + opts_.lease;
+  s->dog.attach(client_.loop());
+  keep_renewing(s, std::move(on_lost));
+  return job_lease(std::move(s));
 }
 
 task<resp::result<job_counts>> job_queue::counts() {

@@ -5,10 +5,13 @@
 #pragma once
 
 #include "client/client.hpp"
+#include "client/detached.hpp"
 #include "patterns/task.hpp"
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,6 +49,40 @@ struct job {
   /// Which attempt this is (1 for the first reservation). With `id`, it names this reservation:
   /// `complete`, `fail` and `extend` act only if the job is still reserved under it.
   std::int64_t attempt = 0;
+  /// When the reserve that took it was sent (local steady clock). The server started the lease
+  /// later, so it runs at least until `leased_at + options.lease` (less the clocks' drift).
+  net::clock::time_point leased_at{};
+};
+
+/// A job's lease kept alive while its worker runs it (`job_queue::keep_alive`): renewed every
+/// `options.lease / 3`, so a job may run longer than its lease, and is still taken back about one
+/// lease after its worker dies. Move-only. `stop()`, or destroying it, ends the renewals (the
+/// lease then runs out in at most `options.lease`): stop it before `complete` or `fail`, or a
+/// renewal racing them finds the job gone and reports it lost.
+class job_lease {
+ public:
+  job_lease(job_lease&&) noexcept = default;
+  /// Stops the renewals of the lease assigned over.
+  job_lease& operator=(job_lease&& other) noexcept;
+  ~job_lease();
+
+  /// Ends the renewals (idempotent); one in flight completes without effect on `lost()`.
+  void stop() noexcept;
+  /// True once a renewal found the job no longer reserved under this attempt (taken back, completed
+  /// or failed elsewhere), or none succeeded before `valid_until`: stop working on it, its work may
+  /// run again elsewhere.
+  [[nodiscard]] bool lost() const noexcept;
+  /// Until when (local steady clock) the lease certainly runs, counting from the sending of the
+  /// last successful renewal (or the reservation). Moves forward with every renewal.
+  [[nodiscard]] net::clock::time_point valid_until() const noexcept;
+  /// Renewals that succeeded so far.
+  [[nodiscard]] std::uint64_t renewals() const noexcept;
+
+ private:
+  friend class job_queue;
+  struct state;
+  explicit job_lease(std::shared_ptr<state> s) : state_(std::move(s)) {}
+  std::shared_ptr<state> state_;
 };
 
 /// What `fail` did.
@@ -95,6 +132,11 @@ class job_queue {
   [[nodiscard]] task<resp::result<failed_job>> fail(const job& j);
   /// Renews `j`'s lease for `options.lease` from now: true, or false if it was lost.
   [[nodiscard]] task<resp::result<bool>> extend(const job& j);
+  /// Renews `j`'s lease every `options.lease / 3` until the returned handle is stopped or destroyed,
+  /// or the lease is lost; then `on_lost` (if any) is called once, on the loop thread. A renewal
+  /// that fails (no reply in time) is tried again at the next beat while the lease still runs. The
+  /// client must outlive the renewals (stop them first); the queue need not.
+  [[nodiscard]] job_lease keep_alive(const job& j, std::function<void()> on_lost = {});
 
   /// The counts of each state, read in one script.
   [[nodiscard]] task<resp::result<job_counts>> counts();
@@ -106,6 +148,8 @@ class job_queue {
   // One reserve script run: the job, or nullopt and (in `next_due_ms`) how long until a delayed
   // job or an expiring lease may make one ready (-1: nothing scheduled).
   task<resp::result<std::optional<job>>> reserve_once(std::int64_t& next_due_ms);
+  // The renewals behind a job_lease (see keep_alive); needs nothing of the queue.
+  static client::detached keep_renewing(std::shared_ptr<job_lease::state> s, std::function<void()> on_lost);
 
   client::client& client_;
   job_queue_options opts_;

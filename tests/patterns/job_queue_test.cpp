@@ -155,6 +155,97 @@ TEST_F(JobQueue, ALeaseThatRunsOutIsTakenBackAndItsWorkerRefused) {
   EXPECT_TRUE(*done);
 }
 
+// keep_alive: a job running for many leases stays its worker's (no other worker can take it back),
+// and once the renewals stop it is taken back within about one lease.
+TEST_F(JobQueue, KeepAliveHoldsALongJobUntilStopped) {
+  job_queue q(c, "kept", {.lease = 400ms});
+  ASSERT_TRUE(run_task(loop, q.enqueue("long")));
+  auto got = run_task(loop, q.reserve());
+  ASSERT_TRUE(got && *got);
+  const job j = **got;
+  EXPECT_LE(j.leased_at, net::clock::now());
+  EXPECT_GT(j.leased_at, net::clock::now() - 5s);
+  bool lost_called = false;
+  job_lease kept = q.keep_alive(j, [&] { lost_called = true; });
+  EXPECT_EQ(kept.valid_until(), j.leased_at + 400ms);
+  test::run_for(loop, 1700ms);  // more than four leases
+  auto other = run_task(loop, q.reserve());
+  ASSERT_TRUE(other);
+  EXPECT_FALSE(other->has_value()) << "taken back while kept alive";
+  EXPECT_FALSE(kept.lost());
+  EXPECT_GE(kept.renewals(), 4u);
+  EXPECT_GT(kept.valid_until(), net::clock::now());
+  kept.stop();
+  const std::uint64_t renewals = kept.renewals();
+  test::run_for(loop, 900ms);  // the lease runs out: no renewal since the stop
+  EXPECT_EQ(kept.renewals(), renewals);
+  auto again = run_task(loop, q.reserve());
+  ASSERT_TRUE(again && *again);
+  EXPECT_EQ((*again)->id, j.id);
+  EXPECT_EQ((*again)->attempt, 2);
+  EXPECT_FALSE(lost_called);  // stopped, not lost
+  auto stale = run_task(loop, q.complete(j));
+  ASSERT_TRUE(stale);
+  EXPECT_FALSE(*stale);
+}
+
+// A handle stopped before `complete` (the documented order) reports nothing; destroying it stops
+// the renewals too.
+TEST_F(JobQueue, KeepAliveStoppedBeforeCompleteIsNotLost) {
+  job_queue q(c, "kept-done", {.lease = 300ms});
+  ASSERT_TRUE(run_task(loop, q.enqueue("a")));
+  auto got = run_task(loop, q.reserve());
+  ASSERT_TRUE(got && *got);
+  bool lost_called = false;
+  {
+    job_lease kept = q.keep_alive(**got, [&] { lost_called = true; });
+    ASSERT_TRUE(test::run_until(loop, [&] { return kept.renewals() >= 1; }, 2s));
+    kept.stop();
+    auto done = run_task(loop, q.complete(**got));
+    ASSERT_TRUE(done && *done);
+    test::run_for(loop, 100ms);
+    EXPECT_FALSE(kept.lost());
+  }
+  test::run_for(loop, 50ms);
+  EXPECT_FALSE(lost_called);
+}
+
+// The job taken from its worker behind its back (here: removed from the active set): the next
+// renewal finds it gone, `lost()` turns true and `on_lost` runs once.
+TEST_F(JobQueue, KeepAliveReportsAJobNoLongerItsWorkers) {
+  job_queue q(c, "kept-lost", {.lease = 90ms});
+  ASSERT_TRUE(run_task(loop, q.enqueue("a")));
+  auto got = run_task(loop, q.reserve());
+  ASSERT_TRUE(got && *got);
+  int lost_calls = 0;
+  job_lease kept = q.keep_alive(**got, [&] { ++lost_calls; });
+  test::run_for(loop, 40ms);
+  ASSERT_EQ(admin.call({"ZREM", q.key("active"), (*got)->id}).integer, 1);
+  ASSERT_TRUE(test::run_until(loop, [&] { return kept.lost(); }, 2s));
+  test::run_for(loop, 100ms);
+  EXPECT_EQ(lost_calls, 1);
+}
+
+// A server that stops answering: renewals time out, and once the lease can no longer be known to
+// run (valid_until passed) the job is reported lost, whatever the server does later.
+TEST_F(JobQueue, KeepAliveWithoutRepliesIsLostAtValidUntil) {
+  job_queue q(c, "kept-stalled", {.lease = 200ms, .timeout = 50ms});
+  ASSERT_TRUE(run_task(loop, q.enqueue("a")));
+  auto got = run_task(loop, q.reserve());
+  ASSERT_TRUE(got && *got);
+  bool lost_called = false;
+  job_lease kept = q.keep_alive(**got, [&] { lost_called = true; });
+  ASSERT_TRUE(test::run_until(loop, [&] { return kept.renewals() >= 1; }, 2s));
+  const auto valid_until = kept.valid_until();
+  ASSERT_EQ(::kill(server.pid(), SIGSTOP), 0);
+  ASSERT_TRUE(test::run_until(loop, [&] { return lost_called; }, 3s));
+  const auto noticed = net::clock::now();
+  ::kill(server.pid(), SIGCONT);
+  EXPECT_TRUE(kept.lost());
+  EXPECT_GE(noticed, valid_until);
+  EXPECT_LT(noticed, valid_until + 1s);  // not long after: the pause and the timeout end there
+}
+
 TEST_F(JobQueue, AJobAbandonedOnItsLastAttemptGoesToTheDeadList) {
   job_queue q(c, "abandoned", {.lease = 50ms, .max_attempts = 1});
   ASSERT_TRUE(run_task(loop, q.enqueue("p")));
