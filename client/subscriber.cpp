@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "client/subscriber.hpp"
 
+#include "client/hash_slot.hpp"
 #include "resp/writer.hpp"
 
 #include <algorithm>
@@ -14,6 +15,18 @@ constexpr std::string_view command_name(int k) noexcept {
   constexpr std::string_view names[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE", "UNSUBSCRIBE",
                                          "PUNSUBSCRIBE", "SUNSUBSCRIBE", "PING"};
   return names[k];
+}
+
+// The hash slot a redirection names ("MOVED 3999 127.0.0.1:6381", "ASK 3999 ..."), else -1.
+int redirected_slot(std::string_view error) noexcept {
+  std::string_view rest;
+  if (error.substr(0, 6) == "MOVED ") rest = error.substr(6);
+  else if (error.substr(0, 4) == "ASK ") rest = error.substr(4);
+  else return -1;
+  int slot = 0;
+  std::size_t digits = 0;
+  for (; digits < rest.size() && digits < 5 && rest[digits] >= '0' && rest[digits] <= '9'; ++digits) slot = slot * 10 + (rest[digits] - '0');
+  return digits > 0 && slot < static_cast<int>(slot_count) && (digits == rest.size() || rest[digits] == ' ') ? slot : -1;
 }
 
 // A push element that holds text: a blob string (not streamed: Redis never streams one) or a
@@ -307,11 +320,25 @@ bool subscriber::confirmed_one(kind k, std::string_view name) {
 
 // An error reply answers the oldest unanswered command: a refused (P)SUBSCRIBE leaves the sets
 // (sending it again after each reconnect would only be refused again).
+//
+// A redirection (MOVED or ASK, from a cluster node) names a slot: it answers the oldest sharded
+// command of that slot instead. A node that loses a slot pushes its own sunsubscribe for each of its
+// channels; one crossing our SUNSUBSCRIBE of that channel is taken for its answer, and the node's
+// MOVED reply to our command comes after it: by position it would be blamed on the next command
+// (a review proved it: a later SSUBSCRIBE refused, its name dropped while the server kept it).
 void subscriber::refused_one(std::string_view error) {
   last_error_.assign(error);
-  if (unanswered_.empty()) return;  // not ours to place (nothing sent waits for an answer)
-  const pending_command c = std::move(unanswered_.front());
-  unanswered_.pop_front();
+  auto it = unanswered_.begin();
+  const int slot = redirected_slot(error);
+  if (slot >= 0) {
+    it = std::find_if(unanswered_.begin(), unanswered_.end(), [&](const pending_command& c) {
+      return (c.what == kind::ssubscribe || c.what == kind::sunsubscribe) && hash_slot(c.name) == slot;
+    });
+  }
+  if (it == unanswered_.end()) return;  // not ours to place (nothing sent waits for this answer)
+  const pending_command c = std::move(*it);
+  unanswered_.erase(it);
+  if (c.what == kind::sunsubscribe && slot >= 0) return;  // the node serves it no more: as good as done
   if (c.what == kind::subscribe || c.what == kind::psubscribe || c.what == kind::ssubscribe) set_of(c.what).erase(c.name);
   deliver({.kind = pubsub_kind::refused, .channel = c.name, .payload = error});
 }

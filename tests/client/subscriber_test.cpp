@@ -3,6 +3,8 @@
 // restart, RESP2 refused) and a fake one for malformed pushes.
 #include "client/subscriber.hpp"
 
+#include "client/hash_slot.hpp"
+
 #include "tests/client/pubsub_recorder.hpp"
 #include "tests/patterns/commandstats.hpp"
 #include "tests/support/fake_server.hpp"
@@ -145,7 +147,7 @@ TEST(Subscriber, AShardedChannelRefusedOrEndedByTheServerLeavesTheSet) {
   test::fake_server fake([&](const std::vector<std::string>& cmd, int) -> test::fake_reply {
     if (cmd.size() == 2 && cmd[0] == "SSUBSCRIBE" && cmd[1] == "a") return {">3\r\n$10\r\nssubscribe\r\n$1\r\na\r\n:1\r\n"};
     if (cmd.size() == 2 && cmd[0] == "SSUBSCRIBE") {
-      return {"-MOVED 15495 127.0.0.1:7002\r\n"
+      return {"-MOVED " + std::to_string(hash_slot("b")) + " 127.0.0.1:7002\r\n"
               ">3\r\n$12\r\nsunsubscribe\r\n$1\r\na\r\n:0\r\n"};  // slot of "a" gone: the server ends it
     }
     return test::handshake_reply(cmd);
@@ -160,7 +162,7 @@ TEST(Subscriber, AShardedChannelRefusedOrEndedByTheServerLeavesTheSet) {
   sub.start();
   ASSERT_TRUE(run_until(loop, [&] { return rec.events.size() == 3; }, 5s)) << sub.last_error();
   const std::vector<recorded> expected{{pubsub_kind::ssubscribe, "a", "", "", 1},
-                                       {pubsub_kind::refused, "b", "", "MOVED 15495 127.0.0.1:7002", 0},
+                                       {pubsub_kind::refused, "b", "", "MOVED " + std::to_string(hash_slot("b")) + " 127.0.0.1:7002", 0},
                                        {pubsub_kind::slot_moved, "a", "", "", 0}};
   EXPECT_EQ(rec.events, expected);
   EXPECT_TRUE(sub.shard_channels().empty());
