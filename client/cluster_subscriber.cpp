@@ -6,6 +6,7 @@
 #include "resp/writer.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 
 namespace redring::client {
@@ -105,7 +106,7 @@ void cluster_subscriber::sunsubscribe(std::span<const std::string_view> channels
     if (it == shard_channels_.end()) continue;
     shard_channels_.erase(it);
     if (const auto p = placed_.find(name); p != placed_.end()) {
-      if (const auto n = nodes_.find(p->second); n != nodes_.end()) n->second->sub->sunsubscribe({std::string_view(name)});
+      if (const auto n = nodes_.find(p->second.node); n != nodes_.end()) n->second->sub->sunsubscribe({std::string_view(name)});
       placed_.erase(p);
     }
   }
@@ -139,7 +140,7 @@ void cluster_subscriber::punsubscribe(std::span<const std::string_view> patterns
 
 std::string_view cluster_subscriber::node_of(std::string_view shard_channel) const {
   const auto it = placed_.find(shard_channel);
-  return it == placed_.end() ? std::string_view() : std::string_view(it->second);
+  return it == placed_.end() || !it->second.settled ? std::string_view() : std::string_view(it->second.node);
 }
 
 std::vector<std::string> cluster_subscriber::nodes() const {
@@ -175,25 +176,26 @@ cluster_subscriber::node_entry& cluster_subscriber::node_at(const cluster_node& 
   return *nodes_.emplace(std::move(address), std::move(e)).first->second;
 }
 
-// Subscribes `channel` on its slot's primary, leaving the node it was on if that is another. An
-// empty address in `placed_`: the node it was on refused or ended it (a redirection, a slot moved).
+// Subscribes `channel` on its slot's primary, leaving the node it was on if that is another.
 void cluster_subscriber::place(const std::string& channel) {
   const cluster_node* primary = owner_of(channel);
   const auto it = placed_.find(channel);
   if (it != placed_.end()) {
-    if (primary != nullptr && !it->second.empty() && it->second == address_of(*primary)) {
+    const auto old = nodes_.find(it->second.node);
+    if (primary != nullptr && it->second.node == address_of(*primary)) {
       // In place; asked again if the node's set lost it (a redirection refused it there).
-      if (const auto n = nodes_.find(it->second); n != nodes_.end()) n->second->sub->ssubscribe({std::string_view(channel)});
+      if (old != nodes_.end()) old->second->sub->ssubscribe({std::string_view(channel)});
+      it->second.settled = true;
       return;
     }
-    if (const auto n = nodes_.find(it->second); n != nodes_.end()) n->second->sub->sunsubscribe({std::string_view(channel)});
+    if (old != nodes_.end()) old->second->sub->sunsubscribe({std::string_view(channel)});
     placed_.erase(it);
     if (primary != nullptr) ++moves_;
   }
   if (primary == nullptr) return;  // no node serves its slot now: a later topology will
   node_entry& e = node_at(*primary);
   e.sub->ssubscribe({std::string_view(channel)});
-  placed_.emplace(channel, e.address);
+  placed_.emplace(channel, placement{e.address, true});
 }
 
 void cluster_subscriber::place_all() {
@@ -202,7 +204,7 @@ void cluster_subscriber::place_all() {
 }
 
 // Classic channels and patterns stay on their node while it is in the topology and its connection
-// is not down; otherwise they go to a primary whose connection is up (else the first primary).
+// is not down; otherwise they go to another primary.
 void cluster_subscriber::place_classic() {
   if (channels_.empty() && patterns_.empty()) {
     classic_node_.clear();  // its node is closed if it holds nothing else
@@ -224,15 +226,24 @@ void cluster_subscriber::place_classic() {
     current->second->sub->psubscribe(patterns);
     return;
   }
+  // Another primary: one whose subscriber is up, else one not tried yet (or still connecting),
+  // else one that is down too (the next topology moves them on again), the node left last of all
+  // (a review proved that falling back to "the first primary" kept them on the node being left).
   const cluster_node* choice = nullptr;
+  int best = 4;
   for (const cluster_shard& s : map_.shards()) {
     if (s.nodes.empty() || !s.nodes.front().primary || !s.nodes.front().healthy || s.nodes.front().port == 0) continue;
     const cluster_node& n = s.nodes.front();
-    if (choice == nullptr) choice = &n;
-    const auto e = nodes_.find(address_of(n));
-    if (e != nodes_.end() && e->second->sub->conn().state() == connection_state::ready) {
+    const std::string address = address_of(n);
+    const auto e = nodes_.find(address);
+    const int rank = address == classic_node_                                                  ? 3
+                     : e == nodes_.end()                                                       ? 1
+                     : e->second->sub->conn().state() == connection_state::ready               ? 0
+                     : e->second->sub->conn().state() == connection_state::backoff ? 2
+                                                                                               : 1;
+    if (rank < best) {
+      best = rank;
       choice = &n;
-      break;
     }
   }
   if (choice == nullptr || address_of(*choice) == classic_node_) return;
@@ -250,7 +261,7 @@ void cluster_subscriber::place_classic() {
 void cluster_subscriber::close_idle_nodes() {
   for (auto it = nodes_.begin(); it != nodes_.end();) {
     const bool holds = it->first == classic_node_ ||
-                       std::any_of(placed_.begin(), placed_.end(), [&](const auto& p) { return p.second == it->first; });
+                       std::any_of(placed_.begin(), placed_.end(), [&](const auto& p) { return p.second.node == it->first; });
     it = holds ? std::next(it) : nodes_.erase(it);
   }
 }
@@ -263,8 +274,8 @@ void cluster_subscriber::request_refresh() {
   loop_.arm(refresh_timer_, std::max(loop_.now(), last_fetch_ + opts_.cluster.min_refresh_gap));
 }
 
-// Asks the node the topology connection talks to; after a failed fetch, the next node of the last
-// topology (the seed last).
+// Asks the node the topology connection talks to; after a redirection, the node it named; after a
+// failed fetch, the next node of the last topology (the seed last).
 void cluster_subscriber::fetch() {
   if (closed_ || fetching_) return;
   if (rotate_) {
@@ -280,8 +291,21 @@ void cluster_subscriber::fetch() {
     }
     options o = opts_;
     o.health_check_interval = 0ms;
+    // "host:port" (the host may be an IPv6 address: the port is after the last colon).
+    const std::size_t colon = redirected_to_.rfind(':');
+    std::uint16_t redirected_port = 0;
+    if (colon != std::string::npos && colon > 0) {
+      const char* first = redirected_to_.data() + colon + 1;
+      const char* last = redirected_to_.data() + redirected_to_.size();
+      if (std::from_chars(first, last, redirected_port).ptr != last) redirected_port = 0;
+    }
     const std::size_t pick = next_target_++ % (candidates.size() + 1);
-    if (pick < candidates.size()) {
+    if (redirected_port != 0) {
+      o.unix_path.clear();
+      o.host = redirected_to_.substr(0, colon);
+      o.port = redirected_port;
+      topology_target_ = redirected_to_;
+    } else if (pick < candidates.size()) {
       o.unix_path.clear();
       o.host = candidates[pick]->host;
       o.port = candidates[pick]->port;
@@ -289,6 +313,7 @@ void cluster_subscriber::fetch() {
     } else {
       topology_target_ = o.unix_path.empty() ? o.host + ':' + std::to_string(o.port) : "unix:" + o.unix_path;
     }
+    redirected_to_.clear();
     topology_conn_ = connection::create(loop_, o);
     topology_conn_->start();
   }
@@ -344,11 +369,16 @@ void cluster_subscriber::tick() {
   bool wanted = has_map_ && opts_.cluster.refresh_interval.count() > 0 &&
                 loop_.now() - last_fetch_ >= opts_.cluster.refresh_interval;
   for (const auto& [address, n] : nodes_) {
+    if (n->sub->failed()) {  // RESP2 only: it will not connect again, and a topology will not help
+      last_error_ = address + ": " + n->sub->last_error();
+      continue;
+    }
     if (n->sub->conn().state() != connection_state::ready) wanted = true;  // down: a failover moves its slots
   }
-  for (const auto& [channel, address] : placed_) {
-    if (address.empty()) wanted = true;
+  for (const auto& [channel, where] : placed_) {
+    if (!where.settled) wanted = true;
   }
+  if (classic_node_.empty() && (!channels_.empty() || !patterns_.empty())) wanted = true;  // no primary had them
   if (has_map_ && placed_.size() < shard_channels_.size()) wanted = true;  // a slot no node serves
   if (!has_map_) wanted = true;
   if (wanted) request_refresh();
@@ -366,21 +396,27 @@ void cluster_subscriber::on_event(void* entry, const pubsub_event& e) {
 void cluster_subscriber::event(node_entry& from, const pubsub_event& e) {
   if (e.kind == pubsub_kind::slot_moved) {
     const auto p = placed_.find(e.channel);
-    if (p == placed_.end() || p->second != from.address) return;  // stale: the channel has moved on already
-    p->second.clear();  // placed again after the next topology
+    if (p == placed_.end() || p->second.node != from.address) return;  // stale: the channel has moved on already
+    p->second.settled = false;  // placed again after the next topology
     request_refresh();
   } else if (e.kind == pubsub_kind::refused) {
     last_error_.assign(e.payload);
     if (is_redirection(e.payload)) {
       // The name belongs elsewhere or nowhere yet: the node dropped it from its set, and the next
       // topology places it again (`place`, `place_classic` add what a node's sets lack). Not delivered.
-      if (const auto p = placed_.find(e.channel); p != placed_.end() && p->second == from.address) p->second.clear();
+      if (const auto p = placed_.find(e.channel); p != placed_.end() && p->second.node == from.address) p->second.settled = false;
+      // The node asked for the topology may hold a stale view (a review proved one asked for ever):
+      // the next fetch asks the node the MOVED names, which knows its own slots, else another.
+      if (const std::size_t space = e.payload.rfind(' '); e.payload.substr(0, 6) == "MOVED " && space != std::string_view::npos) {
+        redirected_to_.assign(e.payload.substr(space + 1));
+      }
+      rotate_ = true;
       request_refresh();
       return;
     }
     // Refused for good (an ACL: NOPERM): dropped from the set whose node's set lost it.
     bool dropped = false;
-    if (const auto p = placed_.find(e.channel); p != placed_.end() && p->second == from.address &&
+    if (const auto p = placed_.find(e.channel); p != placed_.end() && p->second.node == from.address &&
                                                  from.sub->shard_channels().find(e.channel) == from.sub->shard_channels().end()) {
       shard_channels_.erase(shard_channels_.find(e.channel));
       placed_.erase(p);

@@ -124,7 +124,8 @@ class cluster_subscriber {
   [[nodiscard]] std::uint64_t moves() const noexcept { return moves_; }
   /// Topology fetches so far.
   [[nodiscard]] std::uint64_t refreshes() const noexcept { return refreshes_; }
-  /// Why the last topology fetch failed, or the last refusal or drop a node reported ("" if none).
+  /// Why the last topology fetch failed, the last refusal a node reported, or why a node's
+  /// subscriber failed (a RESP2-only server) ("" if none of these happened).
   [[nodiscard]] const std::string& last_error() const noexcept { return last_error_; }
 
  private:
@@ -163,7 +164,13 @@ class cluster_subscriber {
   std::set<std::string, std::less<>> shard_channels_;
   std::set<std::string, std::less<>> channels_;
   std::set<std::string, std::less<>> patterns_;
-  std::map<std::string, std::string, std::less<>> placed_;  // sharded channel -> node address
+  // Where a sharded channel was subscribed; unsettled once that node refused it with a redirection
+  // or ended it (slot moved): placed again by the next topology.
+  struct placement {
+    std::string node;  // "host:port"
+    bool settled = true;
+  };
+  std::map<std::string, placement, std::less<>> placed_;
   std::map<std::string, std::unique_ptr<node_entry>, std::less<>> nodes_;
   std::string classic_node_;
 
@@ -173,6 +180,7 @@ class cluster_subscriber {
   connection::pointer topology_conn_;
   std::string topology_target_;  // whom topology_conn_ talks to ("host:port", or the seed)
   std::size_t next_target_ = 0;  // rotates over the last topology's nodes when a fetch fails
+  std::string redirected_to_;    // the node a MOVED named: asked next (it knows its own slots)
   std::unique_ptr<topology_request> topology_request_;
   bool fetching_ = false;
   bool rotate_ = false;  // the last fetch failed: the next asks another node

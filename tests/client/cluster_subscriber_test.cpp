@@ -7,6 +7,7 @@
 #include "client/hash_slot.hpp"
 
 #include "tests/client/pubsub_recorder.hpp"
+#include "tests/support/fake_server.hpp"
 #include "tests/support/redis_cluster.hpp"
 #include "tests/support/run_program.hpp"
 #include "tests/support/run_until.hpp"
@@ -187,6 +188,110 @@ TEST_F(ClusterSubscriber, AnAclRefusalIsDeliveredAndDropped) {
   EXPECT_NE(sub.last_error().find("NOPERM"), std::string::npos) << sub.last_error();
 }
 
+// Another channel of the same node as `x`, in another slot.
+std::string other_slot_on_same_node(test::redis_cluster& cl, const std::string& x, std::string_view prefix) {
+  const std::size_t node = cl.owner_of_key(x);
+  for (int i = 0;; ++i) {
+    std::string y = std::string(prefix) + std::to_string(i);
+    if (hash_slot(y) != hash_slot(x) && cl.owner_of_key(y) == node) return y;
+  }
+}
+
+// A subscriber's SUNSUBSCRIBE crossing the node's own sunsubscribe push (the slot just left it): the
+// node's MOVED answer to it must not be taken for the answer to the next command. (A review proved
+// it was: SSUBSCRIBE y "refused", y dropped from the set while the server kept it subscribed.)
+TEST_F(ClusterSubscriber, ARedirectedSunsubscribeBlamesNoOtherCommand) {
+  auto& cl = cluster();
+  const std::string x = channel_on(cl, 0, "cross-x:");
+  const std::string y = other_slot_on_same_node(cl, x, "cross-y:");
+  options o = seed_options(cl, 0);
+  subscriber sub(loop, o);
+  recorder rec;
+  sub.set_handler(rec);
+  sub.ssubscribe({x});
+  sub.start();
+  ASSERT_TRUE(run_until(loop, [&] { return rec.count(pubsub_kind::ssubscribe) == 1; }, 10s)) << sub.last_error();
+  cl.migrate_slot(hash_slot(x), 0, 1);  // node 0's own sunsubscribe x now waits in our socket
+  sub.sunsubscribe({x});                 // answered by MOVED: node 0 serves x's slot no more
+  sub.ssubscribe({y});
+  ASSERT_TRUE(run_until(loop, [&] { return rec.count(pubsub_kind::ssubscribe, y) == 1; }, 5s));
+  test::run_for(loop, 100ms);  // the MOVED has arrived too
+  EXPECT_EQ(rec.count(pubsub_kind::refused), 0u);
+  EXPECT_EQ(sub.shard_channels(), (std::set<std::string, std::less<>>{y}));
+  sub.sunsubscribe({y});
+  ASSERT_TRUE(run_until(loop, [&] { return rec.count(pubsub_kind::sunsubscribe, y) == 1; }, 5s));
+  EXPECT_EQ(spublish(cl, y, "after"), 0);
+  cl.migrate_slot(hash_slot(x), 1, 0);
+}
+
+// The same through a cluster subscriber: nothing refused, nothing counted as a move.
+TEST_F(ClusterSubscriber, ARedirectedSunsubscribeMovesNothing) {
+  auto& cl = cluster();
+  const std::string x = channel_on(cl, 0, "cross2-x:");
+  const std::string y = other_slot_on_same_node(cl, x, "cross2-y:");
+  options o = seed_options(cl, 0);
+  o.cluster.refresh_interval = 0ms;
+  cluster_subscriber sub(loop, o);
+  recorder rec;
+  sub.set_handler(rec);
+  sub.ssubscribe({x});
+  sub.start();
+  ASSERT_TRUE(run_until(loop, [&] { return rec.count(pubsub_kind::ssubscribe) == 1; }, 10s)) << sub.last_error();
+  cl.migrate_slot(hash_slot(x), 0, 1);
+  sub.sunsubscribe({x});
+  sub.ssubscribe({y});
+  ASSERT_TRUE(run_until(loop, [&] { return rec.count(pubsub_kind::ssubscribe, y) >= 1; }, 5s));
+  test::run_for(loop, 300ms);
+  EXPECT_EQ(rec.count(pubsub_kind::ssubscribe, y), 1u);
+  EXPECT_EQ(rec.count(pubsub_kind::refused), 0u);
+  EXPECT_EQ(sub.node_of(y), address(cl, 0));
+  EXPECT_EQ(sub.moves(), 0u);
+  sub.sunsubscribe({y});
+  ASSERT_TRUE(run_until(loop, [&] { return rec.count(pubsub_kind::sunsubscribe, y) == 1; }, 5s));
+  EXPECT_EQ(spublish(cl, y, "after"), 0);
+  cl.migrate_slot(hash_slot(x), 1, 0);
+}
+
+// The handler changes the subscriptions and closes the subscriber from inside node events (ASan in
+// CI): nothing is delivered after close(), and destroying it afterwards is clean.
+TEST_F(ClusterSubscriber, AHandlerMayChangeSubscriptionsAndClose) {
+  auto& cl = cluster();
+  const std::string a = channel_on(cl, 0, "h-a:"), b = channel_on(cl, 1, "h-b:"), c = channel_on(cl, 2, "h-c:");
+  auto sub = std::make_unique<cluster_subscriber>(loop, seed_options(cl, 0));
+  std::size_t messages = 0, confirmations = 0, events_after_close = 0;
+  bool closed = false;
+  auto handler = [&](const pubsub_event& e) {
+    if (closed) ++events_after_close;
+    if (e.kind == pubsub_kind::ssubscribe) ++confirmations;
+    if (e.kind == pubsub_kind::smessage) {
+      ++messages;
+      sub->sunsubscribe({e.channel});  // a view of the event: copied before use
+      sub->ssubscribe({a, b, c});
+      sub->subscribe({"h-x"});
+      sub->unsubscribe({"h-x"});
+    }
+    if (e.kind == pubsub_kind::slot_moved) {
+      sub->sunsubscribe(std::vector<std::string_view>(sub->shard_channels().begin(), sub->shard_channels().end()));
+      sub->close();
+      closed = true;
+    }
+  };
+  sub->set_handler(handler);
+  sub->ssubscribe({a, b, c});
+  sub->start();
+  ASSERT_TRUE(run_until(loop, [&] { return confirmations == 3; }, 10s));
+  EXPECT_EQ(spublish(cl, a, "1"), 1);
+  ASSERT_TRUE(run_until(loop, [&] { return messages >= 1; }, 5s));
+  cl.migrate_slot(hash_slot(c), 2, 0);
+  ASSERT_TRUE(run_until(loop, [&] { return closed; }, 5s));
+  spublish(cl, b, "after close");
+  test::run_for(loop, 200ms);
+  EXPECT_EQ(events_after_close, 0u);
+  sub.reset();
+  test::run_for(loop, 100ms);
+  cl.migrate_slot(hash_slot(c), 0, 2);
+}
+
 #ifdef REDRING_CLUSTER_PUBSUB_EXAMPLE
 TEST_F(ClusterSubscriber, TheExampleRunsAgainstTheCluster) {
   std::string out;
@@ -198,6 +303,70 @@ TEST_F(ClusterSubscriber, TheExampleRunsAgainstTheCluster) {
   }
 }
 #endif
+
+// A cluster of three primaries with a long node timeout: a node down stays a primary in the
+// topology for the whole test.
+class ClusterSubscriberSlowFailover : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { cluster_ = std::make_unique<test::redis_cluster>(3, 0, 15000); }
+  static void TearDownTestSuite() { cluster_.reset(); }
+  static test::redis_cluster& cluster() { return *cluster_; }
+  net::loop loop;
+
+ private:
+  static inline std::unique_ptr<test::redis_cluster> cluster_;
+};
+
+// A seed whose topology is stale (it says node 0 serves every slot): node 0's MOVED names the right
+// node, which is asked next. (A review proved the stale seed was asked ten times a second for ever.)
+TEST_F(ClusterSubscriberSlowFailover, AStaleTopologySourceIsLeftForTheNodeAMovedNames) {
+  auto& cl = cluster();
+  const std::string id0 = cl.node_id(0);
+  const std::string port0 = std::to_string(cl.port(0));
+  test::fake_server seed([&](const std::vector<std::string>& cmd, int) -> test::fake_reply {
+    if (auto r = test::handshake_reply(cmd); !r.bytes.empty()) return r;
+    if (cmd.size() == 2 && cmd[0] == "CLUSTER" && cmd[1] == "SHARDS") {
+      return {"*1\r\n%2\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n%5\r\n$2\r\nid\r\n$40\r\n" + id0 +
+              "\r\n$4\r\nport\r\n:" + port0 +
+              "\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$6\r\nhealth\r\n$6\r\nonline\r\n"};
+    }
+    return {"-ERR unknown\r\n"};
+  }, /*tcp=*/true);
+  options o = seed_options(cl, 0);
+  o.port = static_cast<std::uint16_t>(seed.port());
+  cluster_subscriber sub(loop, o);
+  recorder rec;
+  sub.set_handler(rec);
+  const std::string channel = channel_on(cl, 1, "stale-source:");
+  sub.ssubscribe({channel});
+  sub.start();
+  ASSERT_TRUE(run_until(loop, [&] { return rec.count(pubsub_kind::ssubscribe, channel) == 1; }, 5s))
+      << "refreshes " << sub.refreshes() << ", " << sub.last_error();
+  EXPECT_EQ(sub.node_of(channel), address(cl, 1));
+  EXPECT_EQ(rec.count(pubsub_kind::refused), 0u);
+  EXPECT_LE(sub.refreshes(), 4u);
+}
+
+// The classic node killed while the cluster still counts it a primary: the classic channels go to
+// a live primary at once, not after the failover. (A review proved they stayed on the dead node:
+// the fallback choice was the node being left.)
+TEST_F(ClusterSubscriberSlowFailover, ClassicChannelsLeaveADeadNodeForALiveOne) {
+  auto& cl = cluster();
+  cluster_subscriber sub(loop, seed_options(cl, 1));
+  recorder rec;
+  sub.set_handler(rec);
+  sub.subscribe({"classic"});
+  sub.start();
+  ASSERT_TRUE(run_until(loop, [&] { return rec.count(pubsub_kind::subscribe) == 1; }, 10s)) << sub.last_error();
+  const std::string dead_address = sub.classic_node();
+  const std::size_t dead = cl.index_of_port(std::stoi(dead_address.substr(dead_address.rfind(':') + 1)));
+  ASSERT_EQ(::kill(cl.node(dead).pid(), SIGKILL), 0);
+  ASSERT_TRUE(run_until(loop, [&] { return rec.count(pubsub_kind::subscribe) == 2; }, 5s)) << sub.classic_node();
+  EXPECT_NE(sub.classic_node(), dead_address);
+  test::blocking_connection other(cl.node((dead + 1) % 3).socket_path());
+  other.call({"PUBLISH", "classic", "while the dead node is still a primary"});
+  EXPECT_TRUE(run_until(loop, [&] { return rec.count(pubsub_kind::message, "classic") == 1; }, 5s)) << sub.classic_node();
+}
 
 // A primary killed: its replica is promoted, and the channels it held follow to it.
 TEST(ClusterSubscriberFailover, ChannelsFollowAPromotedReplica) {
