@@ -903,8 +903,19 @@ class client {
   /// The cluster router (topology, nodes, per-node load, statistics), or null when not in cluster
   /// mode. Loop thread.
   [[nodiscard]] cluster_router* cluster() noexcept { return cluster_.get(); }
+  /// The options the client was made with.
+  [[nodiscard]] const options& settings() const noexcept { return opts_; }
   /// The connections of the pool.
   [[nodiscard]] const std::vector<connection::pointer>& pool() const noexcept { return pool_; }
+  /// How many times a connection that carries ordinary commands (the pool's, or in cluster mode the
+  /// nodes') stopped being ready: equal at two looks, none was lost in between, so what the server
+  /// keeps per connection (CLIENT TRACKING's tracked keys) is all still there. Loop thread.
+  [[nodiscard]] std::uint64_t connection_losses() const noexcept {
+    if (cluster_) return cluster_->connection_losses();
+    std::uint64_t n = 0;
+    for (const auto& c : pool_) n += c->losses();
+    return n;
+  }
   /// Where RESP3 pushes go (pub/sub messages, invalidations). Loop thread.
   void set_push_handler(push_handler h) {
     for (auto& c : pool_) c->set_push_handler(h);

@@ -564,6 +564,15 @@ void cluster_router::set_push_handler(push_handler h) {
   if (seed_) set(*seed_);
 }
 
+std::uint64_t cluster_router::connection_losses() const noexcept {
+  std::uint64_t n = retired_losses_;
+  for (const auto& [name, node] : nodes_) {
+    if (node->conn) n += node->conn->losses();
+  }
+  if (seed_ && seed_->conn) n += seed_->conn->losses();
+  return n;
+}
+
 std::vector<std::string> cluster_router::nodes(bool primaries_only) const {
   std::vector<std::string> out;
   for (const auto& [name, n] : nodes_) {
@@ -1220,6 +1229,7 @@ void cluster_router::apply(slot_map map) {
   std::vector<std::unique_ptr<node>> gone;
   for (auto it = nodes_.begin(); it != nodes_.end();) {
     if (!it->second->in_topology && it->second->all_down()) {
+      if (it->second->conn) retired_losses_ += it->second->conn->losses();  // connection_losses stays monotonic
       gone.push_back(std::move(it->second));
       it = nodes_.erase(it);
     } else {

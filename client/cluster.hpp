@@ -116,6 +116,10 @@ class cluster_router {
   void set_push_handler(push_handler h);
   /// Asks for a topology refresh now (still at most one per `min_refresh_gap`).
   void refresh() { request_refresh(); }
+  /// Losses of the nodes' command connections so far (`connection::losses`, summed, those of nodes
+  /// forgotten included): unchanged between two looks, no node connection was lost in between.
+  /// O(nodes).
+  [[nodiscard]] std::uint64_t connection_losses() const noexcept;
 
  private:
   struct node;
@@ -262,6 +266,7 @@ class cluster_router {
   node* moved_to(std::string_view from_host, std::string_view error, std::uint16_t& slot);
   void assign_slot(std::uint16_t slot, node& to);
   static void on_node_state(void* context, connection_state s);
+  std::uint64_t retired_losses_ = 0;  // connection_losses of the nodes forgotten
   static void on_delay_timer(net::timer* t);
   static void on_refresh_timer(net::timer* t);
 

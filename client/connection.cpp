@@ -126,6 +126,7 @@ connection::~connection() {
 }
 
 void connection::set_state(connection_state s) {
+  if (state_ == connection_state::ready && s != connection_state::ready) ++losses_;
   state_ = s;
   if (state_fn_ != nullptr) state_fn_(state_ctx_, s);
 }
@@ -543,6 +544,13 @@ void connection::refuse(std::string why, std::error_code ec) {
 
 void connection::begin_setup() {
   setup_pending_ = 0;
+  if (opts_.tracking.enabled && protocol_ != 3) {
+    // Under RESP2 the invalidations would need a second connection (REDIRECT): not offered.
+    refuse(opts_.protocol == 3 ? "client-side caching (options::tracking) needs RESP3: the server refused HELLO 3"
+                               : "client-side caching (options::tracking) needs RESP3: options::protocol is 2",
+           errc::handshake_failed);
+    return;
+  }
   if (protocol_ == 2 && !opts_.client_name.empty()) {
     ++setup_pending_;
     send_step(setname_, {"CLIENT", "SETNAME", opts_.client_name}, &connection::on_setup);
@@ -558,6 +566,19 @@ void connection::begin_setup() {
   if (!opts_.sentinel.master_name.empty()) {
     ++setup_pending_;
     send_step(role_, {"ROLE"}, &connection::on_role);
+  }
+  if (opts_.tracking.enabled) {
+    std::vector<std::string> args = {"CLIENT", "TRACKING", "ON"};
+    if (opts_.tracking.broadcast) {
+      args.emplace_back("BCAST");
+      for (const std::string& p : opts_.tracking.prefixes) {
+        args.emplace_back("PREFIX");
+        args.push_back(p);
+      }
+    }
+    if (opts_.tracking.noloop) args.emplace_back("NOLOOP");
+    ++setup_pending_;
+    send_step(tracking_, std::move(args), &connection::on_setup);
   }
   if (opts_.set_lib_info) {
     setup_pending_ += 2;

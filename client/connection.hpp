@@ -103,6 +103,9 @@ class connection {
   [[nodiscard]] int protocol() const noexcept { return protocol_; }
   /// How many times a connection was established.
   [[nodiscard]] std::uint64_t connects() const noexcept { return connects_; }
+  /// How many times the connection stopped being ready (dropped, or closed). Each time, what the
+  /// server kept for it (CLIENT TRACKING's tracked keys, subscriptions) was lost.
+  [[nodiscard]] std::uint64_t losses() const noexcept { return losses_; }
   /// How many times the loop's provided buffers ran out under this connection's multishot receive
   /// (ENOBUFS: backpressure; the receive is armed again).
   [[nodiscard]] std::uint64_t buffer_shortages() const noexcept { return buffer_shortages_; }
@@ -222,6 +225,7 @@ class connection {
   int setup_pending_ = 0;
   std::uint32_t attempt_ = 0;     // reconnect attempts since the connection was last ready
   std::uint64_t connects_ = 0;
+  std::uint64_t losses_ = 0;
   std::uint64_t buffer_shortages_ = 0;
   std::string last_error_;
   std::error_code drop_reason_;
@@ -268,7 +272,7 @@ class connection {
 
   std::unique_ptr<sentinel_lookup> sentinel_;  // Sentinel mode: where to connect, asked before each connect
   std::unique_ptr<sentinel_watch> watch_;      // Sentinel mode, master: failovers, while connected
-  step hello_, auth_, setname_, select_, lib_name_, lib_ver_, readonly_, role_;
+  step hello_, auth_, setname_, select_, lib_name_, lib_ver_, readonly_, role_, tracking_;
   void (*state_fn_)(void*, connection_state) = nullptr;
   void* state_ctx_ = nullptr;
 };

@@ -53,6 +53,23 @@ struct cluster_options {
   read_from reads = read_from::primary;  ///< Replica reads (URL option `read_from=primary|prefer_replica|any`).
 };
 
+/// Client-side caching (https://redis.io/docs/latest/develop/reference/client-side-caching/):
+/// `CLIENT TRACKING ON` at the end of every connection's handshake, so that the server pushes an
+/// `invalidate` message naming each key this connection read once the key changes (or a null one
+/// when the database is flushed). RESP3 only: the pushes arrive on the connection itself, in order
+/// with its replies (a RESP2 connection is refused with `errc::handshake_failed`). `patterns::
+/// local_cache` keeps values by these messages; `client::set_push_handler` receives them too.
+struct tracking_options {
+  bool enabled = false;               ///< Send CLIENT TRACKING ON (URL option `tracking=yes`).
+  /// BCAST: invalidations for every key starting with one of `prefixes` (all keys if none), read by
+  /// this connection or not, instead of for the keys it read. Costs the server no per-key memory.
+  bool broadcast = false;
+  std::vector<std::string> prefixes;  ///< PREFIX p ... (with `broadcast` only).
+  /// NOLOOP: no invalidations for the writes of this connection itself. Off by default: a cache in
+  /// front of a client that also writes must hear of its own writes.
+  bool noloop = false;
+};
+
 /// What a Sentinel client connects to: the master, or one of its replicas.
 enum class sentinel_role : std::uint8_t {
   master,   ///< The master (the default); checked with ROLE after each connect.
@@ -135,6 +152,9 @@ struct options {
 
   // --- Sentinel ---
   sentinel_options sentinel;                 ///< Redis Sentinel discovery (off by default).
+
+  // --- Client-side caching ---
+  tracking_options tracking;                 ///< CLIENT TRACKING on every connection (off by default).
 };
 
 }  // namespace redring::client

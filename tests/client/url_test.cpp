@@ -291,6 +291,19 @@ TEST(Url, ClusterOptions) {
   }
 }
 
+TEST(Url, TrackingOption) {
+  options o;
+  ASSERT_FALSE(parse_url("redis://h?tracking=yes", o));
+  EXPECT_TRUE(o.tracking.enabled);
+  ASSERT_FALSE(parse_url("unix:///tmp/s.sock?tracking=0", o));
+  EXPECT_FALSE(o.tracking.enabled);
+  options bad;
+  std::string why;
+  EXPECT_EQ(parse_url("redis://h?tracking=sometimes", bad, &why), errc::invalid_url);
+  EXPECT_NE(why.find("tracking must be yes or no"), std::string::npos) << why;
+  EXPECT_FALSE(bad.tracking.enabled);
+}
+
 TEST(Url, FromEnvironment) {
   ::setenv("REDIS_URL", "redis://envhost:1234/2", 1);
   options o;
