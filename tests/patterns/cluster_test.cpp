@@ -5,6 +5,7 @@
 #include "client/hash_slot.hpp"
 #include "client/slot_map.hpp"
 #include "patterns/job_queue.hpp"
+#include "patterns/local_cache.hpp"
 #include "patterns/lock.hpp"
 #include "patterns/rate_limiter.hpp"
 #include "patterns/typed_cache.hpp"
@@ -214,6 +215,40 @@ TEST_F(OnCluster, ThroughAClusterModeClient) {
     EXPECT_FALSE(none->has_value());
   }
   EXPECT_EQ(primaries.size(), 3u);  // the tenants' tags cover every primary
+}
+
+// Client-side caching through a cluster client: each node's connection tracks what it read, and a
+// write on any shard invalidates its key.
+TEST_F(OnCluster, LocalCacheFollowsInvalidationsFromEveryShard) {
+  client::options o = options_for(owner_of("x"));
+  o.cluster.enabled = true;
+  o.tracking.enabled = true;
+  client::client c(loop, o);
+  local_cache cache(c);
+  std::vector<std::string> keys;
+  std::set<std::uint16_t> ports;
+  for (int i = 0; ports.size() < 3; ++i) {
+    std::string k = "lc:" + std::to_string(i);
+    if (ports.insert(owner_of(k).port).second) keys.push_back(k);
+  }
+  for (const auto& k : keys) {
+    test::blocking_connection(socket_of(owner_of(k))).call({"SET", k, "v1"});
+    auto v = run_task(loop, cache.get(k));
+    ASSERT_TRUE(v) << v.error().what();
+  }
+  for (const auto& k : keys) {
+    auto v = run_task(loop, cache.get(k));
+    ASSERT_TRUE(v);
+    EXPECT_EQ(*v, "v1");
+  }
+  EXPECT_EQ(cache.stats().hits, 3u);
+  for (const auto& k : keys) test::blocking_connection(socket_of(owner_of(k))).call({"SET", k, "v2"});
+  ASSERT_TRUE(test::run_until(loop, [&] { return cache.stats().invalidations == 3; }, 5s));
+  for (const auto& k : keys) {
+    auto v = run_task(loop, cache.get(k));
+    ASSERT_TRUE(v);
+    EXPECT_EQ(*v, "v2");
+  }
 }
 
 }  // namespace

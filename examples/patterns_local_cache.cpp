@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: MIT
+// Client-side caching: a configuration value read through a local cache is answered in the process
+// after the first read, until another client changes it and the server's invalidation arrives.
+// Usage: patterns_local_cache [redis://host:port | unix:///path]   (Redis 6 or later: RESP3)
+#include "client/client.hpp"
+#include "client/url.hpp"
+#include "patterns/local_cache.hpp"
+#include "patterns/script.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+using namespace redring;
+using namespace std::chrono_literals;
+
+int main(int argc, char** argv) {
+  client::options opts;
+  std::string why;
+  if (client::options_from_command_line(argc, argv, opts, &why)) {
+    std::fprintf(stderr, "bad URL: %s\n", why.c_str());
+    return 2;
+  }
+  net::loop loop;
+  client::options tracked = opts;
+  tracked.tracking.enabled = true;  // CLIENT TRACKING ON on every connection (or ?tracking=yes)
+  client::client redis(loop, tracked);
+  client::client other(loop, opts);  // another application instance, writing
+  patterns::local_cache cache(redis, {.max_entries = 1000});
+  const std::string key = "config:" + patterns::random_hex(4) + ":feature-x";
+  int status = 1;
+
+  auto flow = [&]() -> client::detached {
+    auto show = [&](const char* when, const resp::result<std::optional<std::string>>& v) {
+      if (!v) std::printf("%s: error %s\n", when, v.error().what().c_str());
+      else std::printf("%s: %s\n", when, *v ? (*v)->c_str() : "(none)");
+    };
+    if (auto ok = co_await cache.set(key, "off"); !ok) {
+      std::printf("cannot use the cache: %s\n", ok.error().what().c_str());
+      loop.stop();
+      co_return;
+    }
+    show("first read (from the server)", co_await cache.get(key));
+    show("second read (in the process)", co_await cache.get(key));
+    (void)co_await other.set(key, "on");  // someone else flips the flag
+    // The server's invalidation arrives on the reading connection; until then the old value stands.
+    while (cache.holds(key)) co_await patterns::sleep_for(loop, 1ms);
+    show("after another client's write", co_await cache.get(key));
+    const auto s = cache.stats();
+    std::printf("hits %llu, misses %llu, invalidations %llu\n", static_cast<unsigned long long>(s.hits),
+                static_cast<unsigned long long>(s.misses), static_cast<unsigned long long>(s.invalidations));
+    (void)co_await other.command<std::int64_t>("DEL", key);
+    status = s.hits == 1 && s.misses == 2 && s.invalidations == 1 ? 0 : 1;
+    loop.stop();
+  };
+  flow();
+  loop.run();
+  return status;
+}
