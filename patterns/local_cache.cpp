@@ -29,6 +29,17 @@ local_cache::local_cache(client::client& c, local_cache_options opts, client::pu
 
 local_cache::~local_cache() { client_.set_push_handler(next_); }
 
+// Broadcasting mode with prefixes: the server invalidates only keys under them, read or not; a key
+// outside them would never be invalidated, so it is never kept.
+bool local_cache::trackable(std::string_view key) const noexcept {
+  const client::tracking_options& t = client_.settings().tracking;
+  if (!t.broadcast || t.prefixes.empty()) return true;
+  for (const std::string& p : t.prefixes) {
+    if (key.starts_with(p)) return true;
+  }
+  return false;
+}
+
 task<resp::result<std::optional<std::string>>> local_cache::get(std::string_view key) {
   check_connections();
   if (const auto it = index_.find(key); it != index_.end()) {
@@ -49,7 +60,7 @@ task<resp::result<std::optional<std::string>>> local_cache::get(std::string_view
   const auto sent = net::clock::now();
   auto reply = co_await client_.get(key);
   if (!reply) co_return reply.error();
-  if (client_.connection_losses() == changes && forgets_ == forgets) store(key, *reply, sent);
+  if (client_.connection_losses() == changes && forgets_ == forgets && trackable(key)) store(key, *reply, sent);
   co_return std::move(*reply);
 }
 

@@ -46,7 +46,9 @@ struct local_cache_stats {
 ///
 /// What the cache cannot see it does not serve: every value is dropped when any of the client's
 /// connections is lost (its tracked keys go with it; `client::connection_losses`), and a read is
-/// not kept if a connection changed while it was in flight. Absent keys are kept too (as nullopt).
+/// not kept if a connection was lost while it was in flight. Absent keys are kept too (as nullopt).
+/// With `tracking.broadcast` and prefixes, only keys under a prefix are kept (others would never be
+/// invalidated); the others are read from the server each time.
 ///
 /// Read-your-writes: the invalidation of a write this client makes arrives just after the write's
 /// reply, so a `get` in the same turn may still see the old value: call `forget(key)` when writing
@@ -92,7 +94,9 @@ class local_cache {
 
   static void on_push(void* self, const resp::node& n);
   void push_node(const resp::node& n);
-  // Everything is dropped if a connection changed since the last look.
+  // False for a key the server would not invalidate (outside the broadcast prefixes).
+  bool trackable(std::string_view key) const noexcept;
+  // Everything is dropped if a connection was lost since the last look.
   void check_connections();
   void store(std::string_view key, std::optional<std::string> value, net::clock::time_point sent);
   void erase(lru::iterator it);

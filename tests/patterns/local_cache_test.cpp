@@ -206,6 +206,30 @@ TEST(LocalCacheSetup, TrackingOptionsReachTheServer) {
   EXPECT_EQ(prefixes, (std::set<std::string>{"user:", "config:"}));
 }
 
+// Broadcasting mode: keys under a prefix are invalidated without having been read on the connection;
+// keys outside every prefix would never be, so they are not kept.
+TEST(LocalCacheSetup, BroadcastKeepsOnlyKeysUnderItsPrefixes) {
+  test::redis_server server;
+  net::loop loop;
+  client::options o = tracking_options(server);
+  o.tracking.broadcast = true;
+  o.tracking.prefixes = {"cfg:"};
+  client::client c(loop, o);
+  test::blocking_connection admin(server.socket_path());
+  local_cache cache(c);
+  ASSERT_EQ(admin.call({"SET", "cfg:a", "1"}).text, "OK");
+  ASSERT_EQ(admin.call({"SET", "other", "1"}).text, "OK");
+  for (const char* k : {"cfg:a", "other"}) ASSERT_TRUE(run_task(loop, cache.get(k)));
+  EXPECT_TRUE(cache.holds("cfg:a"));
+  EXPECT_FALSE(cache.holds("other"));
+  ASSERT_EQ(admin.call({"SET", "other", "2"}).text, "OK");
+  ASSERT_EQ(admin.call({"SET", "cfg:a", "2"}).text, "OK");
+  ASSERT_TRUE(test::run_until(loop, [&] { return !cache.holds("cfg:a"); }, 5s));
+  const auto other = run_task(loop, cache.get("other"));
+  ASSERT_TRUE(other && *other);
+  EXPECT_EQ(**other, "2");
+}
+
 TEST(LocalCacheSetup, AClientWithoutTrackingIsRefused) {
   test::redis_server server;
   net::loop loop;
