@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "patterns/local_cache.hpp"
 
+#include "patterns/script.hpp"
+
 #include <stdexcept>
 #include <utility>
 
@@ -44,12 +46,13 @@ task<resp::result<std::optional<std::string>>> local_cache::get(std::string_view
   check_connections();
   if (const auto it = index_.find(key); it != index_.end()) {
     const entry& e = *it->second;
-    if (opts_.max_age.count() <= 0 || net::clock::now() - e.stored <= opts_.max_age) {
+    const auto now = net::clock::now();
+    if (now < e.expires && (opts_.max_age.count() <= 0 || now - e.stored <= opts_.max_age)) {
       ++stats_.hits;
       entries_.splice(entries_.begin(), entries_, it->second);
       co_return e.value;
     }
-    erase(it->second);  // too old to serve
+    erase(it->second);  // too old to serve, or past the key's TTL
   }
   ++stats_.misses;
   // The read is kept only if nothing happened meanwhile that the invalidations would not cover: a
@@ -58,15 +61,40 @@ task<resp::result<std::optional<std::string>>> local_cache::get(std::string_view
   const std::uint64_t changes = client_.connection_losses();
   const std::uint64_t forgets = forgets_;
   const auto sent = net::clock::now();
-  auto reply = co_await client_.get(key);
-  if (!reply) co_return reply.error();
-  if (client_.connection_losses() == changes && forgets_ == forgets && trackable(key)) store(key, *reply, sent);
-  co_return std::move(*reply);
+  // PTTL in the same write: Redis invalidates an expiring key only when it deletes it (lazily, or by
+  // its sampling expiry cycle, which may lag far behind on a server with many volatile keys), so
+  // the local copy keeps the key's own deadline. Counted from the send, it ends no later than the
+  // server's. (A review proved a value served 300 ms past its TTL with active expiry off.)
+  client::pipeline batch;
+  batch.add("GET", key).add("PTTL", key);
+  auto replies = co_await client_.execute(batch);
+  if (!replies) co_return replies.error();
+  if (replies->size() != 2) co_return unexpected_reply("local_cache: GET and PTTL");
+  resp::value& got = (*replies)[0];
+  const resp::value& ttl = (*replies)[1];
+  if (got.is_error()) co_return resp::error{resp::errc::server_error, std::move(got.text)};
+  std::optional<std::string> value;
+  if (got.data_type == resp::type::blob_string || got.data_type == resp::type::simple_string) {
+    value = std::move(got.text);
+  } else if (!got.is_null()) {
+    co_return unexpected_reply("local_cache: GET");
+  }
+  auto expires = net::clock::time_point::max();
+  if (ttl.data_type == resp::type::integer && ttl.integer >= 0) expires = sent + std::chrono::milliseconds(ttl.integer);
+  if (ttl.data_type != resp::type::integer) expires = sent;  // unknown: not kept
+  if (client_.connection_losses() == changes && forgets_ == forgets && trackable(key) && expires > sent) {
+    store(key, value, sent, expires);
+  }
+  co_return value;
 }
 
+// Forgotten before the SET, and again after its reply: a GET on another connection of the pool,
+// answered before the SET ran, may have stored the old value meanwhile, and this connection's own
+// invalidation arrives only after the reply. (A review proved it with pool_size 2.)
 task<resp::result<bool>> local_cache::set(std::string_view key, std::string_view value) {
   forget(key);
   auto reply = co_await client_.set(key, value);
+  forget(key);
   if (!reply) co_return reply.error();
   co_return reply->has_value();
 }
@@ -106,7 +134,8 @@ void local_cache::drop_all() {
   ++stats_.flushes;
 }
 
-void local_cache::store(std::string_view key, std::optional<std::string> value, net::clock::time_point sent) {
+void local_cache::store(std::string_view key, std::optional<std::string> value, net::clock::time_point sent,
+                        net::clock::time_point expires) {
   const std::size_t size = size_of(key, value);
   if (const auto it = index_.find(key); it != index_.end()) erase(it->second);
   if (size > opts_.max_bytes || opts_.max_entries == 0) return;  // would evict everything and still not fit
@@ -114,7 +143,7 @@ void local_cache::store(std::string_view key, std::optional<std::string> value, 
     erase(std::prev(entries_.end()));
     ++stats_.evictions;
   }
-  entries_.push_front(entry{std::string(key), std::move(value), sent});
+  entries_.push_front(entry{std::string(key), std::move(value), sent, expires});
   index_.emplace(entries_.front().key, entries_.begin());
   bytes_ += size;
 }

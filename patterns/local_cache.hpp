@@ -51,8 +51,14 @@ struct local_cache_stats {
 /// invalidated); the others are read from the server each time.
 ///
 /// Read-your-writes: the invalidation of a write this client makes arrives just after the write's
-/// reply, so a `get` in the same turn may still see the old value: call `forget(key)` when writing
-/// (or write with `set`, which does). Writes by anyone else are seen when their invalidation arrives.
+/// reply, so a `get` in the same turn may still see the old value: write with `set`, or call
+/// `forget(key)` after the write's reply (a GET on another connection of the pool may have stored
+/// the old value while the write was in flight). Writes by anyone else are seen when their
+/// invalidation arrives.
+///
+/// Expiry: Redis invalidates an expiring key only when it deletes it (lazily, or by its sampling
+/// expiry cycle), so each miss reads PTTL with the GET (same write) and the local copy ends at the
+/// key's deadline counted from the send. SWAPDB sends no invalidation (Redis 7): `clear()` after one.
 ///
 /// The cache is the client's push handler while it lives (`client::set_push_handler`); every push
 /// is also passed to `next` (pub/sub, other invalidations). One per client. Loop thread only; the
@@ -65,10 +71,11 @@ class local_cache {
   local_cache(const local_cache&) = delete;
   local_cache& operator=(const local_cache&) = delete;
 
-  /// The value of `key`: from the process if held (and no connection changed since), else by GET,
-  /// kept for the next call. nullopt: no such key (or not a string: the GET's error is returned).
+  /// The value of `key`: from the process if held (and no connection was lost since, and its TTL
+  /// has not passed), else by GET (with PTTL, one round trip), kept for the next call. nullopt: no
+  /// such key. A key that is not a string: the server's WRONGTYPE error, nothing kept.
   [[nodiscard]] task<resp::result<std::optional<std::string>>> get(std::string_view key);
-  /// SET `key` `value`, the local copy dropped first (see read-your-writes above).
+  /// SET `key` `value`, the local copy dropped before and after (see read-your-writes above).
   [[nodiscard]] task<resp::result<bool>> set(std::string_view key, std::string_view value);
   /// Drops the local copy of `key` (nothing is sent).
   void forget(std::string_view key);
@@ -84,7 +91,8 @@ class local_cache {
   struct entry {
     std::string key;
     std::optional<std::string> value;
-    net::clock::time_point stored;
+    net::clock::time_point stored;   // when the read was sent
+    net::clock::time_point expires;  // the key's TTL counted from `stored` (max: none)
   };
   struct view_hash {
     using is_transparent = void;
@@ -98,7 +106,7 @@ class local_cache {
   bool trackable(std::string_view key) const noexcept;
   // Everything is dropped if a connection was lost since the last look.
   void check_connections();
-  void store(std::string_view key, std::optional<std::string> value, net::clock::time_point sent);
+  void store(std::string_view key, std::optional<std::string> value, net::clock::time_point sent, net::clock::time_point expires);
   void erase(lru::iterator it);
   void drop_all();
 

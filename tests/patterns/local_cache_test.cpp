@@ -3,6 +3,8 @@
 // writes by others and by this client, flushes, a lost connection, eviction, RESP2 refused.
 #include "patterns/local_cache.hpp"
 
+#include "client/detached.hpp"
+
 #include "tests/patterns/commandstats.hpp"
 #include "tests/patterns/run_task.hpp"
 #include "tests/support/redis_server.hpp"
@@ -162,6 +164,86 @@ TEST_F(LocalCache, ByteBoundAndMaxAge) {
   const auto misses = cache.stats().misses;
   EXPECT_EQ(cached_get(cache, "s"), "12345");
   EXPECT_EQ(cache.stats().misses, misses + 1);  // too old: read again
+}
+
+// A key past its TTL that the server has not deleted yet sends no invalidation: the local copy
+// keeps the key's own deadline (PTTL, read with the GET). A review proved it served 300 ms late.
+TEST(LocalCacheTtl, AnExpiredKeyIsNotServedBeforeTheServerDeletesIt) {
+  test::redis_server server({"--enable-debug-command", "yes"});
+  net::loop loop;
+  client::client c(loop, tracking_options(server));
+  test::blocking_connection admin{server.socket_path()};
+  local_cache cache(c);
+  ASSERT_EQ(admin.call({"DEBUG", "SET-ACTIVE-EXPIRE", "0"}).text, "OK");  // as if the expiry sampler lagged
+  ASSERT_EQ(admin.call({"SET", "k", "v", "PX", "100"}).text, "OK");
+  ASSERT_EQ(admin.call({"SET", "forever", "w"}).text, "OK");
+  auto r1 = run_task(loop, cache.get("k"));
+  ASSERT_TRUE(r1 && *r1 == "v");
+  EXPECT_TRUE(cache.holds("k"));
+  ASSERT_TRUE(run_task(loop, cache.get("forever")));
+  test::run_for(loop, 300ms);
+  auto r2 = run_task(loop, cache.get("k"));
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(*r2, std::nullopt);
+  auto r3 = run_task(loop, cache.get("forever"));
+  ASSERT_TRUE(r3 && *r3 == "w");
+  EXPECT_EQ(cache.stats().hits, 1u);  // "forever" (no TTL) only
+}
+
+// pool_size 2: a GET on the other connection, answered before the SET ran (held by CLIENT PAUSE
+// WRITE), must not leave the old value to be served after set() returned (a review proved it was).
+TEST(LocalCachePool, SetIsReadYourWritesWithTwoConnections) {
+  test::redis_server server;
+  net::loop loop;
+  client::options o = tracking_options(server);
+  o.pool_size = 2;
+  client::client c(loop, o);
+  test::blocking_connection admin{server.socket_path()};
+  local_cache cache(c);
+  ASSERT_EQ(admin.call({"SET", "k", "v1"}).text, "OK");
+  auto first = run_task(loop, cache.get("k"));
+  ASSERT_TRUE(first && *first == "v1");
+  ASSERT_EQ(admin.call({"CLIENT", "PAUSE", "300", "WRITE"}).text, "OK");
+  std::optional<std::string> after_set;
+  bool done = false, read = false;
+  auto writer = [&]() -> client::detached {
+    auto ok = co_await cache.set("k", "v2");
+    EXPECT_TRUE(ok && *ok);
+    auto v = co_await cache.get("k");
+    after_set = v ? *v : std::optional<std::string>("error");
+    done = true;
+  };
+  auto reader = [&]() -> client::detached {
+    (void)co_await cache.get("k");  // concurrent with the write: either value is right for it
+    read = true;
+  };
+  writer();
+  reader();
+  ASSERT_TRUE(test::run_until(loop, [&] { return done && read; }, 5s));
+  EXPECT_EQ(after_set, "v2");
+}
+
+// SWAPDB changes every value and sends no invalidation (Redis 7.0): documented; clear() is the remedy.
+TEST_F(LocalCache, SwapdbIsNotInvalidatedClearIsTheRemedy) {
+  local_cache cache(c);
+  ASSERT_EQ(admin.call({"SET", "k", "db0"}).text, "OK");
+  ASSERT_EQ(admin.call({"SELECT", "1"}).text, "OK");
+  ASSERT_EQ(admin.call({"SET", "k", "db1"}).text, "OK");
+  EXPECT_EQ(cached_get(cache, "k"), "db0");
+  ASSERT_EQ(admin.call({"SWAPDB", "0", "1"}).text, "OK");
+  test::run_for(loop, 200ms);
+  EXPECT_EQ(cached_get(cache, "k"), "db0");  // the documented limit
+  cache.clear();
+  EXPECT_EQ(cached_get(cache, "k"), "db1");
+}
+
+TEST_F(LocalCache, WrongTypeIsAnErrorAndNotKept) {
+  local_cache cache(c);
+  ASSERT_EQ(admin.call({"RPUSH", "l", "x"}).integer, 1);
+  auto r = run_task(loop, cache.get("l"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code_word(), "WRONGTYPE");
+  EXPECT_FALSE(cache.holds("l"));
 }
 
 // Pushes are passed on to the handler given; the cache gives it back when it goes.
