@@ -196,6 +196,9 @@ std::uint64_t job_lease::renewals() const noexcept { return state_->renewals; }
 client::detached job_queue::keep_renewing(std::shared_ptr<job_lease::state> s, std::function<void()> on_lost) {
   const auto beat = std::max(s->lease / 3, std::chrono::milliseconds(1));
   const auto left = [&s] { return std::chrono::ceil<std::chrono::milliseconds>(s->valid_until - net::clock::now()); };
+  // Not a step before the caller holds the handle: on_lost never runs inside the call that started
+  // the watchdog (a review proved it did for a lease already run out).
+  co_await s->dog.pause(std::chrono::milliseconds(0));
   while (!s->dog.stopped()) {
     if (left().count() <= 0) {
       s->lost = true;
@@ -216,7 +219,11 @@ client::detached job_queue::keep_renewing(std::shared_ptr<job_lease::state> s, s
       ++s->renewals;
       continue;
     }
-    if (!renewed && renewed.error().code == client::errc::shutting_down) break;
+    if (!renewed && renewed.error().code == client::errc::shutting_down) {
+      // The client closed: no renewal will come, the lease runs out (a review proved it ended unreported).
+      s->lost = true;
+      break;
+    }
     if (renewed || net::clock::now() >= s->valid_until) {  // gone, or no renewal in time
       s->lost = true;
       break;

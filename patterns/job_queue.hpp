@@ -69,8 +69,9 @@ class job_lease {
   /// Ends the renewals (idempotent); one in flight completes without effect on `lost()`.
   void stop() noexcept;
   /// True once a renewal found the job no longer reserved under this attempt (taken back, completed
-  /// or failed elsewhere), or none succeeded before `valid_until`: stop working on it, its work may
-  /// run again elsewhere.
+  /// or failed elsewhere), none succeeded before `valid_until`, or the client closed (no renewal can
+  /// follow): stop working on it, its work may run again elsewhere. `on_lost` then runs once, never
+  /// inside `keep_alive` itself.
   [[nodiscard]] bool lost() const noexcept;
   /// Until when (local steady clock) the lease certainly runs, counting from the sending of the
   /// last successful renewal (or the reservation). Moves forward with every renewal.

@@ -239,6 +239,9 @@ client::detached lock::watchdog(std::shared_ptr<lease::state> s, std::function<v
   const auto left = [&s] {
     return std::chrono::ceil<std::chrono::milliseconds>(s->valid_until - net::clock::now());
   };
+  // Not a step before the caller holds the handle: on_lost never runs inside the call that started
+  // the watchdog (a review proved it did for a lease already run out).
+  co_await s->dog.pause(std::chrono::milliseconds(0));
   while (!s->dog.stopped()) {
     if (left().count() <= 0) {
       s->lost = true;
@@ -255,7 +258,11 @@ client::detached lock::watchdog(std::shared_ptr<lease::state> s, std::function<v
     const auto extended = co_await on_all(s, true, s->ttl, per_command);
     if (s->dog.stopped()) break;
     if (extended && *extended) continue;
-    if (!extended && extended.error().code == client::errc::shutting_down) break;
+    if (!extended && extended.error().code == client::errc::shutting_down) {
+      // The client closed: no renewal will come, the lease runs out (a review proved it ended unreported).
+      s->lost = true;
+      break;
+    }
     if (extended || net::clock::now() >= s->valid_until) {
       s->lost = true;
       break;

@@ -59,8 +59,8 @@ class lease {
   /// Until when (local steady clock) the lock is certainly still held, counting drift: past it, stop
   /// writing. Moves forward with every successful extension (by hand or by the watchdog).
   [[nodiscard]] net::clock::time_point valid_until() const noexcept;
-  /// True once the watchdog found the lock gone (expired and taken, or deleted) or could not
-  /// extend it before `valid_until`.
+  /// True once the watchdog found the lock gone (expired and taken, or deleted), could not extend
+  /// it before `valid_until`, or stopped because the client closed.
   [[nodiscard]] bool lost() const noexcept;
 
  private:

@@ -246,6 +246,68 @@ TEST_F(JobQueue, KeepAliveWithoutRepliesIsLostAtValidUntil) {
   EXPECT_LT(noticed, valid_until + 1s);  // not long after: the pause and the timeout end there
 }
 
+// The client closed under a kept lease: no renewal can follow, so the lease is reported lost (a
+// review proved it ended silently while another worker took the job back).
+TEST_F(JobQueue, KeepAliveReportsALeaseLostToTheClientClosing) {
+  job_queue q(c, "kept-close", {.lease = 200ms});
+  ASSERT_TRUE(run_task(loop, q.enqueue("a")));
+  auto got = run_task(loop, q.reserve());
+  ASSERT_TRUE(got && *got);
+  int lost_calls = 0;
+  job_lease kept = q.keep_alive(**got, [&] { ++lost_calls; });
+  c.close();
+  ASSERT_TRUE(test::run_until(loop, [&] { return lost_calls == 1; }, 2s));
+  EXPECT_TRUE(kept.lost());
+  test::run_for(loop, 100ms);
+  EXPECT_EQ(lost_calls, 1);
+}
+
+// keep_alive on a job whose lease already ran out: on_lost runs on a later turn, once the caller
+// holds the handle (a review proved it ran inside keep_alive).
+TEST_F(JobQueue, KeepAliveNeverCallsOnLostBeforeReturning) {
+  job_queue q(c, "kept-late", {.lease = 50ms});
+  ASSERT_TRUE(run_task(loop, q.enqueue("a")));
+  auto got = run_task(loop, q.reserve());
+  ASSERT_TRUE(got && *got);
+  test::run_for(loop, 100ms);
+  bool returned = false, called_before_return = false, called = false;
+  job_lease kept = q.keep_alive(**got, [&] {
+    called = true;
+    called_before_return = !returned;
+  });
+  returned = true;
+  ASSERT_TRUE(test::run_until(loop, [&] { return called; }, 2s));
+  EXPECT_FALSE(called_before_return);
+  EXPECT_TRUE(kept.lost());
+}
+
+// Leases destroyed inside their own on_lost, moved and destroyed while a renewal is in flight, and
+// moved over (ASan in CI): on_lost runs once, nothing is touched after it is gone.
+TEST_F(JobQueue, KeepAliveHandlesMayBeDestroyedOrMovedAnyTime) {
+  job_queue q(c, "kept-asan", {.lease = 90ms});
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(run_task(loop, q.enqueue("a")));
+  auto a = run_task(loop, q.reserve());
+  auto b = run_task(loop, q.reserve());
+  ASSERT_TRUE(a && *a && b && *b);
+  std::optional<job_lease> la, lb;
+  int calls = 0;
+  la.emplace(q.keep_alive(**a, [&] {
+    ++calls;
+    la.reset();
+  }));
+  lb.emplace(q.keep_alive(**b));
+  ASSERT_EQ(admin.call({"ZREM", q.key("active"), (*a)->id}).integer, 1);
+  ASSERT_TRUE(test::run_until(loop, [&] { return calls == 1; }, 3s));
+  const auto r0 = lb->renewals();
+  ASSERT_TRUE(test::run_until(loop, [&] { return lb->renewals() > r0; }, 3s));
+  test::run_for(loop, 25ms);
+  job_lease moved = std::move(*lb);
+  lb.reset();
+  moved = job_lease(q.keep_alive(**b));
+  test::run_for(loop, 100ms);
+  EXPECT_EQ(calls, 1);
+}
+
 TEST_F(JobQueue, AJobAbandonedOnItsLastAttemptGoesToTheDeadList) {
   job_queue q(c, "abandoned", {.lease = 50ms, .max_attempts = 1});
   ASSERT_TRUE(run_task(loop, q.enqueue("p")));
