@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The cost of one decision of each pattern against a private redis-server on a Unix socket: every
 // limiter algorithm, an uncontended lock acquire + release, a cache hit and a cache miss, a job
-// queue's whole cycle (enqueue, reserve, complete) and a leaderboard submit. Per row:
+// queue's whole cycle (enqueue, reserve, complete), a leaderboard submit, and client-side caching
+// (local_cache hits and misses beside a plain GET of the same keys). Per row:
 // decisions/s, client CPU µs per decision (getrusage), and scripts per decision counted by the
 // server (EVALSHA + EVAL calls in INFO commandstats: every command these patterns send is a script;
 // each is a round trip, except a cache miss's stampede lock and second read, which leave together),
@@ -13,6 +14,7 @@
 #include "patterns/cache.hpp"
 #include "patterns/job_queue.hpp"
 #include "patterns/leaderboard.hpp"
+#include "patterns/local_cache.hpp"
 #include "patterns/lock.hpp"
 #include "patterns/rate_limiter.hpp"
 
@@ -198,6 +200,30 @@ int main(int argc, char** argv) {
   };
   ok = row("cache hit", loop, admin, hit, s) && ok;
   ok = row("cache miss (load, store)", loop, admin, miss, s) && ok;
+
+  // Client-side caching (local_cache over CLIENT TRACKING), against a plain GET of the same keys:
+  // hits over 1,000 keys read once, and misses of keys never seen (GET + PTTL in one write).
+  for (const auto& n : names) (void)admin.call({"SET", "lc:" + n, "a value of some thirty bytes.."});
+  client::options tracked = opts;
+  tracked.tracking.enabled = true;
+  client::client tracking_client(loop, tracked);
+  patterns::local_cache local(tracking_client, {.max_entries = 100'000});
+  const decide_fn plain_get = [&](std::size_t, std::uint64_t i) -> patterns::task<bool> {
+    const auto r = co_await redis.get("lc:" + names[i % names.size()]);
+    co_return r && r->has_value();
+  };
+  const decide_fn local_hit = [&](std::size_t, std::uint64_t i) -> patterns::task<bool> {
+    const auto r = co_await local.get("lc:" + names[i % names.size()]);
+    co_return r && r->has_value();
+  };
+  std::uint64_t unseen = 0;
+  const decide_fn local_miss = [&](std::size_t, std::uint64_t) -> patterns::task<bool> {
+    const auto r = co_await local.get("lc:unseen:" + std::to_string(unseen++));
+    co_return r && !r->has_value();
+  };
+  ok = row("GET (no local cache)", loop, admin, plain_get, s) && ok;
+  ok = row("local_cache hit", loop, admin, local_hit, s) && ok;
+  ok = row("local_cache miss (GET+PTTL)", loop, admin, local_miss, s) && ok;
 
   // Job queue: one decision = one job's whole cycle, enqueue + reserve + complete (three scripts).
   // Each caller reserves after its own enqueue, so a job is always ready (the reserve may take
