@@ -128,13 +128,6 @@ void replay(request& r, std::string_view bytes, const resp::limits& lim) {
   }
 }
 
-// "host:port", the key of a node.
-std::string endpoint(std::string_view host, std::uint16_t port) {
-  std::string s(host);
-  s += ':';
-  s += std::to_string(port);
-  return s;
-}
 
 // Keyless commands that act on one node's data or scripts: a cluster client sends them to every
 // primary, so that e.g. a script loaded once can run under EVALSHA wherever its keys live.
@@ -566,8 +559,8 @@ void cluster_router::set_push_handler(push_handler h) {
 
 std::uint64_t cluster_router::connection_losses() const noexcept {
   std::uint64_t n = retired_losses_;
-  for (const auto& [name, node] : nodes_) {
-    if (node->conn) n += node->conn->losses();
+  for (const auto& entry : nodes_) {
+    if (entry.second->conn) n += entry.second->conn->losses();
   }
   if (seed_ && seed_->conn) n += seed_->conn->losses();
   return n;
@@ -942,21 +935,12 @@ void cluster_router::on_moved_in_batch(void* context, std::string_view error) {
 
 // The node a "MOVED <slot> <host>:<port>" or "ASK ..." names, and its slot; null if malformed.
 cluster_router::node* cluster_router::moved_to(std::string_view from_host, std::string_view error, std::uint16_t& slot) {
-  const bool moved = error.starts_with("MOVED ");
-  const std::string_view rest = error.substr(moved ? 6 : 4);
-  const auto space = rest.find(' ');
-  const std::string_view where = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
-  const auto colon = where.rfind(':');
-  std::uint16_t port = 0;
-  // Port 0 is no port: a node there could never be reached, and the command would wait for it.
-  if (colon == std::string_view::npos || !parse_int(rest.substr(0, space), slot) || slot >= slot_count ||
-      !parse_int(where.substr(colon + 1), port) || port == 0) {
-    return nullptr;
-  }
+  cluster_redirection r;
+  if (!parse_cluster_redirection(error, r)) return nullptr;
+  slot = r.slot;
   // An empty host means the host of the node that answered.
-  const std::string_view host = colon == 0 ? std::string_view(from_host.empty() ? opts_.host : from_host)
-                                           : where.substr(0, colon);
-  return &node_named(host, port);
+  const std::string_view host = r.host.empty() ? std::string_view(from_host.empty() ? opts_.host : from_host) : r.host;
+  return &node_named(host, r.port);
 }
 
 // Until the refresh says more: the slot goes to `to`'s shard (a new one if `to` leads none).

@@ -6,7 +6,6 @@
 #include "resp/writer.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 
 namespace redring::client {
@@ -19,16 +18,7 @@ using namespace std::chrono_literals;
 // moves its slots), as does a sharded channel waiting for its slot's owner.
 constexpr auto tick_interval = 500ms;
 
-std::string address_of(const cluster_node& n) { return n.host + ':' + std::to_string(n.port); }
-
-// A refusal that says the channel belongs elsewhere, or not yet anywhere: the topology is asked
-// again and the channel placed where it says (cluster spec, "Redirection and resharding").
-bool is_redirection(std::string_view error) noexcept {
-  for (const std::string_view word : {"MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"}) {
-    if (error.substr(0, word.size()) == word) return true;
-  }
-  return false;
-}
+std::string address_of(const cluster_node& n) { return endpoint(n.host, n.port); }
 
 }  // namespace
 
@@ -291,20 +281,12 @@ void cluster_subscriber::fetch() {
     }
     options o = opts_;
     o.health_check_interval = 0ms;
-    // "host:port" (the host may be an IPv6 address: the port is after the last colon).
-    const std::size_t colon = redirected_to_.rfind(':');
-    std::uint16_t redirected_port = 0;
-    if (colon != std::string::npos && colon > 0) {
-      const char* first = redirected_to_.data() + colon + 1;
-      const char* last = redirected_to_.data() + redirected_to_.size();
-      if (std::from_chars(first, last, redirected_port).ptr != last) redirected_port = 0;
-    }
     const std::size_t pick = next_target_++ % (candidates.size() + 1);
-    if (redirected_port != 0) {
+    if (redirected_port_ != 0) {
       o.unix_path.clear();
-      o.host = redirected_to_.substr(0, colon);
-      o.port = redirected_port;
-      topology_target_ = redirected_to_;
+      o.host = redirected_host_;
+      o.port = redirected_port_;
+      topology_target_ = endpoint(o.host, o.port);
     } else if (pick < candidates.size()) {
       o.unix_path.clear();
       o.host = candidates[pick]->host;
@@ -313,7 +295,7 @@ void cluster_subscriber::fetch() {
     } else {
       topology_target_ = o.unix_path.empty() ? o.host + ':' + std::to_string(o.port) : "unix:" + o.unix_path;
     }
-    redirected_to_.clear();
+    redirected_port_ = 0;
     topology_conn_ = connection::create(loop_, o);
     topology_conn_->start();
   }
@@ -401,14 +383,15 @@ void cluster_subscriber::event(node_entry& from, const pubsub_event& e) {
     request_refresh();
   } else if (e.kind == pubsub_kind::refused) {
     last_error_.assign(e.payload);
-    if (is_redirection(e.payload)) {
+    if (is_cluster_redirect(e.payload)) {
       // The name belongs elsewhere or nowhere yet: the node dropped it from its set, and the next
       // topology places it again (`place`, `place_classic` add what a node's sets lack). Not delivered.
       if (const auto p = placed_.find(e.channel); p != placed_.end() && p->second.node == from.address) p->second.settled = false;
       // The node asked for the topology may hold a stale view (a review proved one asked for ever):
       // the next fetch asks the node the MOVED names, which knows its own slots, else another.
-      if (const std::size_t space = e.payload.rfind(' '); e.payload.substr(0, 6) == "MOVED " && space != std::string_view::npos) {
-        redirected_to_.assign(e.payload.substr(space + 1));
+      if (cluster_redirection r; parse_cluster_redirection(e.payload, r) && !r.ask && !r.host.empty()) {
+        redirected_host_.assign(r.host);
+        redirected_port_ = r.port;
       }
       rotate_ = true;
       request_refresh();

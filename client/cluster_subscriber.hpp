@@ -180,7 +180,8 @@ class cluster_subscriber {
   connection::pointer topology_conn_;
   std::string topology_target_;  // whom topology_conn_ talks to ("host:port", or the seed)
   std::size_t next_target_ = 0;  // rotates over the last topology's nodes when a fetch fails
-  std::string redirected_to_;    // the node a MOVED named: asked next (it knows its own slots)
+  std::string redirected_host_;  // the node a MOVED named (port 0: none): asked next, it knows its own slots
+  std::uint16_t redirected_port_ = 0;
   std::unique_ptr<topology_request> topology_request_;
   bool fetching_ = false;
   bool rotate_ = false;  // the last fetch failed: the next asks another node

@@ -4,6 +4,7 @@
 #include "client/error.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <utility>
 #include <cstring>
 
@@ -333,6 +334,26 @@ bool is_cluster_redirect(std::string_view error) noexcept {
   // CLUSTERDOWN while the cluster is failing over or a slot is unserved.
   return error.starts_with("MOVED ") || error.starts_with("ASK ") || error.starts_with("TRYAGAIN") ||
          error.starts_with("CLUSTERDOWN");
+}
+
+bool parse_cluster_redirection(std::string_view error, cluster_redirection& out) noexcept {
+  const bool moved = error.starts_with("MOVED ");
+  if (!moved && !error.starts_with("ASK ")) return false;
+  const std::string_view rest = error.substr(moved ? 6 : 4);
+  const auto space = rest.find(' ');
+  if (space == std::string_view::npos) return false;
+  const std::string_view where = rest.substr(space + 1);
+  const auto colon = where.rfind(':');  // the host may be an IPv6 address
+  if (colon == std::string_view::npos) return false;
+  const auto number = [](std::string_view text, unsigned limit, unsigned& v) {
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    return ec == std::errc() && end == text.data() + text.size() && v < limit;
+  };
+  unsigned slot = 0, port = 0;
+  // Port 0 is no port: a node there could never be reached.
+  if (!number(rest.substr(0, space), 16384, slot) || !number(where.substr(colon + 1), 65536, port) || port == 0) return false;
+  out = {.ask = !moved, .slot = static_cast<std::uint16_t>(slot), .host = where.substr(0, colon), .port = static_cast<std::uint16_t>(port)};
+  return true;
 }
 
 bool multiplexer::redirect(slot& s, const resp::node& n) {

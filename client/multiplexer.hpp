@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -39,6 +40,18 @@ struct redirect_handler {
 
 /// True if `error` (an error reply's text) is one a cluster client acts on instead of returning it.
 [[nodiscard]] bool is_cluster_redirect(std::string_view error) noexcept;
+
+/// A Redis Cluster redirection, "MOVED <slot> <host>:<port>" or "ASK <slot> <host>:<port>". Views
+/// the error text it was parsed from.
+struct cluster_redirection {
+  bool ask = false;        ///< ASK (one command, after ASKING), else MOVED (the slot's new owner)
+  std::uint16_t slot = 0;  ///< below 16384
+  std::string_view host;   ///< empty: the host of the node that answered
+  std::uint16_t port = 0;  ///< never 0
+};
+/// Parses a MOVED or ASK error text; false if it is neither, or malformed (a slot past 16383, a port
+/// of 0 or past 65535, no colon).
+[[nodiscard]] bool parse_cluster_redirection(std::string_view error, cluster_redirection& out) noexcept;
 
 /// Matches replies to requests in order over one byte stream.
 ///

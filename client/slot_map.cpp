@@ -7,6 +7,14 @@
 #include <unordered_map>
 
 namespace redring::client {
+
+std::string endpoint(std::string_view host, std::uint16_t port) {
+  std::string s(host);
+  s += ':';
+  s += std::to_string(port);
+  return s;
+}
+
 namespace {
 
 resp::error bad_shape(const char* what) { return resp::error{resp::errc::unexpected_type, what}; }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct cluster_node {
   bool healthy = true;     ///< CLUSTER SHARDS health "online" (CLUSTER SLOTS lists only usable nodes)
   friend bool operator==(const cluster_node&, const cluster_node&) = default;
 };
+
+/// "host:port": how a cluster client names a node (as MOVED and CLUSTER NODES write it).
+[[nodiscard]] std::string endpoint(std::string_view host, std::uint16_t port);
 
 /// A primary, its replicas, and the slot ranges they serve.
 struct cluster_shard {

@@ -17,18 +17,6 @@ constexpr std::string_view command_name(int k) noexcept {
   return names[k];
 }
 
-// The hash slot a redirection names ("MOVED 3999 127.0.0.1:6381", "ASK 3999 ..."), else -1.
-int redirected_slot(std::string_view error) noexcept {
-  std::string_view rest;
-  if (error.substr(0, 6) == "MOVED ") rest = error.substr(6);
-  else if (error.substr(0, 4) == "ASK ") rest = error.substr(4);
-  else return -1;
-  int slot = 0;
-  std::size_t digits = 0;
-  for (; digits < rest.size() && digits < 5 && rest[digits] >= '0' && rest[digits] <= '9'; ++digits) slot = slot * 10 + (rest[digits] - '0');
-  return digits > 0 && slot < static_cast<int>(slot_count) && (digits == rest.size() || rest[digits] == ' ') ? slot : -1;
-}
-
 // A push element that holds text: a blob string (not streamed: Redis never streams one) or a
 // simple string.
 bool is_text(const resp::node& n) noexcept {
@@ -329,7 +317,8 @@ bool subscriber::confirmed_one(kind k, std::string_view name) {
 void subscriber::refused_one(std::string_view error) {
   last_error_.assign(error);
   auto it = unanswered_.begin();
-  const int slot = redirected_slot(error);
+  cluster_redirection redirection;
+  const int slot = parse_cluster_redirection(error, redirection) ? redirection.slot : -1;
   if (slot >= 0) {
     it = std::find_if(unanswered_.begin(), unanswered_.end(), [&](const pending_command& c) {
       return (c.what == kind::ssubscribe || c.what == kind::sunsubscribe) && hash_slot(c.name) == slot;

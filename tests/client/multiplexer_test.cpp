@@ -649,4 +649,28 @@ TEST(Multiplexer, RandomizedModelCompletesEachRequestOnceWithItsOwnReplies) {
 }
 
 }  // namespace
+// The one parser of MOVED/ASK texts (cluster routing, the subscribers): well-formed ones, an empty
+// host, an IPv6 host, and malformed ones refused.
+TEST(ClusterRedirection, ParsedOrRefused) {
+  cluster_redirection r;
+  ASSERT_TRUE(parse_cluster_redirection("MOVED 3999 127.0.0.1:6381", r));
+  EXPECT_FALSE(r.ask);
+  EXPECT_EQ(r.slot, 3999);
+  EXPECT_EQ(r.host, "127.0.0.1");
+  EXPECT_EQ(r.port, 6381);
+  ASSERT_TRUE(parse_cluster_redirection("ASK 16383 ::1:7000", r));
+  EXPECT_TRUE(r.ask);
+  EXPECT_EQ(r.slot, 16383);
+  EXPECT_EQ(r.host, "::1");
+  ASSERT_TRUE(parse_cluster_redirection("MOVED 0 :7001", r));
+  EXPECT_EQ(r.host, "");
+  EXPECT_EQ(r.port, 7001);
+  for (const char* bad : {"MOVED 16384 h:1", "MOVED 1 h:0", "MOVED 1 h:65536", "MOVED 1 h", "MOVED 1", "MOVED x h:1",
+                          "ASK -1 h:1", "TRYAGAIN", "ERR MOVED 1 h:1", "MOVED 1 h:1x"}) {
+    EXPECT_FALSE(parse_cluster_redirection(bad, r)) << bad;
+  }
+  EXPECT_TRUE(is_cluster_redirect("TRYAGAIN Multiple keys request during rehashing of slot"));
+  EXPECT_FALSE(is_cluster_redirect("NOPERM this user has no permissions"));
+}
+
 }  // namespace redring::client
