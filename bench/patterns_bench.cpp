@@ -2,7 +2,8 @@
 // The cost of one decision of each pattern against a private redis-server on a Unix socket: every
 // limiter algorithm, an uncontended lock acquire + release, a cache hit and a cache miss, a job
 // queue's whole cycle (enqueue, reserve, complete), a leaderboard submit, and client-side caching
-// (local_cache hits and misses beside a plain GET of the same keys). Per row:
+// (local_cache hits and misses beside a plain GET of the same keys, and a read hit of HGETALL beside
+// a plain HGETALL). Per row:
 // decisions/s, client CPU µs per decision (getrusage), and scripts per decision counted by the
 // server (EVALSHA + EVAL calls in INFO commandstats: every command these patterns send is a script;
 // each is a round trip, except a cache miss's stampede lock and second read, which leave together),
@@ -224,6 +225,19 @@ int main(int argc, char** argv) {
   ok = row("GET (no local cache)", loop, admin, plain_get, s) && ok;
   ok = row("local_cache hit", loop, admin, local_hit, s) && ok;
   ok = row("local_cache miss (GET+PTTL)", loop, admin, local_miss, s) && ok;
+  // Any read-only one-key command through the same cache: HGETALL of a hash of three fields.
+  for (const auto& n : names) (void)admin.call({"HSET", "lh:" + n, "name", "ada", "lang", "c++", "visits", "12345"});
+  const decide_fn plain_hgetall = [&](std::size_t, std::uint64_t i) -> patterns::task<bool> {
+    const auto r = co_await redis.command<resp::value>("HGETALL", "lh:" + names[i % names.size()]);
+    co_return r && r->elements.size() == 6;
+  };
+  const decide_fn local_read_hit = [&](std::size_t, std::uint64_t i) -> patterns::task<bool> {
+    const std::string key = "lh:" + names[i % names.size()];
+    const auto r = co_await local.read("HGETALL", key);
+    co_return r && r->elements.size() == 6;
+  };
+  ok = row("HGETALL (no local cache)", loop, admin, plain_hgetall, s) && ok;
+  ok = row("local_cache read hit (HGETALL)", loop, admin, local_read_hit, s) && ok;
 
   // Job queue: one decision = one job's whole cycle, enqueue + reserve + complete (three scripts).
   // Each caller reserves after its own enqueue, so a job is always ready (the reserve may take

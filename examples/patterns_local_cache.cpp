@@ -6,9 +6,11 @@
 #include "client/url.hpp"
 #include "patterns/local_cache.hpp"
 #include "patterns/script.hpp"
+#include "resp/convert.hpp"
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <string>
 
 using namespace redring;
@@ -49,8 +51,23 @@ int main(int argc, char** argv) {
     const auto s = cache.stats();
     std::printf("hits %llu, misses %llu, invalidations %llu\n", static_cast<unsigned long long>(s.hits),
                 static_cast<unsigned long long>(s.misses), static_cast<unsigned long long>(s.invalidations));
-    (void)co_await other.command<std::int64_t>("DEL", key);
-    status = s.hits == 1 && s.misses == 2 && s.invalidations == 1 ? 0 : 1;
+    // Any read-only command about one key: the reply (a resp::value) is kept under its key.
+    const std::string profile = key + ":profile";
+    (void)co_await other.command<std::int64_t>("HSET", profile, "name", "ada", "lang", "c++");
+    for (int i = 0; i < 2; ++i) {
+      auto fields = co_await cache.read("HGETALL", profile);
+      auto map = fields ? resp::convert<std::map<std::string, std::string>>(*fields)
+                        : resp::result<std::map<std::string, std::string>>(fields.error());
+      if (!map) {
+        std::printf("HGETALL: error %s\n", map.error().what().c_str());
+        break;
+      }
+      std::printf("HGETALL %s (%s): name=%s lang=%s\n", profile.c_str(), i == 0 ? "from the server" : "in the process",
+                  (*map)["name"].c_str(), (*map)["lang"].c_str());
+    }
+    const auto after = cache.stats();
+    (void)co_await other.command<std::int64_t>("DEL", key, profile);
+    status = s.hits == 1 && s.misses == 2 && s.invalidations == 1 && after.hits == 2 ? 0 : 1;
     loop.stop();
   };
   flow();

@@ -3,6 +3,10 @@
 
 #include "patterns/script.hpp"
 
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <iterator>
 #include <stdexcept>
 #include <utility>
 
@@ -10,12 +14,105 @@ namespace redring::patterns {
 
 namespace {
 
-std::size_t size_of(std::string_view key, const std::optional<std::string>& value) noexcept {
-  return key.size() + (value ? value->size() : 0);
+// The commands `read` keeps (see `cacheable`), upper case, sorted for binary search. Each is
+// read-only, its reply depends only on the value of its one key, and Redis tracks that key for the
+// reading connection (tracking.c trackingRememberKeys runs for every read-only command; checked for
+// each of these against redis-server 7.0 in tests/patterns/local_cache_test.cpp).
+constexpr std::array<std::string_view, 45> cacheable_names = {
+    "BITCOUNT",       "BITFIELD_RO", "BITPOS",    "EXISTS",      "GEODIST",  "GEOHASH",          "GEOPOS",
+    "GEOSEARCH",      "GET",         "GETBIT",    "GETRANGE",    "HEXISTS",  "HGET",             "HGETALL",
+    "HKEYS",          "HLEN",        "HMGET",     "HSTRLEN",     "HVALS",    "LINDEX",           "LLEN",
+    "LPOS",           "LRANGE",      "SCARD",     "SISMEMBER",   "SMEMBERS", "SMISMEMBER",       "STRLEN",
+    "TYPE",           "XLEN",        "XRANGE",    "XREVRANGE",   "ZCARD",    "ZCOUNT",           "ZLEXCOUNT",
+    "ZMSCORE",        "ZRANGE",      "ZRANGEBYLEX", "ZRANGEBYSCORE", "ZRANK", "ZREVRANGE",       "ZREVRANGEBYLEX",
+    "ZREVRANGEBYSCORE", "ZREVRANK",  "ZSCORE"};
+static_assert(std::ranges::is_sorted(cacheable_names));
+
+constexpr std::size_t max_name = 16;  // ZREVRANGEBYSCORE, the longest
+
+// `name` in upper case into `out`; false if it is longer than every cacheable name.
+bool upper_name(std::string_view name, std::array<char, max_name>& out, std::size_t& n) noexcept {
+  if (name.size() > max_name) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char ch = name[i];
+    out[i] = ch >= 'a' && ch <= 'z' ? static_cast<char>(ch - 'a' + 'A') : ch;
+  }
+  n = name.size();
+  return true;
+}
+
+bool same_name(std::string_view upper, std::string_view name) noexcept {
+  if (upper.size() != name.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char ch = name[i];
+    if ((ch >= 'a' && ch <= 'z' ? static_cast<char>(ch - 'a' + 'A') : ch) != upper[i]) return false;
+  }
+  return true;
+}
+
+// True if `words` (see kept_reply::words) are those of `args`.
+bool same_words(std::string_view words, std::span<const std::string_view> args) noexcept {
+  const std::size_t n = static_cast<unsigned char>(words[0]);
+  if (!same_name(words.substr(1, n), args[0])) return false;
+  std::size_t at = 1 + n;
+  for (std::size_t i = 2; i < args.size(); ++i) {
+    std::uint32_t len = 0;
+    if (words.size() - at < sizeof len) return false;
+    std::memcpy(&len, words.data() + at, sizeof len);
+    at += sizeof len;
+    if (len != args[i].size() || words.substr(at, len) != args[i]) return false;
+    at += len;
+  }
+  return at == words.size();
+}
+
+// `args` as kept_reply::words; `payload` gets the bytes of the words after the key.
+std::string encode_words(std::span<const std::string_view> args, std::size_t& payload) {
+  std::array<char, max_name> upper{};
+  std::size_t n = 0;
+  (void)upper_name(args[0], upper, n);  // cacheable: it fits
+  std::size_t size = 1 + n;
+  for (std::size_t i = 2; i < args.size(); ++i) size += sizeof(std::uint32_t) + args[i].size();
+  std::string words;
+  words.reserve(size);
+  words.push_back(static_cast<char>(n));
+  words.append(upper.data(), n);
+  payload = 0;
+  for (std::size_t i = 2; i < args.size(); ++i) {
+    const auto len = static_cast<std::uint32_t>(args[i].size());  // a word is at most 512 MiB (proto-max-bulk-len)
+    char bytes[sizeof len];
+    std::memcpy(bytes, &len, sizeof len);
+    words.append(bytes, sizeof len).append(args[i]);
+    payload += args[i].size();
+  }
+  return words;
+}
+
+// GET of one key, in any case: kept in an entry's own fields.
+bool is_get(std::span<const std::string_view> args) noexcept { return args.size() == 2 && same_name("GET", args[0]); }
+
+// A reply's weight against max_bytes: its payload, and 16 per element (an empty list is not free).
+std::size_t reply_bytes(const resp::value& v) noexcept {
+  std::size_t n = v.text.size();
+  for (const resp::value& e : v.elements) n += 16 + reply_bytes(e);
+  for (const auto& list : v.attributes) {
+    for (const resp::value& e : list) n += 16 + reply_bytes(e);
+  }
+  return n;
 }
 
 bool is_text(const resp::node& n) noexcept {
   return n.data_type == resp::type::blob_string || n.data_type == resp::type::simple_string;
+}
+
+// GET's reply as `get` returns it: a copy of a kept reply's text, or a fetched one's moved out.
+template <class Value>
+resp::result<std::optional<std::string>> get_reply(Value&& v) {
+  if (v.data_type == resp::type::blob_string || v.data_type == resp::type::simple_string) {
+    return std::optional<std::string>(std::forward<Value>(v).text);
+  }
+  if (v.is_null()) return std::optional<std::string>();
+  return unexpected_reply("local_cache: GET");
 }
 
 }  // namespace
@@ -42,21 +139,82 @@ bool local_cache::trackable(std::string_view key) const noexcept {
   return false;
 }
 
+bool local_cache::cacheable(std::span<const std::string_view> args) noexcept {
+  if (args.size() < 2) return false;
+  std::array<char, max_name> upper{};
+  std::size_t n = 0;
+  if (!upper_name(args[0], upper, n)) return false;
+  const std::string_view name(upper.data(), n);
+  if (!std::ranges::binary_search(cacheable_names, name)) return false;
+  return name != "EXISTS" || args.size() == 2;  // EXISTS k1 k2 ... reads several keys
+}
+
+std::span<const std::string_view> local_cache::cacheable_commands() noexcept { return cacheable_names; }
+
 task<resp::result<std::optional<std::string>>> local_cache::get(std::string_view key) {
+  const std::array<std::string_view, 2> args = {"GET", key};
   check_connections();
-  if (const auto it = index_.find(key); it != index_.end()) {
-    const entry& e = *it->second;
-    const auto now = net::clock::now();
-    if (now < e.expires && (opts_.max_age.count() <= 0 || now - e.stored <= opts_.max_age)) {
+  if (const auto found = index_.find(key); found != index_.end() && found->second->has_value) {
+    const lru::iterator it = found->second;
+    if (servable(it->stored, it->expires)) {
       ++stats_.hits;
-      entries_.splice(entries_.begin(), entries_, it->second);
-      co_return e.value;
+      entries_.splice(entries_.begin(), entries_, it);
+      co_return it->value;
     }
-    erase(it->second);  // too old to serve, or past the key's TTL
+    drop_value(it);  // too old to serve, or past the key's TTL
   }
+  auto fetched = co_await fetch(args);
+  if (!fetched) co_return fetched.error();
+  co_return get_reply(std::move(*fetched));
+}
+
+task<resp::result<resp::value>> local_cache::read(std::span<const std::string_view> args) {
+  if (!cacheable(args)) {
+    co_return resp::error{client::errc::invalid_argument,
+                          "local_cache: not a read-only command about one key that the cache can keep: " +
+                              std::string(args.empty() ? std::string_view("(no words)") : args[0])};
+  }
+  if (is_get(args)) {  // kept as get() keeps it
+    auto got = co_await get(args[1]);
+    if (!got) co_return got.error();
+    resp::value v;  // RESP3's null, or the bulk string
+    if (*got) {
+      v.data_type = resp::type::blob_string;
+      v.text = std::move(**got);
+    }
+    co_return v;
+  }
+  check_connections();
+  if (const resp::value* held = lookup(args)) co_return *held;
+  co_return co_await fetch(args);
+}
+
+bool local_cache::servable(net::clock::time_point stored, net::clock::time_point expires) const noexcept {
+  const auto now = net::clock::now();
+  return now < expires && (opts_.max_age.count() <= 0 || now - stored <= opts_.max_age);
+}
+
+const resp::value* local_cache::lookup(std::span<const std::string_view> args) {
+  const auto found = index_.find(args[1]);
+  if (found == index_.end()) return nullptr;
+  const lru::iterator it = found->second;
+  for (auto r = it->replies.begin(); r != it->replies.end(); ++r) {
+    if (!same_words(r->words, args)) continue;
+    if (servable(r->stored, r->expires)) {
+      ++stats_.hits;
+      entries_.splice(entries_.begin(), entries_, it);
+      return &r->reply;
+    }
+    drop_reply(it, r);  // too old to serve, or past the key's TTL
+    return nullptr;
+  }
+  return nullptr;
+}
+
+task<resp::result<resp::value>> local_cache::fetch(std::span<const std::string_view> args) {
   ++stats_.misses;
   // The read is kept only if nothing happened meanwhile that the invalidations would not cover: a
-  // connection lost (its tracked keys with it), or a local write forgotten (the GET may have been
+  // connection lost (its tracked keys with it), or a local write forgotten (the read may have been
   // answered before it; the write's own invalidation comes only after the write's reply).
   const std::uint64_t changes = client_.connection_losses();
   const std::uint64_t forgets = forgets_;
@@ -66,26 +224,20 @@ task<resp::result<std::optional<std::string>>> local_cache::get(std::string_view
   // the local copy keeps the key's own deadline. Counted from the send, it ends no later than the
   // server's. (A review proved a value served 300 ms past its TTL with active expiry off.)
   client::pipeline batch;
-  batch.add("GET", key).add("PTTL", key);
+  batch.add(args).add("PTTL", args[1]);
   auto replies = co_await client_.execute(batch);
   if (!replies) co_return replies.error();
-  if (replies->size() != 2) co_return unexpected_reply("local_cache: GET and PTTL");
+  if (replies->size() != 2) co_return unexpected_reply("local_cache: a read and PTTL");
   resp::value& got = (*replies)[0];
   const resp::value& ttl = (*replies)[1];
   if (got.is_error()) co_return resp::error{resp::errc::server_error, std::move(got.text)};
-  std::optional<std::string> value;
-  if (got.data_type == resp::type::blob_string || got.data_type == resp::type::simple_string) {
-    value = std::move(got.text);
-  } else if (!got.is_null()) {
-    co_return unexpected_reply("local_cache: GET");
-  }
   auto expires = net::clock::time_point::max();
   if (ttl.data_type == resp::type::integer && ttl.integer >= 0) expires = sent + std::chrono::milliseconds(ttl.integer);
   if (ttl.data_type != resp::type::integer) expires = sent;  // unknown: not kept
-  if (client_.connection_losses() == changes && forgets_ == forgets && trackable(key) && expires > sent) {
-    store(key, value, sent, expires);
+  if (client_.connection_losses() == changes && forgets_ == forgets && trackable(args[1]) && expires > sent) {
+    store(args, got, sent, expires);
   }
-  co_return value;
+  co_return std::move(got);
 }
 
 // Forgotten before the SET, and again after its reply: a GET on another connection of the pool,
@@ -109,11 +261,13 @@ void local_cache::clear() {
   entries_.clear();
   index_.clear();
   bytes_ = 0;
+  replies_ = 0;
 }
 
 local_cache_stats local_cache::stats() const noexcept {
   local_cache_stats s = stats_;
   s.entries = index_.size();
+  s.replies = replies_;
   s.bytes = bytes_;
   return s;
 }
@@ -131,25 +285,100 @@ void local_cache::drop_all() {
   entries_.clear();
   index_.clear();
   bytes_ = 0;
+  replies_ = 0;
   ++stats_.flushes;
 }
 
-void local_cache::store(std::string_view key, std::optional<std::string> value, net::clock::time_point sent,
+void local_cache::store(std::span<const std::string_view> args, resp::value reply, net::clock::time_point sent,
                         net::clock::time_point expires) {
-  const std::size_t size = size_of(key, value);
-  if (const auto it = index_.find(key); it != index_.end()) erase(it->second);
-  if (size > opts_.max_bytes || opts_.max_entries == 0) return;  // would evict everything and still not fit
-  while (!entries_.empty() && (index_.size() >= opts_.max_entries || bytes_ + size > opts_.max_bytes)) {
-    erase(std::prev(entries_.end()));
+  const std::string_view key = args[1];
+  const auto found = index_.find(key);
+  if (is_get(args)) {
+    std::optional<std::string> value;
+    if (reply.data_type == resp::type::blob_string || reply.data_type == resp::type::simple_string) {
+      value = std::move(reply.text);
+    } else if (!reply.is_null()) {
+      return;  // not a GET reply: get() refuses it, nothing to keep
+    }
+    // A reply already held goes (two reads in flight at once: the later one stays).
+    if (found != index_.end() && found->second->has_value) drop_value(found->second);
+    const std::size_t size = value ? value->size() : 0;
+    const lru::iterator it = place(key, size);
+    if (it == entries_.end()) return;
+    it->value = std::move(value);
+    it->stored = sent;
+    it->expires = expires;
+    it->has_value = true;
+    bytes_ += size;
+    ++replies_;
+    return;
+  }
+  kept_reply kept{{}, std::move(reply), sent, expires, 0};
+  kept.words = encode_words(args, kept.bytes);
+  kept.bytes += reply_bytes(kept.reply);
+  if (found != index_.end()) {
+    const lru::iterator it = found->second;
+    for (auto r = it->replies.begin(); r != it->replies.end(); ++r) {
+      if (r->words == kept.words) {
+        drop_reply(it, r);  // as above
+        break;
+      }
+    }
+  }
+  const lru::iterator it = place(key, kept.bytes);
+  if (it == entries_.end()) return;
+  bytes_ += kept.bytes;
+  ++replies_;
+  it->replies.push_back(std::move(kept));
+}
+
+local_cache::lru::iterator local_cache::place(std::string_view key, std::size_t bytes) {
+  if (key.size() + bytes > opts_.max_bytes || opts_.max_entries == 0) return entries_.end();  // would not fit alone
+  const auto found = index_.find(key);
+  lru::iterator it = found == index_.end() ? entries_.end() : found->second;
+  if (it != entries_.end()) entries_.splice(entries_.begin(), entries_, it);
+  const auto room = [&] {
+    const bool fresh = it == entries_.end();
+    return (!fresh || index_.size() < opts_.max_entries) && bytes_ + bytes + (fresh ? key.size() : 0) <= opts_.max_bytes;
+  };
+  while (!room() && !entries_.empty()) {
+    const lru::iterator last = std::prev(entries_.end());
+    if (last == it) it = entries_.end();  // only this key's own replies are left to give room
+    erase(last);
     ++stats_.evictions;
   }
-  entries_.push_front(entry{std::string(key), std::move(value), sent, expires});
-  index_.emplace(entries_.front().key, entries_.begin());
-  bytes_ += size;
+  if (it == entries_.end()) {
+    entries_.push_front(entry{.key = std::string(key)});
+    index_.emplace(entries_.front().key, entries_.begin());
+    bytes_ += key.size();
+    it = entries_.begin();
+  }
+  return it;
+}
+
+void local_cache::drop_value(lru::iterator it) {
+  bytes_ -= it->value ? it->value->size() : 0;
+  --replies_;
+  it->has_value = false;
+  it->value.reset();
+  if (it->empty()) erase(it);
+}
+
+void local_cache::drop_reply(lru::iterator it, std::vector<kept_reply>::iterator r) {
+  bytes_ -= r->bytes;
+  --replies_;
+  it->replies.erase(r);
+  if (it->empty()) erase(it);
 }
 
 void local_cache::erase(lru::iterator it) {
-  bytes_ -= size_of(it->key, it->value);
+  bytes_ -= it->key.size();
+  if (it->has_value) {
+    bytes_ -= it->value ? it->value->size() : 0;
+    --replies_;
+  }
+  for (const kept_reply& r : it->replies) bytes_ -= r.bytes;
+  replies_ -= it->replies.size();
   index_.erase(std::string_view(it->key));
   entries_.erase(it);
 }

@@ -249,6 +249,23 @@ TEST_F(OnCluster, LocalCacheFollowsInvalidationsFromEveryShard) {
     ASSERT_TRUE(v);
     EXPECT_EQ(*v, "v2");
   }
+  // read(): a hash on each shard (in its key's slot), routed by the command's key.
+  auto hgetall = [&](const std::string& h) {
+    auto r = run_task(loop, cache.read("HGETALL", h));
+    EXPECT_TRUE(r) << r.error().what();
+    return r ? r->elements.size() : 0;
+  };
+  for (const auto& k : keys) {
+    const std::string h = "{" + k + "}h";
+    test::blocking_connection(socket_of(owner_of(k))).call({"HSET", h, "f", "1"});
+    EXPECT_EQ(hgetall(h), 2u);  // a RESP3 map: f, 1
+  }
+  const auto hits = cache.stats().hits;
+  for (const auto& k : keys) EXPECT_EQ(hgetall("{" + k + "}h"), 2u);
+  EXPECT_EQ(cache.stats().hits, hits + 3);
+  for (const auto& k : keys) test::blocking_connection(socket_of(owner_of(k))).call({"HSET", "{" + k + "}h", "g", "2"});
+  ASSERT_TRUE(test::run_until(loop, [&] { return cache.stats().invalidations == 6; }, 5s));
+  for (const auto& k : keys) EXPECT_EQ(hgetall("{" + k + "}h"), 4u);
 }
 
 }  // namespace

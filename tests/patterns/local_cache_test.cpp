@@ -332,5 +332,259 @@ TEST(LocalCacheSetup, TrackingOverResp2IsRefusedWithAClearError) {
   EXPECT_NE(c.last_error().find("needs RESP3"), std::string::npos) << c.last_error();
 }
 
+// --- read(): any read-only command about one key ---------------------------------------------------
+
+// One row per command `read` keeps: what puts the key in place, the read ("k" is the key), and a
+// write by another client that changes the read's reply.
+struct cacheable_case {
+  std::vector<std::vector<std::string_view>> setup;
+  std::vector<std::string_view> read;
+  std::vector<std::string_view> change;
+};
+
+std::vector<cacheable_case> cacheable_cases() {
+  const std::vector<std::string_view> hash = {"HSET", "k", "a", "1"};
+  const std::vector<std::string_view> list = {"RPUSH", "k", "a", "b"};
+  const std::vector<std::string_view> set = {"SADD", "k", "a"};
+  const std::vector<std::string_view> zset = {"ZADD", "k", "1", "a", "2", "b"};
+  const std::vector<std::string_view> lex = {"ZADD", "k", "0", "a", "0", "b"};
+  const std::vector<std::string_view> stream = {"XADD", "k", "1-1", "f", "v"};
+  const std::vector<std::string_view> geo = {"GEOADD", "k", "13.361389", "38.115556", "a", "15.087269", "37.502669", "b"};
+  return {
+      {{{"SET", "k", "v1"}}, {"GET", "k"}, {"SET", "k", "v2"}},
+      {{{"SET", "k", "hello"}}, {"GETRANGE", "k", "0", "2"}, {"SET", "k", "world"}},
+      {{{"SET", "k", "abc"}}, {"STRLEN", "k"}, {"APPEND", "k", "d"}},
+      {{{"SETBIT", "k", "7", "1"}}, {"GETBIT", "k", "7"}, {"SETBIT", "k", "7", "0"}},
+      {{{"SET", "k", "a"}}, {"BITCOUNT", "k"}, {"SET", "k", "aaa"}},
+      {{{"SETBIT", "k", "3", "1"}}, {"BITPOS", "k", "1"}, {"SETBIT", "k", "1", "1"}},
+      {{{"SET", "k", "a"}}, {"BITFIELD_RO", "k", "GET", "u8", "0"}, {"SET", "k", "b"}},
+      {{{"SET", "k", "v"}}, {"TYPE", "k"}, {"DEL", "k"}},
+      {{{"SET", "k", "v"}}, {"EXISTS", "k"}, {"DEL", "k"}},
+      {{hash}, {"HGET", "k", "a"}, {"HSET", "k", "a", "2"}},
+      {{hash}, {"HMGET", "k", "a", "b"}, {"HSET", "k", "b", "3"}},
+      {{hash}, {"HGETALL", "k"}, {"HSET", "k", "b", "2"}},
+      {{hash}, {"HKEYS", "k"}, {"HSET", "k", "b", "2"}},
+      {{hash}, {"HVALS", "k"}, {"HSET", "k", "b", "2"}},
+      {{hash}, {"HLEN", "k"}, {"HSET", "k", "b", "2"}},
+      {{hash}, {"HEXISTS", "k", "b"}, {"HSET", "k", "b", "2"}},
+      {{hash}, {"HSTRLEN", "k", "a"}, {"HSET", "k", "a", "123"}},
+      {{list}, {"LINDEX", "k", "0"}, {"LPUSH", "k", "z"}},
+      {{list}, {"LLEN", "k"}, {"RPUSH", "k", "c"}},
+      {{list}, {"LRANGE", "k", "0", "-1"}, {"RPUSH", "k", "c"}},
+      {{list}, {"LPOS", "k", "b"}, {"LPUSH", "k", "z"}},
+      {{set}, {"SCARD", "k"}, {"SADD", "k", "b"}},
+      {{set}, {"SISMEMBER", "k", "b"}, {"SADD", "k", "b"}},
+      {{set}, {"SMISMEMBER", "k", "a", "b"}, {"SADD", "k", "b"}},
+      {{set}, {"SMEMBERS", "k"}, {"SADD", "k", "b"}},
+      {{zset}, {"ZCARD", "k"}, {"ZADD", "k", "3", "c"}},
+      {{zset}, {"ZCOUNT", "k", "0", "10"}, {"ZADD", "k", "3", "c"}},
+      {{lex}, {"ZLEXCOUNT", "k", "-", "+"}, {"ZADD", "k", "0", "c"}},
+      {{zset}, {"ZMSCORE", "k", "a", "c"}, {"ZADD", "k", "3", "c"}},
+      {{zset}, {"ZSCORE", "k", "a"}, {"ZADD", "k", "5", "a"}},
+      {{zset}, {"ZRANK", "k", "b"}, {"ZADD", "k", "0", "c"}},
+      {{zset}, {"ZREVRANK", "k", "a"}, {"ZADD", "k", "3", "c"}},
+      {{zset}, {"ZRANGE", "k", "0", "-1", "WITHSCORES"}, {"ZADD", "k", "3", "c"}},
+      {{lex}, {"ZRANGEBYLEX", "k", "-", "+"}, {"ZADD", "k", "0", "c"}},
+      {{zset}, {"ZRANGEBYSCORE", "k", "-inf", "+inf"}, {"ZADD", "k", "3", "c"}},
+      {{zset}, {"ZREVRANGE", "k", "0", "-1"}, {"ZADD", "k", "3", "c"}},
+      {{lex}, {"ZREVRANGEBYLEX", "k", "+", "-"}, {"ZADD", "k", "0", "c"}},
+      {{zset}, {"ZREVRANGEBYSCORE", "k", "+inf", "-inf"}, {"ZADD", "k", "3", "c"}},
+      {{stream}, {"XLEN", "k"}, {"XADD", "k", "2-1", "f", "v"}},
+      {{stream}, {"XRANGE", "k", "-", "+"}, {"XADD", "k", "2-1", "f", "v"}},
+      {{stream}, {"XREVRANGE", "k", "+", "-"}, {"XADD", "k", "2-1", "f", "v"}},
+      {{geo}, {"GEODIST", "k", "a", "b"}, {"GEOADD", "k", "13", "38", "a"}},
+      {{geo}, {"GEOHASH", "k", "a"}, {"GEOADD", "k", "13", "38", "a"}},
+      {{geo}, {"GEOPOS", "k", "a"}, {"GEOADD", "k", "13", "38", "a"}},
+      {{geo}, {"GEOSEARCH", "k", "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km", "ASC"}, {"GEOADD", "k", "15.01", "37.01", "c"}},
+  };
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+  return out;
+}
+
+// Every command the cache keeps: the first read goes to the server and equals an uncached read, the
+// second is answered in the process (the server counts no call), and the server invalidates the key
+// for it when another client writes, after which the read sees the change. This is the evidence
+// that Redis tracks the key for each of these commands.
+TEST_F(LocalCache, EveryCacheableCommandIsKeptAndInvalidated) {
+  local_cache cache(c);
+  const auto cases = cacheable_cases();
+  std::set<std::string_view> covered;
+  auto direct = [&](std::span<const std::string_view> words) -> task<resp::result<resp::value>> {
+    co_return co_await c.command<resp::value>(words);
+  };
+  for (const cacheable_case& t : cases) {
+    const std::string_view name = t.read[0];
+    SCOPED_TRACE(std::string(name));
+    covered.insert(name);
+    ASSERT_TRUE(local_cache::cacheable(t.read));
+    for (const auto& words : t.setup) ASSERT_FALSE(admin.call(words).is_error());
+    const auto before = run_task(loop, direct(t.read));
+    ASSERT_TRUE(before) << before.error().what();
+    const auto first = run_task(loop, cache.read(t.read));
+    ASSERT_TRUE(first) << first.error().what();
+    EXPECT_EQ(*first, *before);
+    ASSERT_TRUE(cache.holds("k"));
+    const std::int64_t calls = test::command_calls(admin.call({"INFO", "commandstats"}).text, lower(name));
+    const auto hits = cache.stats().hits;
+    const auto second = run_task(loop, cache.read(t.read));
+    ASSERT_TRUE(second);
+    EXPECT_EQ(*second, *first);
+    EXPECT_EQ(cache.stats().hits, hits + 1);
+    EXPECT_EQ(test::command_calls(admin.call({"INFO", "commandstats"}).text, lower(name)), calls);
+    ASSERT_FALSE(admin.call(t.change).is_error());
+    ASSERT_TRUE(test::run_until(loop, [&] { return !cache.holds("k"); }, 5s)) << "no invalidation";
+    const auto changed = run_task(loop, direct(t.read));
+    ASSERT_TRUE(changed);
+    EXPECT_NE(*changed, *first) << "the row's write does not change the reply";
+    const auto third = run_task(loop, cache.read(t.read));
+    ASSERT_TRUE(third);
+    EXPECT_EQ(*third, *changed);
+    // Next row: a fresh key (its invalidation, if any, precedes the next row's first reply on the
+    // connection, so it cannot drop that row's reply).
+    ASSERT_FALSE(admin.call({"DEL", "k"}).is_error());
+    cache.forget("k");
+  }
+  const auto names = local_cache::cacheable_commands();
+  EXPECT_EQ(covered, std::set<std::string_view>(names.begin(), names.end()));  // a row for each
+}
+
+// Commands whose reply the key's invalidation would not cover, writes, and malformed words: refused
+// before anything is sent.
+TEST_F(LocalCache, ReadRefusesWhatItCannotKeep) {
+  local_cache cache(c);
+  const std::vector<std::vector<std::string_view>> refused = {
+      {"SRANDMEMBER", "k"},  // random
+      {"HRANDFIELD", "k"},
+      {"TTL", "k"},          // changes with time alone
+      {"OBJECT", "FREQ", "k"},
+      {"EXISTS", "a", "b"},  // several keys
+      {"SORT_RO", "k", "BY", "w_*"},
+      {"LCS", "a", "b"},
+      {"SET", "k", "v"},     // writes
+      {"INCR", "k"},
+      {"GETDEL", "k"},
+      {"GET"},               // no key
+      {},
+      {"ZREVRANGEBYSCOREX", "k"},
+  };
+  const std::int64_t before = test::read_command_counts(admin).commands;
+  for (const auto& words : refused) {
+    SCOPED_TRACE(words.empty() ? std::string("(empty)") : std::string(words[0]));
+    EXPECT_FALSE(local_cache::cacheable(words));
+    const auto r = run_task(loop, cache.read(words));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, client::errc::invalid_argument);
+  }
+  EXPECT_EQ(test::read_command_counts(admin).commands, before);  // nothing reached the server
+  EXPECT_TRUE(local_cache::cacheable(std::vector<std::string_view>{"hGetAll", "k"}));  // any case
+}
+
+// The replies of one key share its invalidation; names match in any case; GET through `get` and
+// through `read` is one reply; byte accounting counts the words after the key and the payloads.
+TEST_F(LocalCache, RepliesOfOneKeyShareTheKeysInvalidation) {
+  local_cache cache(c);
+  ASSERT_EQ(admin.call({"HSET", "h", "f1", "a", "f2", "bb"}).integer, 2);
+  ASSERT_EQ(admin.call({"SET", "s", "xyz"}).text, "OK");
+  for (const std::vector<std::string_view>& words :
+       {std::vector<std::string_view>{"HGET", "h", "f1"}, {"HGET", "h", "f2"}, {"HLEN", "h"}, {"GET", "s"}}) {
+    ASSERT_TRUE(run_task(loop, cache.read(words)));
+  }
+  auto s = cache.stats();
+  EXPECT_EQ(s.entries, 2u);
+  EXPECT_EQ(s.replies, 4u);
+  EXPECT_EQ(s.misses, 4u);
+  // h: key 1 + ("f1" 2 + "a" 1) + ("f2" 2 + "bb" 2) + HLEN's "2" 1; s: key 1 + "xyz" 3.
+  EXPECT_EQ(s.bytes, 1u + 3 + 4 + 1 + 1 + 3);
+  const auto lowercase = run_task(loop, cache.read("hget", "h", "f2"));
+  ASSERT_TRUE(lowercase);
+  EXPECT_EQ(lowercase->text, "bb");
+  EXPECT_EQ(cached_get(cache, "s"), "xyz");  // get() finds read()'s GET
+  EXPECT_EQ(cache.stats().hits, 2u);
+  ASSERT_EQ(admin.call({"HSET", "h", "f3", "c"}).integer, 1);
+  ASSERT_TRUE(test::run_until(loop, [&] { return !cache.holds("h"); }, 5s));
+  s = cache.stats();
+  EXPECT_EQ(s.entries, 1u);
+  EXPECT_EQ(s.replies, 1u);
+  EXPECT_EQ(s.bytes, 4u);
+  EXPECT_EQ(s.invalidations, 1u);
+  const auto len = run_task(loop, cache.read("HLEN", "h"));
+  ASSERT_TRUE(len);
+  EXPECT_EQ(len->integer, 3);
+  cache.forget("s");
+  EXPECT_FALSE(cache.holds("s"));
+  EXPECT_EQ(cache.stats().replies, 1u);
+}
+
+// An aggregate's elements count 16 bytes each, so max_bytes bounds empty lists too; the least
+// recently used key goes first, never the key being stored; a reply larger than the cache is
+// served and not kept.
+TEST_F(LocalCache, ReadRepliesCountAgainstTheBounds) {
+  local_cache cache(c, {.max_entries = 100, .max_bytes = 80});
+  ASSERT_EQ(admin.call({"RPUSH", "l", "a", "bb"}).integer, 2);
+  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "0", "-1")));
+  // key 1 + words "0" "-1" 3 + elements (16 + 1) + (16 + 2).
+  EXPECT_EQ(cache.stats().bytes, 1u + 3 + 17 + 18);
+  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "0", "0")));  // + 2 + 17: 58
+  EXPECT_EQ(cache.stats().bytes, 58u);
+  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "empty", "0", "-1")));  // + 5 + 3: 66
+  EXPECT_EQ(cache.stats().entries, 2u);
+  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "1", "1")));  // + 2 + 18: 86 > 80, "empty" goes
+  EXPECT_FALSE(cache.holds("empty"));
+  EXPECT_TRUE(cache.holds("l"));
+  EXPECT_EQ(cache.stats().replies, 3u);
+  EXPECT_EQ(cache.stats().bytes, 78u);
+  EXPECT_EQ(cache.stats().evictions, 1u);
+  // A fourth reply of "l" (4 + 35) does not fit beside its own three: the key's older replies give way.
+  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "-2", "-1")));
+  EXPECT_EQ(cache.stats().replies, 1u);
+  EXPECT_EQ(cache.stats().bytes, 1u + 4 + 35);
+  EXPECT_EQ(cache.stats().evictions, 2u);
+  std::vector<std::string_view> big_list = {"RPUSH", "big"};
+  for (int i = 0; i < 10; ++i) big_list.push_back("x");
+  ASSERT_EQ(admin.call(big_list).integer, 10);
+  const auto big = run_task(loop, cache.read("LRANGE", "big", "0", "-1"));
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->elements.size(), 10u);
+  EXPECT_FALSE(cache.holds("big"));
+  EXPECT_TRUE(cache.holds("l"));
+}
+
+TEST_F(LocalCache, ReadErrorRepliesAreNotKept) {
+  local_cache cache(c);
+  ASSERT_EQ(admin.call({"SET", "s", "v"}).text, "OK");
+  const auto r = run_task(loop, cache.read("HGETALL", "s"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code_word(), "WRONGTYPE");
+  const auto arity = run_task(loop, cache.read("HGET", "s"));  // the server counts the words
+  ASSERT_FALSE(arity);
+  EXPECT_EQ(arity.error().code, resp::errc::server_error);
+  EXPECT_FALSE(cache.holds("s"));
+  EXPECT_EQ(cache.stats().replies, 0u);
+}
+
+// The key's TTL bounds every reply kept under it, as for GET.
+TEST(LocalCacheTtl, AReadReplyEndsAtItsKeysDeadline) {
+  test::redis_server server({"--enable-debug-command", "yes"});
+  net::loop loop;
+  client::client c(loop, tracking_options(server));
+  test::blocking_connection admin{server.socket_path()};
+  local_cache cache(c);
+  ASSERT_EQ(admin.call({"DEBUG", "SET-ACTIVE-EXPIRE", "0"}).text, "OK");
+  ASSERT_EQ(admin.call({"RPUSH", "l", "a"}).integer, 1);
+  ASSERT_EQ(admin.call({"PEXPIRE", "l", "100"}).integer, 1);
+  const auto first = run_task(loop, cache.read("LRANGE", "l", "0", "-1"));
+  ASSERT_TRUE(first && first->elements.size() == 1);
+  EXPECT_TRUE(cache.holds("l"));
+  test::run_for(loop, 300ms);
+  const auto later = run_task(loop, cache.read("LRANGE", "l", "0", "-1"));
+  ASSERT_TRUE(later);
+  EXPECT_TRUE(later->elements.empty());
+  EXPECT_EQ(cache.stats().hits, 0u);
+}
+
 }  // namespace
 }  // namespace redring::patterns
