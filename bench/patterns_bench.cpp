@@ -238,6 +238,16 @@ int main(int argc, char** argv) {
   };
   ok = row("HGETALL (no local cache)", loop, admin, plain_hgetall, s) && ok;
   ok = row("local_cache read hit (HGETALL)", loop, admin, local_read_hit, s) && ok;
+  // OPTIN tracking: a miss is MULTI, CLIENT CACHING yes, GET, PTTL, EXEC; hits are the same.
+  client::options optin = tracked;
+  optin.tracking.optin = true;
+  client::client optin_client(loop, optin);
+  patterns::local_cache optin_cache(optin_client, {.max_entries = 100'000});
+  const decide_fn optin_miss = [&](std::size_t, std::uint64_t) -> patterns::task<bool> {
+    const auto r = co_await optin_cache.get("lc:unseen:" + std::to_string(unseen++));
+    co_return r && !r->has_value();
+  };
+  ok = row("local_cache miss, OPTIN (MULTI..EXEC)", loop, admin, optin_miss, s) && ok;
 
   // Job queue: one decision = one job's whole cycle, enqueue + reserve + complete (three scripts).
   // Each caller reserves after its own enqueue, so a job is always ready (the reserve may take

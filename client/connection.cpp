@@ -551,6 +551,11 @@ void connection::begin_setup() {
            errc::handshake_failed);
     return;
   }
+  if (opts_.tracking.enabled && opts_.tracking.optin && opts_.tracking.broadcast) {
+    refuse("options::tracking: optin and broadcast exclude each other (Redis refuses CLIENT TRACKING ON BCAST OPTIN)",
+           errc::handshake_failed);
+    return;
+  }
   if (protocol_ == 2 && !opts_.client_name.empty()) {
     ++setup_pending_;
     send_step(setname_, {"CLIENT", "SETNAME", opts_.client_name}, &connection::on_setup);
@@ -576,6 +581,7 @@ void connection::begin_setup() {
         args.push_back(p);
       }
     }
+    if (opts_.tracking.optin) args.emplace_back("OPTIN");
     if (opts_.tracking.noloop) args.emplace_back("NOLOOP");
     ++setup_pending_;
     send_step(tracking_, std::move(args), &connection::on_setup);

@@ -60,7 +60,7 @@ struct cluster_options {
 /// with its replies (a RESP2 connection is refused with `errc::handshake_failed`). `patterns::
 /// local_cache` keeps values by these messages; `client::set_push_handler` receives them too.
 struct tracking_options {
-  bool enabled = false;               ///< Send CLIENT TRACKING ON (URL option `tracking=yes`).
+  bool enabled = false;               ///< Send CLIENT TRACKING ON (URL option `tracking=yes`, or `optin`).
   /// BCAST: invalidations for every key starting with one of `prefixes` (all keys if none), read by
   /// this connection or not, instead of for the keys it read. Costs the server no per-key memory.
   bool broadcast = false;
@@ -68,6 +68,11 @@ struct tracking_options {
   /// NOLOOP: no invalidations for the writes of this connection itself. Off by default: a cache in
   /// front of a client that also writes must hear of its own writes.
   bool noloop = false;
+  /// OPTIN (URL `tracking=optin`): the server tracks only the reads that follow `CLIENT CACHING yes`,
+  /// which `patterns::local_cache` sends with each of its reads, instead of every read of the
+  /// connection: the server's tracking table (`tracking-table-max-keys`) and the invalidations sent
+  /// hold only what the cache keeps. Not with `broadcast` (Redis refuses both; so does the client).
+  bool optin = false;
 };
 
 /// What a Sentinel client connects to: the master, or one of its replicas.

@@ -84,7 +84,12 @@ std::error_code apply_query(std::string_view query, options& out, std::string* m
     } else if (key == "cluster") {
       if (!parse_yes_no(value, out.cluster.enabled)) return bad(message, "cluster must be yes or no, not '" + value + "'");
     } else if (key == "tracking") {
-      if (!parse_yes_no(value, out.tracking.enabled)) return bad(message, "tracking must be yes or no, not '" + value + "'");
+      out.tracking.optin = value == "optin";
+      if (out.tracking.optin) {
+        out.tracking.enabled = true;
+      } else if (!parse_yes_no(value, out.tracking.enabled)) {
+        return bad(message, "tracking must be yes, no or optin, not '" + value + "'");
+      }
     } else if (key.starts_with("tls_")) {
       tls_option = true;
       if (key == "tls_ca_file") out.tls.ca_file = value;

@@ -22,7 +22,7 @@ namespace redring::client {
 /// `client_name`; `protocol` or `resp` (2 or 3); `user` or `username`, and `password` (both override
 /// the userinfo); `cluster` (`yes`, `no`, `true`, `false`, `1`, `0`: `cluster.enabled`); `read_from`
 /// (`primary`, `prefer_replica`, `any`: `cluster.reads`); `tracking` (yes/no: `tracking.enabled`,
-/// client-side caching's CLIENT TRACKING ON); with rediss:// only, `tls_ca_file`,
+/// client-side caching's CLIENT TRACKING ON; `optin`: enabled with `tracking.optin`); with rediss:// only, `tls_ca_file`,
 /// `tls_ca_path`, `tls_cert_file`, `tls_key_file`, `tls_server_name` and `tls_verify` (`yes`/`no`),
 /// the fields of `net::tls_options`. User, password and option values are
 /// percent-decoded.

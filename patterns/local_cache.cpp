@@ -223,13 +223,29 @@ task<resp::result<resp::value>> local_cache::fetch(std::span<const std::string_v
   // its sampling expiry cycle, which may lag far behind on a server with many volatile keys), so
   // the local copy keeps the key's own deadline. Counted from the send, it ends no later than the
   // server's. (A review proved a value served 300 ms past its TTL with active expiry off.)
-  client::pipeline batch;
-  batch.add(args).add("PTTL", args[1]);
-  auto replies = co_await client_.execute(batch);
+  // With OPTIN tracking the server tracks only a read that follows CLIENT CACHING yes on its
+  // connection. In a MULTI the flag holds until EXEC (networking.c resetClient keeps it while the
+  // client is in MULTI), and a transaction travels whole to one node, where a cluster client's
+  // pipeline is split per command and CLIENT CACHING (keyless) would go to any node.
+  const bool optin = client_.settings().tracking.optin;
+  resp::result<std::vector<resp::value>> replies = std::vector<resp::value>{};
+  if (optin) {
+    client::transaction tx;
+    tx.add("CLIENT", "CACHING", "YES").add(args).add("PTTL", args[1]);
+    replies = co_await client_.execute(tx);
+  } else {
+    client::pipeline batch;
+    batch.add(args).add("PTTL", args[1]);
+    replies = co_await client_.execute(batch);
+  }
   if (!replies) co_return replies.error();
-  if (replies->size() != 2) co_return unexpected_reply("local_cache: a read and PTTL");
-  resp::value& got = (*replies)[0];
-  const resp::value& ttl = (*replies)[1];
+  const std::size_t first = optin ? 1 : 0;
+  if (optin && !replies->empty() && replies->front().is_error()) {  // CLIENT CACHING refused
+    co_return resp::error{resp::errc::server_error, std::move(replies->front().text)};
+  }
+  if (replies->size() != first + 2) co_return unexpected_reply("local_cache: a read and PTTL");
+  resp::value& got = (*replies)[first];
+  const resp::value& ttl = (*replies)[first + 1];
   if (got.is_error()) co_return resp::error{resp::errc::server_error, std::move(got.text)};
   auto expires = net::clock::time_point::max();
   if (ttl.data_type == resp::type::integer && ttl.integer >= 0) expires = sent + std::chrono::milliseconds(ttl.integer);

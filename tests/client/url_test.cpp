@@ -300,8 +300,13 @@ TEST(Url, TrackingOption) {
   options bad;
   std::string why;
   EXPECT_EQ(parse_url("redis://h?tracking=sometimes", bad, &why), errc::invalid_url);
-  EXPECT_NE(why.find("tracking must be yes or no"), std::string::npos) << why;
+  EXPECT_NE(why.find("tracking must be yes, no or optin"), std::string::npos) << why;
   EXPECT_FALSE(bad.tracking.enabled);
+  ASSERT_FALSE(parse_url("redis://h?tracking=optin", o));
+  EXPECT_TRUE(o.tracking.enabled);
+  EXPECT_TRUE(o.tracking.optin);
+  ASSERT_FALSE(parse_url("redis://h?tracking=yes", o));
+  EXPECT_FALSE(o.tracking.optin);
 }
 
 TEST(Url, FromEnvironment) {

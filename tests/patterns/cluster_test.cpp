@@ -218,11 +218,15 @@ TEST_F(OnCluster, ThroughAClusterModeClient) {
 }
 
 // Client-side caching through a cluster client: each node's connection tracks what it read, and a
-// write on any shard invalidates its key.
-TEST_F(OnCluster, LocalCacheFollowsInvalidationsFromEveryShard) {
+// write on any shard invalidates its key. Run in the default tracking mode and with OPTIN, where
+// each read goes in a transaction after CLIENT CACHING yes, whole to its slot's primary.
+class OnClusterTracking : public OnCluster, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(OnClusterTracking, LocalCacheFollowsInvalidationsFromEveryShard) {
   client::options o = options_for(owner_of("x"));
   o.cluster.enabled = true;
   o.tracking.enabled = true;
+  o.tracking.optin = GetParam();
   client::client c(loop, o);
   local_cache cache(c);
   std::vector<std::string> keys;
@@ -257,7 +261,9 @@ TEST_F(OnCluster, LocalCacheFollowsInvalidationsFromEveryShard) {
   };
   for (const auto& k : keys) {
     const std::string h = "{" + k + "}h";
-    test::blocking_connection(socket_of(owner_of(k))).call({"HSET", h, "f", "1"});
+    test::blocking_connection owner(socket_of(owner_of(k)));
+    owner.call({"DEL", h});  // left by the other mode's run
+    owner.call({"HSET", h, "f", "1"});
     EXPECT_EQ(hgetall(h), 2u);  // a RESP3 map: f, 1
   }
   const auto hits = cache.stats().hits;
@@ -267,6 +273,9 @@ TEST_F(OnCluster, LocalCacheFollowsInvalidationsFromEveryShard) {
   ASSERT_TRUE(test::run_until(loop, [&] { return cache.stats().invalidations == 6; }, 5s));
   for (const auto& k : keys) EXPECT_EQ(hgetall("{" + k + "}h"), 4u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, OnClusterTracking, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "optin" : "default"; });
 
 }  // namespace
 }  // namespace redring::patterns

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -30,6 +31,12 @@ client::options tracking_options(const test::redis_server& s) {
   o.reconnect.initial_delay = 10ms;
   o.reconnect.max_delay = 50ms;
   return o;
+}
+
+std::optional<std::string> cached_get_in(net::loop& loop, local_cache& cache, std::string_view key) {
+  auto r = run_task(loop, cache.get(key));
+  EXPECT_TRUE(r) << r.error().what();
+  return r ? *r : std::nullopt;
 }
 
 class LocalCache : public ::testing::Test {
@@ -584,6 +591,69 @@ TEST(LocalCacheTtl, AReadReplyEndsAtItsKeysDeadline) {
   ASSERT_TRUE(later);
   EXPECT_TRUE(later->elements.empty());
   EXPECT_EQ(cache.stats().hits, 0u);
+}
+
+// OPTIN: the server tracks only the cache's reads (each after CLIENT CACHING yes, in a MULTI), so a
+// plain read through the same client brings no invalidation; the cache's GET and read() are
+// invalidated as in the default mode.
+TEST(LocalCacheOptin, OnlyTheCachesReadsAreTracked) {
+  test::redis_server server;
+  net::loop loop;
+  client::options o = tracking_options(server);
+  o.tracking.optin = true;
+  client::client c(loop, o);
+  test::blocking_connection admin{server.socket_path()};
+  struct counter {
+    int pushes = 0;
+    static void on(void* self, const resp::node& n) { static_cast<counter*>(self)->pushes += n.depth == 0 ? 1 : 0; }
+  } seen;
+  local_cache cache(c, {}, {&counter::on, &seen});
+  ASSERT_EQ(admin.call({"SET", "cached", "v1"}).text, "OK");
+  ASSERT_EQ(admin.call({"SET", "plain", "p1"}).text, "OK");
+  ASSERT_EQ(admin.call({"HSET", "h", "f", "1"}).integer, 1);
+  auto info = [&]() -> task<resp::result<resp::value>> { co_return co_await c.command<resp::value>("CLIENT", "TRACKINGINFO"); };
+  const auto tracking = run_task(loop, info());
+  ASSERT_TRUE(tracking) << tracking.error().what();
+  const resp::value* flags = tracking->find("flags");
+  ASSERT_NE(flags, nullptr);
+  EXPECT_TRUE(std::any_of(flags->elements.begin(), flags->elements.end(), [](const resp::value& f) { return f.text == "optin"; }));
+  auto plain_get = [&]() -> task<std::optional<std::string>> {
+    auto r = co_await c.get("plain");
+    co_return r ? *r : std::nullopt;
+  };
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(run_task(loop, cache.get("cached")));
+    ASSERT_TRUE(run_task(loop, cache.read("HGETALL", "h")));
+    EXPECT_EQ(run_task(loop, plain_get()), "p1");
+  }
+  EXPECT_EQ(cache.stats().hits, 2u);
+  ASSERT_EQ(admin.call({"SET", "plain", "p2"}).text, "OK");
+  ASSERT_EQ(admin.call({"SET", "cached", "v2"}).text, "OK");
+  ASSERT_EQ(admin.call({"HSET", "h", "f", "2"}).integer, 0);
+  ASSERT_TRUE(test::run_until(loop, [&] { return !cache.holds("cached") && !cache.holds("h"); }, 5s));
+  EXPECT_EQ(run_task(loop, plain_get()), "p2");  // a round trip: any push for "plain" came before it
+  EXPECT_EQ(seen.pushes, 2);                     // "cached" and "h" only
+  EXPECT_EQ(cached_get_in(loop, cache, "cached"), "v2");
+  const auto h = run_task(loop, cache.read("HGETALL", "h"));
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->find("f")->text, "2");
+  // The new reads are tracked again.
+  ASSERT_EQ(admin.call({"SET", "cached", "v3"}).text, "OK");
+  ASSERT_TRUE(test::run_until(loop, [&] { return !cache.holds("cached"); }, 5s));
+}
+
+TEST(LocalCacheOptin, OptinWithBroadcastIsRefusedWithAClearError) {
+  test::redis_server server;
+  net::loop loop;
+  client::options o = tracking_options(server);
+  o.tracking.optin = true;
+  o.tracking.broadcast = true;
+  client::client c(loop, o);
+  local_cache cache(c);
+  auto r = run_task(loop, cache.get("k"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, client::errc::handshake_failed);
+  EXPECT_NE(c.last_error().find("optin and broadcast"), std::string::npos) << c.last_error();
 }
 
 }  // namespace
