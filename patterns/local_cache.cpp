@@ -91,12 +91,12 @@ std::string encode_words(std::span<const std::string_view> args, std::size_t& pa
 // GET of one key, in any case: kept in an entry's own fields.
 bool is_get(std::span<const std::string_view> args) noexcept { return args.size() == 2 && same_name("GET", args[0]); }
 
-// A reply's weight against max_bytes: its payload, and 16 per element (an empty list is not free).
+// A reply's payload and elements against max_bytes (its own record: reply_overhead, by the caller).
 std::size_t reply_bytes(const resp::value& v) noexcept {
   std::size_t n = v.text.size();
-  for (const resp::value& e : v.elements) n += 16 + reply_bytes(e);
+  for (const resp::value& e : v.elements) n += local_cache::element_overhead + reply_bytes(e);
   for (const auto& list : v.attributes) {
-    for (const resp::value& e : list) n += 16 + reply_bytes(e);
+    for (const resp::value& e : list) n += local_cache::element_overhead + reply_bytes(e);
   }
   return n;
 }
@@ -218,6 +218,7 @@ task<resp::result<resp::value>> local_cache::fetch(std::span<const std::string_v
   // answered before it; the write's own invalidation comes only after the write's reply).
   const std::uint64_t changes = client_.connection_losses();
   const std::uint64_t forgets = forgets_;
+  const auto mark = taking_off(args[1]);
   const auto sent = net::clock::now();
   // PTTL in the same write: Redis invalidates an expiring key only when it deletes it (lazily, or by
   // its sampling expiry cycle, which may lag far behind on a server with many volatile keys), so
@@ -238,6 +239,7 @@ task<resp::result<resp::value>> local_cache::fetch(std::span<const std::string_v
     batch.add(args).add("PTTL", args[1]);
     replies = co_await client_.execute(batch);
   }
+  const bool invalidated = landed(args[1], mark);
   if (!replies) co_return replies.error();
   const std::size_t first = optin ? 1 : 0;
   if (optin && !replies->empty() && replies->front().is_error()) {  // CLIENT CACHING refused
@@ -250,10 +252,25 @@ task<resp::result<resp::value>> local_cache::fetch(std::span<const std::string_v
   auto expires = net::clock::time_point::max();
   if (ttl.data_type == resp::type::integer && ttl.integer >= 0) expires = sent + std::chrono::milliseconds(ttl.integer);
   if (ttl.data_type != resp::type::integer) expires = sent;  // unknown: not kept
-  if (client_.connection_losses() == changes && forgets_ == forgets && trackable(args[1]) && expires > sent) {
+  const bool kept_unseen = !invalidated && client_.connection_losses() == changes && forgets_ == forgets;
+  if (kept_unseen && trackable(args[1]) && expires > sent) {
     store(args, got, sent, expires);
   }
   co_return std::move(got);
+}
+
+std::pair<std::uint64_t, std::uint64_t> local_cache::taking_off(std::string_view key) {
+  auto found = in_flight_.find(key);
+  if (found == in_flight_.end()) found = in_flight_.emplace(std::string(key), in_flight{}).first;
+  ++found->second.reads;
+  return {found->second.invalidations, flush_pushes_};
+}
+
+bool local_cache::landed(std::string_view key, std::pair<std::uint64_t, std::uint64_t> mark) {
+  const auto found = in_flight_.find(key);  // there: registered by taking_off, erased at its last landing
+  const bool invalidated = found->second.invalidations != mark.first || flush_pushes_ != mark.second;
+  if (--found->second.reads == 0) in_flight_.erase(found);
+  return invalidated;
 }
 
 // Forgotten before the SET, and again after its reply: a GET on another connection of the pool,
@@ -331,16 +348,23 @@ void local_cache::store(std::span<const std::string_view> args, resp::value repl
   }
   kept_reply kept{{}, std::move(reply), sent, expires, 0};
   kept.words = encode_words(args, kept.bytes);
-  kept.bytes += reply_bytes(kept.reply);
+  kept.bytes += reply_overhead + reply_bytes(kept.reply);
   if (found != index_.end()) {
     const lru::iterator it = found->second;
+    bool dropped = false;
     for (auto r = it->replies.begin(); r != it->replies.end(); ++r) {
       if (r->words == kept.words) {
         drop_reply(it, r);  // as above
+        dropped = true;
         break;
       }
     }
+    // At the bound of replies per key the oldest goes (the vector keeps them in the order stored).
+    if (!dropped && !it->replies.empty() && it->replies.size() >= opts_.max_replies_per_key) {
+      drop_reply(it, it->replies.begin());
+    }
   }
+  if (opts_.max_replies_per_key == 0) return;
   const lru::iterator it = place(key, kept.bytes);
   if (it == entries_.end()) return;
   bytes_ += kept.bytes;
@@ -359,8 +383,14 @@ local_cache::lru::iterator local_cache::place(std::string_view key, std::size_t 
   };
   while (!room() && !entries_.empty()) {
     const lru::iterator last = std::prev(entries_.end());
-    if (last == it) it = entries_.end();  // only this key's own replies are left to give room
-    erase(last);
+    if (last != it) {
+      erase(last);
+    } else if (it->replies.size() > 1 || (it->has_value && !it->replies.empty())) {
+      drop_reply(it, it->replies.begin());  // only this key is left: its oldest reply gives way
+    } else {
+      it = entries_.end();  // its last reply (or GET's value) goes, and the entry with it
+      erase(last);
+    }
     ++stats_.evictions;
   }
   if (it == entries_.end()) {
@@ -413,11 +443,15 @@ void local_cache::push_node(const resp::node& n) {
       in_invalidation_ = is_text(n) && n.value == "invalidate";
     } else if (n.data_type == resp::type::null) {
       in_invalidation_ = false;
+      ++flush_pushes_;
       drop_all();
     } else {
       in_invalidation_ = n.data_type == resp::type::array || n.data_type == resp::type::set;
     }
   } else if (in_invalidation_ && n.depth == 2 && is_text(n)) {
+    if (!in_flight_.empty()) {
+      if (const auto f = in_flight_.find(n.value); f != in_flight_.end()) ++f->second.invalidations;
+    }
     if (const auto it = index_.find(n.value); it != index_.end()) {
       erase(it->second);
       ++stats_.invalidations;

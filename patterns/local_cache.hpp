@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace redring::patterns {
@@ -25,9 +26,14 @@ namespace redring::patterns {
 /// Settings of a `local_cache`.
 struct local_cache_options {
   std::size_t max_entries = 10000;           ///< Keys; past it, the least recently used key is dropped (with every reply kept under it).
-  /// Past it, as above. Counted: keys, the words after the key of each command kept, the replies'
-  /// payload bytes, and 16 per element of an aggregate reply (so an empty list still counts).
+  /// Past it, as above. Counted: keys, GET values, and for each other reply the words after its key,
+  /// its payload bytes, `local_cache::reply_overhead` for its own storage and
+  /// `local_cache::element_overhead` per element of an aggregate (so that many small replies, or an
+  /// empty list, are not free).
   std::size_t max_bytes = 64 * 1024 * 1024;
+  /// Replies other than GET's kept under one key (its HGET of different fields, ZRANGE of different
+  /// windows ...); past it, the key's oldest goes. Bounds the scan a read of that key makes.
+  std::size_t max_replies_per_key = 64;
   /// Oldest a value may be when served (0: as long as no invalidation came). A bound on staleness
   /// should an invalidation be lost in a way the cache cannot see (none is known with RESP3).
   std::chrono::milliseconds max_age{0};
@@ -39,7 +45,7 @@ struct local_cache_stats {
   std::uint64_t misses = 0;         ///< Sent to the server.
   std::uint64_t invalidations = 0;  ///< Keys dropped (with their replies) by the server's invalidation messages.
   std::uint64_t flushes = 0;        ///< Times everything was dropped: a flush on the server, or a connection lost.
-  std::uint64_t evictions = 0;      ///< Keys dropped for `max_entries` or `max_bytes`.
+  std::uint64_t evictions = 0;      ///< Keys dropped for `max_entries` or `max_bytes` (or a key's oldest reply, when only it is left).
   std::size_t entries = 0;          ///< Keys held now.
   std::size_t replies = 0;          ///< Replies held now under those keys (GET's counts one).
   std::size_t bytes = 0;            ///< What they count against `max_bytes`.
@@ -97,6 +103,12 @@ class local_cache {
   [[nodiscard]] static bool cacheable(std::span<const std::string_view> args) noexcept;
   /// The names `cacheable` accepts, upper case, sorted.
   [[nodiscard]] static std::span<const std::string_view> cacheable_commands() noexcept;
+  /// What a reply other than GET's counts against `max_bytes` beyond its words and payload: about its
+  /// own storage (the kept record, its reply's root, vector slack). A review measured ~280 bytes of
+  /// heap per one-integer reply, when such a reply counted 2 bytes.
+  static constexpr std::size_t reply_overhead = 256;
+  /// What each element of an aggregate reply counts beyond its payload: its `resp::value`.
+  static constexpr std::size_t element_overhead = sizeof(resp::value);
   /// The reply of `args`, a command `cacheable` accepts (e.g. HGETALL user:1): from the
   /// process if held (as `get` decides), else sent with PTTL of its key (one round trip) and kept for
   /// the next call with the same words. A command `cacheable` refuses: `client::errc::invalid_argument`,
@@ -167,8 +179,8 @@ class local_cache {
   void store(std::span<const std::string_view> args, resp::value reply, net::clock::time_point sent,
              net::clock::time_point expires);
   // The entry of `key` at the front of the LRU, made if need be, with room for `bytes` more (less
-  // recently used keys evicted, and this key's own replies if nothing else is left); end() if
-  // `bytes` cannot fit at all.
+  // recently used keys evicted, then this key's own replies, oldest first, if nothing else is left);
+  // end() if `bytes` cannot fit at all.
   lru::iterator place(std::string_view key, std::size_t bytes);
   // Drop GET's reply, or one other reply, of the entry at `it`; the entry goes when it holds nothing.
   void drop_value(lru::iterator it);
@@ -186,6 +198,21 @@ class local_cache {
   std::uint64_t seen_losses_ = 0;  // client::connection_losses at the last look
   std::uint64_t forgets_ = 0;       // forget/set/clear calls: a read in flight across one is not kept
   local_cache_stats stats_;
+
+  // Keys with reads in flight, and the invalidations of each that arrived meanwhile: a read is kept
+  // only if none did. A write that runs between the read and its PTTL (the pipeline reached the
+  // server in two reads) sends its push between their replies, when nothing is stored yet to drop;
+  // a review proved the old value then kept for good.
+  struct in_flight {
+    std::uint32_t reads = 0;
+    std::uint64_t invalidations = 0;
+  };
+  std::unordered_map<std::string, in_flight, view_hash, std::equal_to<>> in_flight_;
+  std::uint64_t flush_pushes_ = 0;  // invalidations of everything (FLUSHALL, FLUSHDB) seen
+  // Registers a read of `key` about to be sent; returns what `landed` compares.
+  std::pair<std::uint64_t, std::uint64_t> taking_off(std::string_view key);
+  // Unregisters it; true if `key` (or everything) was invalidated since `taking_off` returned `mark`.
+  bool landed(std::string_view key, std::pair<std::uint64_t, std::uint64_t> mark);
 
   // The push being read, node by node: ["invalidate", [key, ...] or null].
   bool in_invalidation_ = false;

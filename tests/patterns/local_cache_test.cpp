@@ -7,6 +7,7 @@
 
 #include "tests/patterns/commandstats.hpp"
 #include "tests/patterns/run_task.hpp"
+#include "tests/patterns/split_relay.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/run_until.hpp"
 
@@ -504,8 +505,10 @@ TEST_F(LocalCache, RepliesOfOneKeyShareTheKeysInvalidation) {
   EXPECT_EQ(s.entries, 2u);
   EXPECT_EQ(s.replies, 4u);
   EXPECT_EQ(s.misses, 4u);
-  // h: key 1 + ("f1" 2 + "a" 1) + ("f2" 2 + "bb" 2) + HLEN's "2" 1; s: key 1 + "xyz" 3.
-  EXPECT_EQ(s.bytes, 1u + 3 + 4 + 1 + 1 + 3);
+  // h: key 1 + ("f1" 2 + "a" 1) + ("f2" 2 + "bb" 2) + HLEN's "2" 1, and each reply's own record;
+  // s: key 1 + "xyz" 3 (GET's value is the entry's own field).
+  constexpr std::size_t r = local_cache::reply_overhead;
+  EXPECT_EQ(s.bytes, 1 + (3 + r) + (4 + r) + (1 + r) + 1 + 3);
   const auto lowercase = run_task(loop, cache.read("hget", "h", "f2"));
   ASSERT_TRUE(lowercase);
   EXPECT_EQ(lowercase->text, "bb");
@@ -516,7 +519,7 @@ TEST_F(LocalCache, RepliesOfOneKeyShareTheKeysInvalidation) {
   s = cache.stats();
   EXPECT_EQ(s.entries, 1u);
   EXPECT_EQ(s.replies, 1u);
-  EXPECT_EQ(s.bytes, 4u);
+  EXPECT_EQ(s.bytes, 4u);  // s and its GET value
   EXPECT_EQ(s.invalidations, 1u);
   const auto len = run_task(loop, cache.read("HLEN", "h"));
   ASSERT_TRUE(len);
@@ -526,38 +529,84 @@ TEST_F(LocalCache, RepliesOfOneKeyShareTheKeysInvalidation) {
   EXPECT_EQ(cache.stats().replies, 1u);
 }
 
-// An aggregate's elements count 16 bytes each, so max_bytes bounds empty lists too; the least
-// recently used key goes first, never the key being stored; a reply larger than the cache is
-// served and not kept.
+// Each kept reply counts its record (reply_overhead) and each element of an aggregate its value
+// (element_overhead), so max_bytes bounds many small replies and empty lists too; the least recently
+// used key goes first, never the key being stored; a reply larger than the cache is served, not kept.
 TEST_F(LocalCache, ReadRepliesCountAgainstTheBounds) {
-  local_cache cache(c, {.max_entries = 100, .max_bytes = 80});
+  constexpr std::size_t r = local_cache::reply_overhead;
+  constexpr std::size_t e = local_cache::element_overhead;
+  const std::size_t lrange_all = 3 + r + (e + 1) + (e + 2);  // words "0" "-1", elements "a" "bb"
+  const std::size_t lrange_one = 2 + r + (e + 1);            // words "0" "0", element "a"
+  const std::size_t lrange_two = 2 + r + (e + 2);            // words "1" "1", element "bb"
+  const std::size_t empty = 3 + r;                           // no element
+  const std::size_t bound = 1 + lrange_all + lrange_one + lrange_two;  // the three replies of "l" fit
+  ASSERT_LE(5 + empty, lrange_two);                          // and "empty" fits in place of the third
+  local_cache cache(c, {.max_entries = 100, .max_bytes = bound});
   ASSERT_EQ(admin.call({"RPUSH", "l", "a", "bb"}).integer, 2);
   ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "0", "-1")));
-  // key 1 + words "0" "-1" 3 + elements (16 + 1) + (16 + 2).
-  EXPECT_EQ(cache.stats().bytes, 1u + 3 + 17 + 18);
-  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "0", "0")));  // + 2 + 17: 58
-  EXPECT_EQ(cache.stats().bytes, 58u);
-  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "empty", "0", "-1")));  // + 5 + 3: 66
+  EXPECT_EQ(cache.stats().bytes, 1 + lrange_all);
+  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "0", "0")));
+  EXPECT_EQ(cache.stats().bytes, 1 + lrange_all + lrange_one);
+  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "empty", "0", "-1")));
   EXPECT_EQ(cache.stats().entries, 2u);
-  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "1", "1")));  // + 2 + 18: 86 > 80, "empty" goes
+  EXPECT_EQ(cache.stats().bytes, 1 + lrange_all + lrange_one + 5 + empty);
+  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "1", "1")));  // does not fit: "empty" goes
   EXPECT_FALSE(cache.holds("empty"));
   EXPECT_TRUE(cache.holds("l"));
   EXPECT_EQ(cache.stats().replies, 3u);
-  EXPECT_EQ(cache.stats().bytes, 78u);
   EXPECT_EQ(cache.stats().evictions, 1u);
-  // A fourth reply of "l" (4 + 35) does not fit beside its own three: the key's older replies give way.
-  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "-2", "-1")));
-  EXPECT_EQ(cache.stats().replies, 1u);
-  EXPECT_EQ(cache.stats().bytes, 1u + 4 + 35);
-  EXPECT_EQ(cache.stats().evictions, 2u);
+  EXPECT_EQ(cache.stats().bytes, bound);
+  // A reply of "l" that does not fit beside its own: the key's older replies give way, oldest first.
+  ASSERT_EQ(admin.call({"RPUSH", "l", "ccc", "dddd"}).integer, 4);
+  ASSERT_TRUE(test::run_until(loop, [&] { return !cache.holds("l"); }, 5s));
+  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "0", "0")));
+  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "1", "1")));
+  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "0", "-1")));  // four elements: the oldest goes
+  EXPECT_EQ(cache.stats().replies, 2u);
+  EXPECT_EQ(cache.stats().bytes, 1 + lrange_two + 3 + r + (e + 1) + (e + 2) + (e + 3) + (e + 4));
+  const auto hits = cache.stats().hits;
+  ASSERT_TRUE(run_task(loop, cache.read("LRANGE", "l", "1", "1")));
+  EXPECT_EQ(cache.stats().hits, hits + 1);  // the newer of the two older replies stayed
   std::vector<std::string_view> big_list = {"RPUSH", "big"};
-  for (int i = 0; i < 10; ++i) big_list.push_back("x");
-  ASSERT_EQ(admin.call(big_list).integer, 10);
+  for (int i = 0; i < 20; ++i) big_list.push_back("x");
+  ASSERT_EQ(admin.call(big_list).integer, 20);
   const auto big = run_task(loop, cache.read("LRANGE", "big", "0", "-1"));
   ASSERT_TRUE(big);
-  EXPECT_EQ(big->elements.size(), 10u);
+  EXPECT_EQ(big->elements.size(), 20u);
   EXPECT_FALSE(cache.holds("big"));
   EXPECT_TRUE(cache.holds("l"));
+}
+
+// Many small replies under one key (a review held 10,000 HEXISTS replies, ~2.7 MB of heap, counted
+// as 49 KB within a 64 KiB bound): each counts its record, so the bound holds ~250 of them, the
+// key's oldest giving way to each new one; and a key keeps at most max_replies_per_key.
+TEST_F(LocalCache, ManySmallRepliesAreBoundedByBytesAndPerKey) {
+  constexpr std::size_t max_bytes = 64 * 1024;
+  ASSERT_EQ(admin.call({"HSET", "h", "x", "1"}).integer, 1);
+  std::vector<std::string> fields;
+  for (int i = 0; i < 2000; ++i) fields.push_back(std::to_string(i));
+  auto fill = [&](local_cache& lc) -> task<bool> {
+    for (const auto& f : fields) {
+      if (!co_await lc.read("HEXISTS", "h", f)) co_return false;
+    }
+    co_return true;
+  };
+  {
+    local_cache cache(c, {.max_bytes = max_bytes, .max_replies_per_key = 100'000});
+    ASSERT_TRUE(run_task(loop, fill(cache), 60s));
+    const auto s = cache.stats();
+    EXPECT_LE(s.bytes, max_bytes);
+    EXPECT_LE(s.replies, max_bytes / local_cache::reply_overhead);
+    EXPECT_GE(s.replies, max_bytes / (local_cache::reply_overhead + 8) - 1);
+  }
+  local_cache capped(c, {.max_replies_per_key = 3});
+  ASSERT_TRUE(run_task(loop, fill(capped), 60s));
+  EXPECT_EQ(capped.stats().replies, 3u);
+  const auto hits = capped.stats().hits;
+  for (const char* f : {"1997", "1998", "1999"}) ASSERT_TRUE(run_task(loop, capped.read("HEXISTS", "h", f)));
+  EXPECT_EQ(capped.stats().hits, hits + 3);  // the last three stored are the ones kept
+  ASSERT_TRUE(run_task(loop, capped.read("HEXISTS", "h", "0")));
+  EXPECT_EQ(capped.stats().hits, hits + 3);
 }
 
 TEST_F(LocalCache, ReadErrorRepliesAreNotKept) {
@@ -654,6 +703,101 @@ TEST(LocalCacheOptin, OptinWithBroadcastIsRefusedWithAClearError) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, client::errc::handshake_failed);
   EXPECT_NE(c.last_error().find("optin and broadcast"), std::string::npos) << c.last_error();
+}
+
+// A write by another client that runs between the read and its pipelined PTTL (the pipeline reached
+// the server in two reads) sends its invalidation between their two replies, before anything is
+// stored: the read is not kept (review helper-33 proved the old value kept and served for good).
+TEST(LocalCacheRace, AWriteBetweenTheReadAndItsPttlIsNotMissed) {
+  test::redis_server server;
+  test::blocking_connection admin{server.socket_path()};
+  ASSERT_EQ(admin.call({"SET", "k", "v1"}).text, "OK");
+  test::blocking_connection writer{server.socket_path()};  // used by the relay thread only
+  test::split_relay relay(server.socket_path(), "*2\r\n$4\r\nPTTL\r\n$1\r\nk\r\n",
+                    [&] { (void)writer.call({"SET", "k", "v2"}); });
+  net::loop loop;
+  client::options o = tracking_options(server);
+  o.unix_path = relay.path();
+  client::client c(loop, o);
+  local_cache cache(c);
+  auto first = run_task(loop, cache.get("k"));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(*first, "v1");  // right for a read concurrent with the write
+  ASSERT_TRUE(relay.split());
+  ASSERT_EQ(admin.call({"GET", "k"}).text, "v2");
+  test::run_for(loop, 300ms);  // any invalidation still on its way arrives
+  auto later = run_task(loop, cache.get("k"));
+  ASSERT_TRUE(later);
+  EXPECT_EQ(*later, "v2") << "served from the process after the server changed the key; hits=" << cache.stats().hits;
+}
+
+// The same through read().
+TEST(LocalCacheRace, AWriteBetweenAReadAndItsPttlIsNotMissedByRead) {
+  test::redis_server server;
+  test::blocking_connection admin{server.socket_path()};
+  ASSERT_EQ(admin.call({"HSET", "k", "f", "1"}).integer, 1);
+  test::blocking_connection writer{server.socket_path()};
+  test::split_relay relay(server.socket_path(), "*2\r\n$4\r\nPTTL\r\n$1\r\nk\r\n",
+                    [&] { (void)writer.call({"HSET", "k", "g", "2"}); });
+  net::loop loop;
+  client::options o = tracking_options(server);
+  o.unix_path = relay.path();
+  client::client c(loop, o);
+  local_cache cache(c);
+  auto first = run_task(loop, cache.read("HGETALL", "k"));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->elements.size(), 2u);
+  ASSERT_TRUE(relay.split());
+  test::run_for(loop, 300ms);
+  auto later = run_task(loop, cache.read("HGETALL", "k"));
+  ASSERT_TRUE(later);
+  EXPECT_EQ(later->elements.size(), 4u) << "stale HGETALL served; hits=" << cache.stats().hits;
+}
+
+// Accounting (from review helper-33): random reads, writes by another client, forgets and stale copies, with
+// tight bounds; forgetting every key one by one must bring bytes, replies and entries back to 0.
+TEST(LocalCacheAccounting, ReturnsToZeroByForgets) {
+  test::redis_server server({"--enable-debug-command", "yes"});
+  net::loop loop;
+  client::client c(loop, tracking_options(server));
+  test::blocking_connection admin{server.socket_path()};
+  ASSERT_EQ(admin.call({"DEBUG", "SET-ACTIVE-EXPIRE", "0"}).text, "OK");
+  for (int round = 0; round < 3; ++round) {
+    local_cache cache(c, {.max_entries = 3, .max_bytes = 2 * local_cache::reply_overhead + 200 * static_cast<std::size_t>(round)});
+    std::uint32_t seed = 12345u + static_cast<std::uint32_t>(round);
+    auto rnd = [&](std::uint32_t n) { seed = seed * 1103515245u + 12345u; return (seed >> 8) % n; };
+    const std::vector<std::string> keys = {"a", "bb", "ccc", "dddd", "eeeee"};
+    for (int i = 0; i < 400; ++i) {
+      const std::string& k = keys[rnd(5)];
+      std::string field = std::to_string(rnd(4));
+      field.insert(field.begin(), 'f');
+      switch (rnd(10)) {
+        case 0: (void)admin.call({"DEL", k}); break;
+        case 1: (void)admin.call({"SET", k, std::string(rnd(30), 'x')}); break;
+        case 2: (void)admin.call({"HSET", k, field, std::string(rnd(30), 'y')}); break;
+        case 3: cache.forget(k); break;
+        case 4: (void)admin.call({"PEXPIRE", k, "5"}); break;
+        case 5: (void)run_task(loop, cache.get(k)); break;
+        case 6: (void)run_task(loop, cache.read("get", k)); break;
+        case 7: (void)run_task(loop, cache.read("HGET", k, field)); break;
+        case 8: (void)run_task(loop, cache.read("HGETALL", k)); break;
+        default: (void)run_task(loop, cache.read("HLEN", k)); break;
+      }
+      if (rnd(7) == 0) test::run_for(loop, 6ms);
+      const auto s = cache.stats();
+      ASSERT_LE(s.bytes, 2 * local_cache::reply_overhead + 200 * static_cast<std::size_t>(round));
+      ASSERT_LE(s.entries, 3u);
+    }
+    test::run_for(loop, 50ms);
+    for (const auto& k : keys) cache.forget(k);
+    const auto s = cache.stats();
+    EXPECT_EQ(s.entries, 0u);
+    EXPECT_EQ(s.replies, 0u);
+    EXPECT_EQ(s.bytes, 0u);
+    EXPECT_GT(s.hits, 0u);       // the mix served from the process,
+    EXPECT_GT(s.evictions, 0u);  // hit the bounds,
+    EXPECT_GT(s.invalidations, 0u);  // and saw the server's invalidations
+  }
 }
 
 }  // namespace
