@@ -65,9 +65,15 @@ int main(int argc, char** argv) {
       std::printf("HGETALL %s (%s): name=%s lang=%s\n", profile.c_str(), i == 0 ? "from the server" : "in the process",
                   (*map)["name"].c_str(), (*map)["lang"].c_str());
     }
+    // Several keys at once: held ones from the process, the others read together.
+    const std::string other_key = key + ":other";
+    const std::string_view keys[] = {key, other_key};
+    if (auto both = co_await cache.mget(keys)) {
+      std::printf("MGET: %s, %s\n", (*both)[0] ? (*both)[0]->c_str() : "(none)", (*both)[1] ? (*both)[1]->c_str() : "(none)");
+    }
     const auto after = cache.stats();
     (void)co_await other.command<std::int64_t>("DEL", key, profile);
-    status = s.hits == 1 && s.misses == 2 && s.invalidations == 1 && after.hits == 2 ? 0 : 1;
+    status = s.hits == 1 && s.misses == 2 && s.invalidations == 1 && after.hits == 3 ? 0 : 1;
     loop.stop();
   };
   flow();

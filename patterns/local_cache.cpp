@@ -154,18 +154,50 @@ std::span<const std::string_view> local_cache::cacheable_commands() noexcept { r
 task<resp::result<std::optional<std::string>>> local_cache::get(std::string_view key) {
   const std::array<std::string_view, 2> args = {"GET", key};
   check_connections();
-  if (const auto found = index_.find(key); found != index_.end() && found->second->has_value) {
-    const lru::iterator it = found->second;
-    if (servable(it->stored, it->expires)) {
-      ++stats_.hits;
-      entries_.splice(entries_.begin(), entries_, it);
-      co_return it->value;
-    }
-    drop_value(it);  // too old to serve, or past the key's TTL
-  }
+  if (const std::optional<std::string>* held = held_value(key)) co_return *held;
   auto fetched = co_await fetch(args);
   if (!fetched) co_return fetched.error();
   co_return get_reply(std::move(*fetched));
+}
+
+// Hits are answered here; only misses cost a task (run together by when_all: each sends its read
+// before the first suspends, so they leave in one write per connection).
+task<resp::result<std::vector<std::optional<std::string>>>> local_cache::mget(std::span<const std::string_view> keys) {
+  check_connections();
+  std::vector<std::optional<std::string>> values(keys.size());
+  std::vector<std::size_t> missing;
+  std::vector<task<resp::result<std::optional<std::string>>>> reads;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (const std::optional<std::string>* held = held_value(keys[i])) {
+      values[i] = *held;
+    } else {
+      missing.push_back(i);
+      reads.push_back(get(keys[i]));
+    }
+  }
+  if (reads.empty()) co_return values;
+  auto got = co_await when_all(std::move(reads));
+  for (std::size_t j = 0; j < got.size(); ++j) {
+    if (got[j]) {
+      values[missing[j]] = std::move(*got[j]);
+    } else if (got[j].error().code_word() != "WRONGTYPE") {  // another type: nil, as MGET says
+      co_return got[j].error();
+    }
+  }
+  co_return values;
+}
+
+const std::optional<std::string>* local_cache::held_value(std::string_view key) {
+  const auto found = index_.find(key);
+  if (found == index_.end() || !found->second->has_value) return nullptr;
+  const lru::iterator it = found->second;
+  if (!servable(it->stored, it->expires)) {
+    drop_value(it);  // too old to serve, or past the key's TTL
+    return nullptr;
+  }
+  ++stats_.hits;
+  entries_.splice(entries_.begin(), entries_, it);
+  return &it->value;
 }
 
 task<resp::result<resp::value>> local_cache::read(std::span<const std::string_view> args) {

@@ -92,6 +92,12 @@ class local_cache {
   /// has not passed), else by GET (with PTTL, one round trip), kept for the next call. nullopt: no
   /// such key. A key that is not a string: the server's WRONGTYPE error, nothing kept.
   [[nodiscard]] task<resp::result<std::optional<std::string>>> get(std::string_view key);
+  /// The values of `keys` in order, as `get` reads each: held ones from the process, the others
+  /// sent at once (their reads leave together, in one write per connection; a cluster client sends
+  /// each to its key's node) and kept. A key holding another type reads as nullopt, as MGET answers
+  /// it (and is not kept). Any other error (a lost connection) fails the call. `keys` must live until
+  /// the task completes.
+  [[nodiscard]] task<resp::result<std::vector<std::optional<std::string>>>> mget(std::span<const std::string_view> keys);
   /// True if `read` keeps the reply of `args`: a read-only command whose reply depends only on the
   /// value of its one key, `args[1]`, so that the key's invalidation covers every change to it:
   /// GET GETRANGE STRLEN GETBIT BITCOUNT BITPOS BITFIELD_RO, TYPE, EXISTS (one key); HGET HMGET
@@ -168,6 +174,9 @@ class local_cache {
   bool trackable(std::string_view key) const noexcept;
   // Everything is dropped if a connection was lost since the last look.
   void check_connections();
+  // GET's value of `key` if held and servable now: moves the key to the front of the LRU and counts
+  // a hit. A stale one is dropped. Null: a miss.
+  const std::optional<std::string>* held_value(std::string_view key);
   // True if a read sent at `stored` may be served now (before the key's deadline, within max_age).
   bool servable(net::clock::time_point stored, net::clock::time_point expires) const noexcept;
   // The reply of `args` (a command other than GET) if one is held under its key and may be served

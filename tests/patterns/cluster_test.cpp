@@ -248,11 +248,14 @@ TEST_P(OnClusterTracking, LocalCacheFollowsInvalidationsFromEveryShard) {
   EXPECT_EQ(cache.stats().hits, 3u);
   for (const auto& k : keys) test::blocking_connection(socket_of(owner_of(k))).call({"SET", k, "v2"});
   ASSERT_TRUE(test::run_until(loop, [&] { return cache.stats().invalidations == 3; }, 5s));
-  for (const auto& k : keys) {
-    auto v = run_task(loop, cache.get(k));
-    ASSERT_TRUE(v);
-    EXPECT_EQ(*v, "v2");
-  }
+  const std::vector<std::string_view> views(keys.begin(), keys.end());
+  auto all = run_task(loop, cache.mget(views));  // every shard at once
+  ASSERT_TRUE(all) << all.error().what();
+  EXPECT_EQ(*all, std::vector<std::optional<std::string>>(keys.size(), "v2"));
+  const auto hits_before = cache.stats().hits;
+  all = run_task(loop, cache.mget(views));
+  ASSERT_TRUE(all);
+  EXPECT_EQ(cache.stats().hits, hits_before + keys.size());
   // read(): a hash on each shard (in its key's slot), routed by the command's key.
   auto hgetall = [&](const std::string& h) {
     auto r = run_task(loop, cache.read("HGETALL", h));

@@ -340,6 +340,37 @@ TEST(LocalCacheSetup, TrackingOverResp2IsRefusedWithAClearError) {
   EXPECT_NE(c.last_error().find("needs RESP3"), std::string::npos) << c.last_error();
 }
 
+// mget: held keys from the process, the others read together and kept; a key of another type is
+// nil, as MGET answers it; the next mget is answered in the process but for that key.
+TEST_F(LocalCache, MgetServesHeldKeysAndReadsTheOthersTogether) {
+  local_cache cache(c);
+  ASSERT_EQ(admin.call({"SET", "a", "1"}).text, "OK");
+  ASSERT_EQ(admin.call({"SET", "b", "2"}).text, "OK");
+  ASSERT_EQ(admin.call({"RPUSH", "list", "x"}).integer, 1);
+  EXPECT_EQ(cached_get(cache, "a"), "1");
+  const std::vector<std::string_view> keys = {"a", "b", "missing", "list", "a"};
+  const std::int64_t before = gets();
+  const auto first = run_task(loop, cache.mget(keys));
+  ASSERT_TRUE(first) << first.error().what();
+  const std::vector<std::optional<std::string>> expected = {"1", "2", std::nullopt, std::nullopt, "1"};
+  EXPECT_EQ(*first, expected);
+  EXPECT_EQ(gets(), before + 3);  // b, missing, list
+  EXPECT_EQ(cache.stats().hits, 2u);  // a, twice
+  EXPECT_FALSE(cache.holds("list"));
+  const auto second = run_task(loop, cache.mget(keys));
+  ASSERT_TRUE(second);
+  EXPECT_EQ(*second, expected);
+  EXPECT_EQ(gets(), before + 4);  // list only
+  ASSERT_EQ(admin.call({"SET", "b", "3"}).text, "OK");
+  ASSERT_TRUE(test::run_until(loop, [&] { return !cache.holds("b"); }, 5s));
+  const auto third = run_task(loop, cache.mget(std::vector<std::string_view>{"b"}));
+  ASSERT_TRUE(third);
+  EXPECT_EQ((*third)[0], "3");
+  const auto none = run_task(loop, cache.mget({}));
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+}
+
 // --- read(): any read-only command about one key ---------------------------------------------------
 
 // One row per command `read` keeps: what puts the key in place, the read ("k" is the key), and a
