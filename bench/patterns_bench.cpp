@@ -2,8 +2,8 @@
 // The cost of one decision of each pattern against a private redis-server on a Unix socket: every
 // limiter algorithm, an uncontended lock acquire + release, a cache hit and a cache miss, a job
 // queue's whole cycle (enqueue, reserve, complete), a leaderboard submit, and client-side caching
-// (local_cache hits and misses beside a plain GET of the same keys, and a read hit of HGETALL beside
-// a plain HGETALL). Per row:
+// (local_cache hits and misses beside a plain GET of the same keys, a read hit of HGETALL beside a
+// plain HGETALL, an mget of ten held keys beside MGET, an OPTIN miss). Per row:
 // decisions/s, client CPU µs per decision (getrusage), and scripts per decision counted by the
 // server (EVALSHA + EVAL calls in INFO commandstats: every command these patterns send is a script;
 // each is a round trip, except a cache miss's stampede lock and second read, which leave together),
@@ -238,6 +238,22 @@ int main(int argc, char** argv) {
   };
   ok = row("HGETALL (no local cache)", loop, admin, plain_hgetall, s) && ok;
   ok = row("local_cache read hit (HGETALL)", loop, admin, local_read_hit, s) && ok;
+  // Ten keys at once: MGET against local_cache::mget of held keys (one decision = ten values).
+  const decide_fn plain_mget = [&](std::size_t, std::uint64_t i) -> patterns::task<bool> {
+    std::vector<std::string> keys;
+    for (std::size_t j = 0; j < 10; ++j) keys.push_back("lc:" + names[(i * 10 + j) % names.size()]);
+    const auto r = co_await redis.command<std::vector<std::optional<std::string>>>("MGET", keys);
+    co_return r && r->size() == 10 && (*r)[9].has_value();
+  };
+  const decide_fn local_mget = [&](std::size_t, std::uint64_t i) -> patterns::task<bool> {
+    std::vector<std::string> keys;
+    for (std::size_t j = 0; j < 10; ++j) keys.push_back("lc:" + names[(i * 10 + j) % names.size()]);
+    const std::vector<std::string_view> views(keys.begin(), keys.end());
+    const auto r = co_await local.mget(views);
+    co_return r && r->size() == 10 && (*r)[9].has_value();
+  };
+  ok = row("MGET of 10 (no local cache)", loop, admin, plain_mget, s) && ok;
+  ok = row("local_cache mget of 10 held", loop, admin, local_mget, s) && ok;
   // OPTIN tracking: a miss is MULTI, CLIENT CACHING yes, GET, PTTL, EXEC; hits are the same.
   client::options optin = tracked;
   optin.tracking.optin = true;
