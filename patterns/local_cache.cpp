@@ -101,14 +101,13 @@ std::size_t reply_bytes(const resp::value& v) noexcept {
   return n;
 }
 
-bool is_text(const resp::node& n) noexcept {
-  return n.data_type == resp::type::blob_string || n.data_type == resp::type::simple_string;
-}
+// A string reply (GET's value, an invalidated key's name).
+bool is_text(resp::type t) noexcept { return t == resp::type::blob_string || t == resp::type::simple_string; }
 
 // GET's reply as `get` returns it: a copy of a kept reply's text, or a fetched one's moved out.
 template <class Value>
 resp::result<std::optional<std::string>> get_reply(Value&& v) {
-  if (v.data_type == resp::type::blob_string || v.data_type == resp::type::simple_string) {
+  if (is_text(v.data_type)) {
     return std::optional<std::string>(std::forward<Value>(v).text);
   }
   if (v.is_null()) return std::optional<std::string>();
@@ -360,7 +359,7 @@ void local_cache::store(std::span<const std::string_view> args, resp::value repl
   const auto found = index_.find(key);
   if (is_get(args)) {
     std::optional<std::string> value;
-    if (reply.data_type == resp::type::blob_string || reply.data_type == resp::type::simple_string) {
+    if (is_text(reply.data_type)) {
       value = std::move(reply.text);
     } else if (!reply.is_null()) {
       return;  // not a GET reply: get() refuses it, nothing to keep
@@ -472,7 +471,7 @@ void local_cache::push_node(const resp::node& n) {
   } else if (in_invalidation_ && n.depth == 1 && n.data_type != resp::type::attribute) {
     const std::uint32_t index = element_++;
     if (index == 0) {
-      in_invalidation_ = is_text(n) && n.value == "invalidate";
+      in_invalidation_ = is_text(n.data_type) && n.value == "invalidate";
     } else if (n.data_type == resp::type::null) {
       in_invalidation_ = false;
       ++flush_pushes_;
@@ -480,7 +479,7 @@ void local_cache::push_node(const resp::node& n) {
     } else {
       in_invalidation_ = n.data_type == resp::type::array || n.data_type == resp::type::set;
     }
-  } else if (in_invalidation_ && n.depth == 2 && is_text(n)) {
+  } else if (in_invalidation_ && n.depth == 2 && is_text(n.data_type)) {
     if (!in_flight_.empty()) {
       if (const auto f = in_flight_.find(n.value); f != in_flight_.end()) ++f->second.invalidations;
     }

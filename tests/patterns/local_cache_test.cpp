@@ -327,17 +327,23 @@ TEST(LocalCacheSetup, AClientWithoutTrackingIsRefused) {
   EXPECT_THROW(local_cache cache(c), std::invalid_argument);
 }
 
-TEST(LocalCacheSetup, TrackingOverResp2IsRefusedWithAClearError) {
-  test::redis_server server;
+// A client made with `o` fails its handshake: a cache read says so, and the client's last error
+// contains `why`.
+void expect_handshake_refused(const client::options& o, std::string_view why) {
   net::loop loop;
-  client::options o = tracking_options(server);
-  o.protocol = 2;
   client::client c(loop, o);
   local_cache cache(c);
   auto r = run_task(loop, cache.get("k"));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, client::errc::handshake_failed);
-  EXPECT_NE(c.last_error().find("needs RESP3"), std::string::npos) << c.last_error();
+  EXPECT_NE(c.last_error().find(why), std::string::npos) << c.last_error();
+}
+
+TEST(LocalCacheSetup, TrackingOverResp2IsRefusedWithAClearError) {
+  test::redis_server server;
+  client::options o = tracking_options(server);
+  o.protocol = 2;
+  expect_handshake_refused(o, "needs RESP3");
 }
 
 // mget: held keys from the process, the others read together and kept; a key of another type is
@@ -724,65 +730,60 @@ TEST(LocalCacheOptin, OnlyTheCachesReadsAreTracked) {
 
 TEST(LocalCacheOptin, OptinWithBroadcastIsRefusedWithAClearError) {
   test::redis_server server;
-  net::loop loop;
   client::options o = tracking_options(server);
   o.tracking.optin = true;
   o.tracking.broadcast = true;
-  client::client c(loop, o);
-  local_cache cache(c);
-  auto r = run_task(loop, cache.get("k"));
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, client::errc::handshake_failed);
-  EXPECT_NE(c.last_error().find("optin and broadcast"), std::string::npos) << c.last_error();
+  expect_handshake_refused(o, "optin and broadcast");
 }
 
 // A write by another client that runs between the read and its pipelined PTTL (the pipeline reached
 // the server in two reads) sends its invalidation between their two replies, before anything is
 // stored: the read is not kept (review helper-33 proved the old value kept and served for good).
-TEST(LocalCacheRace, AWriteBetweenTheReadAndItsPttlIsNotMissed) {
+// The cache's connection goes through a split_relay that runs `write` on another connection between
+// the cache's read of "k" and its PTTL.
+struct relayed_cache {
   test::redis_server server;
   test::blocking_connection admin{server.socket_path()};
-  ASSERT_EQ(admin.call({"SET", "k", "v1"}).text, "OK");
   test::blocking_connection writer{server.socket_path()};  // used by the relay thread only
-  test::split_relay relay(server.socket_path(), "*2\r\n$4\r\nPTTL\r\n$1\r\nk\r\n",
-                    [&] { (void)writer.call({"SET", "k", "v2"}); });
+  std::vector<std::string_view> write;
+  test::split_relay relay{server.socket_path(), "*2\r\n$4\r\nPTTL\r\n$1\r\nk\r\n", [this] { (void)writer.call(write); }};
   net::loop loop;
-  client::options o = tracking_options(server);
-  o.unix_path = relay.path();
-  client::client c(loop, o);
-  local_cache cache(c);
-  auto first = run_task(loop, cache.get("k"));
+  client::client c{loop, [this] {
+                     client::options o = tracking_options(server);
+                     o.unix_path = relay.path();
+                     return o;
+                   }()};
+  local_cache cache{c};
+
+  explicit relayed_cache(std::vector<std::string_view> w) : write(std::move(w)) {}
+};
+
+TEST(LocalCacheRace, AWriteBetweenTheReadAndItsPttlIsNotMissed) {
+  relayed_cache t({"SET", "k", "v2"});
+  ASSERT_EQ(t.admin.call({"SET", "k", "v1"}).text, "OK");
+  auto first = run_task(t.loop, t.cache.get("k"));
   ASSERT_TRUE(first);
   EXPECT_EQ(*first, "v1");  // right for a read concurrent with the write
-  ASSERT_TRUE(relay.split());
-  ASSERT_EQ(admin.call({"GET", "k"}).text, "v2");
-  test::run_for(loop, 300ms);  // any invalidation still on its way arrives
-  auto later = run_task(loop, cache.get("k"));
+  ASSERT_TRUE(t.relay.split());
+  ASSERT_EQ(t.admin.call({"GET", "k"}).text, "v2");
+  test::run_for(t.loop, 300ms);  // any invalidation still on its way arrives
+  auto later = run_task(t.loop, t.cache.get("k"));
   ASSERT_TRUE(later);
-  EXPECT_EQ(*later, "v2") << "served from the process after the server changed the key; hits=" << cache.stats().hits;
+  EXPECT_EQ(*later, "v2") << "served from the process after the server changed the key; hits=" << t.cache.stats().hits;
 }
 
 // The same through read().
 TEST(LocalCacheRace, AWriteBetweenAReadAndItsPttlIsNotMissedByRead) {
-  test::redis_server server;
-  test::blocking_connection admin{server.socket_path()};
-  ASSERT_EQ(admin.call({"HSET", "k", "f", "1"}).integer, 1);
-  test::blocking_connection writer{server.socket_path()};
-  test::split_relay relay(server.socket_path(), "*2\r\n$4\r\nPTTL\r\n$1\r\nk\r\n",
-                    [&] { (void)writer.call({"HSET", "k", "g", "2"}); });
-  net::loop loop;
-  client::options o = tracking_options(server);
-  o.unix_path = relay.path();
-  client::client c(loop, o);
-  local_cache cache(c);
-  auto first = run_task(loop, cache.read("HGETALL", "k"));
+  relayed_cache t({"HSET", "k", "g", "2"});
+  ASSERT_EQ(t.admin.call({"HSET", "k", "f", "1"}).integer, 1);
+  auto first = run_task(t.loop, t.cache.read("HGETALL", "k"));
   ASSERT_TRUE(first);
   EXPECT_EQ(first->elements.size(), 2u);
-  ASSERT_TRUE(relay.split());
-  test::run_for(loop, 300ms);
-  auto later = run_task(loop, cache.read("HGETALL", "k"));
+  ASSERT_TRUE(t.relay.split());
+  test::run_for(t.loop, 300ms);
+  auto later = run_task(t.loop, t.cache.read("HGETALL", "k"));
   ASSERT_TRUE(later);
-  EXPECT_EQ(later->elements.size(), 4u) << "stale HGETALL served; hits=" << cache.stats().hits;
+  EXPECT_EQ(later->elements.size(), 4u) << "stale HGETALL served; hits=" << t.cache.stats().hits;
 }
 
 // Accounting (from review helper-33): random reads, writes by another client, forgets and stale copies, with
